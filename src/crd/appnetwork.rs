@@ -1,0 +1,154 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{yes, Condition, DnsSpec, ObjectRefStatus, PortSpec};
+
+/// An application's network intent: its tiers and the flows allowed between them, other
+/// namespaces and CIDRs. tierflow renders it into deny-all baselines, DNS egress and one policy
+/// per tier, and keeps them true.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tierflow.dev",
+    version = "v1alpha1",
+    kind = "AppNetwork",
+    namespaced,
+    shortname = "appnet",
+    status = "AppNetworkStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Policies","type":"integer","jsonPath":".status.policyCount"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AppNetworkSpec {
+    /// The namespace-wide deny-all baseline this app wants. Both directions are denied by default.
+    #[serde(default)]
+    pub baseline: BaselineSpec,
+    /// DNS egress for every pod of the namespace (UDP and TCP 53 to the cluster DNS). On by default.
+    #[serde(default)]
+    pub dns: DnsSpec,
+    /// The app's tiers: groups of pods selected by labels, each with the ports it serves.
+    #[schemars(length(min = 1))]
+    pub tiers: Vec<TierSpec>,
+    /// The connections allowed. Everything else to and from a tier is denied.
+    #[serde(default)]
+    pub flows: Vec<FlowSpec>,
+}
+
+/// Which directions the namespace baseline denies.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSpec {
+    /// Deny all ingress to every pod of the namespace that no policy allows. Default true.
+    #[serde(default = "yes")]
+    pub deny_ingress: bool,
+    /// Deny all egress from every pod of the namespace that no policy allows. Default true.
+    #[serde(default = "yes")]
+    pub deny_egress: bool,
+}
+
+impl Default for BaselineSpec {
+    fn default() -> Self {
+        BaselineSpec {
+            deny_ingress: true,
+            deny_egress: true,
+        }
+    }
+}
+
+/// A tier: pods selected by labels, and the ports they serve.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TierSpec {
+    /// Tier name, a DNS label (lower case, digits and '-', at most 63 characters).
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// The tier's pods. Must not be empty: an empty selector would select every pod.
+    pub selector: LabelSelector,
+    /// The ports the tier serves. Flows into the tier that give no ports use these.
+    #[serde(default)]
+    pub ports: Vec<PortSpec>,
+}
+
+/// A permitted connection. At least one side must be a tier of this AppNetwork.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowSpec {
+    /// Who opens the connection.
+    pub from: PeerSpec,
+    /// Who accepts it.
+    pub to: PeerSpec,
+    /// Destination ports. Default: the ports of the destination tier. Required when the
+    /// destination is not a tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortSpec>>,
+}
+
+/// One end of a flow. Set exactly one of `tier`, `namespace`, `namespaceSelector`,
+/// `allNamespaces` or `cidr`; `selector` narrows a namespace peer to some of its pods and is
+/// rendered in the same peer (namespace AND pods). A `selector` alone means pods of this
+/// AppNetwork's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSpec {
+    /// A tier of this AppNetwork, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// A namespace by name (matched on the kubernetes.io/metadata.name label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Namespaces by label. Must not be empty; use allNamespaces to mean every namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Every namespace of the cluster (the explicit form of `namespaceSelector: {}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_namespaces: Option<bool>,
+    /// Pods, by label, within the namespace(s) above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    /// An IP network in CIDR form, for example 203.0.113.0/24 (traffic outside the cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
+    /// Networks inside `cidr` to leave out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub except: Option<Vec<String>>,
+}
+
+/// What tierflow observed and did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppNetworkStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (policies applied and current), Stalled (the spec cannot be applied).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// The per-tier policies of the last valid generation.
+    #[serde(default)]
+    pub policies: Vec<ObjectRefStatus>,
+    /// Number of per-tier policies (for `kubectl get`).
+    #[serde(default)]
+    pub policy_count: i64,
+    /// The namespace baseline this AppNetwork asks for, as of its last valid generation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<AppliedBaseline>,
+}
+
+/// The namespace baseline an AppNetwork contributes (the last valid one).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AppliedBaseline {
+    /// Deny ingress.
+    pub deny_ingress: bool,
+    /// Deny egress.
+    pub deny_egress: bool,
+    /// DNS to allow when egress is denied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSpec>,
+}

@@ -1,0 +1,105 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A transport protocol.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ProtocolSpec {
+    /// TCP (default).
+    #[default]
+    #[serde(rename = "TCP")]
+    Tcp,
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp,
+    /// SCTP.
+    #[serde(rename = "SCTP")]
+    Sctp,
+}
+
+/// A port and protocol.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct PortSpec {
+    /// Port number, 1-65535.
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// TCP (default), UDP or SCTP.
+    #[serde(default)]
+    pub protocol: ProtocolSpec,
+}
+
+/// Where DNS lives, so pods that are denied egress can still resolve names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsSpec {
+    /// Allow egress to the cluster DNS on UDP and TCP port 53. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Namespace of the DNS pods. Default kube-system.
+    #[serde(default = "kube_system")]
+    pub namespace: String,
+    /// Labels of the DNS pods. Default k8s-app=kube-dns (CoreDNS keeps this label).
+    #[serde(default = "kube_dns")]
+    pub selector: LabelSelector,
+    /// Address of NodeLocal DNSCache (for example 169.254.20.10), allowed as an extra /32 on port 53.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_local_address: Option<String>,
+}
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        DnsSpec {
+            enabled: true,
+            namespace: kube_system(),
+            selector: kube_dns(),
+            node_local_address: None,
+        }
+    }
+}
+
+pub(crate) fn yes() -> bool {
+    true
+}
+
+fn kube_system() -> String {
+    "kube-system".to_string()
+}
+
+fn kube_dns() -> LabelSelector {
+    LabelSelector {
+        match_labels: Some([("k8s-app".to_string(), "kube-dns".to_string())].into()),
+        match_expressions: None,
+    }
+}
+
+/// A status condition (the shape of metav1.Condition, as kstatus, Flux and Argo CD read it).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Condition type, for example Ready.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// True, False or Unknown.
+    pub status: String,
+    /// A CamelCase reason.
+    pub reason: String,
+    /// A human-readable message.
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The generation this condition was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// An object tierflow wrote.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRefStatus {
+    /// API version, for example networking.k8s.io/v1.
+    pub api_version: String,
+    /// Kind, for example NetworkPolicy.
+    pub kind: String,
+    /// Object name (in the AppNetwork's namespace).
+    pub name: String,
+}

@@ -1,0 +1,148 @@
+//! The validated model: what an AppNetwork (and, later, a ClusterBaseline) means once every
+//! field has been checked. Renderers, the simulator and the linter consume this, never the raw
+//! spec. Kube-free.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use crate::core::{Cidr, Port, Selector};
+
+/// Where DNS lives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DnsTarget {
+    /// Namespace of the DNS pods.
+    pub namespace: String,
+    /// Labels of the DNS pods.
+    pub pods: Selector,
+    /// NodeLocal DNSCache address, allowed as an extra /32.
+    pub node_local: Option<IpAddr>,
+}
+
+/// What one input asks of its namespace's baseline.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BaselineWish {
+    /// Deny ingress to every pod.
+    pub deny_ingress: bool,
+    /// Deny egress from every pod.
+    pub deny_egress: bool,
+    /// DNS to allow when egress is denied.
+    pub dns: Option<DnsTarget>,
+}
+
+/// The merged desired baseline of one namespace: deny if any input denies, DNS if any wants it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceBaseline {
+    /// Deny ingress to every pod.
+    pub deny_ingress: bool,
+    /// Deny egress from every pod.
+    pub deny_egress: bool,
+    /// Every DNS target any input wants (sorted, unique).
+    pub dns: BTreeSet<DnsTarget>,
+}
+
+impl NamespaceBaseline {
+    /// Merges the wishes of every input.
+    pub fn merge<'a>(wishes: impl IntoIterator<Item = &'a BaselineWish>) -> Self {
+        let mut out = NamespaceBaseline::default();
+        for w in wishes {
+            out.deny_ingress |= w.deny_ingress;
+            out.deny_egress |= w.deny_egress;
+            if let Some(d) = &w.dns {
+                out.dns.insert(d.clone());
+            }
+        }
+        out
+    }
+
+    /// Whether anything needs to be rendered at all.
+    pub fn is_empty(&self) -> bool {
+        !self.deny_ingress && !self.deny_egress
+    }
+}
+
+/// A tier of an app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tier {
+    /// Name (a DNS label).
+    pub name: String,
+    /// Its pods (never empty).
+    pub selector: Selector,
+    /// The ports it serves.
+    pub ports: Vec<Port>,
+}
+
+/// Which namespaces a pod peer is in.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NamespaceMatch {
+    /// The AppNetwork's own namespace.
+    Own,
+    /// One namespace, by name (matched on `kubernetes.io/metadata.name`).
+    Named(String),
+    /// Namespaces by label (never empty).
+    Selector(Selector),
+    /// Every namespace, explicitly asked for.
+    All,
+}
+
+/// One end of a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Peer {
+    /// A tier of this app, by index into `AppModel::tiers`.
+    Tier(usize),
+    /// Pods in some namespaces: one peer, so the namespace AND pod conditions both apply.
+    Pods {
+        /// The namespaces.
+        namespaces: NamespaceMatch,
+        /// The pods in them (`None`: every pod).
+        pods: Option<Selector>,
+    },
+    /// An IP network, minus exceptions.
+    Cidr {
+        /// The network.
+        cidr: Cidr,
+        /// Networks inside it to leave out.
+        except: Vec<Cidr>,
+    },
+}
+
+/// A permitted connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// Index in `spec.flows` (for messages).
+    pub index: usize,
+    /// Who connects.
+    pub from: Peer,
+    /// Who accepts.
+    pub to: Peer,
+    /// Destination ports (never empty).
+    pub ports: Vec<Port>,
+}
+
+/// A validated AppNetwork.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppModel {
+    /// AppNetwork name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// What it asks of the namespace baseline.
+    pub baseline: BaselineWish,
+    /// DNS every tier may reach (`None` when DNS is disabled).
+    pub dns: Option<DnsTarget>,
+    /// Tiers, in spec order.
+    pub tiers: Vec<Tier>,
+    /// Flows, in spec order.
+    pub flows: Vec<Flow>,
+}
+
+impl AppModel {
+    /// Flows arriving at tier `t` (ingress rules of its policy).
+    pub fn flows_into(&self, t: usize) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().filter(move |f| f.to == Peer::Tier(t))
+    }
+
+    /// Flows leaving tier `t` (egress rules of its policy).
+    pub fn flows_out_of(&self, t: usize) -> impl Iterator<Item = &Flow> {
+        self.flows.iter().filter(move |f| f.from == Peer::Tier(t))
+    }
+}

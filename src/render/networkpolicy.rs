@@ -1,0 +1,321 @@
+//! The standard backend: `networking.k8s.io/v1` NetworkPolicy, which every enforcing CNI honours.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use super::{baseline_labels, tier_labels, Owner};
+use crate::core::names::{tier_policy_name, BASELINE_NAME};
+use crate::core::port::DNS_PORTS;
+use crate::core::{Cidr, Port, Selector};
+use crate::model::{AppModel, DnsTarget, NamespaceBaseline, NamespaceMatch, Peer};
+use crate::validate::label_selector;
+
+/// The label every namespace carries with its own name (set by Kubernetes 1.21+, and by the
+/// test harness on older clusters).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
+/// flows in and out, and DNS.
+pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
+    model
+        .tiers
+        .iter()
+        .enumerate()
+        .map(|(t, tier)| {
+            let mut ingress: Vec<NetworkPolicyIngressRule> = Vec::new();
+            for f in model.flows_into(t) {
+                push_unique(
+                    &mut ingress,
+                    NetworkPolicyIngressRule {
+                        from: Some(peers(model, &f.from)),
+                        ports: Some(ports(&f.ports)),
+                    },
+                );
+            }
+            let mut egress: Vec<NetworkPolicyEgressRule> = Vec::new();
+            if let Some(dns) = &model.dns {
+                egress.push(dns_rule(dns));
+            }
+            for f in model.flows_out_of(t) {
+                push_unique(
+                    &mut egress,
+                    NetworkPolicyEgressRule {
+                        to: Some(peers(model, &f.to)),
+                        ports: Some(ports(&f.ports)),
+                    },
+                );
+            }
+            NetworkPolicy {
+                metadata: ObjectMeta {
+                    name: Some(tier_policy_name(&model.name, &tier.name)),
+                    namespace: Some(model.namespace.clone()),
+                    labels: Some(tier_labels(&model.name, &tier.name)),
+                    owner_references: owner.map(|o| vec![o.reference(true)]),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(NetworkPolicySpec {
+                    pod_selector: Some(label_selector(&tier.selector)),
+                    policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
+                    ingress: (!ingress.is_empty()).then_some(ingress),
+                    egress: (!egress.is_empty()).then_some(egress),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// The namespace baseline `tierflow-baseline`: selects every pod, denies per the merged wishes
+/// and, when egress is denied, allows DNS. `None` when nothing is denied.
+pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Option<NetworkPolicy> {
+    if b.is_empty() {
+        return None;
+    }
+    let mut types = Vec::new();
+    if b.deny_ingress {
+        types.push("Ingress".to_string());
+    }
+    let mut egress = Vec::new();
+    if b.deny_egress {
+        types.push("Egress".to_string());
+        egress.extend(b.dns.iter().map(dns_rule));
+    }
+    Some(NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(BASELINE_NAME.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(baseline_labels()),
+            owner_references: (!owners.is_empty())
+                .then(|| owners.iter().map(|o| o.reference(false)).collect()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(types),
+            ingress: None,
+            egress: (!egress.is_empty()).then_some(egress),
+        }),
+    })
+}
+
+fn push_unique<T: PartialEq>(rules: &mut Vec<T>, rule: T) {
+    if !rules.contains(&rule) {
+        rules.push(rule);
+    }
+}
+
+fn dns_rule(dns: &DnsTarget) -> NetworkPolicyEgressRule {
+    let mut to = vec![NetworkPolicyPeer {
+        namespace_selector: Some(namespace_named(&dns.namespace)),
+        pod_selector: Some(label_selector(&dns.pods)),
+        ip_block: None,
+    }];
+    if let Some(addr) = dns.node_local {
+        to.push(NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: Cidr::host(addr).to_string(),
+                except: None,
+            }),
+            ..NetworkPolicyPeer::default()
+        });
+    }
+    NetworkPolicyEgressRule {
+        to: Some(to),
+        ports: Some(ports(&DNS_PORTS)),
+    }
+}
+
+fn namespace_named(ns: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            ns.to_string(),
+        )])),
+        match_expressions: None,
+    }
+}
+
+fn optional_selector(s: &Option<Selector>) -> Option<LabelSelector> {
+    s.as_ref().map(label_selector)
+}
+
+/// The peers of one flow end: always ONE peer, so namespace AND pod conditions both apply.
+fn peers(model: &AppModel, p: &Peer) -> Vec<NetworkPolicyPeer> {
+    let peer = match p {
+        Peer::Tier(i) => NetworkPolicyPeer {
+            pod_selector: Some(label_selector(&model.tiers[*i].selector)),
+            ..NetworkPolicyPeer::default()
+        },
+        Peer::Pods { namespaces, pods } => {
+            let namespace_selector = match namespaces {
+                NamespaceMatch::Own => None,
+                NamespaceMatch::Named(ns) => Some(namespace_named(ns)),
+                NamespaceMatch::Selector(s) => Some(label_selector(s)),
+                NamespaceMatch::All => Some(LabelSelector::default()),
+            };
+            NetworkPolicyPeer {
+                namespace_selector,
+                pod_selector: optional_selector(pods),
+                ip_block: None,
+            }
+        }
+        Peer::Cidr { cidr, except } => NetworkPolicyPeer {
+            ip_block: Some(IPBlock {
+                cidr: cidr.to_string(),
+                except: (!except.is_empty())
+                    .then(|| except.iter().map(ToString::to_string).collect()),
+            }),
+            ..NetworkPolicyPeer::default()
+        },
+    };
+    vec![peer]
+}
+
+fn ports(list: &[Port]) -> Vec<NetworkPolicyPort> {
+    list.iter()
+        .map(|p| NetworkPolicyPort {
+            port: Some(IntOrString::Int(i32::from(p.number))),
+            protocol: Some(p.protocol.as_str().to_string()),
+            end_port: None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AppNetworkSpec;
+    use crate::model::BaselineWish;
+    use crate::validate;
+
+    pub(crate) const THREE_TIER: &str = r#"
+tiers:
+  - {name: frontend, selector: {matchLabels: {app: frontend}}, ports: [{port: 8080, protocol: TCP}]}
+  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
+  - {name: database, selector: {matchLabels: {app: database}}, ports: [{port: 5432}]}
+flows:
+  - {from: {tier: frontend}, to: {tier: api}}
+  - {from: {tier: api}, to: {tier: database}}
+  - {from: {tier: database}, to: {tier: database}}
+  - from: {namespace: monitoring, selector: {matchLabels: {app: prometheus}}}
+    to: {tier: api}
+    ports: [{port: 9090}]
+  - from: {cidr: 0.0.0.0/0, except: [169.254.169.254/32]}
+    to: {tier: frontend}
+    ports: [{port: 80}, {port: 443}]
+  - {from: {tier: api}, to: {cidr: 203.0.113.0/24}, ports: [{port: 443}]}
+"#;
+
+    fn model() -> AppModel {
+        let spec: AppNetworkSpec = serde_yaml::from_str(THREE_TIER).unwrap();
+        validate::app_network("shop", "production", &spec).unwrap()
+    }
+
+    fn yaml<T: serde::Serialize>(v: &T) -> String {
+        serde_yaml::to_string(v).unwrap()
+    }
+
+    #[test]
+    fn three_tier_example_renders_one_policy_per_tier() {
+        let pols = tier_policies(&model(), None);
+        let names: Vec<_> = pols
+            .iter()
+            .map(|p| p.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "tierflow-shop-frontend",
+                "tierflow-shop-api",
+                "tierflow-shop-database"
+            ]
+        );
+        let api = pols[1].spec.as_ref().unwrap();
+        assert_eq!(
+            api.policy_types.as_deref(),
+            Some(&["Ingress".to_string(), "Egress".to_string()][..])
+        );
+        // ingress from frontend on 8080, and from monitoring/prometheus on 9090 in ONE peer
+        let ingress = api.ingress.as_ref().unwrap();
+        assert_eq!(ingress.len(), 2);
+        let prom = &ingress[1].from.as_ref().unwrap()[0];
+        assert!(prom.namespace_selector.is_some() && prom.pod_selector.is_some());
+        // egress: DNS, database, external CIDR
+        assert_eq!(api.egress.as_ref().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn rendering_is_byte_for_byte_deterministic() {
+        assert_eq!(
+            yaml(&tier_policies(&model(), None)),
+            yaml(&tier_policies(&model(), None))
+        );
+    }
+
+    #[test]
+    fn cidr_except_and_dns_render_as_kubernetes_expects() {
+        let pols = tier_policies(&model(), None);
+        let fe = yaml(&pols[0]);
+        assert!(fe.contains("cidr: 0.0.0.0/0"), "{fe}");
+        assert!(fe.contains("- 169.254.169.254/32"));
+        let dns = &pols[0].spec.as_ref().unwrap().egress.as_ref().unwrap()[0];
+        let ports: Vec<_> = dns
+            .ports
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|p| p.protocol.clone().unwrap())
+            .collect();
+        assert_eq!(ports, ["UDP", "TCP"]);
+    }
+
+    #[test]
+    fn intra_tier_flow_yields_ingress_and_egress_on_the_same_policy() {
+        let pols = tier_policies(&model(), None);
+        let db = pols[2].spec.as_ref().unwrap();
+        let from_db = db.ingress.as_ref().unwrap().iter().any(|r| {
+            r.from.as_ref().unwrap()[0]
+                .pod_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()["app"]
+                == "database"
+        });
+        let to_db = db.egress.as_ref().unwrap().iter().any(|r| {
+            r.to.as_ref().unwrap()[0]
+                .pod_selector
+                .as_ref()
+                .is_some_and(|s| s.match_labels.as_ref().unwrap()["app"] == "database")
+        });
+        assert!(from_db && to_db);
+    }
+
+    #[test]
+    fn baseline_merges_denies_and_dns() {
+        let m = model();
+        let merged = NamespaceBaseline::merge([
+            &m.baseline,
+            &BaselineWish {
+                deny_ingress: true,
+                ..Default::default()
+            },
+        ]);
+        let b = baseline("production", &merged, &[]).unwrap();
+        let spec = b.spec.unwrap();
+        assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"]);
+        assert_eq!(spec.egress.unwrap().len(), 1);
+        assert_eq!(spec.pod_selector, Some(LabelSelector::default()));
+    }
+
+    #[test]
+    fn nothing_denied_renders_no_baseline() {
+        assert!(baseline("x", &NamespaceBaseline::default(), &[]).is_none());
+    }
+}

@@ -1,0 +1,617 @@
+//! Spec → validated model. No client: everything here is decided from the object alone.
+//!
+//! Every problem is reported with the field path (`spec.flows[2].from.tier`) and what is wrong,
+//! so the `Ready=False` condition and the Warning event can say it plainly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::core::selector::is_dns1123_label;
+use crate::core::{Cidr, Port, Protocol, Selector};
+use crate::crd::{AppNetworkSpec, AppliedBaseline, DnsSpec, PeerSpec, PortSpec, ProtocolSpec};
+use crate::model::{AppModel, BaselineWish, DnsTarget, Flow, NamespaceMatch, Peer, Tier};
+
+/// One problem in a spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, for example `spec.flows[2].from.tier`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found in a spec (never empty).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct InvalidSpec(pub Vec<FieldError>);
+
+impl fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 5;
+        let shown: Vec<String> = self.0.iter().take(SHOWN).map(ToString::to_string).collect();
+        f.write_str(&shown.join("; "))?;
+        if self.0.len() > SHOWN {
+            write!(f, "; and {} more", self.0.len() - SHOWN)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// Validates an AppNetwork spec into the model.
+pub fn app_network(
+    name: &str,
+    namespace: &str,
+    spec: &AppNetworkSpec,
+) -> Result<AppModel, InvalidSpec> {
+    let mut errs = Errors::default();
+
+    let dns = dns_target(&spec.dns, "spec.dns", &mut errs);
+    let baseline = BaselineWish {
+        deny_ingress: spec.baseline.deny_ingress,
+        deny_egress: spec.baseline.deny_egress,
+        dns: if spec.baseline.deny_egress {
+            dns.clone()
+        } else {
+            None
+        },
+    };
+
+    let mut tiers = Vec::with_capacity(spec.tiers.len());
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    if spec.tiers.is_empty() {
+        errs.add("spec.tiers", "at least one tier is required");
+    }
+    for (i, t) in spec.tiers.iter().enumerate() {
+        let f = format!("spec.tiers[{i}]");
+        if !is_dns1123_label(&t.name) {
+            errs.add(
+                format!("{f}.name"),
+                format!("{:?} is not a DNS label (lower case letters, digits and '-', at most 63 characters)", t.name),
+            );
+        }
+        if index.insert(t.name.as_str(), i).is_some() {
+            errs.add(
+                format!("{f}.name"),
+                format!("duplicate tier name {:?}", t.name),
+            );
+        }
+        let selector = match selector(&t.selector, &format!("{f}.selector"), &mut errs) {
+            Some(s) if s.is_empty() => {
+                errs.add(
+                    format!("{f}.selector"),
+                    "must not be empty: an empty selector selects every pod of the namespace",
+                );
+                s
+            }
+            Some(s) => s,
+            None => Selector::default(),
+        };
+        let ports = ports(&t.ports, &format!("{f}.ports"), &mut errs);
+        tiers.push(Tier {
+            name: t.name.clone(),
+            selector,
+            ports,
+        });
+    }
+
+    let mut flows = Vec::with_capacity(spec.flows.len());
+    for (i, fl) in spec.flows.iter().enumerate() {
+        let f = format!("spec.flows[{i}]");
+        let from = peer(&fl.from, &format!("{f}.from"), &index, &mut errs);
+        let to = peer(&fl.to, &format!("{f}.to"), &index, &mut errs);
+        let (Some(from), Some(to)) = (from, to) else {
+            continue;
+        };
+        if !matches!(from, Peer::Tier(_)) && !matches!(to, Peer::Tier(_)) {
+            errs.add(
+                f.clone(),
+                "at least one side of a flow must be a tier of this AppNetwork",
+            );
+            continue;
+        }
+        let ports = match (&fl.ports, &to) {
+            (Some(p), _) if !p.is_empty() => ports(p, &format!("{f}.ports"), &mut errs),
+            (_, Peer::Tier(t)) => {
+                let declared = &tiers[*t].ports;
+                if declared.is_empty() {
+                    errs.add(
+                        format!("{f}.ports"),
+                        format!(
+                            "the flow gives no ports and tier {:?} declares none; list the ports (tierflow never opens all ports by accident)",
+                            tiers[*t].name
+                        ),
+                    );
+                }
+                declared.clone()
+            }
+            _ => {
+                errs.add(
+                    format!("{f}.ports"),
+                    "a flow whose destination is not a tier must list its ports (tierflow never opens all ports by accident)",
+                );
+                Vec::new()
+            }
+        };
+        flows.push(Flow {
+            index: i,
+            from,
+            to,
+            ports,
+        });
+    }
+
+    if errs.0.is_empty() {
+        Ok(AppModel {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            baseline,
+            dns,
+            tiers,
+            flows,
+        })
+    } else {
+        Err(InvalidSpec(errs.0))
+    }
+}
+
+/// Reads back the baseline an AppNetwork recorded in its status (written only from a valid
+/// spec, so errors here mean someone edited the status by hand).
+pub fn applied_baseline(b: &AppliedBaseline) -> Result<BaselineWish, InvalidSpec> {
+    let mut errs = Errors::default();
+    let dns = b
+        .dns
+        .as_ref()
+        .and_then(|d| dns_target(d, "status.baseline.dns", &mut errs));
+    if errs.0.is_empty() {
+        Ok(BaselineWish {
+            deny_ingress: b.deny_ingress,
+            deny_egress: b.deny_egress,
+            dns,
+        })
+    } else {
+        Err(InvalidSpec(errs.0))
+    }
+}
+
+/// The status form of a baseline wish (inverse of [`applied_baseline`]).
+pub fn to_applied_baseline(w: &BaselineWish) -> AppliedBaseline {
+    AppliedBaseline {
+        deny_ingress: w.deny_ingress,
+        deny_egress: w.deny_egress,
+        dns: w.dns.as_ref().map(|d| DnsSpec {
+            enabled: true,
+            namespace: d.namespace.clone(),
+            selector: label_selector(&d.pods),
+            node_local_address: d.node_local.map(|a| a.to_string()),
+        }),
+    }
+}
+
+/// The Kubernetes form of a validated selector.
+pub fn label_selector(s: &Selector) -> LabelSelector {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    LabelSelector {
+        match_labels: (!s.match_labels.is_empty()).then(|| s.match_labels.clone()),
+        match_expressions: (!s.match_expressions.is_empty()).then(|| {
+            s.match_expressions
+                .iter()
+                .map(|r| LabelSelectorRequirement {
+                    key: r.key.clone(),
+                    operator: r.op.as_str().to_string(),
+                    values: (!r.values.is_empty()).then(|| r.values.iter().cloned().collect()),
+                })
+                .collect()
+        }),
+    }
+}
+
+fn dns_target(d: &DnsSpec, field: &str, errs: &mut Errors) -> Option<DnsTarget> {
+    if !d.enabled {
+        return None;
+    }
+    if !is_dns1123_label(&d.namespace) {
+        errs.add(
+            format!("{field}.namespace"),
+            format!("{:?} is not a namespace name", d.namespace),
+        );
+    }
+    let pods = selector(&d.selector, &format!("{field}.selector"), errs).unwrap_or_default();
+    let node_local = match &d.node_local_address {
+        None => None,
+        Some(a) => match a.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                errs.add(
+                    format!("{field}.nodeLocalAddress"),
+                    format!("{a:?} is not an IP address"),
+                );
+                None
+            }
+        },
+    };
+    Some(DnsTarget {
+        namespace: d.namespace.clone(),
+        pods,
+        node_local,
+    })
+}
+
+/// Validates a Kubernetes label selector into the core form.
+pub fn selector(s: &LabelSelector, field: &str, errs_out: &mut impl ErrorSink) -> Option<Selector> {
+    let labels: BTreeMap<String, String> = s.match_labels.clone().unwrap_or_default();
+    let exprs = s.match_expressions.iter().flatten().map(|r| {
+        (
+            r.key.clone(),
+            r.operator.clone(),
+            r.values.clone().unwrap_or_default(),
+        )
+    });
+    match Selector::new(labels, exprs) {
+        Ok(sel) => Some(sel),
+        Err(e) => {
+            errs_out.push_error(field, e.to_string());
+            None
+        }
+    }
+}
+
+/// Something that collects field errors (lets `selector` serve other validators too).
+pub trait ErrorSink {
+    /// Records one error.
+    fn push_error(&mut self, field: &str, message: String);
+}
+
+impl ErrorSink for Errors {
+    fn push_error(&mut self, field: &str, message: String) {
+        self.add(field, message);
+    }
+}
+
+impl ErrorSink for Vec<FieldError> {
+    fn push_error(&mut self, field: &str, message: String) {
+        self.push(FieldError {
+            field: field.to_string(),
+            message,
+        });
+    }
+}
+
+fn ports(list: &[PortSpec], field: &str, errs: &mut Errors) -> Vec<Port> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, p) in list.iter().enumerate() {
+        let Ok(number) = u16::try_from(p.port) else {
+            errs.add(
+                format!("{field}[{i}].port"),
+                format!("{} is not a port (1-65535)", p.port),
+            );
+            continue;
+        };
+        if number == 0 {
+            errs.add(format!("{field}[{i}].port"), "0 is not a port (1-65535)");
+            continue;
+        }
+        let port = Port {
+            number,
+            protocol: protocol(p.protocol),
+        };
+        if seen.insert(port) {
+            out.push(port);
+        }
+    }
+    out
+}
+
+fn protocol(p: ProtocolSpec) -> Protocol {
+    match p {
+        ProtocolSpec::Tcp => Protocol::Tcp,
+        ProtocolSpec::Udp => Protocol::Udp,
+        ProtocolSpec::Sctp => Protocol::Sctp,
+    }
+}
+
+fn peer(
+    p: &PeerSpec,
+    field: &str,
+    tiers: &HashMap<&str, usize>,
+    errs: &mut Errors,
+) -> Option<Peer> {
+    let kinds: Vec<&str> = [
+        ("tier", p.tier.is_some()),
+        ("namespace", p.namespace.is_some()),
+        ("namespaceSelector", p.namespace_selector.is_some()),
+        ("allNamespaces", p.all_namespaces == Some(true)),
+        ("cidr", p.cidr.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, set)| set.then_some(k))
+    .collect();
+    if kinds.len() > 1 {
+        errs.add(
+            field,
+            format!(
+                "set only one of {} (they are different kinds of peer)",
+                kinds.join(", ")
+            ),
+        );
+        return None;
+    }
+    if p.except.is_some() && p.cidr.is_none() {
+        errs.add(
+            format!("{field}.except"),
+            "except is only allowed together with cidr",
+        );
+        return None;
+    }
+    let pods = |errs: &mut Errors| -> Option<Option<Selector>> {
+        match &p.selector {
+            None => Some(None),
+            Some(s) => {
+                let sel = selector(s, &format!("{field}.selector"), errs)?;
+                Some((!sel.is_empty()).then_some(sel))
+            }
+        }
+    };
+    match kinds.first().copied() {
+        Some("tier") => {
+            let name = p.tier.as_deref().unwrap_or_default();
+            if p.selector.is_some() {
+                errs.add(
+                    format!("{field}.selector"),
+                    "a tier peer takes no selector (the tier's own selector applies)",
+                );
+                return None;
+            }
+            match tiers.get(name) {
+                Some(i) => Some(Peer::Tier(*i)),
+                None => {
+                    errs.add(format!("{field}.tier"), format!("unknown tier {name:?}"));
+                    None
+                }
+            }
+        }
+        Some("namespace") => {
+            let ns = p.namespace.clone().unwrap_or_default();
+            if !is_dns1123_label(&ns) {
+                errs.add(
+                    format!("{field}.namespace"),
+                    format!("{ns:?} is not a namespace name"),
+                );
+                return None;
+            }
+            Some(Peer::Pods {
+                namespaces: NamespaceMatch::Named(ns),
+                pods: pods(errs)?,
+            })
+        }
+        Some("namespaceSelector") => {
+            let f = format!("{field}.namespaceSelector");
+            let sel = selector(p.namespace_selector.as_ref()?, &f, errs)?;
+            if sel.is_empty() {
+                errs.add(
+                    f,
+                    "an empty namespaceSelector selects every namespace of the cluster; set allNamespaces: true if that is really meant, or name the namespaces",
+                );
+                return None;
+            }
+            Some(Peer::Pods {
+                namespaces: NamespaceMatch::Selector(sel),
+                pods: pods(errs)?,
+            })
+        }
+        Some("allNamespaces") => Some(Peer::Pods {
+            namespaces: NamespaceMatch::All,
+            pods: pods(errs)?,
+        }),
+        Some("cidr") => cidr_peer(p, field, errs),
+        _ => match pods(errs)? {
+            Some(sel) => Some(Peer::Pods {
+                namespaces: NamespaceMatch::Own,
+                pods: Some(sel),
+            }),
+            None => {
+                errs.add(
+                    field,
+                    "set one of tier, namespace, namespaceSelector, allNamespaces or cidr (or a non-empty selector for pods of this namespace)",
+                );
+                None
+            }
+        },
+    }
+}
+
+fn cidr_peer(p: &PeerSpec, field: &str, errs: &mut Errors) -> Option<Peer> {
+    if p.selector.is_some() {
+        errs.add(
+            format!("{field}.selector"),
+            "a cidr peer takes no pod selector",
+        );
+        return None;
+    }
+    let cidr = match Cidr::parse(p.cidr.as_deref().unwrap_or_default()) {
+        Ok(c) => c,
+        Err(e) => {
+            errs.add(format!("{field}.cidr"), e.to_string());
+            return None;
+        }
+    };
+    let mut except = Vec::new();
+    for (i, e) in p.except.iter().flatten().enumerate() {
+        let f = format!("{field}.except[{i}]");
+        match Cidr::parse(e) {
+            Err(err) => errs.add(f, err.to_string()),
+            Ok(x) if !cidr.contains(&x) || x == cidr => {
+                errs.add(f, format!("{x} is not strictly inside {cidr}"));
+            }
+            Ok(x) => except.push(x),
+        }
+    }
+    except.sort();
+    except.dedup();
+    Some(Peer::Cidr { cidr, except })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AppNetworkSpec;
+
+    fn spec(yaml: &str) -> AppNetworkSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn errors(yaml: &str) -> Vec<String> {
+        app_network("shop", "prod", &spec(yaml))
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    const TIERS: &str = "
+tiers:
+  - {name: frontend, selector: {matchLabels: {app: frontend}}, ports: [{port: 8080}]}
+  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
+  - {name: db, selector: {matchLabels: {app: db}}}
+";
+
+    #[test]
+    fn three_tier_example_validates_with_defaults() {
+        let m = app_network(
+            "shop",
+            "prod",
+            &spec(&format!(
+                "{TIERS}flows:\n  - {{from: {{tier: frontend}}, to: {{tier: api}}}}\n"
+            )),
+        )
+        .unwrap();
+        assert_eq!(m.tiers.len(), 3);
+        assert_eq!(m.flows[0].ports, vec![Port::tcp(8080)]);
+        assert!(m.baseline.deny_ingress && m.baseline.deny_egress);
+        let dns = m.dns.unwrap();
+        assert_eq!(dns.namespace, "kube-system");
+        assert_eq!(dns.pods.to_string(), "k8s-app=kube-dns");
+    }
+
+    #[test]
+    fn unknown_tier_is_named_with_its_field() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{tier: web}}, to: {{tier: api}}}}\n"
+        ));
+        assert_eq!(e, vec!["spec.flows[0].from.tier: unknown tier \"web\""]);
+    }
+
+    #[test]
+    fn duplicate_tiers_and_empty_selectors_are_rejected() {
+        let e = errors("tiers:\n  - {name: a, selector: {}, ports: [{port: 1}]}\n  - {name: a, selector: {matchLabels: {x: y}}}\n");
+        assert!(e
+            .iter()
+            .any(|m| m.starts_with("spec.tiers[0].selector: must not be empty")));
+        assert!(e
+            .iter()
+            .any(|m| m == "spec.tiers[1].name: duplicate tier name \"a\""));
+    }
+
+    #[test]
+    fn empty_namespace_selector_is_rejected_with_the_reason() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{namespaceSelector: {{}}}}, to: {{tier: api}}}}\n"
+        ));
+        assert!(e[0].contains("selects every namespace"), "{e:?}");
+        assert!(e[0].contains("allNamespaces: true"));
+    }
+
+    #[test]
+    fn all_namespaces_must_be_explicit() {
+        let m = app_network(
+            "shop",
+            "prod",
+            &spec(&format!("{TIERS}flows:\n  - {{from: {{allNamespaces: true, selector: {{matchLabels: {{app: p}}}}}}, to: {{tier: api}}}}\n")),
+        )
+        .unwrap();
+        assert!(matches!(
+            &m.flows[0].from,
+            Peer::Pods {
+                namespaces: NamespaceMatch::All,
+                pods: Some(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn except_outside_its_cidr_is_rejected() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{cidr: 10.0.0.0/8, except: [192.168.0.0/16]}}, to: {{tier: api}}}}\n"
+        ));
+        assert_eq!(
+            e,
+            vec!["spec.flows[0].from.except[0]: 192.168.0.0/16 is not strictly inside 10.0.0.0/8"]
+        );
+    }
+
+    #[test]
+    fn cidr_with_host_bits_suggests_the_network() {
+        let e = errors(&format!("{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{cidr: 10.1.2.3/8}}, ports: [{{port: 443}}]}}\n"));
+        assert!(e[0].contains("did you mean 10.0.0.0/8"), "{e:?}");
+    }
+
+    #[test]
+    fn flow_into_a_tier_without_ports_is_rejected() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{tier: db}}}}\n"
+        ));
+        assert!(e[0].starts_with(
+            "spec.flows[0].ports: the flow gives no ports and tier \"db\" declares none"
+        ));
+    }
+
+    #[test]
+    fn flow_to_a_cidr_must_list_ports() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{cidr: 203.0.113.0/24}}}}\n"
+        ));
+        assert!(e[0].contains("must list its ports"));
+    }
+
+    #[test]
+    fn flow_between_two_outsiders_is_rejected() {
+        let e = errors(&format!("{TIERS}flows:\n  - {{from: {{namespace: a}}, to: {{cidr: 10.0.0.0/8}}, ports: [{{port: 1}}]}}\n"));
+        assert!(e[0].contains("at least one side of a flow must be a tier"));
+    }
+
+    #[test]
+    fn mixed_peer_kinds_are_rejected() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{tier: api, cidr: 10.0.0.0/8}}, to: {{tier: api}}}}\n"
+        ));
+        assert!(e[0].contains("set only one of tier, cidr"));
+    }
+
+    #[test]
+    fn applied_baseline_round_trips() {
+        let m = app_network("shop", "prod", &spec(TIERS)).unwrap();
+        let back = applied_baseline(&to_applied_baseline(&m.baseline)).unwrap();
+        assert_eq!(back, m.baseline);
+    }
+}
