@@ -42,6 +42,9 @@ enum Command {
         /// An AppNetwork manifest (YAML; `-` for standard input).
         #[arg(short = 'f', long = "filename")]
         file: PathBuf,
+        /// Print a table of what may talk to what instead of the objects.
+        #[arg(long)]
+        summary: bool,
     },
 }
 
@@ -66,7 +69,7 @@ async fn main() -> ExitCode {
         Command::Crds => crd::crds_yaml()
             .map(|y| print!("{y}"))
             .map_err(|e| Error::Config(e.to_string())),
-        Command::Render { file } => render(&file),
+        Command::Render { file, summary } => render(&file, summary),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,7 +118,7 @@ fn read_input(file: &PathBuf) -> tierflow::Result<String> {
     }
 }
 
-fn render(file: &PathBuf) -> tierflow::Result<()> {
+fn render(file: &PathBuf, summary: bool) -> tierflow::Result<()> {
     use serde::Deserialize;
     let text = read_input(file)?;
     let mut out = String::new();
@@ -139,6 +142,13 @@ fn render(file: &PathBuf) -> tierflow::Result<()> {
                 file.display()
             ))
         })?;
+        if summary {
+            out.push_str(&format!(
+                "{ns}/{name}:\n{}",
+                tierflow::render::summary::table(&model)
+            ));
+            continue;
+        }
         let baseline = tierflow::model::NamespaceBaseline::merge([&model.baseline]);
         let mut objects: Vec<serde_json::Value> = Vec::new();
         for p in networkpolicy::tier_policies(&model, None) {

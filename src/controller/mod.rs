@@ -25,6 +25,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::crd::AppNetwork;
@@ -81,7 +82,9 @@ pub async fn start(client: Client) -> Result<Running> {
     let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
     let (app_tx, app_rx) = unbounded::<ObjectRef<AppNetwork>>();
 
+    let (namespaces, ns_w) = reflector::store::<Namespace>();
     let mut tasks = Vec::new();
+    let mut synced = Vec::new();
 
     // AppNetworks → the AppNetwork itself, and its namespace.
     {
@@ -92,14 +95,16 @@ pub async fn start(client: Client) -> Result<Running> {
         )
         .default_backoff()
         .reflect(appnet_w);
-        tasks.push(tokio::spawn(fan_out(stream, move |ev| match ev {
+        let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(a) | Event::InitApply(a) => {
                 send(&app_tx, ObjectRef::from_obj(a));
                 send(&ns_tx, ns_ref(a));
             }
             Event::Delete(a) => send(&ns_tx, ns_ref(a)),
             Event::Init | Event::InitDone => {}
-        })));
+        });
+        tasks.push(task);
+        synced.push(ready);
     }
 
     // Managed NetworkPolicies → their owning AppNetwork (drift of a tier policy) and their
@@ -110,7 +115,7 @@ pub async fn start(client: Client) -> Result<Running> {
         let stream = watcher::watcher(Api::<NetworkPolicy>::all(client.clone()), managed)
             .default_backoff()
             .reflect(np_w);
-        tasks.push(tokio::spawn(fan_out(stream, move |ev| match ev {
+        let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(p) | Event::InitApply(p) | Event::Delete(p) => {
                 if let Some(owner) = owner_app(p) {
                     send(&app_tx, owner);
@@ -125,20 +130,32 @@ pub async fn start(client: Client) -> Result<Running> {
                 }
             }
             Event::Init => {}
-        })));
+        });
+        tasks.push(task);
+        synced.push(ready);
+    }
+
+    // Namespaces → themselves (new namespaces, label changes).
+    {
+        let ns_tx = ns_tx.clone();
+        let stream = watcher::watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(ns_w);
+        let (task, ready) = fan_out(stream, move |ev| match ev {
+            Event::Apply(n) | Event::InitApply(n) => send(&ns_tx, ObjectRef::from_obj(n)),
+            Event::Delete(_) | Event::Init | Event::InitDone => {}
+        });
+        tasks.push(task);
+        synced.push(ready);
     }
 
     let reporter = Reporter {
         controller: MANAGER.to_string(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ns_controller = Controller::new(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .reconcile_on(ns_rx)
-    .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE));
-    let namespaces = ns_controller.store();
     let context = Arc::new(Context {
         client: client.clone(),
         appnets: appnets.clone(),
@@ -146,11 +163,11 @@ pub async fn start(client: Client) -> Result<Running> {
         namespaces: namespaces.clone(),
         recorder: Recorder::new(client.clone(), reporter),
     });
+    let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
 
-    let app_controller = Controller::for_stream(futures::stream::pending(), appnets.clone())
+    let app_controller = Controller::for_stream(futures::stream::pending(), appnets)
         .reconcile_on(app_rx)
-        .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE));
-
+        .with_config(config.clone());
     tasks.push(tokio::spawn(
         app_controller
             .run(
@@ -164,6 +181,9 @@ pub async fn start(client: Client) -> Result<Running> {
                 }
             }),
     ));
+    let ns_controller = Controller::for_stream(futures::stream::pending(), namespaces)
+        .reconcile_on(ns_rx)
+        .with_config(config);
     tasks.push(tokio::spawn(
         ns_controller
             .run(
@@ -178,19 +198,17 @@ pub async fn start(client: Client) -> Result<Running> {
             }),
     ));
 
-    let sync = async {
-        appnets.wait_until_ready().await?;
-        policies.wait_until_ready().await?;
-        namespaces.wait_until_ready().await
-    };
-    if tokio::time::timeout(Duration::from_secs(60), sync)
-        .await
-        .is_err()
-    {
-        for t in &tasks {
-            t.abort();
+    // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
+    // so readiness is tracked from the watch events themselves.)
+    let sync = futures::future::join_all(synced.iter_mut().map(|rx| rx.wait_for(|ready| *ready)));
+    match tokio::time::timeout(Duration::from_secs(60), sync).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {}
+        _ => {
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(Error::Config("caches did not sync within 60s".into()));
         }
-        return Err(Error::Config("caches did not sync within 60s".into()));
     }
     Ok(Running { context, tasks })
 }
@@ -203,17 +221,32 @@ where
     let _ = tx.unbounded_send(r);
 }
 
-async fn fan_out<K, S>(stream: S, mut on_event: impl FnMut(&Event<K>))
+/// Drives a reflector stream, handing every event to `on_event`; the returned flag turns true
+/// once the first full list has been stored.
+fn fan_out<K, S>(
+    stream: S,
+    mut on_event: impl FnMut(&Event<K>) + Send + 'static,
+) -> (JoinHandle<()>, watch::Receiver<bool>)
 where
-    S: Stream<Item = Result<Event<K>, watcher::Error>>,
+    K: Send + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
-    futures::pin_mut!(stream);
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(ev) => on_event(&ev),
-            Err(e) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    on_event(&ev);
+                    if matches!(ev, Event::InitDone) {
+                        ready_tx.send_replace(true);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
+            }
         }
-    }
+    });
+    (task, ready_rx)
 }
 
 fn ns_ref<K: Resource>(obj: &K) -> ObjectRef<Namespace> {

@@ -9,14 +9,33 @@ pub use appnetwork::{
 };
 pub use common::{Condition, DnsSpec, ObjectRefStatus, PortSpec, ProtocolSpec};
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
+
+/// Every CRD tierflow serves.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![AppNetwork::crd()]
+}
 
 /// The CRDs tierflow serves, as one multi-document YAML (what `tierflow crds` prints).
 pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
     let mut out = String::new();
-    for crd in [AppNetwork::crd()] {
+    for crd in all() {
         out.push_str("---\n");
         out.push_str(&serde_yaml::to_string(&crd)?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_crds_match_the_rust_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tierflow.yaml");
+        let committed = std::fs::read_to_string(path).expect("crds/tierflow.yaml");
+        assert!(
+            committed == super::crds_yaml().expect("yaml"),
+            "crds/tierflow.yaml is out of date: run `make crds` (tierflow crds > crds/tierflow.yaml)"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! One module per backend.
 
 pub mod networkpolicy;
+pub mod summary;
 
 use std::collections::BTreeMap;
 

@@ -278,22 +278,26 @@ flows:
     fn intra_tier_flow_yields_ingress_and_egress_on_the_same_policy() {
         let pols = tier_policies(&model(), None);
         let db = pols[2].spec.as_ref().unwrap();
-        let from_db = db.ingress.as_ref().unwrap().iter().any(|r| {
-            r.from.as_ref().unwrap()[0]
-                .pod_selector
-                .as_ref()
-                .unwrap()
-                .match_labels
-                .as_ref()
-                .unwrap()["app"]
-                == "database"
-        });
-        let to_db = db.egress.as_ref().unwrap().iter().any(|r| {
-            r.to.as_ref().unwrap()[0]
-                .pod_selector
-                .as_ref()
-                .is_some_and(|s| s.match_labels.as_ref().unwrap()["app"] == "database")
-        });
+        let selects_db = |p: &NetworkPolicyPeer| {
+            p.namespace_selector.is_none()
+                && p.pod_selector
+                    .as_ref()
+                    .and_then(|s| s.match_labels.as_ref())
+                    .and_then(|l| l.get("app"))
+                    .is_some_and(|v| v == "database")
+        };
+        let from_db = db
+            .ingress
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|r| r.from.as_ref().unwrap().iter().any(selects_db));
+        let to_db = db
+            .egress
+            .as_ref()
+            .unwrap()
+            .iter()
+            .any(|r| r.to.as_ref().unwrap().iter().any(selects_db));
         assert!(from_db && to_db);
     }
 

@@ -1,0 +1,5 @@
+//! Integration tests against a real control plane (see `support` for how it is found).
+
+mod appnetwork;
+mod control_plane;
+mod support;
