@@ -82,7 +82,7 @@ async fn main() -> ExitCode {
 
 async fn run() -> tierflow::Result<()> {
     let client = Client::try_default().await?;
-    let running = controller::start(client).await?;
+    let running = controller::start(client, controller::Options::default()).await?;
     tracing::info!("caches synced; controllers running");
     tokio::select! {
         _ = running.join() => Err(Error::Config("a controller task ended unexpectedly".into())),

@@ -146,3 +146,159 @@ impl AppModel {
         self.flows.iter().filter(move |f| f.from == Peer::Tier(t))
     }
 }
+
+/// The label a namespace sets to opt out of every ClusterBaseline.
+pub const OPT_OUT_LABEL: &str = "tierflow.dev/baseline";
+/// The value of [`OPT_OUT_LABEL`] that opts out.
+pub const OPT_OUT_VALUE: &str = "disabled";
+/// Namespaces a ClusterBaseline never covers unless it lists them (besides the operator's own).
+pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+
+/// How a ClusterBaseline relates to one namespace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coverage {
+    /// The namespace gets the baseline.
+    Covered,
+    /// Its labels do not match.
+    NotSelected,
+    /// Listed in `excludeNamespaces`.
+    Excluded,
+    /// A system namespace not listed in `includeSystemNamespaces`.
+    System,
+    /// Selected, but labelled `tierflow.dev/baseline: disabled`.
+    OptedOut,
+}
+
+/// A validated ClusterBaseline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterBaselineModel {
+    /// Which namespaces, by label (empty: all).
+    pub selector: Selector,
+    /// Never these.
+    pub exclude: BTreeSet<String>,
+    /// System namespaces to cover anyway.
+    pub include_system: BTreeSet<String>,
+    /// What every covered namespace gets.
+    pub wish: BaselineWish,
+}
+
+impl ClusterBaselineModel {
+    /// Whether (and why not) the namespace `name` with `labels` is covered. `operator_namespace`
+    /// counts as a system namespace.
+    pub fn coverage(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+        operator_namespace: &str,
+    ) -> Coverage {
+        if !self.selector.matches(labels) {
+            return Coverage::NotSelected;
+        }
+        if self.exclude.contains(name) {
+            return Coverage::Excluded;
+        }
+        let system = SYSTEM_NAMESPACES.contains(&name) || name == operator_namespace;
+        if system && !self.include_system.contains(name) {
+            return Coverage::System;
+        }
+        if labels.get(OPT_OUT_LABEL).map(String::as_str) == Some(OPT_OUT_VALUE) {
+            return Coverage::OptedOut;
+        }
+        Coverage::Covered
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn cb(selector: Selector) -> ClusterBaselineModel {
+        ClusterBaselineModel {
+            selector,
+            exclude: ["legacy".to_string()].into(),
+            include_system: ["kube-public".to_string()].into(),
+            wish: BaselineWish::default(),
+        }
+    }
+
+    #[test]
+    fn coverage_follows_selector_exclusions_system_namespaces_and_opt_out() {
+        let all = cb(Selector::default());
+        assert_eq!(
+            all.coverage("shop", &labels(&[]), "tierflow-system"),
+            Coverage::Covered
+        );
+        assert_eq!(
+            all.coverage("legacy", &labels(&[]), "tierflow-system"),
+            Coverage::Excluded
+        );
+        assert_eq!(
+            all.coverage("kube-system", &labels(&[]), "tierflow-system"),
+            Coverage::System
+        );
+        assert_eq!(
+            all.coverage("kube-node-lease", &labels(&[]), "tierflow-system"),
+            Coverage::System
+        );
+        assert_eq!(
+            all.coverage("tierflow-system", &labels(&[]), "tierflow-system"),
+            Coverage::System
+        );
+        assert_eq!(
+            all.coverage("kube-public", &labels(&[]), "tierflow-system"),
+            Coverage::Covered
+        );
+        assert_eq!(
+            all.coverage(
+                "shop",
+                &labels(&[("tierflow.dev/baseline", "disabled")]),
+                "tierflow-system"
+            ),
+            Coverage::OptedOut
+        );
+        let prod = cb(Selector::labels([("env", "prod")]));
+        assert_eq!(
+            prod.coverage("shop", &labels(&[("env", "dev")]), "x"),
+            Coverage::NotSelected
+        );
+        assert_eq!(
+            prod.coverage("shop", &labels(&[("env", "prod")]), "x"),
+            Coverage::Covered
+        );
+    }
+
+    #[test]
+    fn merge_denies_if_any_denies_and_unions_dns() {
+        let dns = |ns: &str| DnsTarget {
+            namespace: ns.into(),
+            pods: Selector::default(),
+            node_local: None,
+        };
+        let a = BaselineWish {
+            deny_ingress: true,
+            deny_egress: false,
+            dns: None,
+        };
+        let b = BaselineWish {
+            deny_ingress: false,
+            deny_egress: true,
+            dns: Some(dns("kube-system")),
+        };
+        let c = BaselineWish {
+            deny_ingress: false,
+            deny_egress: true,
+            dns: Some(dns("kube-system")),
+        };
+        let m = NamespaceBaseline::merge([&a, &b, &c]);
+        assert!(m.deny_ingress && m.deny_egress);
+        assert_eq!(m.dns.len(), 1);
+    }
+}

@@ -11,8 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::core::selector::is_dns1123_label;
 use crate::core::{Cidr, Port, Protocol, Selector};
-use crate::crd::{AppNetworkSpec, AppliedBaseline, DnsSpec, PeerSpec, PortSpec, ProtocolSpec};
-use crate::model::{AppModel, BaselineWish, DnsTarget, Flow, NamespaceMatch, Peer, Tier};
+use crate::crd::{
+    AppNetworkSpec, AppliedBaseline, ClusterBaselineSpec, DnsSpec, PeerSpec, PortSpec, ProtocolSpec,
+};
+use crate::model::{
+    AppModel, BaselineWish, ClusterBaselineModel, DnsTarget, Flow, NamespaceMatch, Peer, Tier,
+};
 
 /// One problem in a spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,6 +172,51 @@ pub fn app_network(
             dns,
             tiers,
             flows,
+        })
+    } else {
+        Err(InvalidSpec(errs.0))
+    }
+}
+
+/// Validates a ClusterBaseline spec into the model.
+pub fn cluster_baseline(spec: &ClusterBaselineSpec) -> Result<ClusterBaselineModel, InvalidSpec> {
+    let mut errs = Errors::default();
+    let selector = selector(
+        &spec.namespace_selector,
+        "spec.namespaceSelector",
+        &mut errs,
+    )
+    .unwrap_or_default();
+    let mut names = |list: &[String], field: &str| {
+        let mut out = std::collections::BTreeSet::new();
+        for (i, n) in list.iter().enumerate() {
+            if is_dns1123_label(n) {
+                out.insert(n.clone());
+            } else {
+                errs.add(
+                    format!("{field}[{i}]"),
+                    format!("{n:?} is not a namespace name"),
+                );
+            }
+        }
+        out
+    };
+    let exclude = names(&spec.exclude_namespaces, "spec.excludeNamespaces");
+    let include_system = names(
+        &spec.include_system_namespaces,
+        "spec.includeSystemNamespaces",
+    );
+    let dns = dns_target(&spec.dns, "spec.dns", &mut errs);
+    if errs.0.is_empty() {
+        Ok(ClusterBaselineModel {
+            selector,
+            exclude,
+            include_system,
+            wish: BaselineWish {
+                deny_ingress: spec.deny_ingress,
+                deny_egress: spec.deny_egress,
+                dns: if spec.deny_egress { dns } else { None },
+            },
         })
     } else {
         Err(InvalidSpec(errs.0))
@@ -606,6 +655,33 @@ tiers:
             "{TIERS}flows:\n  - {{from: {{tier: api, cidr: 10.0.0.0/8}}, to: {{tier: api}}}}\n"
         ));
         assert!(e[0].contains("set only one of tier, cidr"));
+    }
+
+    #[test]
+    fn cluster_baseline_defaults_to_every_namespace_with_dns() {
+        let spec: crate::crd::ClusterBaselineSpec = serde_yaml::from_str("{}").unwrap();
+        let m = cluster_baseline(&spec).unwrap();
+        assert!(m.selector.is_empty());
+        assert!(m.wish.deny_ingress && m.wish.deny_egress && m.wish.dns.is_some());
+    }
+
+    #[test]
+    fn cluster_baseline_rejects_bad_names_and_selectors() {
+        let spec: crate::crd::ClusterBaselineSpec = serde_yaml::from_str(
+            "{excludeNamespaces: [Bad_Name], namespaceSelector: {matchExpressions: [{key: env, operator: In}]}}",
+        )
+        .unwrap();
+        let e = cluster_baseline(&spec).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "spec.namespaceSelector: operator In for key \"env\" needs at least one value"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains("spec.excludeNamespaces[0]: \"Bad_Name\" is not a namespace name"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@
 //! not forward) so that a hand-deleted object is restored at once.
 
 pub mod appnetwork;
+pub mod clusterbaseline;
 pub mod namespace;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::mpsc::{unbounded, UnboundedSender};
@@ -28,9 +30,9 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::crd::AppNetwork;
+use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::{Error, Result};
-use crate::render::{MANAGED_BY, MANAGER};
+use crate::render::{MANAGED_BY, MANAGER, ROLE_BASELINE, ROLE_LABEL};
 
 /// Everything a reconcile needs: the client and the caches.
 #[derive(Clone)]
@@ -43,8 +45,39 @@ pub struct Context {
     pub policies: Store<NetworkPolicy>,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
+    /// Every ClusterBaseline.
+    pub cluster_baselines: Store<ClusterBaseline>,
     /// Publishes Kubernetes events.
     pub recorder: Recorder,
+    /// The namespace the operator runs in (never covered by a ClusterBaseline unless included).
+    pub operator_namespace: String,
+    /// Namespaces whose last reconcile failed, with why (for ClusterBaseline status).
+    pub failures: Arc<Mutex<BTreeMap<String, NamespaceFailure>>>,
+    /// Asks the ClusterBaseline controller to recompute status.
+    pub cluster_baseline_trigger: UnboundedSender<ObjectRef<ClusterBaseline>>,
+}
+
+impl Context {
+    /// Asks for the status of every ClusterBaseline to be recomputed.
+    pub fn trigger_cluster_baselines(&self) {
+        trigger_all(&self.cluster_baselines, &self.cluster_baseline_trigger);
+    }
+}
+
+/// Settings of the operator.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The namespace the operator runs in.
+    pub operator_namespace: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            operator_namespace: std::env::var("POD_NAMESPACE")
+                .unwrap_or_else(|_| "tierflow-system".into()),
+        }
+    }
 }
 
 /// A started operator.
@@ -72,15 +105,20 @@ impl Running {
 /// How long a watch-fed reconcile waits before running, to fold bursts of events.
 const DEBOUNCE: Duration = Duration::from_millis(5);
 
+/// ClusterBaseline status sums up many namespaces; fold bursts of namespace events into one.
+const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
+
 /// Starts the watches and controllers on the current runtime and returns once every cache has
 /// synced.
-pub async fn start(client: Client) -> Result<Running> {
+pub async fn start(client: Client, options: Options) -> Result<Running> {
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
 
     let (appnets, appnet_w) = reflector::store::<AppNetwork>();
     let (policies, np_w) = reflector::store::<NetworkPolicy>();
     let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
     let (app_tx, app_rx) = unbounded::<ObjectRef<AppNetwork>>();
+    let (cb_tx, cb_rx) = unbounded::<ObjectRef<ClusterBaseline>>();
+    let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
 
     let (namespaces, ns_w) = reflector::store::<Namespace>();
     let mut tasks = Vec::new();
@@ -110,8 +148,8 @@ pub async fn start(client: Client) -> Result<Running> {
     // Managed NetworkPolicies → their owning AppNetwork (drift of a tier policy) and their
     // namespace (drift of a baseline, pruning).
     {
-        let (ns_tx, app_tx) = (ns_tx.clone(), app_tx.clone());
-        let appnets = appnets.clone();
+        let (ns_tx, app_tx, cb_tx) = (ns_tx.clone(), app_tx.clone(), cb_tx.clone());
+        let (appnets, cbs) = (appnets.clone(), cluster_baselines.clone());
         let stream = watcher::watcher(Api::<NetworkPolicy>::all(client.clone()), managed)
             .default_backoff()
             .reflect(np_w);
@@ -121,6 +159,9 @@ pub async fn start(client: Client) -> Result<Running> {
                     send(&app_tx, owner);
                 }
                 send(&ns_tx, ns_ref(p));
+                if p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_BASELINE) {
+                    trigger_all(&cbs, &cb_tx);
+                }
             }
             // After a relist, deletions that happened while the watch was down produce no event:
             // look at everything once.
@@ -135,9 +176,9 @@ pub async fn start(client: Client) -> Result<Running> {
         synced.push(ready);
     }
 
-    // Namespaces → themselves (new namespaces, label changes).
+    // Namespaces → themselves (new namespaces, label changes) and ClusterBaseline status.
     {
-        let ns_tx = ns_tx.clone();
+        let (ns_tx, cb_tx, cbs) = (ns_tx.clone(), cb_tx.clone(), cluster_baselines.clone());
         let stream = watcher::watcher(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
@@ -145,8 +186,33 @@ pub async fn start(client: Client) -> Result<Running> {
         .default_backoff()
         .reflect(ns_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
-            Event::Apply(n) | Event::InitApply(n) => send(&ns_tx, ObjectRef::from_obj(n)),
-            Event::Delete(_) | Event::Init | Event::InitDone => {}
+            Event::Apply(n) | Event::InitApply(n) => {
+                send(&ns_tx, ObjectRef::from_obj(n));
+                trigger_all(&cbs, &cb_tx);
+            }
+            Event::Delete(_) => trigger_all(&cbs, &cb_tx),
+            Event::Init | Event::InitDone => {}
+        });
+        tasks.push(task);
+        synced.push(ready);
+    }
+
+    // ClusterBaselines → every namespace (coverage may change) and their own status.
+    {
+        let (ns_tx, cb_tx, namespaces) = (ns_tx.clone(), cb_tx.clone(), namespaces.clone());
+        let stream = watcher::watcher(
+            Api::<ClusterBaseline>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect(cb_w);
+        let (task, ready) = fan_out(stream, move |ev| match ev {
+            Event::Apply(c) | Event::InitApply(c) => {
+                send(&cb_tx, ObjectRef::from_obj(c));
+                trigger_all(&namespaces, &ns_tx);
+            }
+            Event::Delete(_) => trigger_all(&namespaces, &ns_tx),
+            Event::Init | Event::InitDone => {}
         });
         tasks.push(task);
         synced.push(ready);
@@ -161,7 +227,11 @@ pub async fn start(client: Client) -> Result<Running> {
         appnets: appnets.clone(),
         policies: policies.clone(),
         namespaces: namespaces.clone(),
+        cluster_baselines: cluster_baselines.clone(),
         recorder: Recorder::new(client.clone(), reporter),
+        operator_namespace: options.operator_namespace,
+        failures: Arc::default(),
+        cluster_baseline_trigger: cb_tx.clone(),
     });
     let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
 
@@ -178,6 +248,24 @@ pub async fn start(client: Client) -> Result<Running> {
             .for_each(|res| async move {
                 if let Err(e) = res {
                     tracing::debug!(error = %e, "appnetwork controller");
+                }
+            }),
+    ));
+    let cb_controller = Controller::for_stream(futures::stream::pending(), cluster_baselines)
+        .reconcile_on(cb_rx)
+        .with_config(
+            kube::runtime::controller::Config::default().debounce(CLUSTER_BASELINE_DEBOUNCE),
+        );
+    tasks.push(tokio::spawn(
+        cb_controller
+            .run(
+                clusterbaseline::reconcile,
+                clusterbaseline::error_policy,
+                context.clone(),
+            )
+            .for_each(|res| async move {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "clusterbaseline controller");
                 }
             }),
     ));
@@ -247,6 +335,15 @@ where
         }
     });
     (task, ready_rx)
+}
+
+fn trigger_all<K>(store: &Store<K>, tx: &UnboundedSender<ObjectRef<K>>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    for o in store.state() {
+        send(tx, ObjectRef::from_obj(o.as_ref()));
+    }
 }
 
 fn ns_ref<K: Resource>(obj: &K) -> ObjectRef<Namespace> {

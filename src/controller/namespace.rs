@@ -11,12 +11,12 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 
-use super::{appnetwork, retry_after, Context};
+use super::{appnetwork, clusterbaseline, retry_after, Context};
 use crate::apply;
 use crate::core::names::BASELINE_NAME;
-use crate::crd::AppNetwork;
+use crate::crd::{AppNetwork, NamespaceFailure};
 use crate::error::{Error, Result};
-use crate::model::NamespaceBaseline;
+use crate::model::{Coverage, NamespaceBaseline};
 use crate::render::{self, ROLE_LABEL, ROLE_TIER};
 use crate::validate;
 
@@ -25,8 +25,62 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> 
     let name = ns.name_any();
     if ns.meta().deletion_timestamp.is_some() {
         // Terminating: everything in it is going away; writes would be refused.
+        forget_failure(&ctx, &name);
         return Ok(Action::await_change());
     }
+    match sync(&ns, &ctx).await {
+        Ok(()) => {
+            forget_failure(&ctx, &name);
+            Ok(Action::await_change())
+        }
+        Err(e) if terminating(&e) => {
+            // Deleted or being deleted since the cache saw it: not an error, nothing to retry.
+            forget_failure(&ctx, &name);
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let failure = NamespaceFailure {
+                namespace: name.clone(),
+                reason: e.reason().to_string(),
+                message: e.to_string(),
+            };
+            let changed = ctx
+                .failures
+                .lock()
+                .map(|mut f| f.insert(name, failure.clone()) != Some(failure))
+                .unwrap_or(false);
+            if changed {
+                ctx.trigger_cluster_baselines();
+            }
+            Err(e)
+        }
+    }
+}
+
+fn forget_failure(ctx: &Context, name: &str) {
+    let removed = ctx
+        .failures
+        .lock()
+        .map(|mut f| f.remove(name).is_some())
+        .unwrap_or(false);
+    if removed {
+        ctx.trigger_cluster_baselines();
+    }
+}
+
+/// Whether an error says the namespace is gone or terminating.
+fn terminating(e: &Error) -> bool {
+    match e {
+        Error::Kube(kube::Error::Api(s)) => {
+            (s.code == 403 && s.message.contains("being terminated"))
+                || (s.code == 404 && s.message.contains("namespaces"))
+        }
+        _ => false,
+    }
+}
+
+async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
+    let name = ns.name_any();
     let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
     let apps: Vec<Arc<AppNetwork>> = ctx
         .appnets
@@ -37,9 +91,19 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> 
         })
         .collect();
 
-    // 1. The baseline, merged from every input's last valid wish.
+    // 1. The baseline, merged from every input's last valid wish: the AppNetworks of the
+    //    namespace and the ClusterBaselines that cover it.
     let mut wishes = Vec::new();
     let mut owners = Vec::new();
+    for cb in ctx.cluster_baselines.state() {
+        let Some(model) = clusterbaseline::enforced(&cb) else {
+            continue;
+        };
+        if model.coverage(&name, ns.labels(), &ctx.operator_namespace) == Coverage::Covered {
+            wishes.push(model.wish);
+            owners.push(clusterbaseline::owner(&cb)?);
+        }
+    }
     for a in &apps {
         let Some(b) = a.status.as_ref().and_then(|s| s.baseline.as_ref()) else {
             continue;
@@ -77,12 +141,12 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> 
         {
             continue;
         }
-        if !wanted(&ctx, &p).await? {
+        if !wanted(ctx, &p).await? {
             tracing::info!(namespace = %name, policy = %p.name_any(), "pruning policy no longer wanted");
             apply::delete(&api, p.as_ref()).await?;
         }
     }
-    Ok(Action::await_change())
+    Ok(())
 }
 
 /// Whether a managed per-tier policy is still wanted by its AppNetwork.

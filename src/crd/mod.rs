@@ -1,11 +1,15 @@
 //! The custom resources, as users write them. Only `validate` reads these specs.
 
 mod appnetwork;
+mod clusterbaseline;
 mod common;
 
 pub use appnetwork::{
     AppNetwork, AppNetworkSpec, AppNetworkStatus, AppliedBaseline, BaselineSpec, FlowSpec,
     PeerSpec, TierSpec,
+};
+pub use clusterbaseline::{
+    ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, NamespaceFailure,
 };
 pub use common::{Condition, DnsSpec, ObjectRefStatus, PortSpec, ProtocolSpec};
 
@@ -14,7 +18,7 @@ use kube::CustomResourceExt;
 
 /// Every CRD tierflow serves.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![AppNetwork::crd()]
+    vec![AppNetwork::crd(), ClusterBaseline::crd()]
 }
 
 /// The CRDs tierflow serves, as one multi-document YAML (what `tierflow crds` prints).

@@ -41,7 +41,12 @@ async fn setup(prefix: &str) -> (Client, TestNs, Arc<Context>) {
 }
 
 /// Applies an AppNetwork as a user would (`kubectl apply --server-side`).
-async fn apply_app(client: &Client, ns: &str, name: &str, spec_yaml: &str) -> AppNetwork {
+pub(crate) async fn apply_app(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    spec_yaml: &str,
+) -> AppNetwork {
     let spec: Value = serde_yaml::from_str(spec_yaml).unwrap();
     let body = json!({
         "apiVersion": "tierflow.dev/v1alpha1", "kind": "AppNetwork",
@@ -58,7 +63,7 @@ async fn apply_app(client: &Client, ns: &str, name: &str, spec_yaml: &str) -> Ap
 }
 
 /// Waits until the AppNetwork's status describes its current generation with `Ready` = `ready`.
-async fn wait_ready(client: &Client, ns: &str, name: &str, ready: &str) -> AppNetwork {
+pub(crate) async fn wait_ready(client: &Client, ns: &str, name: &str, ready: &str) -> AppNetwork {
     let api = Api::<AppNetwork>::namespaced(client.clone(), ns);
     eventually(&format!("{ns}/{name} Ready={ready}"), || async {
         let a = api.get(name).await.ok()?;
@@ -69,7 +74,7 @@ async fn wait_ready(client: &Client, ns: &str, name: &str, ready: &str) -> AppNe
     .await
 }
 
-async fn policy(client: &Client, ns: &str, name: &str) -> Option<NetworkPolicy> {
+pub(crate) async fn policy(client: &Client, ns: &str, name: &str) -> Option<NetworkPolicy> {
     Api::<NetworkPolicy>::namespaced(client.clone(), ns)
         .get_opt(name)
         .await
@@ -89,12 +94,12 @@ async fn policy_names(client: &Client, ns: &str) -> Vec<String> {
     names
 }
 
-fn spec_json(p: &NetworkPolicy) -> Value {
+pub(crate) fn spec_json(p: &NetworkPolicy) -> Value {
     serde_json::to_value(p.spec.as_ref().unwrap()).unwrap()
 }
 
 /// Waits until `name` exists with a spec for which `check` holds.
-async fn wait_policy(
+pub(crate) async fn wait_policy(
     client: &Client,
     ns: &str,
     name: &str,
@@ -107,7 +112,7 @@ async fn wait_policy(
     .await
 }
 
-async fn wait_gone(client: &Client, ns: &str, name: &str) {
+pub(crate) async fn wait_gone(client: &Client, ns: &str, name: &str) {
     eventually(&format!("{ns}/{name} to be gone"), || async {
         policy(client, ns, name).await.is_none().then_some(())
     })
@@ -556,7 +561,11 @@ async fn invalid_update_sets_invalid_spec_and_keeps_the_previous_policies_byte_f
     ns.delete().await;
 }
 
-async fn run_namespace_reconcile(ctx: &Arc<Context>, client: &Client, ns: &str) -> usize {
+pub(crate) async fn run_namespace_reconcile(
+    ctx: &Arc<Context>,
+    client: &Client,
+    ns: &str,
+) -> usize {
     let (counting, writes) = CountingClient::wrap(client.clone());
     let ctx = Arc::new(Context {
         client: counting,

@@ -1,5 +1,6 @@
 //! Integration tests against a real control plane (see `support` for how it is found).
 
 mod appnetwork;
+mod clusterbaseline;
 mod control_plane;
 mod support;

@@ -246,7 +246,9 @@ pub async fn operator() -> Arc<Context> {
                     rt.block_on(async move {
                         let client = client().await;
                         install_crds(&client).await;
-                        let running = controller::start(client).await.expect("operator starts");
+                        let running = controller::start(client, controller::Options::default())
+                            .await
+                            .expect("operator starts");
                         tx.send(running.context.clone()).expect("send context");
                         running.join().await;
                         panic!("the test operator stopped");

@@ -1,0 +1,80 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{yes, Condition, DnsSpec};
+
+/// Deny-all plus DNS egress for every namespace matching a selector, including namespaces
+/// created later. kube-system, kube-public, kube-node-lease and the operator's own namespace are
+/// never selected unless listed in `includeSystemNamespaces`; a namespace labelled
+/// `tierflow.dev/baseline: disabled` opts out.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "tierflow.dev",
+    version = "v1alpha1",
+    kind = "ClusterBaseline",
+    shortname = "cbl",
+    status = "ClusterBaselineStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Namespaces","type":"integer","jsonPath":".status.namespaces"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBaselineSpec {
+    /// Namespaces to cover, by label. An empty selector (the default) means every namespace.
+    #[serde(default)]
+    pub namespace_selector: LabelSelector,
+    /// Namespaces never to cover, by name.
+    #[serde(default)]
+    pub exclude_namespaces: Vec<String>,
+    /// System namespaces (kube-system, kube-public, kube-node-lease, the operator's own) to cover
+    /// anyway, by name. They are excluded otherwise.
+    #[serde(default)]
+    pub include_system_namespaces: Vec<String>,
+    /// Deny all ingress that no policy allows. Default true.
+    #[serde(default = "yes")]
+    pub deny_ingress: bool,
+    /// Deny all egress that no policy allows (DNS stays allowed). Default true.
+    #[serde(default = "yes")]
+    pub deny_egress: bool,
+    /// DNS egress (UDP and TCP 53 to the cluster DNS) for every covered namespace.
+    #[serde(default)]
+    pub dns: DnsSpec,
+}
+
+/// What tierflow observed and did.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBaselineStatus {
+    /// The generation the status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (every selected namespace has its baseline), Stalled (the spec is invalid).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Number of namespaces whose baseline is in place.
+    #[serde(default)]
+    pub namespaces: i64,
+    /// Selected namespaces that opted out with `tierflow.dev/baseline: disabled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opted_out: Vec<String>,
+    /// Selected namespaces that could not be reconciled, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<NamespaceFailure>,
+    /// The spec of the last valid generation: what is enforced while the current one is invalid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_valid_spec: Option<ClusterBaselineSpec>,
+}
+
+/// A namespace that could not be reconciled.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceFailure {
+    /// The namespace.
+    pub namespace: String,
+    /// A short CamelCase reason.
+    pub reason: String,
+    /// What went wrong.
+    pub message: String,
+}
