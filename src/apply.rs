@@ -2,16 +2,12 @@
 //! objects tierflow created, guarded by UID preconditions. Writes are skipped when the live
 //! object already says what we want, so a steady state issues no request at all.
 
-use std::fmt::Debug;
-
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use kube::{Api, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::render::{MANAGED_BY, MANAGER};
+use crate::render::{Object, ObjectKind, MANAGED_BY, MANAGER};
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "tierflow";
@@ -76,21 +72,41 @@ pub fn up_to_date(desired: &Value, live: &Value) -> bool {
         && owners(desired) == owners(live)
 }
 
+/// The API resource of a kind tierflow writes.
+pub fn api_resource(kind: ObjectKind) -> ApiResource {
+    ApiResource {
+        group: kind.group().to_string(),
+        version: kind.version().to_string(),
+        api_version: kind.api_version().to_string(),
+        kind: kind.kind().to_string(),
+        plural: kind.plural().to_string(),
+    }
+}
+
+/// An API handle for `kind`, in `namespace` for namespaced kinds.
+pub fn api(client: &Client, kind: ObjectKind, namespace: Option<&str>) -> Api<DynamicObject> {
+    let ar = api_resource(kind);
+    match (kind.namespaced(), namespace) {
+        (true, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    }
+}
+
 /// Applies `desired` unless `live` (from the cache) already matches it.
 ///
 /// `live` must be the cached object of the same name, or `None` when the cache has none; in that
 /// case the object is read once to make sure we never take over an object someone else made.
-pub async fn apply<K>(api: &Api<K>, desired: &K, live: Option<&K>) -> Result<Applied>
-where
-    K: Resource + Serialize + DeserializeOwned + Clone + Debug,
-    K::DynamicType: Default,
-{
-    let name = desired
-        .meta()
-        .name
-        .clone()
-        .ok_or(Error::MissingField("metadata.name"))?;
-    let want = serde_json::to_value(desired)?;
+pub async fn apply(
+    client: &Client,
+    desired: &Object,
+    live: Option<&DynamicObject>,
+) -> Result<Applied> {
+    let name = desired.name().to_string();
+    if name.is_empty() {
+        return Err(Error::MissingField("metadata.name"));
+    }
+    let api = api(client, desired.kind, desired.namespace());
+    let want = &desired.body;
     let existing = match live {
         Some(l) => Some(l.clone()),
         None => api.get_opt(&name).await?,
@@ -98,38 +114,40 @@ where
     let outcome = match &existing {
         Some(l) if !is_ours(l) => {
             return Err(Error::Conflict {
-                kind: K::kind(&K::DynamicType::default()).to_string(),
+                kind: desired.kind.kind().to_string(),
                 namespace: l.namespace().unwrap_or_default(),
                 name,
             })
         }
-        Some(l) if up_to_date(&want, &serde_json::to_value(l)?) => return Ok(Applied::Unchanged),
+        Some(l) if up_to_date(want, &serde_json::to_value(l)?) => return Ok(Applied::Unchanged),
         Some(_) => Applied::Updated,
         None => Applied::Created,
     };
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let result = api.patch(&name, &pp, &Patch::Apply(&want)).await?;
-    if want.get("spec") != serde_json::to_value(&result)?.get("spec") {
+    let result = serde_json::to_value(api.patch(&name, &pp, &Patch::Apply(want)).await?)?;
+    if want.get("spec") != result.get("spec") {
         // Someone else's field manager owns fields inside our spec (for example a key added to a
         // selector with `kubectl edit`), which an apply that omits them cannot remove. Take
         // ownership of the whole live spec, then apply our intent again, which drops them.
-        tracing::info!(%name, "taking back fields owned by another field manager");
+        tracing::info!(%name, kind = desired.kind.kind(), "taking back fields owned by another field manager");
         let mut takeover = want.clone();
-        if let Some(spec) = serde_json::to_value(&result)?.get("spec") {
+        if let Some(spec) = result.get("spec") {
             takeover["spec"] = spec.clone();
         }
         api.patch(&name, &pp, &Patch::Apply(&takeover)).await?;
-        api.patch(&name, &pp, &Patch::Apply(&want)).await?;
+        let again = serde_json::to_value(api.patch(&name, &pp, &Patch::Apply(want)).await?)?;
+        if want.get("spec") != again.get("spec") {
+            // The API server changes what we send (a schema default we do not set): never loop.
+            tracing::warn!(%name, kind = desired.kind.kind(), "the API server alters this object's spec on every apply; set the defaulted fields in the renderer");
+        }
     }
     Ok(outcome)
 }
 
 /// Deletes an object tierflow created, only if it is still the same object (UID precondition).
 /// Returns whether a delete was issued.
-pub async fn delete<K>(api: &Api<K>, obj: &K) -> Result<bool>
-where
-    K: Resource + Clone + DeserializeOwned + Debug,
-{
+pub async fn delete(client: &Client, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
+    let api = api(client, kind, obj.namespace().as_deref());
     if !is_ours(obj) {
         return Ok(false);
     }

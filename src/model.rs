@@ -7,6 +7,60 @@ use std::net::IpAddr;
 
 use crate::core::{Cidr, Port, Selector};
 
+/// A policy API tierflow can write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Backend {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+    /// Calico `projectcalico.org/v3`.
+    Calico,
+    /// Cilium `cilium.io/v2`.
+    Cilium,
+}
+
+impl Backend {
+    /// The name used in specs, status and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::NetworkPolicy => "NetworkPolicy",
+            Backend::Calico => "Calico",
+            Backend::Cilium => "Cilium",
+        }
+    }
+
+    /// Parses the name (case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "networkpolicy" | "standard" => Some(Backend::NetworkPolicy),
+            "calico" => Some(Backend::Calico),
+            "cilium" => Some(Backend::Cilium),
+            _ => None,
+        }
+    }
+
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium];
+}
+
+/// Which backend an object asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackendRequest {
+    /// Whatever the cluster's CNI does best.
+    #[default]
+    Auto,
+    /// This one.
+    Fixed(Backend),
+}
+
+/// An HTTP request pattern (L7).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpRule {
+    /// Method, any when `None`.
+    pub method: Option<String>,
+    /// Path regular expression, any when `None`.
+    pub path: Option<String>,
+}
+
 /// Where DNS lives.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct DnsTarget {
@@ -27,6 +81,8 @@ pub struct BaselineWish {
     pub deny_egress: bool,
     /// DNS to allow when egress is denied.
     pub dns: Option<DnsTarget>,
+    /// Allow egress to the Kubernetes API server when egress is denied.
+    pub kube_api_server: bool,
 }
 
 /// The merged desired baseline of one namespace: deny if any input denies, DNS if any wants it.
@@ -38,6 +94,8 @@ pub struct NamespaceBaseline {
     pub deny_egress: bool,
     /// Every DNS target any input wants (sorted, unique).
     pub dns: BTreeSet<DnsTarget>,
+    /// Whether any input allows egress to the Kubernetes API server.
+    pub kube_api_server: bool,
 }
 
 impl NamespaceBaseline {
@@ -50,6 +108,7 @@ impl NamespaceBaseline {
             if let Some(d) = &w.dns {
                 out.dns.insert(d.clone());
             }
+            out.kube_api_server |= w.kube_api_server;
         }
         out
     }
@@ -103,6 +162,10 @@ pub enum Peer {
         /// Networks inside it to leave out.
         except: Vec<Cidr>,
     },
+    /// A DNS name or `*.` wildcard (destinations only).
+    Fqdn(String),
+    /// The Kubernetes API server (destinations only).
+    KubeApiServer,
 }
 
 /// A permitted connection.
@@ -114,8 +177,11 @@ pub struct Flow {
     pub from: Peer,
     /// Who accepts.
     pub to: Peer,
-    /// Destination ports (never empty).
+    /// Destination ports (never empty, except towards the API server, where empty means the
+    /// API server's own ports).
     pub ports: Vec<Port>,
+    /// Allowed HTTP requests (empty: any traffic on the ports).
+    pub http: Vec<HttpRule>,
 }
 
 /// A validated AppNetwork.
@@ -133,6 +199,10 @@ pub struct AppModel {
     pub tiers: Vec<Tier>,
     /// Flows, in spec order.
     pub flows: Vec<Flow>,
+    /// The backend asked for.
+    pub backend: BackendRequest,
+    /// Stage instead of enforcing.
+    pub audit: bool,
 }
 
 impl AppModel {
@@ -180,6 +250,10 @@ pub struct ClusterBaselineModel {
     pub include_system: BTreeSet<String>,
     /// What every covered namespace gets.
     pub wish: BaselineWish,
+    /// The backend asked for.
+    pub backend: BackendRequest,
+    /// Stage instead of enforcing.
+    pub audit: bool,
 }
 
 impl ClusterBaselineModel {
@@ -226,6 +300,8 @@ mod tests {
             exclude: ["legacy".to_string()].into(),
             include_system: ["kube-public".to_string()].into(),
             wish: BaselineWish::default(),
+            backend: BackendRequest::Auto,
+            audit: false,
         }
     }
 
@@ -286,16 +362,19 @@ mod tests {
             deny_ingress: true,
             deny_egress: false,
             dns: None,
+            kube_api_server: false,
         };
         let b = BaselineWish {
             deny_ingress: false,
             deny_egress: true,
             dns: Some(dns("kube-system")),
+            kube_api_server: false,
         };
         let c = BaselineWish {
             deny_ingress: false,
             deny_egress: true,
             dns: Some(dns("kube-system")),
+            kube_api_server: false,
         };
         let m = NamespaceBaseline::merge([&a, &b, &c]);
         assert!(m.deny_ingress && m.deny_egress);

@@ -12,10 +12,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use crate::core::selector::is_dns1123_label;
 use crate::core::{Cidr, Port, Protocol, Selector};
 use crate::crd::{
-    AppNetworkSpec, AppliedBaseline, ClusterBaselineSpec, DnsSpec, PeerSpec, PortSpec, ProtocolSpec,
+    AppNetworkSpec, AppliedBaseline, BackendSpec, ClusterBaselineSpec, DnsSpec, HttpRuleSpec,
+    ModeSpec, PeerSpec, PortSpec, ProtocolSpec,
 };
 use crate::model::{
-    AppModel, BaselineWish, ClusterBaselineModel, DnsTarget, Flow, NamespaceMatch, Peer, Tier,
+    AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, DnsTarget, Flow,
+    HttpRule, NamespaceMatch, Peer, Tier,
 };
 
 /// One problem in a spec.
@@ -78,6 +80,7 @@ pub fn app_network(
         } else {
             None
         },
+        kube_api_server: false,
     };
 
     let mut tiers = Vec::with_capacity(spec.tiers.len());
@@ -126,6 +129,13 @@ pub fn app_network(
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
+        if matches!(from, Peer::Fqdn(_) | Peer::KubeApiServer) {
+            errs.add(
+                format!("{f}.from"),
+                "fqdn and kubeAPIServer peers can only be destinations (to)",
+            );
+            continue;
+        }
         if !matches!(from, Peer::Tier(_)) && !matches!(to, Peer::Tier(_)) {
             errs.add(
                 f.clone(),
@@ -135,6 +145,7 @@ pub fn app_network(
         }
         let ports = match (&fl.ports, &to) {
             (Some(p), _) if !p.is_empty() => ports(p, &format!("{f}.ports"), &mut errs),
+            (_, Peer::KubeApiServer) => Vec::new(),
             (_, Peer::Tier(t)) => {
                 let declared = &tiers[*t].ports;
                 if declared.is_empty() {
@@ -156,11 +167,19 @@ pub fn app_network(
                 Vec::new()
             }
         };
+        let http = http_rules(
+            fl.http.as_deref().unwrap_or_default(),
+            &ports,
+            &to,
+            &f,
+            &mut errs,
+        );
         flows.push(Flow {
             index: i,
             from,
             to,
             ports,
+            http,
         });
     }
 
@@ -172,10 +191,60 @@ pub fn app_network(
             dns,
             tiers,
             flows,
+            backend: backend_request(spec.backend),
+            audit: spec.mode == ModeSpec::Audit,
         })
     } else {
         Err(InvalidSpec(errs.0))
     }
+}
+
+fn backend_request(b: BackendSpec) -> BackendRequest {
+    match b {
+        BackendSpec::Auto => BackendRequest::Auto,
+        BackendSpec::NetworkPolicy => BackendRequest::Fixed(Backend::NetworkPolicy),
+        BackendSpec::Calico => BackendRequest::Fixed(Backend::Calico),
+        BackendSpec::Cilium => BackendRequest::Fixed(Backend::Cilium),
+    }
+}
+
+fn http_rules(
+    list: &[HttpRuleSpec],
+    ports: &[Port],
+    to: &Peer,
+    field: &str,
+    errs: &mut Errors,
+) -> Vec<HttpRule> {
+    if list.is_empty() {
+        return Vec::new();
+    }
+    if ports.is_empty() || ports.iter().any(|p| p.protocol != Protocol::Tcp) {
+        errs.add(
+            format!("{field}.http"),
+            "HTTP rules need TCP ports (list them in ports or on the destination tier)",
+        );
+    }
+    if matches!(to, Peer::KubeApiServer) {
+        errs.add(
+            format!("{field}.http"),
+            "HTTP rules towards the API server are not supported (it speaks TLS)",
+        );
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if h.path.as_deref() == Some("") {
+                errs.add(
+                    format!("{field}.http[{i}].path"),
+                    "must not be empty (omit it to allow any path)",
+                );
+            }
+            HttpRule {
+                method: h.method.clone(),
+                path: h.path.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Validates a ClusterBaseline spec into the model.
@@ -216,7 +285,10 @@ pub fn cluster_baseline(spec: &ClusterBaselineSpec) -> Result<ClusterBaselineMod
                 deny_ingress: spec.deny_ingress,
                 deny_egress: spec.deny_egress,
                 dns: if spec.deny_egress { dns } else { None },
+                kube_api_server: spec.allow_kube_api_server && spec.deny_egress,
             },
+            backend: backend_request(spec.backend),
+            audit: spec.mode == ModeSpec::Audit,
         })
     } else {
         Err(InvalidSpec(errs.0))
@@ -236,6 +308,7 @@ pub fn applied_baseline(b: &AppliedBaseline) -> Result<BaselineWish, InvalidSpec
             deny_ingress: b.deny_ingress,
             deny_egress: b.deny_egress,
             dns,
+            kube_api_server: false,
         })
     } else {
         Err(InvalidSpec(errs.0))
@@ -391,6 +464,8 @@ fn peer(
         ("namespaceSelector", p.namespace_selector.is_some()),
         ("allNamespaces", p.all_namespaces == Some(true)),
         ("cidr", p.cidr.is_some()),
+        ("fqdn", p.fqdn.is_some()),
+        ("kubeAPIServer", p.kube_api_server == Some(true)),
     ]
     .into_iter()
     .filter_map(|(k, set)| set.then_some(k))
@@ -473,6 +548,34 @@ fn peer(
             pods: pods(errs)?,
         }),
         Some("cidr") => cidr_peer(p, field, errs),
+        Some("fqdn") => {
+            let name = p.fqdn.clone().unwrap_or_default();
+            if p.selector.is_some() {
+                errs.add(
+                    format!("{field}.selector"),
+                    "an fqdn peer takes no pod selector",
+                );
+                return None;
+            }
+            if !is_fqdn_pattern(&name) {
+                errs.add(
+                    format!("{field}.fqdn"),
+                    format!("{name:?} is not a DNS name or a wildcard of the form *.example.com"),
+                );
+                return None;
+            }
+            Some(Peer::Fqdn(name))
+        }
+        Some("kubeAPIServer") => {
+            if p.selector.is_some() {
+                errs.add(
+                    format!("{field}.selector"),
+                    "a kubeAPIServer peer takes no pod selector",
+                );
+                return None;
+            }
+            Some(Peer::KubeApiServer)
+        }
         _ => match pods(errs)? {
             Some(sel) => Some(Peer::Pods {
                 namespaces: NamespaceMatch::Own,
@@ -481,12 +584,18 @@ fn peer(
             None => {
                 errs.add(
                     field,
-                    "set one of tier, namespace, namespaceSelector, allNamespaces or cidr (or a non-empty selector for pods of this namespace)",
+                    "set one of tier, namespace, namespaceSelector, allNamespaces, cidr, fqdn or kubeAPIServer (or a non-empty selector for pods of this namespace)",
                 );
                 None
             }
         },
     }
+}
+
+/// `api.example.com` or `*.example.com`: lower-case DNS labels, an optional leading `*.`.
+fn is_fqdn_pattern(s: &str) -> bool {
+    let rest = s.strip_prefix("*.").unwrap_or(s);
+    rest.len() <= 253 && rest.contains('.') && rest.split('.').all(is_dns1123_label)
 }
 
 fn cidr_peer(p: &PeerSpec, field: &str, errs: &mut Errors) -> Option<Peer> {
@@ -682,6 +791,47 @@ tiers:
             e.contains("spec.excludeNamespaces[0]: \"Bad_Name\" is not a namespace name"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn fqdn_and_api_server_peers_are_destinations_only() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{fqdn: api.example.com}}, to: {{tier: api}}}}\n"
+        ));
+        assert!(e[0].contains("can only be destinations"), "{e:?}");
+        let m = app_network(
+            "shop",
+            "prod",
+            &spec(&format!(
+                "{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{fqdn: \"*.example.com\"}}, ports: [{{port: 443}}]}}\n  - {{from: {{tier: api}}, to: {{kubeAPIServer: true}}}}\n"
+            )),
+        )
+        .unwrap();
+        assert_eq!(m.flows[0].to, Peer::Fqdn("*.example.com".into()));
+        assert_eq!(m.flows[1].to, Peer::KubeApiServer);
+        assert!(m.flows[1].ports.is_empty());
+    }
+
+    #[test]
+    fn bad_fqdns_are_rejected() {
+        for bad in [
+            "example",
+            "a..b.com",
+            "*.*.com",
+            "API.example.com",
+            "*example.com",
+        ] {
+            let e = errors(&format!("{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{fqdn: \"{bad}\"}}, ports: [{{port: 443}}]}}\n"));
+            assert!(e[0].contains("is not a DNS name"), "{bad}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn http_rules_need_tcp_ports() {
+        let e = errors(&format!(
+            "{TIERS}flows:\n  - {{from: {{tier: frontend}}, to: {{tier: api}}, ports: [{{port: 53, protocol: UDP}}], http: [{{method: GET}}]}}\n"
+        ));
+        assert!(e[0].contains("HTTP rules need TCP ports"), "{e:?}");
     }
 
     #[test]

@@ -1,28 +1,30 @@
-//! Reconciles one AppNetwork: validate → render → apply the per-tier policies → status.
-//! The namespace baseline and pruning are the namespace controller's (see `namespace`).
+//! Reconciles one AppNetwork: validate → render for its backend → apply the per-tier objects →
+//! status. The namespace baseline and pruning are the namespace controller's (see `namespace`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
 use super::{retry_after, Context};
 use crate::apply::{self, Applied, FIELD_MANAGER};
-use crate::crd::{AppNetwork, AppNetworkStatus, ObjectRefStatus};
+use crate::crd::{AppNetwork, AppNetworkStatus, Condition, ObjectRefStatus};
 use crate::error::{Error, Result};
-use crate::render::{self, Owner};
+use crate::model::Backend;
+use crate::render::{self, Owner, L7_ENFORCED};
 use crate::status::{self, READY, STALLED};
 use crate::validate;
 
 /// How often a healthy AppNetwork is looked at again even without events (a safety net; the
 /// watches normally trigger within milliseconds).
 const RESYNC: Duration = Duration::from_secs(600);
+
+/// The condition that says whether the CNI enforces policy at all (False on Flannel alone).
+pub const POLICY_ENFORCED: &str = "PolicyEnforced";
 
 /// The owner reference tierflow puts on everything rendered for `app`.
 pub fn owner(app: &AppNetwork) -> Result<Owner> {
@@ -32,6 +34,25 @@ pub fn owner(app: &AppNetwork) -> Result<Owner> {
         name: app.name_any(),
         uid: app.uid().ok_or(Error::MissingField("metadata.uid"))?,
     })
+}
+
+/// Sets `PolicyEnforced=False` while the CNI enforces nothing, and removes it otherwise.
+pub fn policy_enforced(conditions: &mut Vec<Condition>, ctx: &Context, generation: Option<i64>) {
+    let d = ctx.detected();
+    if d.enforces {
+        status::remove(conditions, POLICY_ENFORCED);
+    } else {
+        status::set(
+            conditions,
+            status::condition(
+                POLICY_ENFORCED,
+                false,
+                "CniDoesNotEnforce",
+                &d.reason,
+                generation,
+            ),
+        );
+    }
 }
 
 /// Reconciles one AppNetwork.
@@ -48,35 +69,34 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
     let old = app.status.clone().unwrap_or_default();
     let mut status = old.clone();
     status.observed_generation = generation;
+    status.cni = Some(ctx.detected().cni.as_str().to_string());
+    policy_enforced(&mut status.conditions, &ctx, generation);
 
     let model = match validate::app_network(&name, &ns, &app.spec) {
         Ok(m) => m,
         Err(invalid) => {
             // Fail closed: the policies of the last valid generation stay exactly as they are.
             let msg = format!("{invalid}; the policies of the last valid spec stay in place");
-            status::set(
-                &mut status.conditions,
-                status::condition(READY, false, "InvalidSpec", &msg, generation),
-            );
-            status::set(
-                &mut status.conditions,
-                status::condition(STALLED, true, "InvalidSpec", &msg, generation),
-            );
-            if write_status(&ctx, &app, &old, &status).await? {
-                warn(&ctx, &app, "InvalidSpec", &msg).await;
-            }
-            tracing::info!(namespace = %ns, name = %name, outcome = "InvalidSpec", "reconciled");
-            return Ok(Action::await_change());
+            return stalled(&ctx, &app, &old, status, "InvalidSpec", &msg).await;
         }
     };
+    let backend = ctx.resolve(model.backend);
+    if model.audit && backend != Backend::Calico {
+        let msg = format!(
+            "mode Audit needs Calico's staged policies; the {} backend has no staged form, so nothing is enforced or changed (the previous policies stay in place)",
+            backend.as_str()
+        );
+        return stalled(&ctx, &app, &old, status, "AuditUnsupported", &msg).await;
+    }
 
     let owner = owner(&app)?;
-    let desired = render::networkpolicy::tier_policies(&model, Some(&owner));
-    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &ns);
+    let rendered = render::tier_objects(&model, backend, Some(&owner), &ctx.env());
     let mut writes = 0usize;
-    for policy in &desired {
-        let live = ctx.policies.get(&ObjectRef::from_obj(policy));
-        match apply::apply(&api, policy, live.as_deref()).await {
+    for object in &rendered.objects {
+        let live = ctx
+            .managed
+            .get(object.kind, object.namespace(), object.name());
+        match apply::apply(&ctx.client, object, live.as_deref()).await {
             Ok(Applied::Unchanged) => {}
             Ok(_) => writes += 1,
             Err(e @ Error::Conflict { .. }) => {
@@ -90,38 +110,136 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
                 }
                 return Ok(Action::requeue(Duration::from_secs(60)));
             }
+            Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => {
+                let msg = format!(
+                    "cannot write {} {}: the {} API is not served here (is its CRD installed?)",
+                    object.kind.kind(),
+                    object.name(),
+                    object.kind.api_version()
+                );
+                status::set(
+                    &mut status.conditions,
+                    status::condition(READY, false, "BackendUnavailable", &msg, generation),
+                );
+                if write_status(&ctx, &app, &old, &status).await? {
+                    warn(&ctx, &app, "BackendUnavailable", &msg).await;
+                }
+                return Ok(Action::requeue(Duration::from_secs(30)));
+            }
             Err(e) => return Err(e),
         }
     }
 
-    status.policies = desired
+    status.policies = rendered
+        .objects
         .iter()
-        .map(|p| ObjectRefStatus {
-            api_version: "networking.k8s.io/v1".into(),
-            kind: "NetworkPolicy".into(),
-            name: p.name_any(),
+        .map(|o| ObjectRefStatus {
+            api_version: o.kind.api_version().to_string(),
+            kind: o.kind.kind().to_string(),
+            name: o.name().to_string(),
         })
         .collect();
     status.policy_count = status.policies.len() as i64;
     status.baseline = Some(validate::to_applied_baseline(&model.baseline));
-    let msg = format!(
-        "{} tier policies for {} flows applied",
-        desired.len(),
-        model.flows.len()
-    );
-    status::set(
-        &mut status.conditions,
-        status::condition(READY, true, "Applied", msg, generation),
-    );
+    status.backend = Some(backend.as_str().to_string());
+    status.audit = model.audit;
+
+    let blocking: Vec<&render::Note> = rendered
+        .notes
+        .iter()
+        .filter(|n| n.condition == READY)
+        .collect();
+    match blocking.first() {
+        Some(first) => {
+            let msg: Vec<&str> = blocking.iter().map(|n| n.message.as_str()).collect();
+            status::set(
+                &mut status.conditions,
+                status::condition(READY, false, first.reason, msg.join("; "), generation),
+            );
+        }
+        None => {
+            let verb = if model.audit { "staged" } else { "applied" };
+            let msg = format!(
+                "{} {} objects for {} flows {verb}",
+                rendered.objects.len(),
+                backend.as_str(),
+                model.flows.len()
+            );
+            status::set(
+                &mut status.conditions,
+                status::condition(READY, true, "Applied", msg, generation),
+            );
+        }
+    }
+    let l7: Vec<&str> = rendered
+        .notes
+        .iter()
+        .filter(|n| n.condition == L7_ENFORCED)
+        .map(|n| n.message.as_str())
+        .collect();
+    if !l7.is_empty() {
+        status::set(
+            &mut status.conditions,
+            status::condition(
+                L7_ENFORCED,
+                false,
+                "L7Unsupported",
+                l7.join("; "),
+                generation,
+            ),
+        );
+    } else if model.flows.iter().any(|f| !f.http.is_empty()) {
+        status::set(
+            &mut status.conditions,
+            status::condition(
+                L7_ENFORCED,
+                true,
+                "Enforced",
+                "HTTP rules are enforced",
+                generation,
+            ),
+        );
+    } else {
+        status::remove(&mut status.conditions, L7_ENFORCED);
+    }
     status::remove(&mut status.conditions, STALLED);
     let status_written = write_status(&ctx, &app, &old, &status).await?;
+    if status_written && !blocking.is_empty() {
+        warn(&ctx, &app, blocking[0].reason, &blocking[0].message).await;
+    }
     if writes > 0 || status_written {
         tracing::info!(
-            namespace = %ns, name = %name, writes, duration_ms = started.elapsed().as_millis() as u64,
-            outcome = "Applied", "reconciled"
+            namespace = %ns, name = %name, backend = backend.as_str(), writes,
+            duration_ms = started.elapsed().as_millis() as u64, outcome = "Applied", "reconciled"
         );
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// Records a spec that cannot be applied (Ready=False and Stalled=True with `reason`), keeping
+/// everything else as it was, and warns once per change.
+async fn stalled(
+    ctx: &Context,
+    app: &AppNetwork,
+    old: &AppNetworkStatus,
+    mut status: AppNetworkStatus,
+    reason: &str,
+    msg: &str,
+) -> Result<Action> {
+    let generation = app.meta().generation;
+    status::set(
+        &mut status.conditions,
+        status::condition(READY, false, reason, msg, generation),
+    );
+    status::set(
+        &mut status.conditions,
+        status::condition(STALLED, true, reason, msg, generation),
+    );
+    if write_status(ctx, app, old, &status).await? {
+        warn(ctx, app, reason, msg).await;
+    }
+    tracing::info!(namespace = %app.namespace().unwrap_or_default(), name = %app.name_any(), outcome = reason, "reconciled");
+    Ok(Action::await_change())
 }
 
 /// Error policy: retry soon.
@@ -156,7 +274,13 @@ async fn write_status(
     Ok(true)
 }
 
-async fn warn(ctx: &Context, app: &AppNetwork, reason: &str, msg: &str) {
+/// Publishes a Warning event about `obj`.
+pub async fn warn_about<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    reason: &str,
+    msg: &str,
+) {
     let ev = Event {
         type_: EventType::Warning,
         reason: reason.to_string(),
@@ -164,7 +288,11 @@ async fn warn(ctx: &Context, app: &AppNetwork, reason: &str, msg: &str) {
         action: "Reconcile".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &app.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, &obj.object_ref(&())).await {
         tracing::warn!(error = %e, "could not publish event");
     }
+}
+
+async fn warn(ctx: &Context, app: &AppNetwork, reason: &str, msg: &str) {
+    warn_about(ctx, app, reason, msg).await;
 }

@@ -1,26 +1,31 @@
-//! The running operator: one watch per kind, one cache each, and two controllers fed from them.
+//! The running operator: watches, caches, CNI detection and three controllers fed from them.
 //!
-//! - The AppNetwork controller renders and applies the per-tier policies of one AppNetwork and
-//!   records, in its status, the objects it wants and the baseline it asks for.
-//! - The namespace controller owns everything that is shared by a namespace: it merges every
-//!   input's baseline wish into one `tierflow-baseline`, applies it, and prunes objects no
+//! - The AppNetwork controller renders and applies the per-tier objects of one AppNetwork and
+//!   records, in its status, the objects it wants, the backend they are in and the baseline it
+//!   asks for.
+//! - The namespace controller owns everything a namespace shares: it merges every input's
+//!   baseline wish into one `tierflow-baseline` per backend, applies it, and prunes objects no
 //!   longer wanted. So the write order is: tier allows, then the baseline, then prune.
+//! - The ClusterBaseline controller writes the one cluster-wide object on Calico and Cilium and
+//!   reports coverage.
 //!
 //! Watch events are fanned out by hand (deletes included, which shared-store subscriptions do
 //! not forward) so that a hand-deleted object is restored at once.
 
 pub mod appnetwork;
 pub mod clusterbaseline;
+pub mod detect;
 pub mod namespace;
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace};
+use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -30,9 +35,55 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::apply::api_resource;
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::{Error, Result};
-use crate::render::{MANAGED_BY, MANAGER, ROLE_BASELINE, ROLE_LABEL};
+use crate::model::{Backend, BackendRequest};
+use crate::render::{
+    Env, ObjectKind, CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE,
+    ROLE_CLUSTER_BASELINE, ROLE_LABEL,
+};
+use detect::Detection;
+
+/// The caches of every kind of object tierflow writes (only kinds whose CRDs are installed are
+/// watched).
+#[derive(Clone, Default)]
+pub struct Managed {
+    stores: Arc<RwLock<BTreeMap<ObjectKind, Store<DynamicObject>>>>,
+}
+
+impl Managed {
+    fn store(&self, kind: ObjectKind) -> Option<Store<DynamicObject>> {
+        self.stores.read().ok()?.get(&kind).cloned()
+    }
+
+    /// The cached object, if its kind is watched and the object exists.
+    pub fn get(
+        &self,
+        kind: ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<DynamicObject>> {
+        let mut r = ObjectRef::new_with(name, api_resource(kind));
+        if let (true, Some(ns)) = (kind.namespaced(), namespace) {
+            r = r.within(ns);
+        }
+        self.store(kind)?.get(&r)
+    }
+
+    /// Every cached object of `kind`.
+    pub fn list(&self, kind: ObjectKind) -> Vec<Arc<DynamicObject>> {
+        self.store(kind).map(|s| s.state()).unwrap_or_default()
+    }
+
+    /// The kinds currently watched.
+    pub fn kinds(&self) -> Vec<ObjectKind> {
+        self.stores
+            .read()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+}
 
 /// Everything a reconcile needs: the client and the caches.
 #[derive(Clone)]
@@ -41,8 +92,8 @@ pub struct Context {
     pub client: Client,
     /// Every AppNetwork of the cluster.
     pub appnets: Store<AppNetwork>,
-    /// Every NetworkPolicy tierflow manages (selected by the managed-by label).
-    pub policies: Store<NetworkPolicy>,
+    /// Every object tierflow manages, by kind.
+    pub managed: Managed,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
     /// Every ClusterBaseline.
@@ -51,6 +102,12 @@ pub struct Context {
     pub recorder: Recorder,
     /// The namespace the operator runs in (never covered by a ClusterBaseline unless included).
     pub operator_namespace: String,
+    /// The backend `Auto` means when set (`--backend`); detection decides otherwise.
+    pub default_backend: Option<Backend>,
+    /// What CNI detection concluded (kept current).
+    pub detection: watch::Receiver<Detection>,
+    /// The API server's endpoints (kept current).
+    pub api_server: Arc<RwLock<Vec<(IpAddr, u16)>>>,
     /// Namespaces whose last reconcile failed, with why (for ClusterBaseline status).
     pub failures: Arc<Mutex<BTreeMap<String, NamespaceFailure>>>,
     /// Asks the ClusterBaseline controller to recompute status.
@@ -62,6 +119,32 @@ impl Context {
     pub fn trigger_cluster_baselines(&self) {
         trigger_all(&self.cluster_baselines, &self.cluster_baseline_trigger);
     }
+
+    /// The current detection.
+    pub fn detected(&self) -> Detection {
+        self.detection.borrow().clone()
+    }
+
+    /// The backend an object asking for `req` gets.
+    pub fn resolve(&self, req: BackendRequest) -> Backend {
+        match req {
+            BackendRequest::Fixed(b) => b,
+            BackendRequest::Auto => self
+                .default_backend
+                .unwrap_or_else(|| self.detection.borrow().backend),
+        }
+    }
+
+    /// Cluster facts for renderers.
+    pub fn env(&self) -> Env {
+        Env {
+            api_server: self
+                .api_server
+                .read()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Settings of the operator.
@@ -69,6 +152,8 @@ impl Context {
 pub struct Options {
     /// The namespace the operator runs in.
     pub operator_namespace: String,
+    /// The backend `Auto` means (`None`: detect the CNI).
+    pub default_backend: Option<Backend>,
 }
 
 impl Default for Options {
@@ -76,6 +161,7 @@ impl Default for Options {
         Options {
             operator_namespace: std::env::var("POD_NAMESPACE")
                 .unwrap_or_else(|_| "tierflow-system".into()),
+            default_backend: None,
         }
     }
 }
@@ -108,25 +194,79 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// ClusterBaseline status sums up many namespaces; fold bursts of namespace events into one.
 const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// Starts the watches and controllers on the current runtime and returns once every cache has
-/// synced.
-pub async fn start(client: Client, options: Options) -> Result<Running> {
-    let managed = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
+/// How often detection is recomputed even without events (the Calico API server is found by
+/// discovery, which has no watch).
+const REDETECT: Duration = Duration::from_secs(30);
 
+/// Channels into the controllers.
+#[derive(Clone)]
+struct Triggers {
+    apps: UnboundedSender<ObjectRef<AppNetwork>>,
+    namespaces: UnboundedSender<ObjectRef<Namespace>>,
+    cluster_baselines: UnboundedSender<ObjectRef<ClusterBaseline>>,
+    app_store: Store<AppNetwork>,
+    ns_store: Store<Namespace>,
+    cb_store: Store<ClusterBaseline>,
+}
+
+impl Triggers {
+    fn everything(&self) {
+        trigger_all(&self.app_store, &self.apps);
+        trigger_all(&self.ns_store, &self.namespaces);
+        trigger_all(&self.cb_store, &self.cluster_baselines);
+    }
+
+    /// Routes an event about a managed object to whoever owns it.
+    fn managed(&self, obj: &DynamicObject) {
+        if let Some(owner) = owner_app(obj) {
+            send(&self.apps, owner);
+        }
+        match obj.labels().get(ROLE_LABEL).map(String::as_str) {
+            Some(ROLE_CLUSTER_BASELINE) => {
+                let label = obj
+                    .labels()
+                    .get(CLUSTER_BASELINE_LABEL)
+                    .cloned()
+                    .unwrap_or_default();
+                for cb in self.cb_store.state() {
+                    if crate::core::names::label_value(&cb.name_any()) == label {
+                        send(&self.cluster_baselines, ObjectRef::from_obj(cb.as_ref()));
+                    }
+                }
+            }
+            Some(ROLE_BASELINE) => {
+                send(&self.namespaces, ns_ref(obj));
+                trigger_all(&self.cb_store, &self.cluster_baselines);
+            }
+            _ => send(&self.namespaces, ns_ref(obj)),
+        }
+    }
+}
+
+/// Starts the watches and controllers on the current runtime and returns once every cache has
+/// synced and the CNI has been detected.
+pub async fn start(client: Client, options: Options) -> Result<Running> {
     let (appnets, appnet_w) = reflector::store::<AppNetwork>();
-    let (policies, np_w) = reflector::store::<NetworkPolicy>();
+    let (namespaces, ns_w) = reflector::store::<Namespace>();
+    let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
     let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
     let (app_tx, app_rx) = unbounded::<ObjectRef<AppNetwork>>();
     let (cb_tx, cb_rx) = unbounded::<ObjectRef<ClusterBaseline>>();
-    let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
-
-    let (namespaces, ns_w) = reflector::store::<Namespace>();
+    let triggers = Triggers {
+        apps: app_tx,
+        namespaces: ns_tx,
+        cluster_baselines: cb_tx,
+        app_store: appnets.clone(),
+        ns_store: namespaces.clone(),
+        cb_store: cluster_baselines.clone(),
+    };
+    let managed = Managed::default();
     let mut tasks = Vec::new();
     let mut synced = Vec::new();
 
     // AppNetworks → the AppNetwork itself, and its namespace.
     {
-        let (ns_tx, app_tx) = (ns_tx.clone(), app_tx.clone());
+        let t = triggers.clone();
         let stream = watcher::watcher(
             Api::<AppNetwork>::all(client.clone()),
             watcher::Config::default(),
@@ -135,42 +275,11 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         .reflect(appnet_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(a) | Event::InitApply(a) => {
-                send(&app_tx, ObjectRef::from_obj(a));
-                send(&ns_tx, ns_ref(a));
+                send(&t.apps, ObjectRef::from_obj(a));
+                send(&t.namespaces, ns_ref(a));
             }
-            Event::Delete(a) => send(&ns_tx, ns_ref(a)),
+            Event::Delete(a) => send(&t.namespaces, ns_ref(a)),
             Event::Init | Event::InitDone => {}
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
-
-    // Managed NetworkPolicies → their owning AppNetwork (drift of a tier policy) and their
-    // namespace (drift of a baseline, pruning).
-    {
-        let (ns_tx, app_tx, cb_tx) = (ns_tx.clone(), app_tx.clone(), cb_tx.clone());
-        let (appnets, cbs) = (appnets.clone(), cluster_baselines.clone());
-        let stream = watcher::watcher(Api::<NetworkPolicy>::all(client.clone()), managed)
-            .default_backoff()
-            .reflect(np_w);
-        let (task, ready) = fan_out(stream, move |ev| match ev {
-            Event::Apply(p) | Event::InitApply(p) | Event::Delete(p) => {
-                if let Some(owner) = owner_app(p) {
-                    send(&app_tx, owner);
-                }
-                send(&ns_tx, ns_ref(p));
-                if p.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_BASELINE) {
-                    trigger_all(&cbs, &cb_tx);
-                }
-            }
-            // After a relist, deletions that happened while the watch was down produce no event:
-            // look at everything once.
-            Event::InitDone => {
-                for a in appnets.state() {
-                    send(&app_tx, ObjectRef::from_obj(a.as_ref()));
-                }
-            }
-            Event::Init => {}
         });
         tasks.push(task);
         synced.push(ready);
@@ -178,7 +287,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
 
     // Namespaces → themselves (new namespaces, label changes) and ClusterBaseline status.
     {
-        let (ns_tx, cb_tx, cbs) = (ns_tx.clone(), cb_tx.clone(), cluster_baselines.clone());
+        let t = triggers.clone();
         let stream = watcher::watcher(
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
@@ -187,10 +296,10 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         .reflect(ns_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(n) | Event::InitApply(n) => {
-                send(&ns_tx, ObjectRef::from_obj(n));
-                trigger_all(&cbs, &cb_tx);
+                send(&t.namespaces, ObjectRef::from_obj(n));
+                trigger_all(&t.cb_store, &t.cluster_baselines);
             }
-            Event::Delete(_) => trigger_all(&cbs, &cb_tx),
+            Event::Delete(_) => trigger_all(&t.cb_store, &t.cluster_baselines),
             Event::Init | Event::InitDone => {}
         });
         tasks.push(task);
@@ -199,7 +308,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
 
     // ClusterBaselines → every namespace (coverage may change) and their own status.
     {
-        let (ns_tx, cb_tx, namespaces) = (ns_tx.clone(), cb_tx.clone(), namespaces.clone());
+        let t = triggers.clone();
         let stream = watcher::watcher(
             Api::<ClusterBaseline>::all(client.clone()),
             watcher::Config::default(),
@@ -208,15 +317,51 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         .reflect(cb_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(c) | Event::InitApply(c) => {
-                send(&cb_tx, ObjectRef::from_obj(c));
-                trigger_all(&namespaces, &ns_tx);
+                send(&t.cluster_baselines, ObjectRef::from_obj(c));
+                trigger_all(&t.ns_store, &t.namespaces);
             }
-            Event::Delete(_) => trigger_all(&namespaces, &ns_tx),
+            Event::Delete(_) => trigger_all(&t.ns_store, &t.namespaces),
             Event::Init | Event::InitDone => {}
         });
         tasks.push(task);
         synced.push(ready);
     }
+
+    // The API server's endpoints, for the kubeAPIServer peer on the standard backend.
+    let api_server: Arc<RwLock<Vec<(IpAddr, u16)>>> = Arc::default();
+    {
+        let (t, api_server) = (triggers.clone(), api_server.clone());
+        let cfg = watcher::Config::default().fields("metadata.name=kubernetes");
+        let stream = watcher::watcher(Api::<Endpoints>::namespaced(client.clone(), "default"), cfg)
+            .default_backoff();
+        let (task, ready) = fan_out(stream, move |ev| {
+            let found = match ev {
+                Event::Apply(e) | Event::InitApply(e) => endpoints(e),
+                Event::Delete(_) => Vec::new(),
+                Event::Init | Event::InitDone => return,
+            };
+            let changed = api_server
+                .write()
+                .map(|mut v| std::mem::replace(&mut *v, found.clone()) != found);
+            if changed.unwrap_or(false) {
+                trigger_all(&t.app_store, &t.apps);
+                trigger_all(&t.ns_store, &t.namespaces);
+            }
+        });
+        tasks.push(task);
+        synced.push(ready);
+    }
+
+    // CNI detection, which also starts and stops the watches of CRD-backed kinds.
+    let (detection_tx, detection_rx) = watch::channel(Detection::default());
+    let (detect_task, detected) = detection(
+        client.clone(),
+        managed.clone(),
+        triggers.clone(),
+        detection_tx,
+    );
+    tasks.push(detect_task);
+    synced.push(detected);
 
     let reporter = Reporter {
         controller: MANAGER.to_string(),
@@ -225,16 +370,32 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let context = Arc::new(Context {
         client: client.clone(),
         appnets: appnets.clone(),
-        policies: policies.clone(),
+        managed,
         namespaces: namespaces.clone(),
         cluster_baselines: cluster_baselines.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         operator_namespace: options.operator_namespace,
+        default_backend: options.default_backend,
+        detection: detection_rx,
+        api_server,
         failures: Arc::default(),
-        cluster_baseline_trigger: cb_tx.clone(),
+        cluster_baseline_trigger: triggers.cluster_baselines.clone(),
     });
-    let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
 
+    // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
+    // so readiness is tracked from the watch events themselves.)
+    let sync = futures::future::join_all(synced.iter_mut().map(|rx| rx.wait_for(|ready| *ready)));
+    match tokio::time::timeout(Duration::from_secs(60), sync).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {}
+        _ => {
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(Error::Config("caches did not sync within 60s".into()));
+        }
+    }
+
+    let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
     let app_controller = Controller::for_stream(futures::stream::pending(), appnets)
         .reconcile_on(app_rx)
         .with_config(config.clone());
@@ -285,20 +446,207 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
                 }
             }),
     ));
+    triggers.everything();
+    Ok(Running { context, tasks })
+}
 
-    // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
-    // so readiness is tracked from the watch events themselves.)
-    let sync = futures::future::join_all(synced.iter_mut().map(|rx| rx.wait_for(|ready| *ready)));
-    match tokio::time::timeout(Duration::from_secs(60), sync).await {
-        Ok(results) if results.iter().all(Result::is_ok) => {}
-        _ => {
-            for t in &tasks {
-                t.abort();
+fn endpoints(e: &Endpoints) -> Vec<(IpAddr, u16)> {
+    let mut out = Vec::new();
+    for subset in e.subsets.iter().flatten() {
+        let ports: Vec<u16> = subset
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect();
+        for a in subset.addresses.iter().flatten() {
+            if let Ok(ip) = a.ip.parse::<IpAddr>() {
+                out.extend(ports.iter().map(|p| (ip, *p)));
             }
-            return Err(Error::Config("caches did not sync within 60s".into()));
         }
     }
-    Ok(Running { context, tasks })
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The detection task: watches CRDs and the CNI DaemonSets (metadata only), decides, and keeps a
+/// watch running for every managed kind whose CRD is installed. The returned flag turns true once
+/// the first decision is made and the watches it needs have synced.
+fn detection(
+    client: Client,
+    managed: Managed,
+    triggers: Triggers,
+    tx: watch::Sender<Detection>,
+) -> (JoinHandle<()>, watch::Receiver<bool>) {
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        enum Input {
+            Crd(Event<PartialObjectMeta<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>>),
+            Ds(String, Event<PartialObjectMeta<k8s_openapi::api::apps::v1::DaemonSet>>),
+            Tick,
+        }
+        use k8s_openapi::api::apps::v1::DaemonSet;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds = watcher::watcher(
+            Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .filter_map(|e| async move { e.ok().map(Input::Crd) })
+        .boxed();
+        let mut inputs = vec![crds];
+        for ns in ["kube-system", "kube-flannel"] {
+            let s = watcher::watcher(
+                Api::<PartialObjectMeta<DaemonSet>>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .filter_map(move |e| async move { e.ok().map(|e| Input::Ds(ns.to_string(), e)) })
+            .boxed();
+            inputs.push(s);
+        }
+        inputs.push(
+            futures::stream::unfold((), |()| async {
+                tokio::time::sleep(REDETECT).await;
+                Some((Input::Tick, ()))
+            })
+            .boxed(),
+        );
+        let mut inputs = futures::stream::select_all(inputs);
+
+        let mut crd_names: BTreeSet<String> = BTreeSet::new();
+        let mut crd_init: BTreeSet<String> = BTreeSet::new();
+        let mut daemonsets: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut ds_init: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut listed: BTreeSet<String> = BTreeSet::new(); // which inputs finished their first list
+        let mut watches: HashMap<ObjectKind, JoinHandle<()>> = HashMap::new();
+        let mut current: Option<Detection> = None;
+
+        while let Some(input) = inputs.next().await {
+            match input {
+                Input::Crd(ev) => match ev {
+                    Event::Init => crd_init.clear(),
+                    Event::InitApply(o) => {
+                        crd_init.insert(o.name_any());
+                    }
+                    Event::InitDone => {
+                        crd_names = std::mem::take(&mut crd_init);
+                        listed.insert("crds".into());
+                    }
+                    Event::Apply(o) => {
+                        crd_names.insert(o.name_any());
+                    }
+                    Event::Delete(o) => {
+                        crd_names.remove(&o.name_any());
+                    }
+                },
+                Input::Ds(ns, ev) => match ev {
+                    Event::Init => {
+                        ds_init.insert(ns.clone(), BTreeSet::new());
+                    }
+                    Event::InitApply(o) => {
+                        ds_init
+                            .entry(ns.clone())
+                            .or_default()
+                            .insert((ns.clone(), o.name_any()));
+                    }
+                    Event::InitDone => {
+                        daemonsets.retain(|(n, _)| n != &ns);
+                        daemonsets.extend(ds_init.remove(&ns).unwrap_or_default());
+                        listed.insert(ns);
+                    }
+                    Event::Apply(o) => {
+                        daemonsets.insert((ns, o.name_any()));
+                    }
+                    Event::Delete(o) => {
+                        daemonsets.remove(&(ns, o.name_any()));
+                    }
+                },
+                Input::Tick => {}
+            }
+            if listed.len() < 3 {
+                continue;
+            }
+            let calico_api = calico_v3_served(&client, &crd_names).await;
+            let d = detect::decide(&crd_names, &daemonsets, calico_api);
+            if current.as_ref() == Some(&d) {
+                continue;
+            }
+            tracing::info!(cni = d.cni.as_str(), backend = d.backend.as_str(), reason = %d.reason, "CNI detection");
+            // Watch every managed kind that can exist now; stop watching kinds that went away.
+            let mut new_watches = Vec::new();
+            for kind in ObjectKind::ALL {
+                let wanted = d.kinds.contains(&kind);
+                match (wanted, watches.contains_key(&kind)) {
+                    (true, false) => {
+                        let (task, ready) = watch_kind(&client, kind, &managed, &triggers);
+                        watches.insert(kind, task);
+                        new_watches.push(ready);
+                    }
+                    (false, true) => {
+                        if let Some(t) = watches.remove(&kind) {
+                            t.abort();
+                        }
+                        if let Ok(mut m) = managed.stores.write() {
+                            m.remove(&kind);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for mut r in new_watches {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), r.wait_for(|ready| *ready)).await;
+            }
+            tx.send_replace(d.clone());
+            current = Some(d);
+            ready_tx.send_replace(true);
+            triggers.everything();
+        }
+    });
+    (task, ready_rx)
+}
+
+/// Whether an aggregated API server serves `projectcalico.org/v3` (the native v3 CRDs are seen
+/// as CRDs instead).
+async fn calico_v3_served(client: &Client, crds: &BTreeSet<String>) -> bool {
+    if crds.contains("networkpolicies.projectcalico.org") {
+        return true;
+    }
+    let req = match http::Request::get("/apis/projectcalico.org/v3").body(Vec::new()) {
+        Ok(r) => r,
+        Err(_) => return false,
+    };
+    client.request_text(req).await.is_ok()
+}
+
+/// Starts the watch and cache of one managed kind (objects with tierflow's label only).
+fn watch_kind(
+    client: &Client,
+    kind: ObjectKind,
+    managed: &Managed,
+    triggers: &Triggers,
+) -> (JoinHandle<()>, watch::Receiver<bool>) {
+    let ar = api_resource(kind);
+    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let store = writer.as_reader();
+    if let Ok(mut m) = managed.stores.write() {
+        m.insert(kind, store);
+    }
+    let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
+    let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
+        .default_backoff()
+        .reflect(writer);
+    let t = triggers.clone();
+    fan_out(stream, move |ev| match ev {
+        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => t.managed(o),
+        // After a relist, deletions that happened while the watch was down produce no event:
+        // look at everything once.
+        Event::InitDone => t.everything(),
+        Event::Init => {}
+    })
 }
 
 fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>)

@@ -5,8 +5,10 @@
 
 use std::sync::Arc;
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -16,8 +18,8 @@ use crate::apply;
 use crate::core::names::BASELINE_NAME;
 use crate::crd::{AppNetwork, NamespaceFailure};
 use crate::error::{Error, Result};
-use crate::model::{Coverage, NamespaceBaseline};
-use crate::render::{self, ROLE_LABEL, ROLE_TIER};
+use crate::model::{Backend, BaselineWish, Coverage, NamespaceBaseline};
+use crate::render::{self, ObjectKind, Owner, ROLE_BASELINE, ROLE_LABEL, ROLE_TIER};
 use crate::validate;
 
 /// Reconciles one namespace.
@@ -81,7 +83,6 @@ fn terminating(e: &Error) -> bool {
 
 async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
     let name = ns.name_any();
-    let api: Api<NetworkPolicy> = Api::namespaced(ctx.client.clone(), &name);
     let apps: Vec<Arc<AppNetwork>> = ctx
         .appnets
         .state()
@@ -91,74 +92,96 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
         })
         .collect();
 
-    // 1. The baseline, merged from every input's last valid wish: the AppNetworks of the
-    //    namespace and the ClusterBaselines that cover it.
-    let mut wishes = Vec::new();
-    let mut owners = Vec::new();
+    // 1. The baselines: every input's last valid wish, grouped by the backend (and mode) its
+    //    objects are in, merged per group. ClusterBaselines on Calico and Cilium have their one
+    //    cluster-wide object instead and only count here while they are on the standard backend.
+    let mut groups: BTreeMap<(Backend, bool), (Vec<BaselineWish>, Vec<Owner>)> = BTreeMap::new();
     for cb in ctx.cluster_baselines.state() {
+        let on_standard = cb.status.as_ref().and_then(|s| s.backend.as_deref())
+            == Some(Backend::NetworkPolicy.as_str());
         let Some(model) = clusterbaseline::enforced(&cb) else {
             continue;
         };
-        if model.coverage(&name, ns.labels(), &ctx.operator_namespace) == Coverage::Covered {
-            wishes.push(model.wish);
-            owners.push(clusterbaseline::owner(&cb)?);
+        if on_standard
+            && model.coverage(&name, ns.labels(), &ctx.operator_namespace) == Coverage::Covered
+        {
+            let g = groups.entry((Backend::NetworkPolicy, false)).or_default();
+            g.0.push(model.wish);
+            g.1.push(clusterbaseline::owner(&cb)?);
         }
     }
     for a in &apps {
-        let Some(b) = a.status.as_ref().and_then(|s| s.baseline.as_ref()) else {
+        let Some(st) = a.status.as_ref() else {
+            continue;
+        };
+        let Some(b) = st.baseline.as_ref() else {
             continue;
         };
         match validate::applied_baseline(b) {
             Ok(w) => {
-                wishes.push(w);
-                owners.push(appnetwork::owner(a)?);
+                let backend = st
+                    .backend
+                    .as_deref()
+                    .and_then(Backend::parse)
+                    .unwrap_or(Backend::NetworkPolicy);
+                let g = groups.entry((backend, st.audit)).or_default();
+                g.0.push(w);
+                g.1.push(appnetwork::owner(a)?);
             }
             Err(e) => {
                 tracing::warn!(namespace = %name, app = %a.name_any(), error = %e, "ignoring unreadable status.baseline")
             }
         }
     }
-    owners.sort();
-    let merged = NamespaceBaseline::merge(&wishes);
-    let live = ctx
-        .policies
-        .get(&ObjectRef::new(BASELINE_NAME).within(&name));
-    match render::networkpolicy::baseline(&name, &merged, &owners) {
-        Some(desired) => {
-            apply::apply(&api, &desired, live.as_deref()).await?;
-        }
-        None => {
-            if let Some(l) = live {
-                apply::delete(&api, l.as_ref()).await?;
-            }
+    let env = ctx.env();
+    let mut wanted_baselines = BTreeSet::new();
+    for ((backend, audit), (wishes, mut owners)) in groups {
+        owners.sort();
+        let merged = NamespaceBaseline::merge(&wishes);
+        if let Some(obj) = render::namespace_baseline(&name, &merged, backend, audit, &owners, &env)
+        {
+            let live = ctx.managed.get(obj.kind, Some(&name), BASELINE_NAME);
+            apply::apply(&ctx.client, &obj, live.as_deref()).await?;
+            wanted_baselines.insert(obj.kind);
         }
     }
 
-    // 2. Prune per-tier policies no AppNetwork wants any more.
-    for p in ctx.policies.state() {
-        if p.namespace().as_deref() != Some(name.as_str())
-            || p.labels().get(ROLE_LABEL).map(String::as_str) != Some(ROLE_TIER)
-        {
-            continue;
+    // 2. Prune: baselines of kinds no input wants any more (only after the wanted ones are in
+    //    place), then per-tier objects no AppNetwork lists any more.
+    for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
+        if !wanted_baselines.contains(&kind) {
+            if let Some(live) = ctx.managed.get(kind, Some(&name), BASELINE_NAME) {
+                if live.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_BASELINE) {
+                    tracing::info!(namespace = %name, kind = kind.kind(), "pruning baseline no longer wanted");
+                    apply::delete(&ctx.client, kind, &live).await?;
+                }
+            }
         }
-        if !wanted(ctx, &p).await? {
-            tracing::info!(namespace = %name, policy = %p.name_any(), "pruning policy no longer wanted");
-            apply::delete(&api, p.as_ref()).await?;
+        for obj in ctx.managed.list(kind) {
+            if obj.namespace().as_deref() != Some(name.as_str())
+                || obj.labels().get(ROLE_LABEL).map(String::as_str) != Some(ROLE_TIER)
+            {
+                continue;
+            }
+            if !wanted(ctx, kind, &obj).await? {
+                tracing::info!(namespace = %name, kind = kind.kind(), name = %obj.name_any(), "pruning object no longer wanted");
+                apply::delete(&ctx.client, kind, &obj).await?;
+            }
         }
     }
     Ok(())
 }
 
-/// Whether a managed per-tier policy is still wanted by its AppNetwork.
-async fn wanted(ctx: &Context, p: &NetworkPolicy) -> Result<bool> {
-    let Some(owner_ref) = p
+/// Whether a managed per-tier object is still wanted by its AppNetwork.
+async fn wanted(ctx: &Context, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
+    let Some(owner_ref) = obj
         .owner_references()
         .iter()
         .find(|o| o.controller == Some(true) && o.kind == "AppNetwork")
     else {
         return Ok(true); // not something we can judge; leave it
     };
-    let ns = p.namespace().unwrap_or_default();
+    let ns = obj.namespace().unwrap_or_default();
     let cached = ctx
         .appnets
         .get(&ObjectRef::new(&owner_ref.name).within(&ns));
@@ -168,14 +191,14 @@ async fn wanted(ctx: &Context, p: &NetworkPolicy) -> Result<bool> {
                 return Ok(true);
             };
             // Only judge from a status that describes the current spec; otherwise the
-            // AppNetwork controller has not caught up yet and may be creating this very policy.
+            // AppNetwork controller has not caught up yet and may be creating this very object.
             if status.observed_generation != app.meta().generation {
                 return Ok(true);
             }
-            Ok(status
-                .policies
-                .iter()
-                .any(|r| r.kind == "NetworkPolicy" && r.name == p.name_any()))
+            let name = obj.name_any();
+            Ok(status.policies.iter().any(|r| {
+                r.api_version == kind.api_version() && r.kind == kind.kind() && r.name == name
+            }))
         }
         _ => {
             // Not in the cache (or another object of that name): confirm with the API server

@@ -3,7 +3,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{yes, Condition, DnsSpec, ObjectRefStatus, PortSpec};
+use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefStatus, PortSpec};
 
 /// An application's network intent: its tiers and the flows allowed between them, other
 /// namespaces and CIDRs. tierflow renders it into deny-all baselines, DNS egress and one policy
@@ -23,6 +23,12 @@ use super::common::{yes, Condition, DnsSpec, ObjectRefStatus, PortSpec};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AppNetworkSpec {
+    /// Which policy API to write: Auto (detect the CNI), NetworkPolicy, Calico or Cilium.
+    #[serde(default)]
+    pub backend: BackendSpec,
+    /// Enforce (default) or Audit (Calico staged policies: see what would be denied first).
+    #[serde(default)]
+    pub mode: ModeSpec,
     /// The namespace-wide deny-all baseline this app wants. Both directions are denied by default.
     #[serde(default)]
     pub baseline: BaselineSpec,
@@ -87,10 +93,28 @@ pub struct FlowSpec {
     /// destination is not a tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<PortSpec>>,
+    /// HTTP requests allowed on these ports (L7). Enforced on Cilium; elsewhere the L4 rule is
+    /// rendered and the condition L7Enforced=False says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<Vec<HttpRuleSpec>>,
+}
+
+/// An HTTP request pattern.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRuleSpec {
+    /// HTTP method (GET, POST, ...); any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[A-Z]+$"))]
+    pub method: Option<String>,
+    /// Path, an extended POSIX regular expression matched against the whole path (for example
+    /// /api/v1/.*); any when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// One end of a flow. Set exactly one of `tier`, `namespace`, `namespaceSelector`,
-/// `allNamespaces` or `cidr`; `selector` narrows a namespace peer to some of its pods and is
+/// `allNamespaces`, `cidr`, `fqdn` or `kubeAPIServer`; `selector` narrows a namespace peer to some of its pods and is
 /// rendered in the same peer (namespace AND pods). A `selector` alone means pods of this
 /// AppNetwork's namespace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -117,6 +141,17 @@ pub struct PeerSpec {
     /// Networks inside `cidr` to leave out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<Vec<String>>,
+    /// A DNS name (api.example.com) or wildcard (*.example.com), as a destination. Enforced on
+    /// Cilium (toFQDNs); on other backends the flow is not rendered (fail closed) and Ready=False.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    /// The Kubernetes API server, as a destination.
+    #[serde(
+        default,
+        rename = "kubeAPIServer",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub kube_api_server: Option<bool>,
 }
 
 /// What tierflow observed and did.
@@ -138,6 +173,15 @@ pub struct AppNetworkStatus {
     /// The namespace baseline this AppNetwork asks for, as of its last valid generation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<AppliedBaseline>,
+    /// The backend whose objects are in place (NetworkPolicy, Calico, Cilium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Whether the policies in place are staged (Audit) rather than enforced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit: bool,
+    /// The CNI tierflow detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
 }
 
 /// The namespace baseline an AppNetwork contributes (the last valid one).

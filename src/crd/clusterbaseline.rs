@@ -3,7 +3,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{yes, Condition, DnsSpec};
+use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec};
 
 /// Deny-all plus DNS egress for every namespace matching a selector, including namespaces
 /// created later. kube-system, kube-public, kube-node-lease and the operator's own namespace are
@@ -22,6 +22,14 @@ use super::common::{yes, Condition, DnsSpec};
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterBaselineSpec {
+    /// Which policy API to write: Auto (detect the CNI), NetworkPolicy (one object per
+    /// namespace), Calico (one GlobalNetworkPolicy) or Cilium (one
+    /// CiliumClusterwideNetworkPolicy).
+    #[serde(default)]
+    pub backend: BackendSpec,
+    /// Enforce (default) or Audit (Calico staged policies).
+    #[serde(default)]
+    pub mode: ModeSpec,
     /// Namespaces to cover, by label. An empty selector (the default) means every namespace.
     #[serde(default)]
     pub namespace_selector: LabelSelector,
@@ -41,6 +49,9 @@ pub struct ClusterBaselineSpec {
     /// DNS egress (UDP and TCP 53 to the cluster DNS) for every covered namespace.
     #[serde(default)]
     pub dns: DnsSpec,
+    /// Allow every pod egress to the Kubernetes API server.
+    #[serde(default)]
+    pub allow_kube_api_server: bool,
 }
 
 /// What tierflow observed and did.
@@ -62,6 +73,15 @@ pub struct ClusterBaselineStatus {
     /// Selected namespaces that could not be reconciled, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<NamespaceFailure>,
+    /// The backend whose objects are in place (NetworkPolicy, Calico, Cilium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Whether the policies in place are staged (Audit) rather than enforced.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit: bool,
+    /// The CNI tierflow detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<String>,
     /// The spec of the last valid generation: what is enforced while the current one is invalid.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_valid_spec: Option<ClusterBaselineSpec>,

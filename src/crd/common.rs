@@ -103,3 +103,29 @@ pub struct ObjectRefStatus {
     /// Object name (in the AppNetwork's namespace).
     pub name: String,
 }
+
+/// Which policy API tierflow writes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum BackendSpec {
+    /// Detect the CNI and use what it does best (default; the operator's `--backend` flag can
+    /// set the cluster default instead).
+    #[default]
+    Auto,
+    /// Standard `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+    /// Calico `projectcalico.org/v3` policies.
+    Calico,
+    /// Cilium `cilium.io/v2` policies.
+    Cilium,
+}
+
+/// Enforce the policies, or stage them for review.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ModeSpec {
+    /// Enforce (default).
+    #[default]
+    Enforce,
+    /// Render staged policies that show what would be denied without enforcing it (Calico only;
+    /// rejected with a condition on other backends).
+    Audit,
+}

@@ -6,12 +6,14 @@ mod common;
 
 pub use appnetwork::{
     AppNetwork, AppNetworkSpec, AppNetworkStatus, AppliedBaseline, BaselineSpec, FlowSpec,
-    PeerSpec, TierSpec,
+    HttpRuleSpec, PeerSpec, TierSpec,
 };
 pub use clusterbaseline::{
     ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, NamespaceFailure,
 };
-pub use common::{Condition, DnsSpec, ObjectRefStatus, PortSpec, ProtocolSpec};
+pub use common::{
+    BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefStatus, PortSpec, ProtocolSpec,
+};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;

@@ -1,14 +1,19 @@
 //! Model → objects. Pure and deterministic: the same model renders the same bytes.
-//! One module per backend.
+//! One module per backend: [`networkpolicy`], [`calico`], [`cilium`].
 
+pub mod calico;
+pub mod cilium;
 pub mod networkpolicy;
 pub mod summary;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
 
 use crate::core::names;
+use crate::model::{AppModel, Backend, ClusterBaselineModel, NamespaceBaseline};
 
 /// `app.kubernetes.io/managed-by`: the label every object tierflow writes carries.
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -18,12 +23,185 @@ pub const MANAGER: &str = "tierflow";
 pub const APP_NETWORK_LABEL: &str = "tierflow.dev/app-network";
 /// The tier a per-tier object implements.
 pub const TIER_LABEL: &str = "tierflow.dev/tier";
-/// `tier` or `baseline`.
+/// The ClusterBaseline a cluster-wide object implements.
+pub const CLUSTER_BASELINE_LABEL: &str = "tierflow.dev/cluster-baseline";
+/// `tier`, `baseline` or `cluster-baseline`.
 pub const ROLE_LABEL: &str = "tierflow.dev/role";
 /// Role of per-tier objects.
 pub const ROLE_TIER: &str = "tier";
 /// Role of namespace baselines.
 pub const ROLE_BASELINE: &str = "baseline";
+/// Role of cluster-wide baselines (Calico GlobalNetworkPolicy, CiliumClusterwideNetworkPolicy).
+pub const ROLE_CLUSTER_BASELINE: &str = "cluster-baseline";
+
+/// Calico `order` of per-tier policies: evaluated before baselines.
+pub const CALICO_TIER_ORDER: f64 = 100.0;
+/// Calico `order` of baselines: evaluated after every tier allow (and after Kubernetes
+/// NetworkPolicies, which Calico evaluates at order 1000).
+pub const CALICO_BASELINE_ORDER: f64 = 10000.0;
+
+/// Every kind of object tierflow writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+    /// `projectcalico.org/v3` NetworkPolicy.
+    CalicoNetworkPolicy,
+    /// `projectcalico.org/v3` GlobalNetworkPolicy.
+    CalicoGlobalNetworkPolicy,
+    /// `projectcalico.org/v3` StagedNetworkPolicy.
+    CalicoStagedNetworkPolicy,
+    /// `projectcalico.org/v3` StagedGlobalNetworkPolicy.
+    CalicoStagedGlobalNetworkPolicy,
+    /// `cilium.io/v2` CiliumNetworkPolicy.
+    CiliumNetworkPolicy,
+    /// `cilium.io/v2` CiliumClusterwideNetworkPolicy.
+    CiliumClusterwideNetworkPolicy,
+}
+
+impl ObjectKind {
+    /// Every kind.
+    pub const ALL: [ObjectKind; 7] = [
+        ObjectKind::NetworkPolicy,
+        ObjectKind::CalicoNetworkPolicy,
+        ObjectKind::CalicoGlobalNetworkPolicy,
+        ObjectKind::CalicoStagedNetworkPolicy,
+        ObjectKind::CalicoStagedGlobalNetworkPolicy,
+        ObjectKind::CiliumNetworkPolicy,
+        ObjectKind::CiliumClusterwideNetworkPolicy,
+    ];
+
+    /// API group.
+    pub fn group(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy => "networking.k8s.io",
+            ObjectKind::CalicoNetworkPolicy
+            | ObjectKind::CalicoGlobalNetworkPolicy
+            | ObjectKind::CalicoStagedNetworkPolicy
+            | ObjectKind::CalicoStagedGlobalNetworkPolicy => "projectcalico.org",
+            ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
+                "cilium.io"
+            }
+        }
+    }
+
+    /// API version (`group/version`).
+    pub fn api_version(self) -> &'static str {
+        match self.group() {
+            "networking.k8s.io" => "networking.k8s.io/v1",
+            "projectcalico.org" => "projectcalico.org/v3",
+            _ => "cilium.io/v2",
+        }
+    }
+
+    /// Version alone.
+    pub fn version(self) -> &'static str {
+        self.api_version().rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy | ObjectKind::CalicoNetworkPolicy => "NetworkPolicy",
+            ObjectKind::CalicoGlobalNetworkPolicy => "GlobalNetworkPolicy",
+            ObjectKind::CalicoStagedNetworkPolicy => "StagedNetworkPolicy",
+            ObjectKind::CalicoStagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            ObjectKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
+            ObjectKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
+        }
+    }
+
+    /// Resource (plural) name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy | ObjectKind::CalicoNetworkPolicy => "networkpolicies",
+            ObjectKind::CalicoGlobalNetworkPolicy => "globalnetworkpolicies",
+            ObjectKind::CalicoStagedNetworkPolicy => "stagednetworkpolicies",
+            ObjectKind::CalicoStagedGlobalNetworkPolicy => "stagedglobalnetworkpolicies",
+            ObjectKind::CiliumNetworkPolicy => "ciliumnetworkpolicies",
+            ObjectKind::CiliumClusterwideNetworkPolicy => "ciliumclusterwidenetworkpolicies",
+        }
+    }
+
+    /// The CRD that serves this kind (`None` for built-in kinds).
+    pub fn crd_name(self) -> Option<String> {
+        (self != ObjectKind::NetworkPolicy).then(|| format!("{}.{}", self.plural(), self.group()))
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            ObjectKind::CalicoGlobalNetworkPolicy
+                | ObjectKind::CalicoStagedGlobalNetworkPolicy
+                | ObjectKind::CiliumClusterwideNetworkPolicy
+        )
+    }
+
+    /// The kind of `apiVersion` + `kind`, if tierflow writes it.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
+        ObjectKind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.kind() == kind)
+    }
+}
+
+/// A rendered object: its kind and the full body (apiVersion, kind, metadata, spec).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    /// What it is.
+    pub kind: ObjectKind,
+    /// The object as it will be applied.
+    pub body: Value,
+}
+
+impl Object {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `metadata.namespace` (`None` for cluster-scoped kinds).
+    pub fn namespace(&self) -> Option<&str> {
+        self.body
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+    }
+}
+
+/// Something a backend could not express, for a status condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// Condition type (`Ready` or `L7Enforced`).
+    pub condition: &'static str,
+    /// CamelCase reason.
+    pub reason: &'static str,
+    /// What and why.
+    pub message: String,
+}
+
+/// The condition a note about L7 rules sets.
+pub const L7_ENFORCED: &str = "L7Enforced";
+
+/// What rendering an AppNetwork produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    /// The per-tier objects.
+    pub objects: Vec<Object>,
+    /// What the backend could not express (fail closed: such flows are left out).
+    pub notes: Vec<Note>,
+}
+
+/// Facts about the cluster a renderer may need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    /// The Kubernetes API server's endpoints (`default/kubernetes`), for backends that cannot
+    /// name the API server otherwise.
+    pub api_server: Vec<(IpAddr, u16)>,
+}
 
 /// The object that owns a rendered object.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,4 +246,76 @@ pub fn baseline_labels() -> BTreeMap<String, String> {
         (MANAGED_BY.to_string(), MANAGER.to_string()),
         (ROLE_LABEL.to_string(), ROLE_BASELINE.to_string()),
     ])
+}
+
+/// Labels of a cluster-wide baseline.
+pub fn cluster_baseline_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+        (ROLE_LABEL.to_string(), ROLE_CLUSTER_BASELINE.to_string()),
+        (CLUSTER_BASELINE_LABEL.to_string(), names::label_value(name)),
+    ])
+}
+
+/// `metadata` for a rendered object.
+pub fn metadata(
+    name: &str,
+    namespace: Option<&str>,
+    labels: BTreeMap<String, String>,
+    owners: &[OwnerReference],
+) -> Value {
+    let mut m = serde_json::json!({ "name": name, "labels": labels });
+    if let Some(ns) = namespace {
+        m["namespace"] = Value::from(ns);
+    }
+    if !owners.is_empty() {
+        m["ownerReferences"] = serde_json::to_value(owners).unwrap_or(Value::Null);
+    }
+    m
+}
+
+/// Renders the per-tier objects of an AppNetwork for `backend`.
+pub fn tier_objects(
+    model: &AppModel,
+    backend: Backend,
+    owner: Option<&Owner>,
+    env: &Env,
+) -> Rendered {
+    match backend {
+        Backend::NetworkPolicy => networkpolicy::tier_objects(model, owner, env),
+        Backend::Calico => calico::tier_objects(model, owner),
+        Backend::Cilium => cilium::tier_objects(model, owner),
+    }
+}
+
+/// Renders a namespace baseline for `backend` (`None` when nothing is denied).
+pub fn namespace_baseline(
+    namespace: &str,
+    baseline: &NamespaceBaseline,
+    backend: Backend,
+    audit: bool,
+    owners: &[Owner],
+    env: &Env,
+) -> Option<Object> {
+    match backend {
+        Backend::NetworkPolicy => networkpolicy::baseline_object(namespace, baseline, owners, env),
+        Backend::Calico => calico::baseline(namespace, baseline, audit, owners),
+        Backend::Cilium => cilium::baseline(namespace, baseline, owners),
+    }
+}
+
+/// Renders the ONE cluster-wide object of a ClusterBaseline on backends that have one
+/// (`None` for the standard backend, which writes one baseline per namespace instead).
+pub fn cluster_baseline(
+    name: &str,
+    model: &ClusterBaselineModel,
+    backend: Backend,
+    operator_namespace: &str,
+    owner: Option<&Owner>,
+) -> Option<Object> {
+    match backend {
+        Backend::NetworkPolicy => None,
+        Backend::Calico => calico::cluster_baseline(name, model, operator_namespace, owner),
+        Backend::Cilium => cilium::cluster_baseline(name, model, operator_namespace, owner),
+    }
 }

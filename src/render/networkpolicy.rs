@@ -9,20 +9,86 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{baseline_labels, tier_labels, Owner};
+use super::{
+    baseline_labels, tier_labels, Env, Note, Object, ObjectKind, Owner, Rendered, L7_ENFORCED,
+};
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
-use crate::core::{Cidr, Port, Selector};
+use crate::core::{Cidr, Port, Protocol, Selector};
 use crate::model::{AppModel, DnsTarget, NamespaceBaseline, NamespaceMatch, Peer};
 use crate::validate::label_selector;
+
+fn object(p: &NetworkPolicy) -> Object {
+    Object {
+        kind: ObjectKind::NetworkPolicy,
+        body: serde_json::to_value(p).unwrap_or_default(),
+    }
+}
+
+/// The per-tier objects, and what this backend cannot express.
+pub fn tier_objects(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Rendered {
+    let mut notes = Vec::new();
+    for f in &model.flows {
+        match &f.to {
+            Peer::Fqdn(name) => notes.push(Note {
+                condition: "Ready",
+                reason: "UnsupportedOnBackend",
+                message: format!(
+                    "spec.flows[{}]: fqdn peer {name:?} needs Cilium; NetworkPolicy cannot match DNS names, so this flow is not rendered (fail closed)",
+                    f.index
+                ),
+            }),
+            Peer::KubeApiServer if env.api_server.is_empty() => notes.push(Note {
+                condition: "Ready",
+                reason: "ApiServerUnresolved",
+                message: format!(
+                    "spec.flows[{}]: the API server's address is unknown (default/kubernetes has no endpoints), so this flow is not rendered (fail closed)",
+                    f.index
+                ),
+            }),
+            _ => {}
+        }
+        if !f.http.is_empty() {
+            notes.push(Note {
+                condition: L7_ENFORCED,
+                reason: "L7Unsupported",
+                message: format!(
+                    "spec.flows[{}]: NetworkPolicy has no L7 rules; the HTTP rules are enforced as the L4 ports they use",
+                    f.index
+                ),
+            });
+        }
+    }
+    let objects = tier_policies_with(model, owner, env)
+        .iter()
+        .map(object)
+        .collect();
+    Rendered { objects, notes }
+}
+
+/// The namespace baseline as a rendered object.
+pub fn baseline_object(
+    namespace: &str,
+    b: &NamespaceBaseline,
+    owners: &[Owner],
+    env: &Env,
+) -> Option<Object> {
+    baseline_with(namespace, b, owners, env)
+        .as_ref()
+        .map(object)
+}
 
 /// The label every namespace carries with its own name (set by Kubernetes 1.21+, and by the
 /// test harness on older clusters).
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
-/// flows in and out, and DNS.
+/// flows in and out, and DNS. (Without cluster facts: API server flows are left out.)
 pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
+    tier_policies_with(model, owner, &Env::default())
+}
+
+fn tier_policies_with(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Vec<NetworkPolicy> {
     model
         .tiers
         .iter()
@@ -43,13 +109,9 @@ pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPoli
                 egress.push(dns_rule(dns));
             }
             for f in model.flows_out_of(t) {
-                push_unique(
-                    &mut egress,
-                    NetworkPolicyEgressRule {
-                        to: Some(peers(model, &f.to)),
-                        ports: Some(ports(&f.ports)),
-                    },
-                );
+                if let Some(rule) = egress_rule(model, &f.to, &f.ports, env) {
+                    push_unique(&mut egress, rule);
+                }
             }
             NetworkPolicy {
                 metadata: ObjectMeta {
@@ -73,6 +135,15 @@ pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPoli
 /// The namespace baseline `tierflow-baseline`: selects every pod, denies per the merged wishes
 /// and, when egress is denied, allows DNS. `None` when nothing is denied.
 pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Option<NetworkPolicy> {
+    baseline_with(namespace, b, owners, &Env::default())
+}
+
+fn baseline_with(
+    namespace: &str,
+    b: &NamespaceBaseline,
+    owners: &[Owner],
+    env: &Env,
+) -> Option<NetworkPolicy> {
     if b.is_empty() {
         return None;
     }
@@ -84,6 +155,9 @@ pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Opt
     if b.deny_egress {
         types.push("Egress".to_string());
         egress.extend(b.dns.iter().map(dns_rule));
+        if b.kube_api_server {
+            egress.extend(egress_rule_to_api_server(&[], env));
+        }
     }
     Some(NetworkPolicy {
         metadata: ObjectMeta {
@@ -100,6 +174,60 @@ pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Opt
             ingress: None,
             egress: (!egress.is_empty()).then_some(egress),
         }),
+    })
+}
+
+/// The egress rule towards one destination; `None` when this backend cannot express it.
+fn egress_rule(
+    model: &AppModel,
+    to: &Peer,
+    list: &[Port],
+    env: &Env,
+) -> Option<NetworkPolicyEgressRule> {
+    match to {
+        Peer::Fqdn(_) => None,
+        Peer::KubeApiServer => egress_rule_to_api_server(list, env),
+        _ => Some(NetworkPolicyEgressRule {
+            to: Some(peers(model, to)),
+            ports: Some(ports(list)),
+        }),
+    }
+}
+
+/// The API server as ipBlock /32s on its ports (or on `list` when given).
+fn egress_rule_to_api_server(list: &[Port], env: &Env) -> Option<NetworkPolicyEgressRule> {
+    if env.api_server.is_empty() {
+        return None;
+    }
+    let mut addrs: Vec<String> = env
+        .api_server
+        .iter()
+        .map(|(ip, _)| Cidr::host(*ip).to_string())
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    let mut own: Vec<Port> = env
+        .api_server
+        .iter()
+        .map(|(_, p)| Port {
+            number: *p,
+            protocol: Protocol::Tcp,
+        })
+        .collect();
+    own.sort();
+    own.dedup();
+    let chosen = if list.is_empty() { own } else { list.to_vec() };
+    Some(NetworkPolicyEgressRule {
+        to: Some(
+            addrs
+                .into_iter()
+                .map(|cidr| NetworkPolicyPeer {
+                    ip_block: Some(IPBlock { cidr, except: None }),
+                    ..NetworkPolicyPeer::default()
+                })
+                .collect(),
+        ),
+        ports: Some(ports(&chosen)),
     })
 }
 
@@ -172,6 +300,8 @@ fn peers(model: &AppModel, p: &Peer) -> Vec<NetworkPolicyPeer> {
             }),
             ..NetworkPolicyPeer::default()
         },
+        // Destinations only, handled by `egress_rule`.
+        Peer::Fqdn(_) | Peer::KubeApiServer => return Vec::new(),
     };
     vec![peer]
 }

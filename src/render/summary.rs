@@ -22,6 +22,8 @@ fn peer(model: &AppModel, p: &Peer) -> String {
                 None => format!("{ns}, every pod"),
             }
         }
+        Peer::Fqdn(name) => format!("DNS name {name}"),
+        Peer::KubeApiServer => "the Kubernetes API server".to_string(),
         Peer::Cidr { cidr, except } if except.is_empty() => format!("{cidr}"),
         Peer::Cidr { cidr, except } => {
             let ex: Vec<String> = except.iter().map(ToString::to_string).collect();
@@ -34,8 +36,19 @@ fn peer(model: &AppModel, p: &Peer) -> String {
 pub fn table(model: &AppModel) -> String {
     let mut rows: Vec<[String; 3]> = vec![["FROM".into(), "TO".into(), "PORTS".into()]];
     for f in &model.flows {
-        let ports: Vec<String> = f.ports.iter().map(ToString::to_string).collect();
-        rows.push([peer(model, &f.from), peer(model, &f.to), ports.join(", ")]);
+        let mut ports: Vec<String> = f.ports.iter().map(ToString::to_string).collect();
+        if ports.is_empty() {
+            ports.push("its own ports".into());
+        }
+        let mut to = peer(model, &f.to);
+        for h in &f.http {
+            to.push_str(&format!(
+                " [HTTP {} {}]",
+                h.method.as_deref().unwrap_or("*"),
+                h.path.as_deref().unwrap_or("*")
+            ));
+        }
+        rows.push([peer(model, &f.from), to, ports.join(", ")]);
     }
     if let Some(dns) = &model.dns {
         let mut to = format!("DNS: namespace {}, pods {}", dns.namespace, dns.pods);

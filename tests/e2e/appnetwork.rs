@@ -7,7 +7,6 @@ use std::sync::Arc;
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Client, ResourceExt};
 use serde_json::{json, Value};
 use tierflow::controller::{appnetwork, namespace, Context};
@@ -593,8 +592,12 @@ async fn a_no_op_reconcile_issues_no_write() {
     eventually("caches to catch up", || async {
         let live = api.list(&ListParams::default()).await.ok()?.items;
         let cached = live.iter().all(|p| {
-            ctx.policies
-                .get(&ObjectRef::from_obj(p))
+            ctx.managed
+                .get(
+                    tierflow::render::ObjectKind::NetworkPolicy,
+                    Some(&ns.name),
+                    &p.name_any(),
+                )
                 .is_some_and(|c| c.resource_version() == p.resource_version())
         });
         (live.len() == 4 && cached).then_some(())

@@ -264,6 +264,16 @@ pub async fn operator() -> Arc<Context> {
     ctx
 }
 
+/// The options of the test operator: `Auto` means standard NetworkPolicy here, so tests that
+/// install Calico or Cilium CRDs do not change the backend of every other test (tests of other
+/// backends name them in `spec.backend`; CNI detection has its own test binary).
+pub fn test_operator_options() -> controller::Options {
+    controller::Options {
+        default_backend: Some(tierflow::model::Backend::NetworkPolicy),
+        ..controller::Options::default()
+    }
+}
+
 /// A client that counts the requests that are not reads, to prove a steady state writes nothing.
 #[derive(Clone)]
 pub struct CountingClient {
