@@ -4,7 +4,7 @@ CARGO ?= cargo
 CLUSTER_DIR := $(CURDIR)/target/cluster
 export TIERFLOW_CLUSTER_DIR := $(CLUSTER_DIR)
 
-.PHONY: all build test unit e2e lint fmt crds cluster cluster-down demo clean
+.PHONY: all build test unit e2e lint fmt crds cluster cluster-down demo clean image
 
 all: build
 
@@ -15,7 +15,7 @@ build:
 ## plane (started if not running; USE_EXISTING_CLUSTER=true uses the cluster of KUBECONFIG).
 test: build
 	@if [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then hack/cluster.sh up; fi
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -41,3 +41,19 @@ demo: build
 
 clean: cluster-down
 	$(CARGO) clean
+
+## A container image, when a container builder is available (docker or podman).
+IMAGE ?= ghcr.io/tierflow/tierflow:0.1.0
+image:
+	@if command -v docker >/dev/null && docker info >/dev/null 2>&1; then docker build -t $(IMAGE) .; \
+	elif command -v podman >/dev/null; then podman build -t $(IMAGE) .; \
+	else echo "no container builder here (docker engine or podman); skipping the image" >&2; fi
+
+## Benchmarks against a control plane of their own (target/bench-cluster): writes
+## target/bench/results.{json,md}; see BENCHMARKS.md. bench-quick: N=50, 15 s idle window.
+.PHONY: bench bench-quick
+bench:
+	hack/bench.sh full
+
+bench-quick:
+	hack/bench.sh quick

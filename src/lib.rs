@@ -10,9 +10,14 @@ pub mod apply;
 pub mod controller;
 pub mod core;
 pub mod crd;
+pub mod engine;
 pub mod error;
+pub mod leader;
+pub mod lint;
+pub mod metrics;
 pub mod model;
 pub mod render;
+pub mod server;
 pub mod status;
 pub mod validate;
 

@@ -1,14 +1,19 @@
 #![forbid(unsafe_code)]
 //! The `tierflow` command: the operator (`run`) and offline tools.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kube::Client;
 use tierflow::crd::{self, AppNetwork};
-use tierflow::render::networkpolicy;
-use tierflow::{controller, validate, Error};
+use tierflow::metrics::Metrics;
+use tierflow::model::{Backend, BackendRequest};
+use tierflow::render;
+use tierflow::{controller, leader, server, validate, Error};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +32,23 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    Networkpolicy,
+    Calico,
+    Cilium,
+}
+
+impl From<BackendArg> for Backend {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Networkpolicy => Backend::NetworkPolicy,
+            BackendArg::Calico => Backend::Calico,
+            BackendArg::Cilium => Backend::Cilium,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (in-cluster config, or KUBECONFIG / ~/.kube/config).
@@ -34,6 +56,18 @@ enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text", env = "TIERFLOW_LOG_FORMAT")]
         log_format: LogFormat,
+        /// The backend `Auto` means for the whole cluster (default: detect the CNI).
+        #[arg(long, value_enum, env = "TIERFLOW_BACKEND")]
+        backend: Option<BackendArg>,
+        /// Where /metrics, /healthz and /readyz are served.
+        #[arg(long, default_value = "0.0.0.0:8080", env = "TIERFLOW_METRICS_ADDR")]
+        metrics_addr: SocketAddr,
+        /// Elect a leader on a Lease so several replicas run safely (only the leader writes).
+        #[arg(long, env = "TIERFLOW_LEADER_ELECT")]
+        leader_elect: bool,
+        /// Namespace of the Lease (default: POD_NAMESPACE, else tierflow-system).
+        #[arg(long, env = "TIERFLOW_LEASE_NAMESPACE")]
+        lease_namespace: Option<String>,
     },
     /// Print the CustomResourceDefinitions tierflow serves.
     Crds,
@@ -45,6 +79,9 @@ enum Command {
         /// Print a table of what may talk to what instead of the objects.
         #[arg(long)]
         summary: bool,
+        /// The backend to render for (default: the one in the spec; Auto means networkpolicy).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
     },
 }
 
@@ -62,14 +99,30 @@ fn init_logging(format: LogFormat) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { log_format } => {
+        Command::Run {
+            log_format,
+            backend,
+            metrics_addr,
+            leader_elect,
+            lease_namespace,
+        } => {
             init_logging(log_format);
-            run().await
+            run(
+                backend.map(Backend::from),
+                metrics_addr,
+                leader_elect,
+                lease_namespace,
+            )
+            .await
         }
         Command::Crds => crd::crds_yaml()
             .map(|y| print!("{y}"))
             .map_err(|e| Error::Config(e.to_string())),
-        Command::Render { file, summary } => render(&file, summary),
+        Command::Render {
+            file,
+            summary,
+            backend,
+        } => render(&file, summary, backend.map(Backend::from)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,17 +133,130 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> tierflow::Result<()> {
-    let client = Client::try_default().await?;
-    let running = controller::start(client, controller::Options::default()).await?;
-    tracing::info!("caches synced; controllers running");
-    tokio::select! {
-        _ = running.join() => Err(Error::Config("a controller task ended unexpectedly".into())),
+async fn run(
+    backend: Option<Backend>,
+    metrics_addr: SocketAddr,
+    leader_elect: bool,
+    lease_namespace: Option<String>,
+) -> tierflow::Result<()> {
+    let metrics = Arc::new(Metrics::new()?);
+    let client = counting_writes(Client::try_default().await?, metrics.clone());
+    let operator_namespace =
+        std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "tierflow-system".into());
+
+    let (synced_tx, synced_rx) = watch::channel(false);
+    let (context_tx, context_rx) = watch::channel(None);
+    let mut lost_lease: futures::future::BoxFuture<'static, ()> =
+        Box::pin(futures::future::pending());
+    let mut elector = None;
+    let leadership = if leader_elect {
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+            let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+            format!("{}-{}", host.trim(), std::process::id())
+        });
+        let ns = lease_namespace.unwrap_or_else(|| operator_namespace.clone());
+        let e = Arc::new(leader::Elector::new(
+            client.clone(),
+            &ns,
+            identity,
+            leader::Config::default(),
+        ));
+        let (tx, rx) = watch::channel(leader::Leadership::default());
+        let (e2, m) = (e.clone(), metrics.clone());
+        let mut watch_rx = rx.clone();
+        tokio::spawn(async move {
+            while watch_rx.changed().await.is_ok() {
+                m.leader.set(i64::from(watch_rx.borrow().leading));
+            }
+        });
+        lost_lease = Box::pin(async move {
+            if let Err(err) = e2.run(tx).await {
+                tracing::error!(error = %err, "leader election failed");
+            }
+        });
+        tracing::info!(identity = e.identity(), namespace = %ns, "leader election on");
+        elector = Some(e);
+        Some(rx)
+    } else {
+        metrics.leader.set(1);
+        None
+    };
+
+    let state = server::State {
+        metrics: metrics.clone(),
+        synced: synced_rx,
+        leadership: leadership.clone(),
+        context: context_rx,
+    };
+    let server = tokio::spawn(server::serve(metrics_addr, state));
+
+    let options = controller::Options {
+        default_backend: backend,
+        operator_namespace,
+        metrics: Some(metrics),
+        leadership,
+    };
+    let start = controller::start(client, options);
+    let running = tokio::select! {
+        r = start => r?,
+        _ = shutdown_signal() => return Ok(()),
+    };
+    synced_tx.send_replace(true);
+    context_tx.send_replace(Some(running.context.clone()));
+    tracing::info!("caches synced");
+    let outcome = tokio::select! {
+        _ = &mut lost_lease => Err(Error::Config("lost the leader lease".into())),
+        r = server => match r {
+            Ok(Err(e)) => Err(e),
+            _ => Err(Error::Config("the metrics server ended".into())),
+        },
         _ = shutdown_signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
+    };
+    // Stop writing first, then hand the lease over so a standby takes over at once.
+    running.abort();
+    if let (Ok(()), Some(e)) = (&outcome, elector) {
+        if let Err(err) = e.release().await {
+            tracing::warn!(error = %err, "could not release the lease");
+        }
     }
+    outcome
+}
+
+/// Wraps the client so every write the operator makes is counted in `tierflow_api_writes_total`.
+fn counting_writes(inner: Client, metrics: Arc<Metrics>) -> Client {
+    #[derive(Clone)]
+    struct Counting {
+        inner: Client,
+        metrics: Arc<Metrics>,
+    }
+    impl tower::Service<http::Request<kube::client::Body>> for Counting {
+        type Response = http::Response<kube::client::Body>;
+        type Error = kube::Error;
+        type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            if req.method() != http::Method::GET {
+                self.metrics
+                    .writes
+                    .with_label_values(&[req.method().as_str()])
+                    .inc();
+            }
+            let inner = self.inner.clone();
+            Box::pin(async move { inner.send(req).await })
+        }
+    }
+    let ns = inner.default_namespace().to_string();
+    Client::new(Counting { inner, metrics }, ns)
 }
 
 async fn shutdown_signal() {
@@ -118,7 +284,7 @@ fn read_input(file: &PathBuf) -> tierflow::Result<String> {
     }
 }
 
-fn render(file: &PathBuf, summary: bool) -> tierflow::Result<()> {
+fn render(file: &PathBuf, summary: bool, backend: Option<Backend>) -> tierflow::Result<()> {
     use serde::Deserialize;
     let text = read_input(file)?;
     let mut out = String::new();
@@ -149,13 +315,21 @@ fn render(file: &PathBuf, summary: bool) -> tierflow::Result<()> {
             ));
             continue;
         }
+        let backend = backend.unwrap_or(match model.backend {
+            BackendRequest::Fixed(b) => b,
+            BackendRequest::Auto => Backend::NetworkPolicy,
+        });
+        let env = render::Env::default();
         let baseline = tierflow::model::NamespaceBaseline::merge([&model.baseline]);
-        let mut objects: Vec<serde_json::Value> = Vec::new();
-        for p in networkpolicy::tier_policies(&model, None) {
-            objects.push(serde_json::to_value(p)?);
+        let rendered = render::tier_objects(&model, backend, None, &env);
+        for n in &rendered.notes {
+            eprintln!("tierflow: {ns}/{name}: {}: {}", n.reason, n.message);
         }
-        if let Some(b) = networkpolicy::baseline(&ns, &baseline, &[]) {
-            objects.push(serde_json::to_value(b)?);
+        let mut objects: Vec<serde_json::Value> =
+            rendered.objects.into_iter().map(|o| o.body).collect();
+        if let Some(b) = render::namespace_baseline(&ns, &baseline, backend, model.audit, &[], &env)
+        {
+            objects.push(b.body);
         }
         for o in objects {
             out.push_str("---\n");

@@ -89,6 +89,9 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         return stalled(&ctx, &app, &old, status, "AuditUnsupported", &msg).await;
     }
 
+    let steady = old.observed_generation == generation
+        && old.backend.as_deref() == Some(backend.as_str())
+        && status::get(&old.conditions, READY).is_some_and(|c| c.status == "True");
     let owner = owner(&app)?;
     let rendered = render::tier_objects(&model, backend, Some(&owner), &ctx.env());
     let mut writes = 0usize;
@@ -98,7 +101,17 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
             .get(object.kind, object.namespace(), object.name());
         match apply::apply(&ctx.client, object, live.as_deref()).await {
             Ok(Applied::Unchanged) => {}
-            Ok(_) => writes += 1,
+            Ok(_) => {
+                writes += 1;
+                if steady {
+                    // Nothing about the spec or backend changed since the last apply: this
+                    // write put back something someone else changed or deleted.
+                    ctx.metrics
+                        .drift_corrections
+                        .with_label_values(&[object.kind.kind()])
+                        .inc();
+                }
+            }
             Err(e @ Error::Conflict { .. }) => {
                 let msg = e.to_string();
                 status::set(
@@ -159,12 +172,19 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         }
         None => {
             let verb = if model.audit { "staged" } else { "applied" };
-            let msg = format!(
+            let mut msg = format!(
                 "{} {} objects for {} flows {verb}",
                 rendered.objects.len(),
                 backend.as_str(),
                 model.flows.len()
             );
+            if model.backend == crate::model::BackendRequest::Auto && ctx.default_backend.is_none()
+            {
+                msg.push_str(&format!(
+                    " (backend chosen by CNI detection: {})",
+                    ctx.detected().reason
+                ));
+            }
             status::set(
                 &mut status.conditions,
                 status::condition(READY, true, "Applied", msg, generation),
@@ -236,6 +256,12 @@ async fn stalled(
         status::condition(STALLED, true, reason, msg, generation),
     );
     if write_status(ctx, app, old, &status).await? {
+        if reason == "InvalidSpec" {
+            ctx.metrics
+                .invalid_specs
+                .with_label_values(&["AppNetwork"])
+                .inc();
+        }
         warn(ctx, app, reason, msg).await;
     }
     tracing::info!(namespace = %app.namespace().unwrap_or_default(), name = %app.name_any(), outcome = reason, "reconciled");

@@ -225,6 +225,12 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
                 != Some((*reason, generation))
         });
         if let Some((reason, msg)) = newly {
+            if *reason == "InvalidSpec" {
+                ctx.metrics
+                    .invalid_specs
+                    .with_label_values(&["ClusterBaseline"])
+                    .inc();
+            }
             crate::controller::appnetwork::warn_about(&ctx, cb.as_ref(), reason, msg).await;
         }
     }

@@ -56,25 +56,27 @@ pub struct Detection {
 
 impl Default for Detection {
     fn default() -> Self {
-        decide(&BTreeSet::new(), &BTreeSet::new(), false)
+        decide(&BTreeSet::new(), &BTreeSet::new(), &BTreeSet::new())
     }
 }
 
 /// Decides from the CRD names present, the `(namespace, name)` of DaemonSets in kube-system and
-/// kube-flannel, and whether `projectcalico.org/v3` is served by an API server.
+/// kube-flannel, and the `plural.projectcalico.org` resources an aggregated API server (the
+/// Calico API server) serves.
 pub fn decide(
     crds: &BTreeSet<String>,
     daemonsets: &BTreeSet<(String, String)>,
-    calico_v3_api: bool,
+    calico_api: &BTreeSet<String>,
 ) -> Detection {
     let ds = |name: &str| daemonsets.iter().any(|(_, n)| n == name);
     let kinds: BTreeSet<ObjectKind> = ObjectKind::ALL
         .into_iter()
         .filter(|k| match k.crd_name() {
             None => true,
-            Some(crd) => crds.contains(&crd) || (calico_v3_api && k.group() == "projectcalico.org"),
+            Some(crd) => crds.contains(&crd) || calico_api.contains(&crd),
         })
         .collect();
+    let calico_v3_api = calico_api.contains("networkpolicies.projectcalico.org");
     let cilium_crds = kinds.contains(&ObjectKind::CiliumNetworkPolicy);
     let calico_v3 = kinds.contains(&ObjectKind::CalicoNetworkPolicy);
     let calico_v1 = crds.contains("networkpolicies.crd.projectcalico.org");
@@ -162,7 +164,7 @@ mod tests {
 
     #[test]
     fn nothing_detected_means_standard_network_policy() {
-        let d = decide(&crds(&[]), &ds(&[]), false);
+        let d = decide(&crds(&[]), &ds(&[]), &crds(&[]));
         assert_eq!(
             (d.cni, d.backend, d.enforces),
             (Cni::Unknown, Backend::NetworkPolicy, true)
@@ -179,7 +181,7 @@ mod tests {
                 "networkpolicies.projectcalico.org",
             ]),
             &ds(&["calico-node"]),
-            false,
+            &crds(&[]),
         );
         assert_eq!((d.cni, d.backend), (Cni::Cilium, Backend::Cilium));
         assert!(d
@@ -190,16 +192,20 @@ mod tests {
     #[test]
     fn calico_v3_crds_or_api_server_mean_calico() {
         let d = decide(
-            &crds(&[
-                "networkpolicies.projectcalico.org",
-                "globalnetworkpolicies.projectcalico.org",
-            ]),
+            &crds(&["networkpolicies.projectcalico.org"]),
             &ds(&[]),
-            false,
+            &crds(&[]),
         );
         assert_eq!((d.cni, d.backend), (Cni::Calico, Backend::Calico));
-        let d = decide(&crds(&[]), &ds(&["calico-node"]), true);
+        // only the kinds whose CRDs exist are watched
+        assert!(!d.kinds.contains(&ObjectKind::CalicoGlobalNetworkPolicy));
+        let api = crds(&[
+            "networkpolicies.projectcalico.org",
+            "stagedglobalnetworkpolicies.projectcalico.org",
+        ]);
+        let d = decide(&crds(&[]), &ds(&["calico-node"]), &api);
         assert_eq!((d.cni, d.backend), (Cni::Calico, Backend::Calico));
+        assert!(d.reason.contains("API server"));
         assert!(d
             .kinds
             .contains(&ObjectKind::CalicoStagedGlobalNetworkPolicy));
@@ -210,7 +216,7 @@ mod tests {
         let d = decide(
             &crds(&["networkpolicies.crd.projectcalico.org"]),
             &ds(&[]),
-            false,
+            &crds(&[]),
         );
         assert_eq!(
             (d.cni, d.backend),
@@ -221,14 +227,14 @@ mod tests {
 
     #[test]
     fn canal_counts_as_calico() {
-        let d = decide(&crds(&[]), &ds(&["canal", "kube-flannel-ds"]), false);
+        let d = decide(&crds(&[]), &ds(&["canal", "kube-flannel-ds"]), &crds(&[]));
         assert_eq!(d.cni, Cni::CalicoWithoutV3Api);
         assert!(d.enforces);
     }
 
     #[test]
     fn flannel_alone_enforces_nothing() {
-        let d = decide(&crds(&[]), &ds(&["kube-flannel-ds"]), false);
+        let d = decide(&crds(&[]), &ds(&["kube-flannel-ds"]), &crds(&[]));
         assert_eq!(
             (d.cni, d.backend, d.enforces),
             (Cni::Flannel, Backend::NetworkPolicy, false)
@@ -239,10 +245,10 @@ mod tests {
     #[test]
     fn weave_and_a_cilium_daemonset_without_crds_use_standard_policy() {
         assert_eq!(
-            decide(&crds(&[]), &ds(&["weave-net"]), false).cni,
+            decide(&crds(&[]), &ds(&["weave-net"]), &crds(&[])).cni,
             Cni::Weave
         );
-        let d = decide(&crds(&[]), &ds(&["cilium"]), false);
+        let d = decide(&crds(&[]), &ds(&["cilium"]), &crds(&[]));
         assert_eq!((d.cni, d.backend), (Cni::Cilium, Backend::NetworkPolicy));
     }
 }

@@ -38,6 +38,8 @@ use tokio::task::JoinHandle;
 use crate::apply::api_resource;
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::{Error, Result};
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
 use crate::model::{Backend, BackendRequest};
 use crate::render::{
     Env, ObjectKind, CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE,
@@ -112,6 +114,8 @@ pub struct Context {
     pub failures: Arc<Mutex<BTreeMap<String, NamespaceFailure>>>,
     /// Asks the ClusterBaseline controller to recompute status.
     pub cluster_baseline_trigger: UnboundedSender<ObjectRef<ClusterBaseline>>,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Context {
@@ -148,12 +152,17 @@ impl Context {
 }
 
 /// Settings of the operator.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// The namespace the operator runs in.
     pub operator_namespace: String,
     /// The backend `Auto` means (`None`: detect the CNI).
     pub default_backend: Option<Backend>,
+    /// Where reconciles are counted (a fresh registry when `None`).
+    pub metrics: Option<Arc<Metrics>>,
+    /// With leader election: the controllers (the only writers) start once this replica leads.
+    /// The caches are filled either way, so a standby takes over warm.
+    pub leadership: Option<watch::Receiver<Leadership>>,
 }
 
 impl Default for Options {
@@ -162,6 +171,8 @@ impl Default for Options {
             operator_namespace: std::env::var("POD_NAMESPACE")
                 .unwrap_or_else(|_| "tierflow-system".into()),
             default_backend: None,
+            metrics: None,
+            leadership: None,
         }
     }
 }
@@ -363,6 +374,10 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     tasks.push(detect_task);
     synced.push(detected);
 
+    let metrics = match options.metrics.clone() {
+        Some(m) => m,
+        None => Arc::new(Metrics::new()?),
+    };
     let reporter = Reporter {
         controller: MANAGER.to_string(),
         instance: std::env::var("POD_NAME").ok(),
@@ -380,6 +395,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         api_server,
         failures: Arc::default(),
         cluster_baseline_trigger: triggers.cluster_baselines.clone(),
+        metrics,
     });
 
     // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
@@ -395,59 +411,75 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         }
     }
 
+    let ctx = context.clone();
+    let gate = options.leadership.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Some(mut leadership) = gate {
+            if leadership.wait_for(|l| l.leading).await.is_err() {
+                return;
+            }
+        }
+        run_controllers(ctx, app_rx, ns_rx, cb_rx, triggers).await;
+    }));
+    Ok(Running { context, tasks })
+}
+
+/// Runs the three controllers (the only writers) until they end.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    app_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<AppNetwork>>,
+    ns_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Namespace>>,
+    cb_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<ClusterBaseline>>,
+    triggers: Triggers,
+) {
     let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
-    let app_controller = Controller::for_stream(futures::stream::pending(), appnets)
+    let apps = Controller::for_stream(futures::stream::pending(), ctx.appnets.clone())
         .reconcile_on(app_rx)
-        .with_config(config.clone());
-    tasks.push(tokio::spawn(
-        app_controller
-            .run(
-                appnetwork::reconcile,
-                appnetwork::error_policy,
-                context.clone(),
-            )
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "appnetwork controller");
-                }
-            }),
-    ));
-    let cb_controller = Controller::for_stream(futures::stream::pending(), cluster_baselines)
+        .with_config(config.clone())
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                let started = std::time::Instant::now();
+                let r = appnetwork::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("appnetwork", started, &r);
+                r
+            },
+            appnetwork::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let cbs = Controller::for_stream(futures::stream::pending(), ctx.cluster_baselines.clone())
         .reconcile_on(cb_rx)
         .with_config(
             kube::runtime::controller::Config::default().debounce(CLUSTER_BASELINE_DEBOUNCE),
-        );
-    tasks.push(tokio::spawn(
-        cb_controller
-            .run(
-                clusterbaseline::reconcile,
-                clusterbaseline::error_policy,
-                context.clone(),
-            )
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "clusterbaseline controller");
-                }
-            }),
-    ));
-    let ns_controller = Controller::for_stream(futures::stream::pending(), namespaces)
+        )
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                let started = std::time::Instant::now();
+                let r = clusterbaseline::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("clusterbaseline", started, &r);
+                r
+            },
+            clusterbaseline::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let namespaces = Controller::for_stream(futures::stream::pending(), ctx.namespaces.clone())
         .reconcile_on(ns_rx)
-        .with_config(config);
-    tasks.push(tokio::spawn(
-        ns_controller
-            .run(
-                namespace::reconcile,
-                namespace::error_policy,
-                context.clone(),
-            )
-            .for_each(|res| async move {
-                if let Err(e) = res {
-                    tracing::debug!(error = %e, "namespace controller");
-                }
-            }),
-    ));
+        .with_config(config)
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                let started = std::time::Instant::now();
+                let r = namespace::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("namespace", started, &r);
+                r
+            },
+            namespace::error_policy,
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    // Everything once, now that the controllers listen (a standby that takes over catches up).
     triggers.everything();
-    Ok(Running { context, tasks })
+    futures::join!(apps, cbs, namespaces);
 }
 
 fn endpoints(e: &Endpoints) -> Vec<(IpAddr, u16)> {
@@ -529,11 +561,17 @@ fn detection(
                 Input::Crd(ev) => match ev {
                     Event::Init => crd_init.clear(),
                     Event::InitApply(o) => {
-                        crd_init.insert(o.name_any());
+                        if o.metadata.deletion_timestamp.is_none() {
+                            crd_init.insert(o.name_any());
+                        }
                     }
                     Event::InitDone => {
                         crd_names = std::mem::take(&mut crd_init);
                         listed.insert("crds".into());
+                    }
+                    // A CRD being deleted is going away with every object of its kind.
+                    Event::Apply(o) if o.metadata.deletion_timestamp.is_some() => {
+                        crd_names.remove(&o.name_any());
                     }
                     Event::Apply(o) => {
                         crd_names.insert(o.name_any());
@@ -569,8 +607,8 @@ fn detection(
             if listed.len() < 3 {
                 continue;
             }
-            let calico_api = calico_v3_served(&client, &crd_names).await;
-            let d = detect::decide(&crd_names, &daemonsets, calico_api);
+            let calico_api = calico_api_resources(&client, &crd_names).await;
+            let d = detect::decide(&crd_names, &daemonsets, &calico_api);
             if current.as_ref() == Some(&d) {
                 continue;
             }
@@ -609,17 +647,24 @@ fn detection(
     (task, ready_rx)
 }
 
-/// Whether an aggregated API server serves `projectcalico.org/v3` (the native v3 CRDs are seen
-/// as CRDs instead).
-async fn calico_v3_served(client: &Client, crds: &BTreeSet<String>) -> bool {
-    if crds.contains("networkpolicies.projectcalico.org") {
-        return true;
-    }
-    let req = match http::Request::get("/apis/projectcalico.org/v3").body(Vec::new()) {
-        Ok(r) => r,
-        Err(_) => return false,
+/// The `plural.projectcalico.org` resources served under `projectcalico.org/v3` that are not
+/// CRDs (that is, by the Calico API server), from discovery.
+async fn calico_api_resources(client: &Client, crds: &BTreeSet<String>) -> BTreeSet<String> {
+    let Ok(req) = http::Request::get("/apis/projectcalico.org/v3").body(Vec::new()) else {
+        return BTreeSet::new();
     };
-    client.request_text(req).await.is_ok()
+    let Ok(list) = client
+        .request::<k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList>(req)
+        .await
+    else {
+        return BTreeSet::new();
+    };
+    list.resources
+        .into_iter()
+        .filter(|r| !r.name.contains('/'))
+        .map(|r| format!("{}.projectcalico.org", r.name))
+        .filter(|n| !crds.contains(n))
+        .collect()
 }
 
 /// Starts the watch and cache of one managed kind (objects with tierflow's label only).

@@ -50,7 +50,7 @@ pub struct ClusterBaselineSpec {
     #[serde(default)]
     pub dns: DnsSpec,
     /// Allow every pod egress to the Kubernetes API server.
-    #[serde(default)]
+    #[serde(default, rename = "allowKubeAPIServer")]
     pub allow_kube_api_server: bool,
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests against a real control plane (see `support` for how it is found).
 
 mod appnetwork;
+mod backends;
 mod clusterbaseline;
 mod control_plane;
 mod support;

@@ -246,7 +246,7 @@ pub async fn operator() -> Arc<Context> {
                     rt.block_on(async move {
                         let client = client().await;
                         install_crds(&client).await;
-                        let running = controller::start(client, controller::Options::default())
+                        let running = controller::start(client, test_operator_options())
                             .await
                             .expect("operator starts");
                         tx.send(running.context.clone()).expect("send context");

@@ -1,0 +1,208 @@
+//! The operator under test, as a separate process (so its CPU time and memory are its own),
+//! and what `/proc` says about it.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `tierflow run`.
+pub struct Operator {
+    child: Child,
+    /// Where its output goes.
+    pub log: PathBuf,
+    /// `127.0.0.1:port` of its own /metrics, when the binary has `--metrics-addr`.
+    pub metrics_addr: Option<String>,
+    pid_file: PathBuf,
+}
+
+/// A free loopback port (bound, then released).
+fn free_port() -> Option<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    l.local_addr().ok().map(|a| a.port())
+}
+
+/// Whether `tierflow run` knows `flag` (the binary evolves; older ones have no metrics server).
+fn run_has_flag(binary: &Path, flag: &str) -> bool {
+    Command::new(binary)
+        .args(["run", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(flag))
+        .unwrap_or(false)
+}
+
+impl Operator {
+    /// Starts `binary run --backend networkpolicy` against `kubeconfig`, logging to `log` with
+    /// `RUST_LOG=rust_log`. Its PID is written to `pid_file` so that `hack/bench.sh` can stop
+    /// it if this process is interrupted.
+    pub fn start(
+        binary: &Path,
+        kubeconfig: &Path,
+        rust_log: &str,
+        log: PathBuf,
+        pid_file: PathBuf,
+    ) -> Operator {
+        let out = std::fs::File::create(&log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let err = out.try_clone().expect("log file handle");
+        let mut cmd = Command::new(binary);
+        cmd.args(["run", "--backend", "networkpolicy"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", rust_log)
+            .env_remove("TIERFLOW_BACKEND")
+            .env_remove("TIERFLOW_LEADER_ELECT")
+            .env_remove("TIERFLOW_METRICS_ADDR")
+            .env_remove("POD_NAMESPACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        // Its own metrics endpoint on a free loopback port, never the default 0.0.0.0:8080
+        // (another operator on this machine may hold it).
+        let mut metrics_addr = None;
+        if run_has_flag(binary, "--metrics-addr") {
+            let addr = format!("127.0.0.1:{}", free_port().expect("a free port"));
+            cmd.args(["--metrics-addr", &addr]);
+            metrics_addr = Some(addr);
+        }
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let _ = std::fs::write(&pid_file, format!("{}\n", child.id()));
+        Operator {
+            child,
+            log,
+            metrics_addr,
+            pid_file,
+        }
+    }
+
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Panics with the end of its log if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "the operator exited ({status}); last lines of {}:\n{}",
+                self.log.display(),
+                tail.join("\n")
+            );
+        }
+    }
+
+    /// CPU seconds (user + system) it has used so far.
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.pid()).unwrap_or(f64::NAN)
+    }
+
+    /// (VmHWM, VmRSS) in KiB.
+    pub fn memory_kib(&self) -> (u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmHWM:"), field("VmRSS:"))
+    }
+
+    /// Its own `/metrics` text, if it serves one.
+    pub fn scrape(&self) -> Option<String> {
+        let (status, body) = http_get(self.metrics_addr.as_ref()?, "/metrics")?;
+        (status == 200).then_some(body)
+    }
+
+    /// Stops it: SIGTERM, then SIGKILL after 10 s.
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            let _ = std::fs::remove_file(&self.pid_file);
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                let _ = std::fs::remove_file(&self.pid_file);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.pid_file);
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux unless told otherwise).
+pub fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// utime + stime of `pid`, in seconds, from `/proc/<pid>/stat`.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime field 15.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// A plain HTTP/1.0 GET on loopback: (status, body).
+pub fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// Polls `addr`'s `/readyz` every 20 ms until it answers 200 (at most `limit`); returns when.
+pub fn wait_ready(addr: &str, limit: Duration) -> Option<Instant> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if matches!(http_get(addr, "/readyz"), Some((200, _))) {
+            return Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}

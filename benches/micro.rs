@@ -1,0 +1,273 @@
+//! Micro benchmarks (criterion): validating and rendering generated AppNetworks.
+//!
+//! - `render/small`: 10 tiers / 30 flows, `render/large`: 100 tiers / 1,000 flows, both through
+//!   `tierflow::render::tier_objects` for the standard NetworkPolicy backend, from a model built
+//!   once with `tierflow::validate::app_network`.
+//! - `validate/small`, `validate/large`: the same specs through the validator.
+//! - `simulate/check_all_pairs`: `tierflow::engine` on 1,000 pods in 75 namespaces and the 300
+//!   policies tierflow renders for them (examples/shop.yaml in each namespace: 3 tier policies
+//!   and the baseline), one port (TCP 8080), every ordered pod pair (1,000,000 connections,
+//!   `Scenario::check`). The time includes reading the objects (`Scenario::from_values`) and
+//!   building the index. `simulate/allows_all_pairs` is the same with `Scenario::allows`
+//!   (no explanation), `simulate/build` only reads and indexes.
+//!
+//! Run with `cargo bench --bench micro` (or `make bench`). In bench mode it also writes
+//! `target/bench/micro.json`, which the end-to-end bench (`benches/e2e`) folds into
+//! `target/bench/results.json`. Under `cargo test --benches` every benchmark runs once, as a
+//! smoke test, and nothing is written.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{BatchSize, Criterion};
+use serde_json::{json, Value};
+use tierflow::crd::AppNetworkSpec;
+use tierflow::model::{AppModel, Backend};
+
+/// A generated spec with `tiers` tiers and `flows` flows, mixing every common peer kind:
+/// tier → tier, another namespace's pods → tier, tier → CIDR, the internet (with an exception)
+/// → tier. Every flow names its own port, so no two flows are the same.
+fn spec(tiers: usize, flows: usize) -> AppNetworkSpec {
+    let tier_list: Vec<Value> = (0..tiers)
+        .map(|i| {
+            json!({
+                "name": format!("t{i}"),
+                "selector": {"matchLabels": {"app": format!("t{i}"), "part-of": "bench"}},
+                "ports": [{"port": 8000 + i}],
+            })
+        })
+        .collect();
+    let flow_list: Vec<Value> = (0..flows)
+        .map(|f| {
+            let to = format!("t{}", (f * 7 + 1) % tiers);
+            let from = format!("t{}", f % tiers);
+            let port = 1000 + f;
+            match f % 5 {
+                0 | 1 => json!({"from": {"tier": from}, "to": {"tier": to}, "ports": [{"port": port}]}),
+                2 => json!({
+                    "from": {"namespace": format!("client-{}", f % 20), "selector": {"matchLabels": {"app": "client"}}},
+                    "to": {"tier": to},
+                    "ports": [{"port": port}, {"port": port, "protocol": "UDP"}],
+                }),
+                3 => json!({
+                    "from": {"tier": from},
+                    "to": {"cidr": format!("10.{}.{}.0/24", (f / 256) % 256, f % 256)},
+                    "ports": [{"port": port}],
+                }),
+                _ => json!({
+                    "from": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]},
+                    "to": {"tier": to},
+                    "ports": [{"port": port}],
+                }),
+            }
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "backend": "NetworkPolicy",
+        "tiers": tier_list,
+        "flows": flow_list,
+    }))
+    .expect("a well-formed AppNetworkSpec")
+}
+
+fn model(spec: &AppNetworkSpec) -> AppModel {
+    tierflow::validate::app_network("bench", "bench", spec).expect("the generated spec is valid")
+}
+
+fn render(m: &AppModel) -> tierflow::render::Rendered {
+    tierflow::render::tier_objects(m, Backend::NetworkPolicy, None, &Default::default())
+}
+
+fn bench_render_and_validate(c: &mut Criterion) {
+    for (id, tiers, flows) in [("small", 10, 30), ("large", 100, 1000)] {
+        let s = spec(tiers, flows);
+        let m = model(&s);
+        let rendered = render(&m);
+        assert_eq!(rendered.objects.len(), tiers, "one policy per tier");
+        assert!(rendered.notes.is_empty(), "{:?}", rendered.notes);
+
+        let mut g = c.benchmark_group("render");
+        g.bench_function(id, |b| b.iter(|| render(black_box(&m))));
+        g.finish();
+
+        let mut g = c.benchmark_group("validate");
+        g.bench_function(id, |b| {
+            b.iter(|| tierflow::validate::app_network("bench", "bench", black_box(&s)))
+        });
+        g.finish();
+    }
+}
+
+/// Namespaces of the simulation: 75 × (3 tier policies + baseline) = 300 policies.
+const SIM_NAMESPACES: usize = 75;
+/// Pods of the simulation.
+const SIM_PODS: usize = 1000;
+
+/// The objects of the simulation: namespaces, pods and the policies tierflow renders for
+/// examples/shop.yaml in every namespace.
+fn sim_objects() -> Vec<Value> {
+    use tierflow::crd::AppNetwork;
+    use tierflow::model::NamespaceBaseline;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop.yaml");
+    let text = std::fs::read_to_string(&path).expect("examples/shop.yaml");
+    let app: AppNetwork = serde_yaml::from_str(&text).expect("an AppNetwork");
+    let env = tierflow::render::Env::default();
+    let mut out = Vec::new();
+    let mut policies = 0;
+    for i in 0..SIM_NAMESPACES {
+        let ns = format!("sim-{i:03}");
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+        }));
+        let m = tierflow::validate::app_network("shop", &ns, &app.spec).expect("valid shop");
+        for o in tierflow::render::tier_objects(&m, Backend::NetworkPolicy, None, &env).objects {
+            out.push(o.body);
+            policies += 1;
+        }
+        let b = NamespaceBaseline::merge([&m.baseline]);
+        if let Some(o) =
+            tierflow::render::namespace_baseline(&ns, &b, Backend::NetworkPolicy, false, &[], &env)
+        {
+            out.push(o.body);
+            policies += 1;
+        }
+    }
+    assert_eq!(policies, 300, "300 policies");
+    let apps = ["frontend", "api", "database", "worker"];
+    for p in 0..SIM_PODS {
+        let ns = format!("sim-{:03}", p % SIM_NAMESPACES);
+        let app = apps[(p / SIM_NAMESPACES) % apps.len()];
+        out.push(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("pod-{p}"), "namespace": ns, "labels": {"app": app}},
+            "spec": {"containers": [{"name": "c", "ports": [{"containerPort": 8080}]}]},
+            "status": {"podIP": format!("10.1.{}.{}", p / 250, 1 + p % 250)},
+        }));
+    }
+    out
+}
+
+fn bench_simulate(c: &mut Criterion) {
+    use tierflow::core::Protocol;
+    use tierflow::engine::{Endpoint, Scenario};
+    let objects = sim_objects();
+    let build = |objects: Vec<Value>| Scenario::from_values(objects).expect("a valid scenario");
+    let check_all = |s: &Scenario| {
+        let mut allowed = 0usize;
+        for a in 0..SIM_PODS {
+            for b in 0..SIM_PODS {
+                let v = s.check(Endpoint::Pod(a), Endpoint::Pod(b), 8080, Protocol::Tcp);
+                allowed += usize::from(v.allowed);
+            }
+        }
+        allowed
+    };
+    let allows_all = |s: &Scenario| {
+        let mut allowed = 0usize;
+        for a in 0..SIM_PODS {
+            for b in 0..SIM_PODS {
+                allowed +=
+                    usize::from(s.allows(Endpoint::Pod(a), Endpoint::Pod(b), 8080, Protocol::Tcp));
+            }
+        }
+        allowed
+    };
+    // Sanity: the simulation agrees with itself and lets some, not all, connections through.
+    let s = build(objects.clone());
+    assert_eq!(s.pods().len(), SIM_PODS);
+    let n = check_all(&s);
+    assert_eq!(n, allows_all(&s));
+    assert!(n > 0 && n < SIM_PODS * SIM_PODS, "{n} allowed");
+
+    let mut g = c.benchmark_group("simulate");
+    g.sample_size(10);
+    g.bench_function("check_all_pairs", |b| {
+        b.iter_batched(
+            || objects.clone(),
+            |o| check_all(&build(o)),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("allows_all_pairs", |b| {
+        b.iter_batched(
+            || objects.clone(),
+            |o| allows_all(&build(o)),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("build", |b| {
+        b.iter_batched(
+            || objects.clone(),
+            |o| {
+                let s = build(o);
+                s.isolation(0)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+/// criterion's estimate of `group/id` in microseconds: (mean, median).
+fn estimate_us(group: &str, id: &str) -> Option<(f64, f64)> {
+    let path = target_dir()
+        .join("criterion")
+        .join(group)
+        .join(id)
+        .join("new/estimates.json");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let mean = v.pointer("/mean/point_estimate")?.as_f64()? / 1000.0;
+    let median = v.pointer("/median/point_estimate")?.as_f64()? / 1000.0;
+    Some((mean, median))
+}
+
+fn write_summary() {
+    let get = |g: &str, id: &str| estimate_us(g, id);
+    let mean = |g: &str, id: &str| get(g, id).map(|e| e.0);
+    let median = |g: &str, id: &str| get(g, id).map(|e| e.1);
+    let out = json!({
+        "render_small_us": mean("render", "small"),
+        "render_large_us": mean("render", "large"),
+        "validate_small_us": mean("validate", "small"),
+        "validate_large_us": mean("validate", "large"),
+        "render_small_median_us": median("render", "small"),
+        "render_large_median_us": median("render", "large"),
+        "simulate_1000x300_ms": get("simulate", "check_all_pairs").map(|e| e.0 / 1000.0),
+        "simulate_allows_1000x300_ms": get("simulate", "allows_all_pairs").map(|e| e.0 / 1000.0),
+        "simulate_build_ms": get("simulate", "build").map(|e| e.0 / 1000.0),
+    });
+    let dir = target_dir().join("bench");
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("micro.json");
+    match serde_json::to_string_pretty(&out) {
+        Ok(text) => match std::fs::write(&path, text + "\n") {
+            Ok(()) => eprintln!("micro: wrote {}", path.display()),
+            Err(e) => eprintln!("micro: cannot write {}: {e}", path.display()),
+        },
+        Err(e) => eprintln!("micro: {e}"),
+    }
+}
+
+fn main() {
+    let bench_mode = std::env::args().any(|a| a == "--bench");
+    let mut c = Criterion::default().configure_from_args();
+    bench_render_and_validate(&mut c);
+    if bench_mode {
+        bench_simulate(&mut c);
+    } else {
+        // `cargo test --benches`: one quick consistency check instead of a million checks.
+        let s = tierflow::engine::Scenario::from_values(sim_objects()).expect("a valid scenario");
+        assert_eq!(s.pods().len(), SIM_PODS);
+    }
+    c.final_summary();
+    if bench_mode {
+        write_summary();
+    }
+}

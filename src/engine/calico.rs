@@ -1,0 +1,374 @@
+//! Reading `projectcalico.org/v3` NetworkPolicy and GlobalNetworkPolicy.
+//!
+//! Choices (each documented where the engine evaluates it):
+//! - `types` defaults as Calico does: `[Ingress]` when there are no egress rules, `[Egress]`
+//!   when there are egress rules but no ingress rules, both when there are both.
+//! - `serviceAccountSelector` on the policy: pods carry no service account in the engine, so
+//!   such a policy selects no pod. `doNotTrack` / `preDNAT` policies apply to host endpoints
+//!   only and select no pod either.
+//! - `source.ports` / `source.notPorts` (the client's ephemeral port is unknown),
+//!   `serviceAccounts` and `services` cannot be evaluated offline: a rule using them never
+//!   matches. `http` and `icmp` match conditions are ignored (the rule counts as the L4 it opens).
+//! - `tier` is ignored: every policy is evaluated in one (default) tier.
+
+use serde_json::{Map, Value};
+
+use crate::core::Protocol;
+
+use super::calico_selector::CalicoSelector;
+use super::error::EngineError;
+use super::json::{at, get, join, Ctx};
+use super::model::{
+    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PortSpec, PortVal, Rule, Section, Subject,
+};
+use super::parse::{parse_cidr, Sink};
+
+/// Parses a Calico selector string at `path`.
+pub(crate) fn selector(ctx: &Ctx, s: &str, path: &str) -> Result<CalicoSelector, EngineError> {
+    CalicoSelector::parse(s).map_err(|e| ctx.err(path, format!("selector {s:?}: {e}")))
+}
+
+fn opt_selector(
+    ctx: &Ctx,
+    m: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<CalicoSelector>, EngineError> {
+    ctx.opt_str(m, key, path)?
+        .map(|s| selector(ctx, s, &join(path, key)))
+        .transpose()
+}
+
+/// IANA number of a Calico protocol (name or number).
+fn protocol(ctx: &Ctx, v: &Value, path: &str) -> Result<u8, EngineError> {
+    match v {
+        Value::String(s) => match s.to_ascii_uppercase().as_str() {
+            "TCP" => Ok(6),
+            "UDP" => Ok(17),
+            "ICMP" => Ok(1),
+            "ICMPV6" => Ok(58),
+            "SCTP" => Ok(132),
+            "UDPLITE" => Ok(136),
+            _ => s.parse::<u8>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ctx.err(
+                    path,
+                    format!(
+                        "unknown protocol {s:?} (expected TCP, UDP, ICMP, ICMPv6, SCTP, \
+                         UDPLite or a number 1-255)"
+                    ),
+                )
+            }),
+        },
+        v => {
+            let n = ctx.uint(v, path, 255)?;
+            u8::try_from(n)
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ctx.err(path, "protocol numbers are 1-255"))
+        }
+    }
+}
+
+fn transport(num: u8) -> Option<Protocol> {
+    match num {
+        6 => Some(Protocol::Tcp),
+        17 => Some(Protocol::Udp),
+        132 => Some(Protocol::Sctp),
+        _ => None,
+    }
+}
+
+fn port_entry(
+    ctx: &Ctx,
+    v: &Value,
+    path: &str,
+    proto: Option<Protocol>,
+) -> Result<PortSpec, EngineError> {
+    let num = |s: &str| -> Result<u16, EngineError> {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ctx.err(path, format!("{s:?} is not a port (1-65535)")))
+    };
+    let val = match v {
+        Value::String(s) => {
+            if let Some((a, b)) = s.split_once(':') {
+                let (lo, hi) = (num(a)?, num(b)?);
+                if hi < lo {
+                    return Err(ctx.err(path, format!("port range {s:?} is reversed")));
+                }
+                PortVal::Range(lo, hi)
+            } else if s.bytes().all(|b| b.is_ascii_digit()) {
+                let n = num(s)?;
+                PortVal::Range(n, n)
+            } else if s.is_empty() {
+                return Err(ctx.err(path, "empty port"));
+            } else {
+                PortVal::Named(s.clone())
+            }
+        }
+        v => {
+            let n = super::parse::port_number(ctx, v, path)?;
+            PortVal::Range(n, n)
+        }
+    };
+    Ok(PortSpec { proto, val })
+}
+
+struct EntityOut {
+    peer: Option<PeerId>,
+    never: bool,
+    ports: Option<Vec<PortSpec>>,
+    not_ports: Vec<PortSpec>,
+}
+
+fn entity(
+    ctx: &Ctx,
+    m: Option<&Map<String, Value>>,
+    path: &str,
+    namespace: Option<&str>,
+    rule_protocol: Option<u8>,
+    sink: &mut Sink<'_>,
+) -> Result<EntityOut, EngineError> {
+    let mut out = EntityOut {
+        peer: None,
+        never: false,
+        ports: None,
+        not_ports: Vec::new(),
+    };
+    let Some(m) = m else { return Ok(out) };
+    let sel = opt_selector(ctx, m, "selector", path)?;
+    let not_sel = opt_selector(ctx, m, "notSelector", path)?;
+    let ns_sel = opt_selector(ctx, m, "namespaceSelector", path)?;
+    let cidrs = |key: &str| -> Result<Vec<crate::core::Cidr>, EngineError> {
+        let p = join(path, key);
+        ctx.opt_strings(m, key, path)?
+            .iter()
+            .enumerate()
+            .map(|(i, s)| parse_cidr(ctx, s, &at(&p, i)))
+            .collect()
+    };
+    let nets = cidrs("nets")?;
+    let not_nets = cidrs("notNets")?;
+    if get(m, "serviceAccounts").is_some() || get(m, "services").is_some() {
+        out.never = true;
+    }
+    let port_list = |key: &str| -> Result<Option<Vec<PortSpec>>, EngineError> {
+        let Some(list) = ctx.opt_list(m, key, path)? else {
+            return Ok(None);
+        };
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let p = join(path, key);
+        let proto = match rule_protocol {
+            Some(n @ (6 | 17 | 132 | 136)) => transport(n),
+            _ => {
+                return Err(ctx.err(
+                    &p,
+                    "ports need the rule's protocol to be TCP, UDP, SCTP or UDPLite",
+                ))
+            }
+        };
+        list.iter()
+            .enumerate()
+            .map(|(i, v)| port_entry(ctx, v, &at(&p, i), proto))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    };
+    out.ports = port_list("ports")?;
+    out.not_ports = port_list("notPorts")?.unwrap_or_default();
+    let any = sel.is_some()
+        || not_sel.is_some()
+        || ns_sel.is_some()
+        || !nets.is_empty()
+        || !not_nets.is_empty();
+    if any {
+        let scope = if ns_sel.is_none() {
+            namespace.map(str::to_string)
+        } else {
+            None
+        };
+        out.peer = Some(sink.peer(vec![Alt::Calico(CalicoEntity {
+            scope,
+            selector: sel,
+            not_selector: not_sel,
+            namespace_selector: ns_sel,
+            nets,
+            not_nets,
+        })]));
+    }
+    Ok(out)
+}
+
+fn rule(
+    ctx: &Ctx,
+    v: &Value,
+    path: &str,
+    index: usize,
+    namespace: Option<&str>,
+    sink: &mut Sink<'_>,
+) -> Result<Rule, EngineError> {
+    let m = ctx.obj(v, path)?;
+    let action = match ctx.opt_str(m, "action", path)? {
+        None => return Err(ctx.err(&join(path, "action"), "missing")),
+        Some(a) => match a.to_ascii_lowercase().as_str() {
+            "allow" => Action::Allow,
+            "deny" => Action::Deny,
+            "pass" => Action::Pass,
+            "log" => Action::Log,
+            _ => {
+                return Err(ctx.err(
+                    &join(path, "action"),
+                    format!("unknown action {a:?} (expected Allow, Deny, Pass or Log)"),
+                ))
+            }
+        },
+    };
+    let proto = get(m, "protocol")
+        .map(|v| protocol(ctx, v, &join(path, "protocol")))
+        .transpose()?;
+    let not_proto = get(m, "notProtocol")
+        .map(|v| protocol(ctx, v, &join(path, "notProtocol")))
+        .transpose()?;
+    let ip_version = match get(m, "ipVersion") {
+        None => None,
+        Some(v) => match ctx.uint(v, &join(path, "ipVersion"), 6)? {
+            4 => Some(4),
+            6 => Some(6),
+            n => {
+                return Err(ctx.err(
+                    &join(path, "ipVersion"),
+                    format!("ipVersion {n} (expected 4 or 6)"),
+                ))
+            }
+        },
+    };
+    let src = entity(
+        ctx,
+        ctx.opt_obj(m, "source", path)?,
+        &join(path, "source"),
+        namespace,
+        proto,
+        sink,
+    )?;
+    let dst = entity(
+        ctx,
+        ctx.opt_obj(m, "destination", path)?,
+        &join(path, "destination"),
+        namespace,
+        proto,
+        sink,
+    )?;
+    // The client's (ephemeral) source port is unknown offline.
+    let source_ports = src.ports.is_some() || !src.not_ports.is_empty();
+    Ok(Rule {
+        path: path.to_string(),
+        index,
+        action,
+        src: src.peer,
+        dst: dst.peer,
+        protocol: proto,
+        not_protocol: not_proto,
+        ip_version,
+        ports: dst.ports,
+        not_ports: dst.not_ports,
+        never: src.never || dst.never || source_ports,
+    })
+}
+
+/// Compiles a Calico NetworkPolicy (`namespace` set) or GlobalNetworkPolicy spec.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn calico_policy(
+    ctx: &Ctx,
+    spec: &Map<String, Value>,
+    path: &str,
+    namespace: Option<&str>,
+    name: &str,
+    kind: &'static str,
+    sink: &mut Sink<'_>,
+) -> Result<Policy, EngineError> {
+    let order = match get(spec, "order") {
+        None => None,
+        Some(v) => Some(
+            v.as_f64()
+                .ok_or_else(|| ctx.err(&join(path, "order"), "expected a number"))?,
+        ),
+    };
+    let sel = opt_selector(ctx, spec, "selector", path)?.unwrap_or(CalicoSelector::All);
+    let ns_sel = if namespace.is_none() {
+        opt_selector(ctx, spec, "namespaceSelector", path)?
+    } else {
+        None
+    };
+    let sa = ctx.opt_str(spec, "serviceAccountSelector", path)?;
+    let host_only = ctx.opt_bool(spec, "doNotTrack", path)?.unwrap_or(false)
+        || ctx.opt_bool(spec, "preDNAT", path)?.unwrap_or(false);
+    let subject = if host_only || sa.is_some_and(|s| !s.trim().is_empty()) {
+        Subject::Nothing
+    } else {
+        Subject::Calico {
+            namespace: namespace.map(str::to_string),
+            selector: sel,
+            namespaces: ns_sel,
+        }
+    };
+    let ingress = ctx.opt_list(spec, "ingress", path)?.unwrap_or_default();
+    let egress = ctx.opt_list(spec, "egress", path)?.unwrap_or_default();
+    let types = ctx.opt_strings(spec, "types", path)?;
+    let (mut has_in, mut has_eg) = (false, false);
+    for (i, t) in types.iter().enumerate() {
+        match t.as_str() {
+            "Ingress" => has_in = true,
+            "Egress" => has_eg = true,
+            other => {
+                return Err(ctx.err(
+                    &at(&join(path, "types"), i),
+                    format!("unknown type {other:?} (expected Ingress or Egress)"),
+                ))
+            }
+        }
+    }
+    if types.is_empty() {
+        has_eg = !egress.is_empty();
+        has_in = egress.is_empty() || !ingress.is_empty();
+    }
+    let mut section = |rules: &[Value], key: &str| -> Result<Section, EngineError> {
+        let lpath = join(path, key);
+        let rules = rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| rule(ctx, r, &at(&lpath, i), i, namespace, sink))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Section {
+            rules,
+            deny: Vec::new(),
+            isolates: true,
+        })
+    };
+    let ingress = if has_in {
+        Some(section(ingress, "ingress")?)
+    } else {
+        None
+    };
+    let egress = if has_eg {
+        Some(section(egress, "egress")?)
+    } else {
+        None
+    };
+    Ok(Policy {
+        kind,
+        flavor: Flavor::Calico,
+        display: match namespace {
+            Some(ns) => format!("{ns}/{name}"),
+            None => name.to_string(),
+        },
+        namespace: namespace.map(str::to_string),
+        order,
+        subject,
+        selector_path: join(path, "selector"),
+        ingress,
+        egress,
+    })
+}

@@ -1,0 +1,335 @@
+//! Precomputation: which pods every peer matches (a bit set per peer) and which policies
+//! select every pod (per direction, in evaluation order). Built once per scenario, lazily,
+//! so that `Scenario::check` only tests bits and walks short rule lists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use super::calico_selector::CalicoSelector;
+use super::cilium;
+use super::model::{Alt, Entity, Flavor, K8sNs, Subject};
+use super::{Mode, Scenario};
+
+/// A fixed-size set of pod indices.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct BitSet {
+    words: Vec<u64>,
+}
+
+impl BitSet {
+    fn with_len(n: usize) -> Self {
+        BitSet {
+            words: vec![0; n.div_ceil(64)],
+        }
+    }
+
+    fn insert(&mut self, i: usize) {
+        if let Some(w) = self.words.get_mut(i / 64) {
+            *w |= 1 << (i % 64);
+        }
+    }
+
+    /// Whether `i` is in the set.
+    pub fn contains(&self, i: usize) -> bool {
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// Everything `check` needs besides the scenario itself.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Index {
+    /// Evaluation mode.
+    pub mode: Mode,
+    /// Per peer: the pods it matches.
+    pub peer_pods: Vec<BitSet>,
+    /// Per pod: policies applying to its ingress, in evaluation order.
+    pub ingress: Vec<Vec<u32>>,
+    /// Per pod: policies applying to its egress, in evaluation order.
+    pub egress: Vec<Vec<u32>>,
+    /// Per pod: (ingress isolated, egress isolated).
+    pub isolated: Vec<(bool, bool)>,
+    /// Per policy: how many pods it selects.
+    pub selected: Vec<usize>,
+    /// Pod by IP address (the first pod with that address).
+    pub by_ip: HashMap<IpAddr, usize>,
+}
+
+struct World<'a> {
+    s: &'a Scenario,
+    mode: Mode,
+    calico_pod: Vec<BTreeMap<String, String>>,
+    calico_ns: Vec<BTreeMap<String, String>>,
+    cilium_pod: Vec<BTreeMap<String, String>>,
+}
+
+const CALICO_NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
+const CALICO_NAME_LABEL: &str = "projectcalico.org/name";
+const CALICO_ORCHESTRATOR_LABEL: &str = "projectcalico.org/orchestrator";
+
+impl World<'_> {
+    fn ns_name(&self, ns: usize) -> &str {
+        self.s.namespaces.get(ns).map_or("", |n| n.name.as_str())
+    }
+
+    fn ns_labels(&self, ns: usize) -> Option<&BTreeMap<String, String>> {
+        self.s.namespaces.get(ns).map(|n| &n.labels)
+    }
+
+    fn calico_ns_matches(&self, sel: &CalicoSelector, ns: usize) -> bool {
+        self.calico_ns.get(ns).is_some_and(|l| sel.matches(l))
+    }
+
+    /// The namespace part of an alternative (a necessary condition).
+    fn alt_ns(&self, alt: &Alt, ns: usize) -> bool {
+        match alt {
+            Alt::K8sPods { namespaces, .. } => match namespaces {
+                K8sNs::Own(own) => self.ns_name(ns) == own,
+                K8sNs::Selector(sel) => self.ns_labels(ns).is_some_and(|l| sel.matches(l)),
+            },
+            Alt::K8sBlock { .. } => self.mode != Mode::Cilium,
+            Alt::Calico(e) => match (&e.namespace_selector, &e.scope) {
+                (Some(sel), _) => self.calico_ns_matches(sel, ns),
+                (None, Some(own)) if e.selector.is_some() || e.not_selector.is_some() => {
+                    self.ns_name(ns) == own
+                }
+                _ => true,
+            },
+            Alt::CiliumEndpoints { namespace, .. } => namespace
+                .as_deref()
+                .is_none_or(|own| self.ns_name(ns) == own),
+            Alt::CiliumCidr { .. } => false,
+            Alt::CiliumEntity(e) => matches!(e, Entity::All | Entity::Cluster),
+        }
+    }
+
+    /// The pod part of an alternative, given its namespace part holds.
+    fn alt_pod(&self, alt: &Alt, pod: usize) -> bool {
+        let Some(p) = self.s.pods.get(pod) else {
+            return false;
+        };
+        match alt {
+            Alt::K8sPods { pods, .. } => pods.as_ref().is_none_or(|s| s.matches(&p.labels)),
+            Alt::K8sBlock { cidr, except } => p.ip.is_some_and(|ip| {
+                cidr.contains_addr(&ip) && !except.iter().any(|e| e.contains_addr(&ip))
+            }),
+            Alt::Calico(e) => {
+                let labels = match self.calico_pod.get(pod) {
+                    Some(l) => l,
+                    None => return false,
+                };
+                if let Some(sel) = &e.selector {
+                    if !sel.matches(labels) {
+                        return false;
+                    }
+                }
+                if e.not_selector
+                    .as_ref()
+                    .is_some_and(|not| not.matches(labels))
+                {
+                    return false;
+                }
+                if !e.nets.is_empty()
+                    && !p
+                        .ip
+                        .is_some_and(|ip| e.nets.iter().any(|n| n.contains_addr(&ip)))
+                {
+                    return false;
+                }
+                !p.ip
+                    .is_some_and(|ip| e.not_nets.iter().any(|n| n.contains_addr(&ip)))
+            }
+            Alt::CiliumEndpoints { selector, .. } => self
+                .cilium_pod
+                .get(pod)
+                .is_some_and(|l| selector.matches(l)),
+            Alt::CiliumCidr { .. } => false,
+            Alt::CiliumEntity(e) => matches!(e, Entity::All | Entity::Cluster),
+        }
+    }
+
+    fn subject_ns(&self, subject: &Subject, ns: usize) -> bool {
+        match subject {
+            Subject::K8s { namespace, .. } => self.ns_name(ns) == namespace,
+            Subject::Calico {
+                namespace,
+                namespaces,
+                ..
+            } => {
+                namespace
+                    .as_deref()
+                    .is_none_or(|own| self.ns_name(ns) == own)
+                    && namespaces
+                        .as_ref()
+                        .is_none_or(|sel| self.calico_ns_matches(sel, ns))
+            }
+            Subject::Cilium { namespace, .. } => namespace
+                .as_deref()
+                .is_none_or(|own| self.ns_name(ns) == own),
+            Subject::Nothing => false,
+        }
+    }
+
+    fn subject_pod(&self, subject: &Subject, pod: usize) -> bool {
+        match subject {
+            Subject::K8s { pods, .. } => self
+                .s
+                .pods
+                .get(pod)
+                .is_some_and(|p| pods.matches(&p.labels)),
+            Subject::Calico { selector, .. } => self
+                .calico_pod
+                .get(pod)
+                .is_some_and(|l| selector.matches(l)),
+            Subject::Cilium { selector, .. } => self
+                .cilium_pod
+                .get(pod)
+                .is_some_and(|l| selector.matches(l)),
+            Subject::Nothing => false,
+        }
+    }
+}
+
+/// Builds the index of a scenario.
+pub(crate) fn build(s: &Scenario) -> Index {
+    let mode = s.mode();
+    let n_pods = s.pods.len();
+    let ns_of_pod: Vec<usize> = s
+        .pods
+        .iter()
+        .map(|p| {
+            s.ns_by_name
+                .get(&p.namespace)
+                .copied()
+                .unwrap_or(usize::MAX)
+        })
+        .collect();
+    let mut pods_by_ns: Vec<Vec<usize>> = vec![Vec::new(); s.namespaces.len()];
+    for (pod, ns) in ns_of_pod.iter().enumerate() {
+        if let Some(v) = pods_by_ns.get_mut(*ns) {
+            v.push(pod);
+        }
+    }
+    let need_calico = s.policies.iter().any(|p| p.flavor == Flavor::Calico);
+    let need_cilium = s.policies.iter().any(|p| p.flavor == Flavor::Cilium);
+    let empty = BTreeMap::new();
+    let ns_labels = |i: usize| s.namespaces.get(i).map_or(&empty, |n| &n.labels);
+    let calico_pod = if need_calico {
+        s.pods
+            .iter()
+            .map(|p| {
+                let mut l = p.labels.clone();
+                l.insert(CALICO_NAMESPACE_LABEL.into(), p.namespace.clone());
+                l.insert(CALICO_ORCHESTRATOR_LABEL.into(), "k8s".into());
+                l
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let calico_ns = if need_calico {
+        s.namespaces
+            .iter()
+            .map(|n| {
+                let mut l = n.labels.clone();
+                l.insert(CALICO_NAME_LABEL.into(), n.name.clone());
+                l
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let cilium_pod = if need_cilium {
+        s.pods
+            .iter()
+            .zip(&ns_of_pod)
+            .map(|(p, ns)| cilium::pod_labels(&p.labels, &p.namespace, ns_labels(*ns)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let w = World {
+        s,
+        mode,
+        calico_pod,
+        calico_ns,
+        cilium_pod,
+    };
+
+    let peer_pods = s
+        .peers
+        .iter()
+        .map(|peer| {
+            let mut set = BitSet::with_len(n_pods);
+            for alt in &peer.alts {
+                for (ns, pods) in pods_by_ns.iter().enumerate() {
+                    if pods.is_empty() || !w.alt_ns(alt, ns) {
+                        continue;
+                    }
+                    for &pod in pods {
+                        if w.alt_pod(alt, pod) {
+                            set.insert(pod);
+                        }
+                    }
+                }
+            }
+            set
+        })
+        .collect();
+
+    let mut order: Vec<u32> = (0..s.policies.len())
+        .filter_map(|i| u32::try_from(i).ok())
+        .collect();
+    if mode == Mode::Calico {
+        order.sort_by(|&a, &b| {
+            let (pa, pb) = (&s.policies[a as usize], &s.policies[b as usize]);
+            let oa = pa.order.unwrap_or(f64::INFINITY);
+            let ob = pb.order.unwrap_or(f64::INFINITY);
+            oa.total_cmp(&ob).then_with(|| pa.display.cmp(&pb.display))
+        });
+    }
+    let mut ingress = vec![Vec::new(); n_pods];
+    let mut egress = vec![Vec::new(); n_pods];
+    let mut isolated = vec![(false, false); n_pods];
+    let mut selected = vec![0; s.policies.len()];
+    for pid in order {
+        let Some(policy) = s.policies.get(pid as usize) else {
+            continue;
+        };
+        for (ns, pods) in pods_by_ns.iter().enumerate() {
+            if pods.is_empty() || !w.subject_ns(&policy.subject, ns) {
+                continue;
+            }
+            for &pod in pods {
+                if !w.subject_pod(&policy.subject, pod) {
+                    continue;
+                }
+                selected[pid as usize] += 1;
+                if let Some(sec) = &policy.ingress {
+                    ingress[pod].push(pid);
+                    isolated[pod].0 |= sec.isolates;
+                }
+                if let Some(sec) = &policy.egress {
+                    egress[pod].push(pid);
+                    isolated[pod].1 |= sec.isolates;
+                }
+            }
+        }
+    }
+    let mut by_ip = HashMap::new();
+    for (i, p) in s.pods.iter().enumerate() {
+        if let Some(ip) = p.ip {
+            by_ip.entry(ip).or_insert(i);
+        }
+    }
+    Index {
+        mode,
+        peer_pods,
+        ingress,
+        egress,
+        isolated,
+        selected,
+        by_ip,
+    }
+}

@@ -1,0 +1,771 @@
+//! A kube-free network policy engine: given namespaces, pods and policies (Kubernetes
+//! NetworkPolicy, Calico `projectcalico.org/v3` policies, Cilium `cilium.io/v2` policies), it
+//! decides whether a connection is allowed and which policies decided it.
+//!
+//! # Input
+//! [`Scenario::from_values`] reads `serde_json::Value` objects, dispatching on apiVersion and
+//! kind: `v1` Namespace, Pod and any `*List` with `items`; `networking.k8s.io/v1`
+//! NetworkPolicy; `projectcalico.org/v3` (or `crd.projectcalico.org/v1`) NetworkPolicy,
+//! GlobalNetworkPolicy, and the `Staged*` kinds (read, never enforced, listed by
+//! [`Scenario::staged_policies`]); `cilium.io/v2` CiliumNetworkPolicy and
+//! CiliumClusterwideNetworkPolicy. Anything else is an [`EngineError::UnknownKind`]; `null`
+//! (an empty YAML document) is skipped but still counts for document numbers.
+//! Every namespace carries `kubernetes.io/metadata.name: <name>`, as the API server (1.21+)
+//! sets it; a pod whose namespace was never declared gets a namespace with only that label.
+//!
+//! # Mode
+//! If the input holds any Cilium policy, everything is evaluated with Cilium semantics; else,
+//! if it holds any Calico policy (staged ones included), with Calico semantics; else with
+//! plain Kubernetes semantics ([`Scenario::mode`]).
+//!
+//! # Kubernetes semantics (`networking.k8s.io/v1`)
+//! - A pod is isolated for a direction once a policy selecting it has that direction in
+//!   `policyTypes`. Absent (or empty) `policyTypes` defaults as the API server does: Ingress
+//!   always, Egress when `egress` has at least one rule (so `egress: []` alone does not make
+//!   an egress policy): `SetDefaults_NetworkPolicy` in `pkg/apis/networking/v1/defaults.go`
+//!   tests `len(spec.egress) != 0`.
+//! - Allows are a union over every policy selecting the pod. Within a rule, peers are OR'ed;
+//!   a peer with `namespaceSelector` and `podSelector` is AND; `podSelector` alone means the
+//!   policy's namespace; `namespaceSelector: {}` means every namespace. Absent or empty
+//!   `from` / `to` means every source / destination (pods and addresses); absent or empty
+//!   `ports` means every port; an absent `ingress` with Ingress in `policyTypes` denies all.
+//! - Ports: a number (with optional `endPort`) or a name, resolved on the destination pod's
+//!   container ports (for ingress the selected pod, for egress the peer); protocol defaults to
+//!   TCP. A named port never matches an address outside the pods.
+//! - `ipBlock` (with `except`) matches addresses, and also pods whose IP lies in it: what most
+//!   CNIs (Calico among them) do for pod-to-pod traffic; the API leaves it to the plugin. In
+//!   Cilium mode an `ipBlock` does not match pods, as Cilium implements it with CIDR rules.
+//!
+//! # Calico semantics (single default tier)
+//! Policies selecting the endpoint for the direction are evaluated in `order` (lower first;
+//! no `order` after all ordered ones; ties by name); Kubernetes NetworkPolicies join them with
+//! order 1000 and Allow rules only. Rules are evaluated in order: the first Allow or Deny
+//! decides, Pass skips the remaining policies of the tier (and, with no other tier, reaches the
+//! Kubernetes profile, which allows), Log continues. When some policy selected the endpoint for
+//! the direction and none decided, the end-of-tier deny applies — which is also what turns a
+//! Kubernetes NetworkPolicy's allow list into "deny everything else" (as in Calico, a later
+//! Calico policy can still allow what a Kubernetes policy did not). When none selected it, the
+//! profile allows. See `calico.rs` for field-level choices.
+//!
+//! # Cilium semantics
+//! An endpoint is isolated in a direction when a policy selecting it has rules (allow or deny)
+//! for that direction and does not set `enableDefaultDeny` false for it; Kubernetes
+//! NetworkPolicies isolate as in Kubernetes. Deny rules win over any allow; allows are a union
+//! over Cilium and Kubernetes policies. See `cilium.rs` for what the documentation says and
+//! the field-level choices. (Calico policies in a Cilium-mode input are evaluated the same way:
+//! their Deny rules win, their Allow rules join the union, Pass and Log do nothing.)
+//!
+//! # Connections
+//! A connection is allowed when egress is allowed at the source (if it is a pod) and ingress at
+//! the destination (if it is a pod). An [`Endpoint::Ip`] that is some pod's IP is that pod.
+
+mod calico;
+mod calico_selector;
+mod cilium;
+mod error;
+mod index;
+mod json;
+mod model;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use crate::core::Protocol;
+
+pub use error::EngineError;
+
+pub(crate) use model::{
+    Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
+};
+
+use index::Index;
+use model::{proto_number, Peer, PeerId, PortSpec};
+use parse::{Parsed, Sink};
+
+/// The label every namespace carries with its own name.
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// A container port of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContainerPort {
+    /// `name`, which policies may use instead of the number.
+    pub name: Option<String>,
+    /// `containerPort`.
+    pub port: u16,
+    /// `protocol` (default TCP).
+    pub protocol: Protocol,
+}
+
+/// A pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
+    pub ip: Option<IpAddr>,
+    /// Container ports (needed for named ports).
+    pub ports: Vec<ContainerPort>,
+}
+
+/// One end of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A pod, by index into [`Scenario::pods`].
+    Pod(usize),
+    /// An address; if it is some pod's IP, that pod.
+    Ip(IpAddr),
+}
+
+/// How policies are evaluated (serialised lower-case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Plain Kubernetes NetworkPolicy.
+    #[default]
+    Kubernetes,
+    /// Calico (ordered policies, Allow/Deny/Pass/Log, end-of-tier deny).
+    Calico,
+    /// Cilium (union of allows, deny wins).
+    Cilium,
+}
+
+impl Mode {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Kubernetes => "kubernetes",
+            Mode::Calico => "calico",
+            Mode::Cilium => "cilium",
+        }
+    }
+}
+
+/// A traffic direction, seen from the pod a policy selects (serialised lower-case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Traffic arriving at the pod.
+    Ingress,
+    /// Traffic leaving the pod.
+    Egress,
+}
+
+/// What a policy did to a connection (serialised camelCase: `allow`, `defaultDeny`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Effect {
+    /// A rule allowed it.
+    Allow,
+    /// A rule denied it.
+    Deny,
+    /// A Calico Pass rule sent it past the tier (to the allowing profile).
+    Pass,
+    /// The policy isolated the pod and nothing allowed the connection.
+    DefaultDeny,
+}
+
+/// One policy's part in a verdict (see [`Scenario::explain`]); serialised camelCase.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRef {
+    /// `ns/name`, or `name` for a cluster-scoped policy.
+    pub policy: String,
+    /// At which end.
+    pub direction: Direction,
+    /// Index of the rule in its list (`None` for a default deny).
+    pub rule: Option<usize>,
+    /// Field path of the rule, for example `spec.ingress[2]` (`None` for a default deny).
+    pub field: Option<String>,
+    /// What it did.
+    pub effect: Effect,
+}
+
+/// The outcome of [`Scenario::check`]; serialises as `{"allowed": .., "decidedBy": [..]}`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict {
+    /// Whether the connection is allowed.
+    pub allowed: bool,
+    /// The policies whose rules allowed (or denied) it; for a default deny, the policies that
+    /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
+    /// (egress first). [`Scenario::explain`] gives the rules.
+    pub decided_by: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Namespace {
+    name: String,
+    labels: BTreeMap<String, String>,
+}
+
+/// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
+#[derive(Clone, Debug, Default)]
+pub struct Scenario {
+    namespaces: Vec<Namespace>,
+    ns_by_name: HashMap<String, usize>,
+    pods: Vec<Pod>,
+    pod_by_name: HashMap<(String, String), usize>,
+    policies: Vec<Policy>,
+    peers: Vec<Peer>,
+    staged: Vec<String>,
+    index: OnceLock<Index>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ep {
+    Pod(usize),
+    Ip(IpAddr),
+}
+
+struct Conn {
+    src: Ep,
+    dst: Ep,
+    port: u16,
+    proto: Protocol,
+    family: Option<u8>,
+}
+
+trait Trace<'a> {
+    const ALL: bool;
+    fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect);
+}
+
+struct NoTrace;
+
+impl Trace<'_> for NoTrace {
+    const ALL: bool = false;
+    fn record(&mut self, _: u32, _: Direction, _: Option<&Rule>, _: Effect) {}
+}
+
+#[derive(Default)]
+struct Full<'a>(Vec<(u32, Direction, Option<&'a Rule>, Effect)>);
+
+impl<'a> Trace<'a> for Full<'a> {
+    const ALL: bool = true;
+    fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect) {
+        self.0.push((policy, dir, rule, effect));
+    }
+}
+
+impl Scenario {
+    /// An empty scenario.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads namespaces, pods and policies (see the module documentation for the kinds).
+    pub fn from_values(
+        objects: impl IntoIterator<Item = serde_json::Value>,
+    ) -> Result<Scenario, EngineError> {
+        let mut s = Scenario::default();
+        for (i, v) in objects.into_iter().enumerate() {
+            if v.is_null() {
+                continue;
+            }
+            let parsed = parse::parse_object(
+                i + 1,
+                &v,
+                "",
+                &mut Sink {
+                    peers: &mut s.peers,
+                },
+            )?;
+            s.absorb(parsed);
+        }
+        Ok(s)
+    }
+
+    fn absorb(&mut self, parsed: Parsed) {
+        match parsed {
+            Parsed::Namespace(name, labels) => self.add_namespace(&name, labels),
+            Parsed::Pod(pod) => self.add_pod(pod),
+            Parsed::Policies(ps) => {
+                self.policies.extend(ps);
+                self.index = OnceLock::new();
+            }
+            Parsed::Staged(name) => {
+                self.staged.push(name);
+                self.index = OnceLock::new();
+            }
+            Parsed::List(items) => items.into_iter().for_each(|p| self.absorb(p)),
+        }
+    }
+
+    /// Adds a namespace, or replaces the labels of an existing one. The
+    /// `kubernetes.io/metadata.name` label is always set to `name`.
+    pub fn add_namespace(&mut self, name: &str, labels: BTreeMap<String, String>) {
+        let mut labels = labels;
+        labels.insert(NAMESPACE_NAME_LABEL.to_string(), name.to_string());
+        match self.ns_by_name.get(name) {
+            Some(&i) => {
+                if let Some(ns) = self.namespaces.get_mut(i) {
+                    ns.labels = labels;
+                }
+            }
+            None => {
+                self.ns_by_name
+                    .insert(name.to_string(), self.namespaces.len());
+                self.namespaces.push(Namespace {
+                    name: name.to_string(),
+                    labels,
+                });
+            }
+        }
+        self.index = OnceLock::new();
+    }
+
+    /// Adds a pod (replacing one with the same namespace and name, which keeps its index).
+    /// Its namespace is created if unknown.
+    pub fn add_pod(&mut self, pod: Pod) {
+        if !self.ns_by_name.contains_key(&pod.namespace) {
+            let ns = pod.namespace.clone();
+            self.add_namespace(&ns, BTreeMap::new());
+        }
+        let key = (pod.namespace.clone(), pod.name.clone());
+        match self.pod_by_name.get(&key) {
+            Some(&i) => {
+                if let Some(p) = self.pods.get_mut(i) {
+                    *p = pod;
+                }
+            }
+            None => {
+                self.pod_by_name.insert(key, self.pods.len());
+                self.pods.push(pod);
+            }
+        }
+        self.index = OnceLock::new();
+    }
+
+    /// The pods, in the order they were added ([`Endpoint::Pod`] indexes this).
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    /// Names of the namespaces, in the order they were added.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.iter().map(|n| n.name.as_str())
+    }
+
+    /// Labels of a namespace.
+    pub fn namespace_labels(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.ns_by_name
+            .get(name)
+            .and_then(|&i| self.namespaces.get(i))
+            .map(|n| &n.labels)
+    }
+
+    /// Staged Calico policies that were read and are not enforced (`ns/name` or `name`).
+    pub fn staged_policies(&self) -> &[String] {
+        &self.staged
+    }
+
+    /// The evaluation mode (see the module documentation).
+    pub fn mode(&self) -> Mode {
+        if self.policies.iter().any(|p| p.flavor == Flavor::Cilium) {
+            Mode::Cilium
+        } else if !self.staged.is_empty()
+            || self.policies.iter().any(|p| p.flavor == Flavor::Calico)
+        {
+            Mode::Calico
+        } else {
+            Mode::Kubernetes
+        }
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| index::build(self))
+    }
+
+    /// Whether pod `pod` is isolated for (ingress, egress). Out of range: `(false, false)`.
+    pub fn isolation(&self, pod: usize) -> (bool, bool) {
+        self.index()
+            .isolated
+            .get(pod)
+            .copied()
+            .unwrap_or((false, false))
+    }
+
+    /// Every numbered destination port that appears in a rule (the first port of a range;
+    /// protocol-agnostic Cilium ports as both TCP and UDP), sorted and unique.
+    pub fn ports_named_in_policies(&self) -> Vec<(u16, Protocol)> {
+        let mut out = Vec::new();
+        for p in &self.policies {
+            for sec in [&p.ingress, &p.egress].into_iter().flatten() {
+                for r in sec.rules.iter().chain(&sec.deny) {
+                    for spec in r.ports.iter().flatten() {
+                        if let PortVal::Range(lo, _) = spec.val {
+                            match spec.proto {
+                                Some(proto) => out.push((lo, proto)),
+                                None => {
+                                    out.push((lo, Protocol::Tcp));
+                                    out.push((lo, Protocol::Udp));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn ep(&self, idx: &Index, e: Endpoint) -> Option<Ep> {
+        match e {
+            Endpoint::Pod(i) => (i < self.pods.len()).then_some(Ep::Pod(i)),
+            Endpoint::Ip(ip) => Some(idx.by_ip.get(&ip).map_or(Ep::Ip(ip), |&p| Ep::Pod(p))),
+        }
+    }
+
+    fn family(&self, e: Ep) -> Option<u8> {
+        let ip = match e {
+            Ep::Pod(p) => self.pods.get(p).and_then(|p| p.ip),
+            Ep::Ip(ip) => Some(ip),
+        }?;
+        Some(if ip.is_ipv4() { 4 } else { 6 })
+    }
+
+    fn conn(
+        &self,
+        idx: &Index,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        proto: Protocol,
+    ) -> Option<Conn> {
+        let src = self.ep(idx, from)?;
+        let dst = self.ep(idx, to)?;
+        Some(Conn {
+            src,
+            dst,
+            port,
+            proto,
+            family: self.family(dst).or_else(|| self.family(src)),
+        })
+    }
+
+    fn traced(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Option<(bool, Full<'_>)> {
+        let idx = self.index();
+        let conn = self.conn(idx, from, to, port, protocol)?;
+        let mut trace = Full::default();
+        let egress = match conn.src {
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut trace),
+            Ep::Ip(_) => true,
+        };
+        let ingress = match conn.dst {
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut trace),
+            Ep::Ip(_) => true,
+        };
+        let allowed = egress && ingress;
+        trace.0.retain(|(_, _, _, effect)| {
+            if allowed {
+                matches!(effect, Effect::Allow | Effect::Pass)
+            } else {
+                matches!(effect, Effect::Deny | Effect::DefaultDeny)
+            }
+        });
+        Some((allowed, trace))
+    }
+
+    /// Decides a connection from `from` to `to` on destination port `port` / `protocol`.
+    /// An out-of-range pod index gives a denied verdict naming no policy.
+    pub fn check(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> Verdict {
+        let Some((allowed, trace)) = self.traced(from, to, port, protocol) else {
+            return Verdict {
+                allowed: false,
+                decided_by: Vec::new(),
+            };
+        };
+        let mut decided_by: Vec<String> = Vec::with_capacity(trace.0.len());
+        for (pid, ..) in trace.0 {
+            if let Some(policy) = self.policies.get(pid as usize) {
+                if !decided_by.contains(&policy.display) {
+                    decided_by.push(policy.display.clone());
+                }
+            }
+        }
+        Verdict {
+            allowed,
+            decided_by,
+        }
+    }
+
+    /// The rules behind [`check`](Self::check)'s verdict: for each policy in `decided_by`,
+    /// which rule (or default deny) at which end, in the same order.
+    pub fn explain(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Vec<RuleRef> {
+        let Some((_, trace)) = self.traced(from, to, port, protocol) else {
+            return Vec::new();
+        };
+        trace
+            .0
+            .into_iter()
+            .filter_map(|(pid, direction, rule, effect)| {
+                let policy = self.policies.get(pid as usize)?;
+                Some(RuleRef {
+                    policy: policy.display.clone(),
+                    direction,
+                    rule: rule.map(|r| r.index),
+                    field: rule.map(|r| r.path.clone()),
+                    effect,
+                })
+            })
+            .collect()
+    }
+
+    /// Like [`check`](Self::check), but only the answer: no allocation at all.
+    pub fn allows(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> bool {
+        let idx = self.index();
+        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
+            return false;
+        };
+        (match conn.src {
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        }) && (match conn.dst {
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        })
+    }
+
+    fn section(&self, pid: u32, dir: Direction) -> Option<&Section> {
+        let p = self.policies.get(pid as usize)?;
+        match dir {
+            Direction::Ingress => p.ingress.as_ref(),
+            Direction::Egress => p.egress.as_ref(),
+        }
+    }
+
+    fn eval<'a, T: Trace<'a>>(
+        &'a self,
+        idx: &'a Index,
+        dir: Direction,
+        local: usize,
+        conn: &Conn,
+        trace: &mut T,
+    ) -> bool {
+        let list = match dir {
+            Direction::Ingress => idx.ingress.get(local),
+            Direction::Egress => idx.egress.get(local),
+        };
+        let Some(list) = list.filter(|l| !l.is_empty()) else {
+            return true;
+        };
+        match idx.mode {
+            Mode::Calico => self.eval_ordered(idx, dir, list, conn, trace),
+            Mode::Kubernetes | Mode::Cilium => self.eval_union(idx, dir, list, conn, trace),
+        }
+    }
+
+    /// Calico: first Allow / Deny / Pass decides; end-of-tier deny.
+    fn eval_ordered<'a, T: Trace<'a>>(
+        &'a self,
+        idx: &Index,
+        dir: Direction,
+        list: &[u32],
+        conn: &Conn,
+        trace: &mut T,
+    ) -> bool {
+        for &pid in list {
+            let Some(sec) = self.section(pid, dir) else {
+                continue;
+            };
+            for r in &sec.rules {
+                if !self.rule_matches(idx, r, conn) {
+                    continue;
+                }
+                match r.action {
+                    Action::Allow => {
+                        trace.record(pid, dir, Some(r), Effect::Allow);
+                        return true;
+                    }
+                    Action::Deny => {
+                        trace.record(pid, dir, Some(r), Effect::Deny);
+                        return false;
+                    }
+                    Action::Pass => {
+                        trace.record(pid, dir, Some(r), Effect::Pass);
+                        return true;
+                    }
+                    Action::Log => {}
+                }
+            }
+        }
+        for &pid in list {
+            if self.section(pid, dir).is_some_and(|s| s.isolates) {
+                trace.record(pid, dir, None, Effect::DefaultDeny);
+            }
+        }
+        false
+    }
+
+    /// Kubernetes and Cilium: any deny wins, then a union of allows, then default deny if
+    /// isolated.
+    fn eval_union<'a, T: Trace<'a>>(
+        &'a self,
+        idx: &Index,
+        dir: Direction,
+        list: &[u32],
+        conn: &Conn,
+        trace: &mut T,
+    ) -> bool {
+        let mut denied = false;
+        for &pid in list {
+            let Some(sec) = self.section(pid, dir) else {
+                continue;
+            };
+            let denies = sec
+                .deny
+                .iter()
+                .chain(sec.rules.iter().filter(|r| r.action == Action::Deny));
+            if let Some(r) = denies.into_iter().find(|r| self.rule_matches(idx, r, conn)) {
+                trace.record(pid, dir, Some(r), Effect::Deny);
+                if !T::ALL {
+                    return false;
+                }
+                denied = true;
+            }
+        }
+        if denied {
+            return false;
+        }
+        let mut allowed = false;
+        let mut isolated = false;
+        for &pid in list {
+            let Some(sec) = self.section(pid, dir) else {
+                continue;
+            };
+            isolated |= sec.isolates;
+            if let Some(r) = sec
+                .rules
+                .iter()
+                .filter(|r| r.action == Action::Allow)
+                .find(|r| self.rule_matches(idx, r, conn))
+            {
+                trace.record(pid, dir, Some(r), Effect::Allow);
+                if !T::ALL {
+                    return true;
+                }
+                allowed = true;
+            }
+        }
+        if allowed || !isolated {
+            return true;
+        }
+        for &pid in list {
+            if self.section(pid, dir).is_some_and(|s| s.isolates) {
+                trace.record(pid, dir, None, Effect::DefaultDeny);
+            }
+        }
+        false
+    }
+
+    fn peer_matches(&self, idx: &Index, peer: PeerId, ep: Ep) -> bool {
+        match ep {
+            Ep::Pod(p) => idx
+                .peer_pods
+                .get(peer as usize)
+                .is_some_and(|set| set.contains(p)),
+            Ep::Ip(ip) => self
+                .peers
+                .get(peer as usize)
+                .is_some_and(|peer| peer.alts.iter().any(|a| a.matches_external(&ip))),
+        }
+    }
+
+    fn port_matches(&self, spec: &PortSpec, conn: &Conn) -> bool {
+        if spec.proto.is_some_and(|p| p != conn.proto) {
+            return false;
+        }
+        match &spec.val {
+            PortVal::Any => true,
+            PortVal::Range(lo, hi) => (*lo..=*hi).contains(&conn.port),
+            PortVal::Named(name) => match conn.dst {
+                Ep::Pod(d) => self.pods.get(d).is_some_and(|pod| {
+                    pod.ports.iter().any(|cp| {
+                        cp.name.as_deref() == Some(name.as_str())
+                            && cp.port == conn.port
+                            && cp.protocol == conn.proto
+                    })
+                }),
+                Ep::Ip(_) => false,
+            },
+        }
+    }
+
+    fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
+        if r.never {
+            return false;
+        }
+        let number = proto_number(conn.proto);
+        if r.protocol.is_some_and(|p| p != number) || r.not_protocol == Some(number) {
+            return false;
+        }
+        if let (Some(v), Some(f)) = (r.ip_version, conn.family) {
+            if v != f {
+                return false;
+            }
+        }
+        if let Some(p) = r.src {
+            if !self.peer_matches(idx, p, conn.src) {
+                return false;
+            }
+        }
+        if let Some(p) = r.dst {
+            if !self.peer_matches(idx, p, conn.dst) {
+                return false;
+            }
+        }
+        if let Some(ports) = &r.ports {
+            if !ports.iter().any(|s| self.port_matches(s, conn)) {
+                return false;
+            }
+        }
+        !r.not_ports.iter().any(|s| self.port_matches(s, conn))
+    }
+
+    /// The compiled policies (for the linter).
+    pub(crate) fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// The peer table (for the linter).
+    pub(crate) fn peer(&self, id: u32) -> Option<&[Alt]> {
+        self.peers.get(id as usize).map(|p| p.alts.as_slice())
+    }
+
+    /// Policies applying to `pod` in `dir`, in evaluation order (indices into `policies`).
+    pub(crate) fn selecting(&self, pod: usize, dir: Direction) -> &[u32] {
+        let idx = self.index();
+        let lists = match dir {
+            Direction::Ingress => &idx.ingress,
+            Direction::Egress => &idx.egress,
+        };
+        lists.get(pod).map_or(&[], Vec::as_slice)
+    }
+
+    /// How many pods policy `policy` selects.
+    pub(crate) fn selected_count(&self, policy: usize) -> usize {
+        self.index().selected.get(policy).copied().unwrap_or(0)
+    }
+}

@@ -1,0 +1,276 @@
+//! The compiled, flavour-independent policy model every input kind is translated into.
+
+use std::net::IpAddr;
+
+use crate::core::{Cidr, Protocol, Selector};
+
+use super::calico_selector::CalicoSelector;
+
+/// Index of a peer in `Scenario::peers`.
+pub(crate) type PeerId = u32;
+
+/// Which API a policy came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    Kubernetes,
+    /// `projectcalico.org/v3` NetworkPolicy / GlobalNetworkPolicy.
+    Calico,
+    /// `cilium.io/v2` CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy.
+    Cilium,
+}
+
+/// What a matching rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Allow the connection.
+    Allow,
+    /// Deny the connection.
+    Deny,
+    /// Calico: skip the remaining policies of the tier.
+    Pass,
+    /// Calico: log and continue.
+    Log,
+}
+
+/// A destination port condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PortVal {
+    /// Every port.
+    Any,
+    /// `lo..=hi`.
+    Range(u16, u16),
+    /// A container port name, resolved on the destination pod.
+    Named(String),
+}
+
+/// One entry of a rule's port list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PortSpec {
+    /// Protocol (`None`: any).
+    pub proto: Option<Protocol>,
+    /// Port(s).
+    pub val: PortVal,
+}
+
+/// A Kubernetes pod peer's namespace condition.
+#[derive(Clone, Debug)]
+pub(crate) enum K8sNs {
+    /// The policy's own namespace (a `podSelector`-only peer).
+    Own(String),
+    /// Namespaces matching a selector (`{}`: every namespace).
+    Selector(Selector),
+}
+
+/// A Calico entity rule (`source` / `destination`); every condition present must hold.
+#[derive(Clone, Debug)]
+pub(crate) struct CalicoEntity {
+    /// For a namespaced policy without `namespaceSelector`: when `selector` or `notSelector` is
+    /// set, only endpoints of this namespace match (libcalico-go's `GetEntityRuleSelector`
+    /// adds `projectcalico.org/namespace == '<ns>'` as the positive selector).
+    pub scope: Option<String>,
+    /// `selector`.
+    pub selector: Option<CalicoSelector>,
+    /// `notSelector`.
+    pub not_selector: Option<CalicoSelector>,
+    /// `namespaceSelector`.
+    pub namespace_selector: Option<CalicoSelector>,
+    /// `nets` (empty: no condition).
+    pub nets: Vec<Cidr>,
+    /// `notNets`.
+    pub not_nets: Vec<Cidr>,
+}
+
+/// A Cilium entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Entity {
+    /// Everything: pods and addresses outside the cluster.
+    All,
+    /// Addresses outside the cluster (any non-pod address).
+    World,
+    /// IPv4 addresses outside the cluster.
+    WorldV4,
+    /// IPv6 addresses outside the cluster.
+    WorldV6,
+    /// Every pod (the engine models no nodes).
+    Cluster,
+    /// Entities the engine does not model (host, remote-node, kube-apiserver, ...).
+    Nothing,
+}
+
+/// One alternative of a peer (a peer matches when any alternative does).
+#[derive(Clone, Debug)]
+pub(crate) enum Alt {
+    /// Kubernetes pod peer: namespace condition AND pod condition.
+    K8sPods {
+        /// Namespaces.
+        namespaces: K8sNs,
+        /// Pods in them (`None`: all).
+        pods: Option<Selector>,
+    },
+    /// Kubernetes `ipBlock`.
+    K8sBlock {
+        /// The block.
+        cidr: Cidr,
+        /// Carved out of it.
+        except: Vec<Cidr>,
+    },
+    /// Calico entity rule.
+    Calico(CalicoEntity),
+    /// Cilium endpoint selector over Cilium's pod labels.
+    CiliumEndpoints {
+        /// `Some(ns)`: only pods of that namespace (namespaced policy, no namespace label used).
+        namespace: Option<String>,
+        /// Selector with `k8s:` / `any:` prefixes removed.
+        selector: Selector,
+    },
+    /// Cilium `toCIDR` / `toCIDRSet` (never matches pods, as in Cilium).
+    CiliumCidr {
+        /// The block.
+        cidr: Cidr,
+        /// Carved out of it.
+        except: Vec<Cidr>,
+    },
+    /// Cilium entity.
+    CiliumEntity(Entity),
+}
+
+/// A peer: the union of its alternatives.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Peer {
+    /// Alternatives.
+    pub alts: Vec<Alt>,
+}
+
+fn in_block(ip: &IpAddr, cidr: &Cidr, except: &[Cidr]) -> bool {
+    cidr.contains_addr(ip) && !except.iter().any(|e| e.contains_addr(ip))
+}
+
+impl Alt {
+    /// Whether an address that belongs to no pod matches.
+    pub fn matches_external(&self, ip: &IpAddr) -> bool {
+        match self {
+            Alt::K8sPods { .. } | Alt::CiliumEndpoints { .. } => false,
+            Alt::K8sBlock { cidr, except } | Alt::CiliumCidr { cidr, except } => {
+                in_block(ip, cidr, except)
+            }
+            Alt::Calico(e) => {
+                // Any selector makes the rule match endpoints only; in a namespaced policy a
+                // notSelector brings the namespace selector with it.
+                e.selector.is_none()
+                    && e.namespace_selector.is_none()
+                    && !(e.scope.is_some() && e.not_selector.is_some())
+                    && (e.nets.is_empty() || e.nets.iter().any(|n| n.contains_addr(ip)))
+                    && !e.not_nets.iter().any(|n| n.contains_addr(ip))
+            }
+            Alt::CiliumEntity(ent) => match ent {
+                Entity::All | Entity::World => true,
+                Entity::WorldV4 => ip.is_ipv4(),
+                Entity::WorldV6 => ip.is_ipv6(),
+                Entity::Cluster | Entity::Nothing => false,
+            },
+        }
+    }
+}
+
+/// Who a policy applies to.
+#[derive(Clone, Debug)]
+pub(crate) enum Subject {
+    /// Kubernetes: pods of `namespace` matching `pods`.
+    K8s {
+        /// The policy's namespace.
+        namespace: String,
+        /// `podSelector`.
+        pods: Selector,
+    },
+    /// Calico: `selector` (within `namespace` for a namespaced policy) and, for a global
+    /// policy, `namespaceSelector`.
+    Calico {
+        /// The policy's namespace (`None`: global).
+        namespace: Option<String>,
+        /// `selector`.
+        selector: CalicoSelector,
+        /// `namespaceSelector` (global policies).
+        namespaces: Option<CalicoSelector>,
+    },
+    /// Cilium: `endpointSelector` over Cilium's pod labels (within `namespace` for a CNP).
+    Cilium {
+        /// The policy's namespace (`None`: clusterwide).
+        namespace: Option<String>,
+        /// `endpointSelector`, prefixes removed.
+        selector: Selector,
+    },
+    /// Selects no pod (host-endpoint or node policies, service-account selectors).
+    Nothing,
+}
+
+/// A compiled rule.
+#[derive(Clone, Debug)]
+pub(crate) struct Rule {
+    /// Field path, for example `spec.ingress[0]`.
+    pub path: String,
+    /// Index within its list.
+    pub index: usize,
+    /// What it does.
+    pub action: Action,
+    /// Condition on the source endpoint (`None`: any).
+    pub src: Option<PeerId>,
+    /// Condition on the destination endpoint (`None`: any).
+    pub dst: Option<PeerId>,
+    /// IP protocol number the connection must use.
+    pub protocol: Option<u8>,
+    /// IP protocol number the connection must not use.
+    pub not_protocol: Option<u8>,
+    /// IP version (4 or 6) the connection must use.
+    pub ip_version: Option<u8>,
+    /// Destination ports (`None`: any).
+    pub ports: Option<Vec<PortSpec>>,
+    /// Destination ports that must not match.
+    pub not_ports: Vec<PortSpec>,
+    /// The rule holds a condition the engine cannot evaluate offline (FQDNs, services, source
+    /// ports, service accounts, ...) or selects nothing at all: it never matches.
+    pub never: bool,
+}
+
+/// A policy's rules for one direction.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Section {
+    /// Rules in order (Kubernetes and Cilium: all `Allow`).
+    pub rules: Vec<Rule>,
+    /// Cilium `ingressDeny` / `egressDeny`.
+    pub deny: Vec<Rule>,
+    /// Whether selecting a pod isolates it in this direction.
+    pub isolates: bool,
+}
+
+/// A compiled policy (a Cilium policy with `specs` becomes one per spec).
+#[derive(Clone, Debug)]
+pub(crate) struct Policy {
+    /// Kind, for messages.
+    pub kind: &'static str,
+    /// Which API.
+    pub flavor: Flavor,
+    /// `ns/name`, or `name` for cluster-scoped kinds.
+    pub display: String,
+    /// `metadata.namespace` (namespaced kinds).
+    pub namespace: Option<String>,
+    /// Calico `order` (Kubernetes policies in Calico: 1000).
+    pub order: Option<f64>,
+    /// Whom it selects.
+    pub subject: Subject,
+    /// Field path of the selector behind `subject`, for example `spec.podSelector`.
+    pub selector_path: String,
+    /// `Some` when the policy applies to ingress.
+    pub ingress: Option<Section>,
+    /// `Some` when the policy applies to egress.
+    pub egress: Option<Section>,
+}
+
+/// IANA protocol number of a transport protocol.
+pub(crate) fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+    }
+}
