@@ -97,6 +97,13 @@ fn init_logging(format: LogFormat) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // A panic in any task must take the process down (so Kubernetes restarts it) rather than
+    // leave a live-but-dead controller: tokio would otherwise only end the panicking task.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::exit(101);
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {
