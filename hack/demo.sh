@@ -24,8 +24,10 @@ for ns in production monitoring; do
 done
 k apply --server-side --force-conflicts -f examples/shop.yaml >/dev/null
 
+# The local control plane runs no CNI; tests may have left Calico or Cilium CRDs installed, which
+# detection would follow. The demo shows the standard backend.
 echo "== running the operator (log: target/demo/operator.log)"
-"$BIN" run >"$OUT/operator.log" 2>&1 &
+"$BIN" run --backend networkpolicy --metrics-addr 127.0.0.1:0 >"$OUT/operator.log" 2>&1 &
 OP=$!
 trap 'kill $OP 2>/dev/null || true' EXIT
 k wait --for condition=Ready appnetwork/shop -n production --timeout=60s

@@ -18,6 +18,7 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefSta
     status = "AppNetworkStatus",
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".status.backend"}"#,
     printcolumn = r#"{"name":"Policies","type":"integer","jsonPath":".status.policyCount"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
