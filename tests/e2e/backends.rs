@@ -248,6 +248,40 @@ async fn the_l7_and_fqdn_example_on_standard_policy_resolves_the_api_server_and_
         !egress.to_string().contains("example"),
         "fqdn flows are not rendered: {egress}"
     );
+
+    // The API server moves: the policy follows (never on an existing cluster's real endpoints).
+    if !std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true") {
+        let endpoints: Api<k8s_openapi::api::core::v1::Endpoints> =
+            Api::namespaced(client.clone(), "default");
+        let moved = |ip: &str| {
+            json!({"subsets": [{"addresses": [{"ip": ip}],
+                                "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]})
+        };
+        endpoints
+            .patch(
+                "kubernetes",
+                &PatchParams::default(),
+                &Patch::Merge(moved("192.0.2.77")),
+            )
+            .await
+            .unwrap();
+        wait_policy(&client, &ns.name, "tierflow-shop-api", |s| {
+            s.to_string().contains("192.0.2.77/32")
+        })
+        .await;
+        endpoints
+            .patch(
+                "kubernetes",
+                &PatchParams::default(),
+                &Patch::Merge(moved(ip)),
+            )
+            .await
+            .unwrap();
+        wait_policy(&client, &ns.name, "tierflow-shop-api", |s| {
+            s.to_string().contains(&format!("{ip}/32"))
+        })
+        .await;
+    }
     ns.delete().await;
 }
 
