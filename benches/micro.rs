@@ -3,6 +3,8 @@
 //! - `render/small`: 10 tiers / 30 flows, `render/large`: 100 tiers / 1,000 flows, both through
 //!   `tierflow::render::tier_objects` for the standard NetworkPolicy backend, from a model built
 //!   once with `tierflow::validate::app_network`.
+//! - `render_parts/*`: the two halves of render — building the typed NetworkPolicies
+//!   (`render::networkpolicy::tier_policies`) and converting them to `serde_json::Value`.
 //! - `validate/small`, `validate/large`: the same specs through the validator.
 //! - `simulate/check_all_pairs`: `tierflow::engine` on 1,000 pods in 75 namespaces and the 300
 //!   policies tierflow renders for them (examples/shop.yaml in each namespace: 3 tier policies
@@ -88,6 +90,23 @@ fn bench_render_and_validate(c: &mut Criterion) {
 
         let mut g = c.benchmark_group("render");
         g.bench_function(id, |b| b.iter(|| render(black_box(&m))));
+        g.finish();
+
+        // Where render's time goes: building the typed NetworkPolicies, and turning them into
+        // the `serde_json::Value` bodies the applier compares and sends.
+        let mut g = c.benchmark_group("render_parts");
+        g.bench_function(format!("{id}_typed"), |b| {
+            b.iter(|| tierflow::render::networkpolicy::tier_policies(black_box(&m), None))
+        });
+        let typed = tierflow::render::networkpolicy::tier_policies(&m, None);
+        g.bench_function(format!("{id}_to_value"), |b| {
+            b.iter(|| {
+                black_box(&typed)
+                    .iter()
+                    .map(|p| serde_json::to_value(p).expect("a NetworkPolicy serializes"))
+                    .collect::<Vec<Value>>()
+            })
+        });
         g.finish();
 
         let mut g = c.benchmark_group("validate");
@@ -238,6 +257,10 @@ fn write_summary() {
         "validate_small_us": mean("validate", "small"),
         "validate_large_us": mean("validate", "large"),
         "render_small_median_us": median("render", "small"),
+        "render_small_typed_us": mean("render_parts", "small_typed"),
+        "render_small_to_value_us": mean("render_parts", "small_to_value"),
+        "render_large_typed_us": mean("render_parts", "large_typed"),
+        "render_large_to_value_us": mean("render_parts", "large_to_value"),
         "render_large_median_us": median("render", "large"),
         "simulate_1000x300_ms": get("simulate", "check_all_pairs").map(|e| e.0 / 1000.0),
         "simulate_allows_1000x300_ms": get("simulate", "allows_all_pairs").map(|e| e.0 / 1000.0),

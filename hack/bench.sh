@@ -7,7 +7,8 @@
 #                          once built)
 #
 # It builds the operator in release mode, runs the criterion micro benchmarks
-# (cargo bench --bench micro), starts a control plane of its own in target/bench-cluster (never
+# (cargo bench --bench micro) and the cache-memory measurement (cargo bench --bench memory),
+# starts a control plane of its own in target/bench-cluster (never
 # the developers' target/cluster), runs the end-to-end bench (cargo bench --bench e2e), and
 # stops that control plane again. Results: target/bench/results.{json,md} (+ details.json).
 #
@@ -47,7 +48,7 @@ case "$MODE" in
 esac
 export BENCH_MODE="$MODE"
 
-log() { printf '[bench] %s\n' "$*" >&2; }
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 cluster() { TIERFLOW_CLUSTER_DIR="$BENCH_CLUSTER_DIR" "$ROOT/hack/cluster.sh" "$@"; }
 
 cleanup() {
@@ -68,12 +69,13 @@ trap cleanup EXIT
 
 log "building (release)"
 "$CARGO" build --release --locked --bin tierflow
-"$CARGO" bench --locked --no-run --bench micro --bench e2e
+"$CARGO" bench --locked --no-run --bench micro --bench memory --bench e2e
 
 if [[ "${BENCH_SKIP_MICRO:-}" != "1" ]]; then
   rm -f "$OUT/micro.json"
   log "micro benchmarks (criterion) — load: $(cut -d' ' -f1-3 /proc/loadavg)"
   "$CARGO" bench --locked --bench micro -- "${CRITERION_ARGS[@]}"
+  "$CARGO" bench --locked --bench memory
 fi
 
 log "fresh control plane in $BENCH_CLUSTER_DIR"

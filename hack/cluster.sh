@@ -6,6 +6,12 @@
 #   hack/cluster.sh up      start (idempotent), write target/cluster/kubeconfig
 #   hack/cluster.sh down    stop and remove all data
 #   hack/cluster.sh status  exit 0 when the API server answers /readyz
+#   hack/cluster.sh stop|start|restart COMPONENT
+#                           stop one of etcd, kube-apiserver, kube-controller-manager (its
+#                           command line is kept in <dir>/COMPONENT.cmdline), start it again with
+#                           exactly the same flags and data (log appended), or both; for outage
+#                           tests (hack/chaos.sh, tests/chaos). CLUSTER_STOP_SIGNAL=KILL
+#                           (default TERM) makes the stop a crash.
 #
 # KUBEBUILDER_ASSETS: a folder with kube-apiserver and etcd (any version) to use instead.
 set -euo pipefail
@@ -216,9 +222,57 @@ down() {
   log "stopped and removed $DIR"
 }
 
+component() { # validates a component name
+  case "${1:-}" in
+    etcd | kube-apiserver | kube-controller-manager) ;;
+    *) echo "usage: $0 stop|start|restart etcd|kube-apiserver|kube-controller-manager" >&2; exit 2 ;;
+  esac
+}
+
+stop_component() { # component: keep its command line, then stop it
+  local c=$1 pid
+  alive "$c" || { log "$c is not running"; return 0; }
+  pid=$(cat "$DIR/$c.pid")
+  cat "/proc/$pid/cmdline" >"$DIR/$c.cmdline"
+  kill -s "${CLUSTER_STOP_SIGNAL:-TERM}" "$pid" 2>/dev/null || true
+  # (A zombie nobody has reaped yet counts as stopped.)
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null && [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || break
+    sleep 0.1
+  done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$DIR/$c.pid"
+  log "stopped $c (pid $pid, SIG${CLUSTER_STOP_SIGNAL:-TERM})"
+}
+
+start_component() { # component: start it again from the command line stop_component kept
+  local c=$1
+  if alive "$c"; then log "$c is already running"; return 0; fi
+  [[ -s "$DIR/$c.cmdline" ]] || { log "no $DIR/$c.cmdline: stop $c with this script first"; exit 1; }
+  local cmd=()
+  mapfile -d '' -t cmd <"$DIR/$c.cmdline"
+  # shellcheck disable=SC1091
+  source "$DIR/env"
+  printf '\n[cluster] restarted at %s\n' "$(date -u +%FT%TZ)" >>"$DIR/$c.log"
+  setsid "${cmd[@]}" >>"$DIR/$c.log" 2>&1 </dev/null &
+  echo $! >"$DIR/$c.pid"
+  case "$c" in
+    etcd) wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health" ;;
+    kube-apiserver)
+      wait_for kube-apiserver 90 curl -fsS --cacert "$DIR/pki/ca.crt" -H "Authorization: Bearer $ADMIN_TOKEN" \
+        "https://127.0.0.1:$APISERVER_PORT/readyz"
+      ;;
+    kube-controller-manager) sleep 0.5; alive "$c" || fail_with_log "$c" ;;
+  esac
+  log "started $c (pid $(cat "$DIR/$c.pid"))"
+}
+
 case "${1:-up}" in
   up) up ;;
   down) down ;;
   status) ready ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  stop) component "${2:-}"; stop_component "$2" ;;
+  start) component "${2:-}"; start_component "$2" ;;
+  restart) component "${2:-}"; stop_component "$2"; start_component "$2" ;;
+  *) echo "usage: $0 up|down|status|stop|start|restart [COMPONENT]" >&2; exit 2 ;;
 esac

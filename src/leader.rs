@@ -23,6 +23,22 @@ pub struct Leadership {
     pub leading: bool,
     /// Some replica holds a valid lease.
     pub leader_known: bool,
+    /// While leading: until when this replica may write (its last successful renewal plus the
+    /// renew deadline). A process paused past it (SIGSTOP, a long stall) must not write when it
+    /// wakes up before the elector has looked at the lease again: `controller::start` refuses
+    /// writes after this instant.
+    pub write_until: Option<tokio::time::Instant>,
+}
+
+impl Leadership {
+    /// A valid lease is held, by this replica (`leading`) or another.
+    fn held(leading: bool) -> Self {
+        Leadership {
+            leading,
+            leader_known: true,
+            write_until: None,
+        }
+    }
 }
 
 /// Lease timing.
@@ -73,19 +89,18 @@ impl Elector {
     pub async fn run(&self, tx: watch::Sender<Leadership>) -> Result<()> {
         let mut last_renewed: Option<tokio::time::Instant> = None;
         loop {
+            let mut expires_in = None;
             let state = match self.try_acquire_or_renew().await {
-                Ok(s) => {
+                Ok((s, expiry)) => {
                     if s.leading {
                         last_renewed = Some(tokio::time::Instant::now());
                     }
+                    expires_in = expiry;
                     s
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "lease update failed");
-                    Leadership {
-                        leading: tx.borrow().leading,
-                        leader_known: tx.borrow().leader_known,
-                    }
+                    *tx.borrow()
                 }
             };
             let was_leading = tx.borrow().leading;
@@ -96,6 +111,7 @@ impl Elector {
                 tx.send_replace(Leadership {
                     leading: false,
                     leader_known: state.leader_known,
+                    write_until: None,
                 });
                 tracing::error!(identity = %self.identity, "lost the leader lease; stopping");
                 return Ok(());
@@ -106,12 +122,23 @@ impl Elector {
             tx.send_replace(Leadership {
                 leading: still_leading,
                 leader_known: state.leader_known || still_leading,
+                write_until: last_renewed
+                    .filter(|_| still_leading)
+                    .map(|t| t + self.config.renew_deadline),
             });
-            tokio::time::sleep(self.config.retry_period).await;
+            // A standby tries again right when the holder's lease runs out, so it takes over
+            // within the lease duration of the leader's last renewal, not up to a retry period
+            // later.
+            let wait = expires_in.map_or(self.config.retry_period, |e: Duration| {
+                self.config.retry_period.min(e + Duration::from_millis(20))
+            });
+            tokio::time::sleep(wait).await;
         }
     }
 
-    async fn try_acquire_or_renew(&self) -> Result<Leadership> {
+    /// Whether this replica leads now, and, when another replica holds a valid lease, how long
+    /// until that lease expires.
+    async fn try_acquire_or_renew(&self) -> Result<(Leadership, Option<Duration>)> {
         let now = Timestamp::now();
         let duration_s = i32::try_from(self.config.lease_duration.as_secs()).unwrap_or(15);
         let Some(lease) = self.api.get_opt(LEASE_NAME).await? else {
@@ -130,36 +157,29 @@ impl Elector {
                 }),
             };
             return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(Leadership {
-                    leading: true,
-                    leader_known: true,
-                }),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Leadership {
-                    leading: false,
-                    leader_known: true,
-                }),
+                Ok(_) => Ok((Leadership::held(true), None)),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok((Leadership::held(false), None)),
                 Err(e) => Err(e.into()),
             };
         };
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let valid_for = i64::from(spec.lease_duration_seconds.unwrap_or(duration_s)) * 1000;
-        let expired = spec
+        let age = spec
             .renew_time
             .as_ref()
-            .is_none_or(|t| now.as_millisecond() - t.0.as_millisecond() > valid_for);
+            .map(|t| now.as_millisecond().saturating_sub(t.0.as_millisecond()));
+        let expired = age.is_none_or(|a| a > valid_for);
         let mine = holder == self.identity;
         if !mine && !holder.is_empty() && !expired {
-            return Ok(Leadership {
-                leading: false,
-                leader_known: true,
-            });
+            let left = u64::try_from(valid_for - age.unwrap_or(0)).unwrap_or(0);
+            return Ok((Leadership::held(false), Some(Duration::from_millis(left))));
         }
         let mut new = lease.clone();
         let mut s = spec.clone();
         if !mine {
             s.acquire_time = Some(MicroTime(now));
-            s.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            s.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
         }
         s.holder_identity = Some(self.identity.clone());
         s.lease_duration_seconds = Some(duration_s);
@@ -171,14 +191,8 @@ impl Elector {
             .replace(LEASE_NAME, &PostParams::default(), &new)
             .await
         {
-            Ok(_) => Ok(Leadership {
-                leading: true,
-                leader_known: true,
-            }),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Leadership {
-                leading: false,
-                leader_known: true,
-            }),
+            Ok(_) => Ok((Leadership::held(true), None)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok((Leadership::held(false), None)),
             Err(e) => Err(e.into()),
         }
     }

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod apply;
+pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod crd;

@@ -1,18 +1,25 @@
 #![forbid(unsafe_code)]
-//! The `tierflow` command: the operator (`run`) and offline tools.
+//! The `tierflow` command: the operator (`run`) and the offline tools (`render`, `simulate`,
+//! `explain`, `verify`, `lint`; see `docs/cli.md`). Exit codes of the tools: 0 ok, 1 findings or
+//! differences, 2 usage or input errors.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use kube::Client;
-use tierflow::crd::{self, AppNetwork};
+use tierflow::cli::input::Input;
+use tierflow::cli::render::{NamespaceLabels, RenderOptions};
+use tierflow::cli::{self, CliError};
+use tierflow::core::Port;
+use tierflow::crd;
+use tierflow::engine::Scenario;
 use tierflow::metrics::Metrics;
-use tierflow::model::{Backend, BackendRequest};
+use tierflow::model::Backend;
 use tierflow::render;
-use tierflow::{controller, leader, server, validate, Error};
+use tierflow::{controller, leader, server, Error};
 use tokio::sync::watch;
 
 #[derive(Parser)]
@@ -49,6 +56,49 @@ impl From<BackendArg> for Backend {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum SimulateOutput {
+    Json,
+    Table,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExplainOutput {
+    Text,
+    Markdown,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum VerifyOutput {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LintOutput {
+    Json,
+    Text,
+}
+
+/// Where `simulate` and `lint` read objects from.
+#[derive(Args)]
+struct Objects {
+    /// Files of Namespaces, Pods and policies (YAML or JSON, several documents each; `-` for
+    /// standard input).
+    #[arg(
+        short = 'f',
+        long = "filename",
+        num_args = 1..,
+        required_unless_present = "from_cluster",
+        conflicts_with = "from_cluster"
+    )]
+    files: Vec<PathBuf>,
+    /// Read the live Namespaces, Pods, NetworkPolicies and Calico / Cilium policies of the
+    /// cluster (KUBECONFIG or in-cluster config) instead of files.
+    #[arg(long)]
+    from_cluster: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (in-cluster config, or KUBECONFIG / ~/.kube/config).
@@ -71,17 +121,68 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions tierflow serves.
     Crds,
-    /// Render the objects the operator would apply for an AppNetwork file, as YAML.
+    /// Render the objects the operator would apply for AppNetworks and ClusterBaselines, as YAML.
     Render {
-        /// An AppNetwork manifest (YAML; `-` for standard input).
-        #[arg(short = 'f', long = "filename")]
-        file: PathBuf,
+        /// AppNetwork / ClusterBaseline / Namespace manifests (YAML; `-` for standard input).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Print a table of what may talk to what instead of the objects.
         #[arg(long)]
         summary: bool,
-        /// The backend to render for (default: the one in the spec; Auto means networkpolicy).
+        /// The backend to render for (default: the one in each spec; Auto means networkpolicy).
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
+    },
+    /// Reachability between every ordered pair of distinct pods of the input, per port.
+    Simulate {
+        #[command(flatten)]
+        objects: Objects,
+        /// A destination port, `80`, `80/TCP` or `53/UDP` (repeatable; default: every port
+        /// named in the policies).
+        #[arg(long = "port", value_parser = cli::parse_port)]
+        ports: Vec<Port>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        output: SimulateOutput,
+    },
+    /// Render an AppNetwork and print who may connect to whom, as a truth table.
+    Explain {
+        /// AppNetwork manifests (YAML; `-` for standard input).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// The backend to simulate (default: the one in the spec; Auto means networkpolicy).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Output format (markdown for pull-request comments).
+        #[arg(long, value_enum, default_value = "text")]
+        output: ExplainOutput,
+    },
+    /// Check that every backend allows exactly the declared flows and DNS; exit 1 otherwise.
+    Verify {
+        /// AppNetwork manifests (YAML; `-` for standard input).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyOutput,
+    },
+    /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
+    Lint {
+        #[command(flatten)]
+        objects: Objects,
+        /// Check against the Pods of the input (implied when the input holds Pods).
+        #[arg(long)]
+        pods: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "json")]
+        output: LintOutput,
     },
 }
 
@@ -105,7 +206,7 @@ async fn main() -> ExitCode {
         std::process::exit(101);
     }));
     let cli = Cli::parse();
-    let result = match cli.command {
+    let outcome = match cli.command {
         Command::Run {
             log_format,
             backend,
@@ -114,28 +215,60 @@ async fn main() -> ExitCode {
             lease_namespace,
         } => {
             init_logging(log_format);
-            run(
+            let result = run(
                 backend.map(Backend::from),
                 metrics_addr,
                 leader_elect,
                 lease_namespace,
             )
-            .await
+            .await;
+            return match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tierflow: {e}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Command::Crds => crd::crds_yaml()
-            .map(|y| print!("{y}"))
-            .map_err(|e| Error::Config(e.to_string())),
+            .map_err(|e| CliError::Output(e.to_string()))
+            .and_then(|y| emit(&y))
+            .map(|()| cli::EXIT_OK),
         Command::Render {
-            file,
+            files,
             summary,
             backend,
-        } => render(&file, summary, backend.map(Backend::from)),
+            namespace_labels,
+            operator_namespace,
+        } => render(
+            &files,
+            summary,
+            backend.map(Backend::from),
+            &namespace_labels,
+            operator_namespace,
+        ),
+        Command::Simulate {
+            objects,
+            ports,
+            output,
+        } => simulate(objects, &ports, output).await,
+        Command::Explain {
+            files,
+            backend,
+            output,
+        } => explain(&files, backend.map(Backend::from), output),
+        Command::Verify { files, output } => verify(&files, output),
+        Command::Lint {
+            objects,
+            pods,
+            output,
+        } => lint(objects, pods, output).await,
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
+    match outcome {
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("tierflow: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::EXIT_INPUT)
         }
     }
 }
@@ -253,9 +386,10 @@ fn counting_writes(inner: Client, metrics: Arc<Metrics>) -> Client {
 
         fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
             if req.method() != http::Method::GET {
+                let resource = tierflow::metrics::resource_of(req.uri().path());
                 self.metrics
                     .writes
-                    .with_label_values(&[req.method().as_str()])
+                    .with_label_values(&[req.method().as_str(), &resource])
                     .inc();
             }
             let inner = self.inner.clone();
@@ -283,66 +417,183 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn read_input(file: &PathBuf) -> tierflow::Result<String> {
-    if file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|e| Error::Config(format!("stdin: {e}")))
-    } else {
-        std::fs::read_to_string(file).map_err(|e| Error::Config(format!("{}: {e}", file.display())))
+/// Writes to standard output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Output(e.to_string()))
+        }
+        _ => Ok(()),
     }
 }
 
-fn render(file: &PathBuf, summary: bool, backend: Option<Backend>) -> tierflow::Result<()> {
-    use serde::Deserialize;
-    let text = read_input(file)?;
-    let mut out = String::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| Error::Config(format!("{}: document {i}: {e}", file.display())))?;
-        if value.is_null() {
-            continue;
+fn json<T: serde::Serialize>(value: &T) -> Result<String, CliError> {
+    serde_json::to_string_pretty(value)
+        .map(|mut s| {
+            s.push('\n');
+            s
+        })
+        .map_err(|e| CliError::Output(e.to_string()))
+}
+
+/// The input's AppNetworks (at least one); Namespaces and ClusterBaselines are passed over with
+/// a note.
+fn app_networks(input: &Input, command: &str) -> Result<Vec<tierflow::model::AppModel>, CliError> {
+    let (models, skipped) = input.app_networks()?;
+    for s in skipped {
+        eprintln!("tierflow: {command} covers AppNetworks; passing over {s}");
+    }
+    if models.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{command}: the input holds no AppNetwork"
+        )));
+    }
+    Ok(models)
+}
+
+async fn read_objects(objects: &Objects) -> Result<Input, CliError> {
+    if objects.from_cluster {
+        cli::cluster::read_cluster().await
+    } else {
+        cli::input::read_files(&objects.files)
+    }
+}
+
+fn render(
+    files: &[PathBuf],
+    summary: bool,
+    backend: Option<Backend>,
+    namespace_labels: &[String],
+    operator_namespace: String,
+) -> Result<u8, CliError> {
+    let input = cli::input::read_files(files)?;
+    if summary {
+        let mut out = String::new();
+        for model in app_networks(&input, "render --summary")? {
+            out.push_str(&format!(
+                "{}/{}:\n{}",
+                model.namespace,
+                model.name,
+                render::summary::table(&model)
+            ));
         }
-        let app: AppNetwork = serde_yaml::from_value(value)
-            .map_err(|e| Error::Config(format!("{}: document {i}: {e}", file.display())))?;
-        let name = app.metadata.name.clone().unwrap_or_default();
-        let ns = app
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let model = validate::app_network(&name, &ns, &app.spec).map_err(|e| {
-            Error::Config(format!(
-                "{}: document {i} ({ns}/{name}): {e}",
-                file.display()
+        emit(&out)?;
+        return Ok(cli::EXIT_OK);
+    }
+    let mut options = RenderOptions {
+        backend,
+        namespace_labels: NamespaceLabels::default(),
+        operator_namespace,
+    };
+    for spec in namespace_labels {
+        options
+            .namespace_labels
+            .add(spec)
+            .map_err(|e| CliError::Usage(format!("--namespace-labels {spec:?}: {e}")))?;
+    }
+    let out = cli::render::render_input(&input, &options)?;
+    for n in &out.notes {
+        eprintln!("tierflow: {n}");
+    }
+    emit(&cli::render::to_yaml(&out.objects)?)?;
+    Ok(cli::EXIT_OK)
+}
+
+async fn simulate(
+    objects: Objects,
+    ports: &[Port],
+    output: SimulateOutput,
+) -> Result<u8, CliError> {
+    let input = read_objects(&objects).await?;
+    let scenario = Scenario::from_values(input.values()).map_err(|e| input.locate(e))?;
+    if scenario.pods().len() < 2 {
+        eprintln!("tierflow: the input holds fewer than two pods, so there is nothing to simulate");
+    }
+    let ports = cli::simulate::ports_for(&scenario, ports);
+    let results = cli::simulate::simulate(&scenario, &ports);
+    emit(&match output {
+        SimulateOutput::Json => json(&results)?,
+        SimulateOutput::Table => cli::simulate::to_table(&results),
+    })?;
+    Ok(cli::EXIT_OK)
+}
+
+fn explain(
+    files: &[PathBuf],
+    backend: Option<Backend>,
+    output: ExplainOutput,
+) -> Result<u8, CliError> {
+    let input = cli::input::read_files(files)?;
+    let models = app_networks(&input, "explain")?;
+    let mut out = String::new();
+    for (i, model) in models.iter().enumerate() {
+        let backend = cli::render::resolve(model.backend, backend);
+        let table = cli::explain::explain(model, backend).map_err(|e| {
+            CliError::Output(format!(
+                "the engine cannot read what {}/{} renders to on {}: {e}",
+                model.namespace,
+                model.name,
+                backend.as_str()
             ))
         })?;
-        if summary {
-            out.push_str(&format!(
-                "{ns}/{name}:\n{}",
-                tierflow::render::summary::table(&model)
-            ));
-            continue;
+        if i > 0 {
+            out.push('\n');
         }
-        let backend = backend.unwrap_or(match model.backend {
-            BackendRequest::Fixed(b) => b,
-            BackendRequest::Auto => Backend::NetworkPolicy,
+        out.push_str(&match output {
+            ExplainOutput::Text => cli::explain::to_text(&table),
+            ExplainOutput::Markdown => cli::explain::to_markdown(&table),
         });
-        let env = render::Env::default();
-        let baseline = tierflow::model::NamespaceBaseline::merge([&model.baseline]);
-        let rendered = render::tier_objects(&model, backend, None, &env);
-        for n in &rendered.notes {
-            eprintln!("tierflow: {ns}/{name}: {}: {}", n.reason, n.message);
-        }
-        let mut objects: Vec<serde_json::Value> =
-            rendered.objects.into_iter().map(|o| o.body).collect();
-        if let Some(b) = render::namespace_baseline(&ns, &baseline, backend, model.audit, &[], &env)
-        {
-            objects.push(b.body);
-        }
-        for o in objects {
-            out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(&o).map_err(|e| Error::Config(e.to_string()))?);
-        }
     }
-    print!("{out}");
-    Ok(())
+    emit(&out)?;
+    Ok(cli::EXIT_OK)
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct VerifyReport {
+    passed: bool,
+    app_networks: Vec<cli::Verification>,
+}
+
+fn verify(files: &[PathBuf], output: VerifyOutput) -> Result<u8, CliError> {
+    let input = cli::input::read_files(files)?;
+    let results: Vec<cli::Verification> = app_networks(&input, "verify")?
+        .iter()
+        .map(cli::verify)
+        .collect();
+    let passed = results.iter().all(cli::Verification::passed);
+    match output {
+        VerifyOutput::Text => {
+            for v in &results {
+                emit(&v.to_string())?;
+            }
+        }
+        VerifyOutput::Json => emit(&json(&VerifyReport {
+            passed,
+            app_networks: results,
+        })?)?,
+    }
+    Ok(if passed {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FINDINGS
+    })
+}
+
+async fn lint(objects: Objects, pods: bool, output: LintOutput) -> Result<u8, CliError> {
+    let input = read_objects(&objects).await?;
+    let findings = tierflow::lint::lint(&input.values(), pods || input.holds_pods())
+        .map_err(|e| input.locate(e))?;
+    let report = cli::lint::Report::new(findings);
+    emit(&match output {
+        LintOutput::Json => json(&report)?,
+        LintOutput::Text => cli::lint::to_text(&report),
+    })?;
+    Ok(if report.has_errors() {
+        cli::EXIT_FINDINGS
+    } else {
+        cli::EXIT_OK
+    })
 }

@@ -31,7 +31,7 @@ pub struct Metrics {
     pub cni: IntGaugeVec,
     /// 1 while this replica is the leader (or runs without leader election).
     pub leader: IntGauge,
-    /// API writes the operator made, by verb.
+    /// API writes the operator made, by verb and resource (a resource plural: bounded).
     pub writes: IntCounterVec,
 }
 
@@ -113,9 +113,9 @@ impl Metrics {
             writes: IntCounterVec::new(
                 Opts::new(
                     "tierflow_api_writes_total",
-                    "API writes made by the operator, by verb",
+                    "API writes made by the operator, by verb and resource",
                 ),
-                &["verb"],
+                &["verb", "resource"],
             )
             .map_err(err)?,
             registry,
@@ -178,8 +178,62 @@ impl Metrics {
     }
 }
 
+/// The resource (plural) a request path names: `/apis/g/v/namespaces/ns/networkpolicies/x` →
+/// `networkpolicies`; subresources are kept (`appnetworks/status`).
+pub fn resource_of(path: &str) -> String {
+    let segs: Vec<&str> = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let rest: &[&str] = match segs.first() {
+        Some(&"api") => segs.get(2..).unwrap_or_default(),
+        Some(&"apis") => segs.get(3..).unwrap_or_default(),
+        _ => return "other".into(),
+    };
+    let rest = match rest {
+        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+        r => r,
+    };
+    match rest {
+        [resource, _name, sub, ..] => format!("{resource}/{sub}"),
+        [resource, ..] => (*resource).to_string(),
+        [] => "other".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn request_paths_name_their_resource() {
+        use super::resource_of;
+        assert_eq!(
+            resource_of("/apis/networking.k8s.io/v1/namespaces/a/networkpolicies/x"),
+            "networkpolicies"
+        );
+        assert_eq!(
+            resource_of(
+                "/apis/tierflow.dev/v1alpha1/namespaces/a/appnetworks/shop/status?fieldManager=t"
+            ),
+            "appnetworks/status"
+        );
+        assert_eq!(
+            resource_of("/apis/coordination.k8s.io/v1/namespaces/t/leases"),
+            "leases"
+        );
+        assert_eq!(
+            resource_of("/apis/projectcalico.org/v3/globalnetworkpolicies/g"),
+            "globalnetworkpolicies"
+        );
+        assert_eq!(
+            resource_of("/api/v1/namespaces/default/endpoints/kubernetes"),
+            "endpoints"
+        );
+        assert_eq!(resource_of("/api/v1/namespaces"), "namespaces");
+    }
+
     use super::*;
 
     #[test]

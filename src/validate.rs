@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use crate::core::names::NAMESPACE_NAME_LABEL;
 use crate::core::selector::is_dns1123_label;
 use crate::core::{Cidr, Port, Protocol, Selector};
 use crate::crd::{
@@ -124,8 +125,8 @@ pub fn app_network(
     let mut flows = Vec::with_capacity(spec.flows.len());
     for (i, fl) in spec.flows.iter().enumerate() {
         let f = format!("spec.flows[{i}]");
-        let from = peer(&fl.from, &format!("{f}.from"), &index, &mut errs);
-        let to = peer(&fl.to, &format!("{f}.to"), &index, &mut errs);
+        let from = peer(&fl.from, &format!("{f}.from"), &index, namespace, &mut errs);
+        let to = peer(&fl.to, &format!("{f}.to"), &index, namespace, &mut errs);
         let (Some(from), Some(to)) = (from, to) else {
             continue;
         };
@@ -183,6 +184,8 @@ pub fn app_network(
         });
     }
 
+    let flows = imply_tier_flows(flows, &tiers, namespace);
+
     if errs.0.is_empty() {
         Ok(AppModel {
             name: name.to_string(),
@@ -197,6 +200,54 @@ pub fn app_network(
     } else {
         Err(InvalidSpec(errs.0))
     }
+}
+
+/// A peer that spans namespaces (`allNamespaces`, or a namespace selector that matches the
+/// namespace's own name label) also holds this app's tier pods that its pod selector selects.
+/// Their tier policies isolate them, so the flow is also rendered from (or to) those tiers.
+/// Tiers are matched on the labels their selector requires; a namespace selector on other labels
+/// of the own namespace cannot be judged here (no client) and is not expanded.
+fn imply_tier_flows(flows: Vec<Flow>, tiers: &[Tier], namespace: &str) -> Vec<Flow> {
+    let own = BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string())]);
+    let held = |p: &Peer| -> Vec<usize> {
+        let Peer::Pods { namespaces, pods } = p else {
+            return Vec::new();
+        };
+        let spans_own = match namespaces {
+            NamespaceMatch::All => true,
+            NamespaceMatch::Selector(s) => s.matches(&own),
+            NamespaceMatch::Own | NamespaceMatch::Named(_) => false,
+        };
+        if !spans_own {
+            return Vec::new();
+        }
+        tiers
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                pods.as_ref()
+                    .is_none_or(|p| p.matches(&t.selector.match_labels))
+            })
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut out = flows.clone();
+    for f in &flows {
+        let implied_from = held(&f.from).into_iter().map(|t| Flow {
+            from: Peer::Tier(t),
+            ..f.clone()
+        });
+        let implied_to = held(&f.to).into_iter().map(|t| Flow {
+            to: Peer::Tier(t),
+            ..f.clone()
+        });
+        for implied in implied_from.chain(implied_to).collect::<Vec<_>>() {
+            if !out.contains(&implied) {
+                out.push(implied);
+            }
+        }
+    }
+    out
 }
 
 fn backend_request(b: BackendSpec) -> BackendRequest {
@@ -456,6 +507,7 @@ fn peer(
     p: &PeerSpec,
     field: &str,
     tiers: &HashMap<&str, usize>,
+    own_namespace: &str,
     errs: &mut Errors,
 ) -> Option<Peer> {
     let kinds: Vec<&str> = [
@@ -523,6 +575,10 @@ fn peer(
                 );
                 return None;
             }
+            if ns == own_namespace {
+                errs.add(field, OWN_NAMESPACE_PODS);
+                return None;
+            }
             Some(Peer::Pods {
                 namespaces: NamespaceMatch::Named(ns),
                 pods: pods(errs)?,
@@ -576,21 +632,22 @@ fn peer(
             }
             Some(Peer::KubeApiServer)
         }
-        _ => match pods(errs)? {
-            Some(sel) => Some(Peer::Pods {
-                namespaces: NamespaceMatch::Own,
-                pods: Some(sel),
-            }),
-            None => {
-                errs.add(
-                    field,
-                    "set one of tier, namespace, namespaceSelector, allNamespaces, cidr, fqdn or kubeAPIServer (or a non-empty selector for pods of this namespace)",
-                );
-                None
-            }
-        },
+        _ if p.selector.is_some() => {
+            errs.add(field, OWN_NAMESPACE_PODS);
+            None
+        }
+        _ => {
+            errs.add(
+                field,
+                "set one of tier, namespace, namespaceSelector, allNamespaces, cidr, fqdn or kubeAPIServer",
+            );
+            None
+        }
     }
 }
+
+/// Why pods of the AppNetwork's own namespace can only be peers as tiers.
+const OWN_NAMESPACE_PODS: &str = "pods of this AppNetwork's own namespace take part in flows only as tiers: tierflow isolates every pod of the namespace it manages (the baseline, or their tier's policy), so a flow with them as a plain peer could never be used; declare them as a tier and name it ({tier: NAME})";
 
 /// `api.example.com` or `*.example.com`: lower-case DNS labels, an optional leading `*.`.
 fn is_fqdn_pattern(s: &str) -> bool {
@@ -832,6 +889,44 @@ tiers:
             "{TIERS}flows:\n  - {{from: {{tier: frontend}}, to: {{tier: api}}, ports: [{{port: 53, protocol: UDP}}], http: [{{method: GET}}]}}\n"
         ));
         assert!(e[0].contains("HTTP rules need TCP ports"), "{e:?}");
+    }
+
+    #[test]
+    fn pods_of_the_own_namespace_outside_tiers_are_refused_with_the_fix() {
+        let e = errors(&format!("{TIERS}flows:\n  - {{from: {{selector: {{matchLabels: {{app: batch}}}}}}, to: {{tier: api}}}}\n"));
+        assert!(
+            e[0].starts_with("spec.flows[0].from: pods of this AppNetwork's own namespace"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("declare them as a tier"));
+        let e = errors(&format!("{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{namespace: prod}}, ports: [{{port: 1}}]}}\n"));
+        assert!(
+            e[0].starts_with("spec.flows[0].to: pods of this AppNetwork's own namespace"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_spanning_namespaces_also_brings_the_tiers_it_selects() {
+        let m = app_network(
+            "shop",
+            "prod",
+            &spec(&format!("{TIERS}flows:\n  - {{from: {{allNamespaces: true, selector: {{matchLabels: {{app: frontend}}}}}}, to: {{tier: api}}}}\n")),
+        )
+        .unwrap();
+        assert_eq!(m.flows.len(), 2);
+        assert_eq!(
+            (m.flows[1].from.clone(), m.flows[1].to.clone()),
+            (Peer::Tier(0), Peer::Tier(1))
+        );
+        // a namespace selector on another namespace's name brings nothing
+        let m = app_network(
+            "shop",
+            "prod",
+            &spec(&format!("{TIERS}flows:\n  - {{from: {{namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: other}}}}}}, to: {{tier: api}}}}\n")),
+        )
+        .unwrap();
+        assert_eq!(m.flows.len(), 1);
     }
 
     #[test]

@@ -164,18 +164,22 @@ pub fn percentile(v: &[f64], p: f64) -> Option<f64> {
     s.get(rank - 1).copied()
 }
 
-/// Waits until the API server has seen no write for `quiet` (at most `limit`).
+/// Waits until the API server has seen no write for `quiet` (at most `limit`); on failure,
+/// says which writes kept coming.
 async fn quiesce(client: &Client, quiet: Duration, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     let mut before = Requests::read(client).await;
+    let mut last = Requests::default();
     while Instant::now() < deadline {
         tokio::time::sleep(quiet).await;
         let now = Requests::read(client).await;
-        if now.since(&before).writes() == 0 {
+        last = now.since(&before);
+        if last.writes() == 0 {
             return true;
         }
         before = now;
     }
+    say(format!("still writing after {limit:?}: {}", last.to_json()));
     false
 }
 
@@ -279,10 +283,29 @@ async fn main() {
         .flat_map(|ns| cluster::expected_objects(ns, &cluster::shop(ns), None, false, &env))
         .collect();
     cluster::delete_managed(&client, &names).await;
+    // The controller manager gives every new namespace a service account and a token secret
+    // (about 7 namespaces a second): let it finish, so the raw loop has the API server alone.
+    let quiet_limit = Duration::from_secs(60 + cfg.namespaces as u64 * 3 / 10);
+    let t = std::time::Instant::now();
+    quiesce(&client, Duration::from_secs(1), quiet_limit).await;
+    say(format!(
+        "the control plane is quiet again after {:.1}s",
+        t.elapsed().as_secs_f64()
+    ));
+    let cluster_dir = cfg
+        .kubeconfig
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
     for &c in &cfg.concurrency {
         let raw_client = cluster::client(&cfg.kubeconfig).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        let meter = process::CpuMeter::new(&cluster_dir, None);
+        let (cpu0, req0) = (meter.read(), Requests::read(&client).await);
         let took = cluster::raw_apply(&raw_client, &raw_objects, c).await;
+        let (cpu1, req1) = (meter.read(), Requests::read(&client).await);
+        rep.raw_detail
+            .push((c, process::CpuMeter::delta(&cpu0, &cpu1), req1.since(&req0)));
         say(format!(
             "raw server-side apply of {} objects at concurrency {c}: {:.2}s ({:.0}/s)",
             raw_objects.len(),
@@ -321,7 +344,7 @@ async fn main() {
         "managed policies exist before the operator starts"
     );
     assert!(
-        quiesce(&client, Duration::from_secs(1), Duration::from_secs(30)).await,
+        quiesce(&client, Duration::from_secs(1), quiet_limit).await,
         "the cluster keeps writing before the operator starts"
     );
     say(format!(
@@ -330,8 +353,11 @@ async fn main() {
         report::loadavg()
     ));
     let before = Requests::read(&client).await;
+    let meter_cp = process::CpuMeter::new(&cluster_dir, None);
+    let cpu0 = meter_cp.read();
     let t0 = Instant::now();
     let mut op = cfg.start_operator("operator.log");
+    let sockets = process::SocketSampler::start(op.pid());
     let ready = ready_poller(&op);
     let mut ok: HashSet<Key> = HashSet::new();
     let deadline = t0 + cfg.cold_timeout;
@@ -353,6 +379,12 @@ async fn main() {
         }
     }
     let at_convergence = Requests::read(&client).await;
+    let mut cpu1 = meter_cp.read();
+    cpu1.push(("operator".into(), op.cpu_seconds()));
+    rep.cold_cpu = Some(process::CpuMeter::delta(&cpu0, &cpu1));
+    rep.cold_max_sockets = Some(sockets.stop());
+    let (hwm, rss) = op.memory_kib();
+    rep.cold_rss_kib = Some((hwm, rss));
     op.assert_running();
     match converged {
         Some(at) => {
@@ -536,7 +568,12 @@ async fn main() {
 
     // 5. Idle.
     op.assert_running();
-    rep.idle_quiesced = quiesce(&client, Duration::from_secs(3), Duration::from_secs(120)).await;
+    rep.idle_quiesced = quiesce(
+        &client,
+        Duration::from_secs(3),
+        Duration::from_secs(60 + cfg.samples as u64 * 3 / 10),
+    )
+    .await;
     tracker.drain();
     rep.load_before_idle = report::loadavg();
     say(format!(

@@ -206,3 +206,99 @@ pub fn wait_ready(addr: &str, limit: Duration) -> Option<Instant> {
     }
     None
 }
+
+/// CPU seconds of the control plane's processes, the operator and this bench, to say where the
+/// time of a phase went.
+pub struct CpuMeter {
+    pids: Vec<(String, u32)>,
+}
+
+impl CpuMeter {
+    /// The control plane of `cluster_dir` (its `*.pid` files), this process, and `operator`.
+    pub fn new(cluster_dir: &Path, operator: Option<u32>) -> CpuMeter {
+        let mut pids = Vec::new();
+        for name in ["kube-apiserver", "etcd", "kube-controller-manager"] {
+            if let Some(pid) = std::fs::read_to_string(cluster_dir.join(format!("{name}.pid")))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                pids.push((name.to_string(), pid));
+            }
+        }
+        pids.push(("bench".into(), std::process::id()));
+        if let Some(pid) = operator {
+            pids.push(("operator".into(), pid));
+        }
+        CpuMeter { pids }
+    }
+
+    /// CPU seconds so far, by process.
+    pub fn read(&self) -> Vec<(String, f64)> {
+        self.pids
+            .iter()
+            .map(|(n, p)| (n.clone(), cpu_seconds(*p).unwrap_or(f64::NAN)))
+            .collect()
+    }
+
+    /// `after - before`, by process, as JSON.
+    pub fn delta(before: &[(String, f64)], after: &[(String, f64)]) -> serde_json::Value {
+        let m: serde_json::Map<String, serde_json::Value> = after
+            .iter()
+            .map(|(n, a)| {
+                let b = before
+                    .iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, b)| *b)
+                    .unwrap_or(0.0);
+                (
+                    n.clone(),
+                    serde_json::json!(((a - b) * 100.0).round() / 100.0),
+                )
+            })
+            .collect();
+        serde_json::Value::Object(m)
+    }
+}
+
+/// Samples how many sockets `pid` holds, every 20 ms, until stopped; returns the maximum.
+pub struct SocketSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl SocketSampler {
+    /// Starts sampling.
+    pub fn start(pid: u32) -> SocketSampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut max = 0;
+            while !s.load(Ordering::Relaxed) {
+                let n = std::fs::read_dir(format!("/proc/{pid}/fd"))
+                    .map(|d| {
+                        d.filter_map(|e| e.ok())
+                            .filter(|e| {
+                                std::fs::read_link(e.path())
+                                    .is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))
+                            })
+                            .count()
+                    })
+                    .unwrap_or(0);
+                max = max.max(n);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            max
+        });
+        SocketSampler {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops sampling; the most sockets seen at once.
+    pub fn stop(mut self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.handle.take().and_then(|h| h.join().ok()).unwrap_or(0)
+    }
+}

@@ -17,6 +17,14 @@ pub struct Report {
     pub rss_empty_kib: Option<u64>,
     /// (concurrency, seconds) of the raw apply loop.
     pub raw: Vec<(usize, f64)>,
+    /// (concurrency, CPU seconds by process, requests) of each raw run.
+    pub raw_detail: Vec<(usize, Value, Requests)>,
+    /// CPU seconds by process from operator start to convergence.
+    pub cold_cpu: Option<Value>,
+    /// Most sockets the operator held at once during cold convergence.
+    pub cold_max_sockets: Option<usize>,
+    /// Operator (VmHWM, VmRSS) at convergence, KiB.
+    pub cold_rss_kib: Option<(u64, u64)>,
     /// Objects the operator must produce.
     pub objects: usize,
     /// Cold convergence, seconds from operator start.
@@ -196,6 +204,12 @@ impl Report {
             },
             "raw_apply_s_by_concurrency": self.raw.iter().map(|(c, s)| (c.to_string(), json!(round(*s, 3)))).collect::<Map<String, Value>>(),
             "raw_best_concurrency": self.raw_best().map(|r| r.0),
+            "raw_runs": self.raw_detail.iter().map(|(c, cpu, req)| json!({
+                "concurrency": c,
+                "cpu_s": cpu,
+                "requests": req.to_json(),
+                "writes": req.writes(),
+            })).collect::<Vec<_>>(),
             "cold": {
                 "converge_s": num(self.cold, 3),
                 "operator_ready_s": num(self.cold_synced, 3),
@@ -204,6 +218,9 @@ impl Report {
                 "writes_until_converged": self.cold_requests.as_ref().map(Requests::writes),
                 "requests_after_converged": self.cold_settle_requests.as_ref().map(Requests::to_json),
                 "quiet_after": self.cold_settled,
+                "cpu_s_until_converged": self.cold_cpu,
+                "operator_max_sockets": self.cold_max_sockets,
+                "operator_rss_mib_at_convergence": self.cold_rss_kib.map(|(_, r)| round(r as f64 / 1024.0, 1)),
                 "appnetworks_ready": self.apps_ready,
             },
             "spec_change": samples_json(&self.spec_change),
@@ -225,6 +242,9 @@ impl Report {
                 "kib_per_cached_object": num(per_object_kib, 2),
             },
             "micro": micro,
+            "cache_memory_per_object": std::fs::read_to_string(cfg.out.join("memory.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok()),
             "operator_log_warn_error_lines": self.operator_log_warnings,
         });
         let write = |name: &str, text: String| {
@@ -253,6 +273,18 @@ fn show(v: &Value) -> String {
         Value::Null => "n/a".into(),
         Value::String(s) => s.clone(),
         v => v.to_string(),
+    }
+}
+
+/// `{"a": 1, "b": 2}` as `a 1, b 2`.
+fn compact(v: &Value) -> String {
+    match v.as_object() {
+        Some(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k} {}", show(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => show(v),
     }
 }
 
@@ -417,6 +449,37 @@ fn markdown(r: &Value, d: &Value) -> String {
         show(&d["cold"]["first_object_s"]),
         show(&d["cold"]["writes_until_converged"]),
     ));
+    let best = d["raw_best_concurrency"].as_u64();
+    if let Some(run) = d["raw_runs"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["concurrency"].as_u64() == best))
+    {
+        out.push_str(&format!(
+            "\nWhere the time went — best raw run (c={}): CPU s {}; requests {}.\n",
+            show(&run["concurrency"]),
+            compact(&run["cpu_s"]),
+            compact(&run["requests"]),
+        ));
+    }
+    out.push_str(&format!(
+        "Cold convergence: CPU s {}; requests {}; the operator held up to {} sockets; its RSS at convergence {} MiB.\n",
+        compact(&d["cold"]["cpu_s_until_converged"]),
+        compact(&d["cold"]["requests_until_converged"]),
+        show(&d["cold"]["operator_max_sockets"]),
+        show(&d["cold"]["operator_rss_mib_at_convergence"]),
+    ));
+    if let Some(rows) = d["cache_memory_per_object"].as_array() {
+        out.push_str("\nHeap per cached object (`cargo bench --bench memory`, real objects with managedFields):\n\n| object | JSON bytes | heap bytes | allocations |\n|---|---|---|---|\n");
+        for r in rows {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                show(&r["object"]),
+                show(&r["json_bytes"]),
+                show(&r["heap_bytes"]),
+                show(&r["allocations"])
+            ));
+        }
+    }
     if let Some(note) = d["micro"]["simulate_note"].as_str() {
         if g("simulate_1000x300_ms").is_null() {
             out.push_str(&format!("\n`simulate_1000x300_ms`: {note}.\n"));

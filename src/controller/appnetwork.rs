@@ -23,6 +23,9 @@ use crate::validate;
 /// watches normally trigger within milliseconds).
 const RESYNC: Duration = Duration::from_secs(600);
 
+/// How often a name taken by someone else's object is looked at again (one GET).
+const NAME_CONFLICT_RETRY: Duration = Duration::from_secs(5);
+
 /// The condition that says whether the CNI enforces policy at all (False on Flannel alone).
 pub const POLICY_ENFORCED: &str = "PolicyEnforced";
 
@@ -95,6 +98,24 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
     let owner = owner(&app)?;
     let rendered = render::tier_objects(&model, backend, Some(&owner), &ctx.env());
     let mut writes = 0usize;
+    if let Some(missing) = rendered.objects.iter().find(|o| !ctx.served(o.kind)) {
+        // Never write a kind whose API is not served (a CRD missing, or being deleted): the
+        // policies in place stay until the backend is served or another one is chosen.
+        let msg = format!(
+            "cannot write {} {}: the {} API is not served here (its CRD is missing or being deleted); the policies in place stay",
+            missing.kind.kind(),
+            missing.name(),
+            missing.kind.api_version()
+        );
+        status::set(
+            &mut status.conditions,
+            status::condition(READY, false, "BackendUnavailable", &msg, generation),
+        );
+        if write_status(&ctx, &app, &old, &status).await? {
+            warn(&ctx, &app, "BackendUnavailable", &msg).await;
+        }
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
     for object in &rendered.objects {
         let live = ctx
             .managed
@@ -121,7 +142,10 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
                 if write_status(&ctx, &app, &old, &status).await? {
                     warn(&ctx, &app, e.reason(), &msg).await;
                 }
-                return Ok(Action::requeue(Duration::from_secs(60)));
+                // The other object is not watched (it lacks tierflow's label): look again soon,
+                // so the tier gets its policy within seconds once its owner frees the name (it
+                // waited 60 s, its traffic blocked by the baseline meanwhile).
+                return Ok(Action::requeue(NAME_CONFLICT_RETRY));
             }
             Err(Error::Kube(kube::Error::Api(s))) if s.code == 404 => {
                 let msg = format!(
@@ -139,6 +163,9 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
                 }
                 return Ok(Action::requeue(Duration::from_secs(30)));
             }
+            // The namespace is being deleted (or is gone) since the cache saw it: its objects go
+            // with it. Not an error, nothing to retry (it was counted and retried every 2 s).
+            Err(e) if super::namespace::terminating(&e) => return Ok(Action::await_change()),
             Err(e) => return Err(e),
         }
     }
@@ -291,13 +318,19 @@ async fn write_status(
         "kind": AppNetwork::kind(&()),
         "status": new,
     });
-    api.patch_status(
-        &app.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
-    Ok(true)
+    match api
+        .patch_status(
+            &app.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        // Deleted meanwhile (with its namespace, say): nobody left to report to.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Publishes a Warning event about `obj`.

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{retry_after, Context};
 use crate::apply::{self, FIELD_MANAGER};
 use crate::core::names::BASELINE_NAME;
-use crate::crd::ClusterBaseline;
+use crate::crd::{ClusterBaseline, ClusterBaselineStatus};
 use crate::error::{Error, Result};
 use crate::model::{Backend, ClusterBaselineModel, Coverage};
 use crate::render::{
@@ -88,6 +88,23 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
         let owner = owner(&cb)?;
         let wanted =
             render::cluster_baseline(&name, model, backend, &ctx.operator_namespace, Some(&owner));
+        if let Some(obj) = wanted.as_ref().filter(|o| !ctx.served(o.kind)) {
+            // Its API is gone or going: change nothing (fail closed).
+            let msg = format!(
+                "cannot write {} {}: the {} API is not served here (its CRD is missing or being deleted)",
+                obj.kind.kind(),
+                obj.name(),
+                obj.kind.api_version()
+            );
+            status::set(
+                &mut st.conditions,
+                status::condition(READY, false, "BackendUnavailable", &msg, generation),
+            );
+            if st != old {
+                write_status(&ctx, &cb, &st).await?;
+            }
+            return Ok(Action::requeue(Duration::from_secs(30)));
+        }
         if let Some(obj) = &wanted {
             let live = ctx.managed.get(obj.kind, None, obj.name());
             apply::apply(&ctx.client, obj, live.as_deref()).await?;
@@ -207,18 +224,7 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
     }
 
     if st != old {
-        let body = json!({
-            "apiVersion": ClusterBaseline::api_version(&()),
-            "kind": ClusterBaseline::kind(&()),
-            "status": st,
-        });
-        Api::<ClusterBaseline>::all(ctx.client.clone())
-            .patch_status(
-                &name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await?;
+        write_status(&ctx, &cb, &st).await?;
         let newly = problem.as_ref().filter(|(reason, _)| {
             status::get(&old.conditions, READY)
                 .map(|c| (c.reason.as_str(), old.observed_generation))
@@ -239,6 +245,27 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     Ok(Action::await_change())
+}
+
+/// Writes the status (server-side apply on the status subresource).
+async fn write_status(
+    ctx: &Context,
+    cb: &ClusterBaseline,
+    st: &ClusterBaselineStatus,
+) -> Result<()> {
+    let body = json!({
+        "apiVersion": ClusterBaseline::api_version(&()),
+        "kind": ClusterBaseline::kind(&()),
+        "status": st,
+    });
+    Api::<ClusterBaseline>::all(ctx.client.clone())
+        .patch_status(
+            &cb.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    Ok(())
 }
 
 fn covered_namespaces(ctx: &Context, model: &ClusterBaselineModel) -> Vec<String> {

@@ -139,6 +139,13 @@ impl Context {
         }
     }
 
+    /// Whether the API server serves `kind` now (its CRD exists and is not being deleted).
+    /// Objects of a kind that is not served are never written: while a CRD is being deleted the
+    /// API server removes its objects, and writing them again would fight it.
+    pub fn served(&self, kind: ObjectKind) -> bool {
+        self.detection.borrow().kinds.contains(&kind)
+    }
+
     /// Cluster facts for renderers.
     pub fn env(&self) -> Env {
         Env {
@@ -209,6 +216,44 @@ const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
 /// discovery, which has no watch).
 const REDETECT: Duration = Duration::from_secs(30);
 
+/// Retry delays of every watch: 200 ms, doubling to 2 s (plus up to 25% jitter), back to 200 ms
+/// after any event. kube's default grows to 30 s and a `410 Gone` does not reset it, so after an
+/// API server outage of 8 s the watches resumed up to 25 s later, and hand-deleted policies and
+/// new intent waited that long (tests/chaos, RELIABILITY.md).
+#[derive(Clone, Copy, Debug)]
+struct WatchBackoff(Duration);
+
+impl WatchBackoff {
+    const MIN: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(Self::MIN)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.subsec_nanos() % 1000)
+            .unwrap_or(0);
+        Some(delay + delay * jitter / 4000)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = Self::MIN;
+    }
+}
+
 /// Channels into the controllers.
 #[derive(Clone)]
 struct Triggers {
@@ -257,6 +302,10 @@ impl Triggers {
 /// Starts the watches and controllers on the current runtime and returns once every cache has
 /// synced and the CNI has been detected.
 pub async fn start(client: Client, options: Options) -> Result<Running> {
+    let client = match &options.leadership {
+        Some(l) => fenced(client, l.clone()),
+        None => client,
+    };
     let (appnets, appnet_w) = reflector::store::<AppNetwork>();
     let (namespaces, ns_w) = reflector::store::<Namespace>();
     let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
@@ -282,7 +331,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
             Api::<AppNetwork>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(appnet_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(a) | Event::InitApply(a) => {
@@ -303,7 +352,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
             Api::<Namespace>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(ns_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(n) | Event::InitApply(n) => {
@@ -324,7 +373,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
             Api::<ClusterBaseline>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(cb_w);
         let (task, ready) = fan_out(stream, move |ev| match ev {
             Event::Apply(c) | Event::InitApply(c) => {
@@ -344,7 +393,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         let (t, api_server) = (triggers.clone(), api_server.clone());
         let cfg = watcher::Config::default().fields("metadata.name=kubernetes");
         let stream = watcher::watcher(Api::<Endpoints>::namespaced(client.clone(), "default"), cfg)
-            .default_backoff();
+            .backoff(WatchBackoff::default());
         let (task, ready) = fan_out(stream, move |ev| {
             let found = match ev {
                 Event::Apply(e) | Event::InitApply(e) => endpoints(e),
@@ -422,6 +471,49 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         run_controllers(ctx, app_rx, ns_rx, cb_rx, triggers).await;
     }));
     Ok(Running { context, tasks })
+}
+
+/// With leader election, every write goes through this fence: refused unless this replica leads
+/// and renewed its lease recently enough (`Leadership::write_until`). Without it, a leader paused
+/// past its lease (SIGSTOP, a long stall) that wakes up after another replica took over wrote
+/// before its elector noticed (tests/chaos `failover-sigstop`).
+fn fenced(inner: Client, leadership: watch::Receiver<Leadership>) -> Client {
+    #[derive(Clone)]
+    struct Fenced {
+        inner: Client,
+        leadership: watch::Receiver<Leadership>,
+    }
+    impl tower::Service<http::Request<kube::client::Body>> for Fenced {
+        type Response = http::Response<kube::client::Body>;
+        type Error = kube::Error;
+        type Future =
+            futures::future::BoxFuture<'static, std::result::Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
+            let l = *self.leadership.borrow();
+            let may_write = l.leading
+                && l.write_until
+                    .is_some_and(|t| tokio::time::Instant::now() < t);
+            if req.method() != http::Method::GET && !may_write {
+                return Box::pin(async {
+                    Err(kube::Error::Service(
+                        "write refused: this replica does not hold a current leader lease".into(),
+                    ))
+                });
+            }
+            let inner = self.inner.clone();
+            Box::pin(async move { inner.send(req).await })
+        }
+    }
+    let ns = inner.default_namespace().to_string();
+    Client::new(Fenced { inner, leadership }, ns)
 }
 
 /// Runs the three controllers (the only writers) until they end.
@@ -525,7 +617,7 @@ fn detection(
             Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
             watcher::Config::default(),
         )
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .filter_map(|e| async move { e.ok().map(Input::Crd) })
         .boxed();
         let mut inputs = vec![crds];
@@ -534,7 +626,7 @@ fn detection(
                 Api::<PartialObjectMeta<DaemonSet>>::namespaced(client.clone(), ns),
                 watcher::Config::default(),
             )
-            .default_backoff()
+            .backoff(WatchBackoff::default())
             .filter_map(move |e| async move { e.ok().map(|e| Input::Ds(ns.to_string(), e)) })
             .boxed();
             inputs.push(s);
@@ -682,7 +774,7 @@ fn watch_kind(
     }
     let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
     let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(writer);
     let t = triggers.clone();
     fan_out(stream, move |ev| match ev {

@@ -71,7 +71,7 @@ fn forget_failure(ctx: &Context, name: &str) {
 }
 
 /// Whether an error says the namespace is gone or terminating.
-fn terminating(e: &Error) -> bool {
+pub(crate) fn terminating(e: &Error) -> bool {
     match e {
         Error::Kube(kube::Error::Api(s)) => {
             (s.code == 403 && s.message.contains("being terminated"))
@@ -135,21 +135,29 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
     }
     let env = ctx.env();
     let mut wanted_baselines = BTreeSet::new();
+    let mut keep_all_baselines = false;
     for ((backend, audit), (wishes, mut owners)) in groups {
         owners.sort();
         let merged = NamespaceBaseline::merge(&wishes);
         if let Some(obj) = render::namespace_baseline(&name, &merged, backend, audit, &owners, &env)
         {
+            wanted_baselines.insert(obj.kind);
+            if !ctx.served(obj.kind) {
+                // Its API is gone or going: keep every baseline as it is (fail closed) until the
+                // inputs move to a backend that is served.
+                tracing::debug!(namespace = %name, kind = obj.kind.kind(), "baseline kind not served");
+                keep_all_baselines = true;
+                continue;
+            }
             let live = ctx.managed.get(obj.kind, Some(&name), BASELINE_NAME);
             apply::apply(&ctx.client, &obj, live.as_deref()).await?;
-            wanted_baselines.insert(obj.kind);
         }
     }
 
     // 2. Prune: baselines of kinds no input wants any more (only after the wanted ones are in
     //    place), then per-tier objects no AppNetwork lists any more.
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
-        if !wanted_baselines.contains(&kind) {
+        if !wanted_baselines.contains(&kind) && !keep_all_baselines {
             if let Some(live) = ctx.managed.get(kind, Some(&name), BASELINE_NAME) {
                 if live.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_BASELINE) {
                     tracing::info!(namespace = %name, kind = kind.kind(), "pruning baseline no longer wanted");

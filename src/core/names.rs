@@ -2,6 +2,10 @@
 
 use sha2::{Digest, Sha256};
 
+/// The label every namespace carries with its own name (set by Kubernetes 1.21+, and by the
+/// test harness on older clusters).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
 /// The fixed name of the per-namespace baseline object.
 pub const BASELINE_NAME: &str = "tierflow-baseline";
 

@@ -115,9 +115,11 @@ pub struct HttpRuleSpec {
 }
 
 /// One end of a flow. Set exactly one of `tier`, `namespace`, `namespaceSelector`,
-/// `allNamespaces`, `cidr`, `fqdn` or `kubeAPIServer`; `selector` narrows a namespace peer to some of its pods and is
-/// rendered in the same peer (namespace AND pods). A `selector` alone means pods of this
-/// AppNetwork's namespace.
+/// `allNamespaces`, `cidr`, `fqdn` or `kubeAPIServer`; `selector` narrows a namespace peer to
+/// some of its pods and is rendered in the same peer (namespace AND pods). Pods of this
+/// AppNetwork's own namespace take part in flows only as tiers, since tierflow isolates every pod
+/// of the namespace; an `allNamespaces` peer that also selects a tier's pods brings that tier's
+/// side of the flow with it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerSpec {

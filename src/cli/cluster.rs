@@ -1,0 +1,135 @@
+//! `--from-cluster`: the live objects the engine reads, through `kube::Client::try_default()`
+//! (in-cluster config, else KUBECONFIG / `~/.kube/config`): Namespaces, Pods, NetworkPolicies,
+//! and the Calico and Cilium policies the cluster serves. Calico is read through
+//! `projectcalico.org/v3` when served, else through `crd.projectcalico.org/v1`.
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{ApiResource, DynamicObject, ListParams, TypeMeta};
+use kube::core::GroupVersionKind;
+use kube::discovery::Discovery;
+use kube::{Api, Client, Resource};
+use serde_json::Value;
+
+use super::input::Input;
+use super::CliError;
+
+fn cluster_error(what: &str, e: impl std::fmt::Display) -> CliError {
+    CliError::Cluster(format!("{what}: {e}"))
+}
+
+async fn typed<K>(client: &Client, out: &mut Vec<Value>) -> Result<(), CliError>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize,
+{
+    let api: Api<K> = Api::all(client.clone());
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| cluster_error(&format!("listing {}", K::plural(&())), e))?;
+    for item in list.items {
+        let mut v =
+            serde_json::to_value(&item).map_err(|e| cluster_error("reading an object", e))?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert(
+                "apiVersion".into(),
+                Value::from(K::api_version(&()).as_ref()),
+            );
+            m.insert("kind".into(), Value::from(K::kind(&()).as_ref()));
+        }
+        out.push(v);
+    }
+    Ok(())
+}
+
+async fn dynamic(client: &Client, ar: &ApiResource, out: &mut Vec<Value>) -> Result<(), CliError> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| cluster_error(&format!("listing {}", ar.plural), e))?;
+    for mut item in list.items {
+        item.types = Some(TypeMeta {
+            api_version: ar.api_version.clone(),
+            kind: ar.kind.clone(),
+        });
+        out.push(serde_json::to_value(&item).map_err(|e| cluster_error("reading an object", e))?);
+    }
+    Ok(())
+}
+
+/// Reads the live objects (see the module documentation).
+pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
+    let mut out = Vec::new();
+    typed::<Namespace>(&client, &mut out).await?;
+    typed::<Pod>(&client, &mut out).await?;
+    typed::<NetworkPolicy>(&client, &mut out).await?;
+    let discovery = Discovery::new(client.clone())
+        .filter(&["projectcalico.org", "crd.projectcalico.org", "cilium.io"])
+        .run()
+        .await
+        .map_err(|e| cluster_error("discovering the served APIs", e))?;
+    let calico_v3 = discovery.has_group("projectcalico.org");
+    let wanted: &[(&str, &str, &[&str])] = &[
+        (
+            if calico_v3 {
+                "projectcalico.org"
+            } else {
+                "crd.projectcalico.org"
+            },
+            if calico_v3 { "v3" } else { "v1" },
+            &[
+                "NetworkPolicy",
+                "GlobalNetworkPolicy",
+                "StagedNetworkPolicy",
+                "StagedGlobalNetworkPolicy",
+            ],
+        ),
+        (
+            "cilium.io",
+            "v2",
+            &["CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"],
+        ),
+    ];
+    for (group, version, kinds) in wanted {
+        for kind in *kinds {
+            if let Some((ar, _)) =
+                discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+            {
+                dynamic(&client, &ar, &mut out).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Connects with the default configuration and reads the live objects into an [`Input`]
+/// (one document per object, in a source called `cluster`).
+pub async fn read_cluster() -> Result<Input, CliError> {
+    let client = Client::try_default().await.map_err(|e| {
+        cluster_error(
+            "connecting (in-cluster config, KUBECONFIG or ~/.kube/config)",
+            e,
+        )
+    })?;
+    let objects = live_objects(client).await?;
+    let mut input = Input::default();
+    input.sources.push(super::input::Source {
+        name: "cluster".to_string(),
+        text: String::new(),
+    });
+    input.documents = objects
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| super::input::Document {
+            source: 0,
+            index: i + 1,
+            value,
+        })
+        .collect();
+    Ok(input)
+}

@@ -1,0 +1,481 @@
+//! What the rendered objects allow between an AppNetwork's representatives ([`reachability`]),
+//! and `verify`: every backend's rendering held against the intent ([`verify`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
+use super::intent::{checkable, expected, probe_ports};
+use super::render::app_objects;
+use crate::core::Port;
+use crate::engine::EngineError;
+use crate::model::{AppModel, Backend, Peer};
+
+/// Renders `model` (in its enforcing form) for `backend` and reads the objects, with the
+/// representatives, into the engine. Also returns the renderer's notes as text.
+pub fn simulation(
+    model: &AppModel,
+    reps: &Representatives,
+    backend: Backend,
+) -> Result<(Simulation, Vec<String>), EngineError> {
+    let enforcing = AppModel {
+        audit: false,
+        ..model.clone()
+    };
+    let (objects, notes) = app_objects(&enforcing, backend, &reps.env());
+    let sim = reps.simulation(objects.into_iter().map(|o| o.body).collect())?;
+    let notes = notes
+        .into_iter()
+        .map(|n| format!("{} ({}): {}", n.condition, n.reason, n.message))
+        .collect();
+    Ok((sim, notes))
+}
+
+/// Which connections the rendered objects of one backend allow between the representatives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Matrix {
+    /// The representatives' names (indices of `cells` point here).
+    pub endpoints: Vec<String>,
+    /// The ports probed.
+    pub ports: Vec<Port>,
+    /// (from, to, port) → allowed, for every connection checkable offline on the backend.
+    pub cells: BTreeMap<(usize, usize, Port), bool>,
+}
+
+/// The reachability matrix of `model` rendered for `backend`, over the representatives with
+/// near misses and the thorough probe ports (the same ground `verify` covers).
+pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, EngineError> {
+    let reps = representatives(model, Options { near_misses: true });
+    let ports = probe_ports(model, &reps, true);
+    let (sim, _) = simulation(model, &reps, backend)?;
+    let mut cells = BTreeMap::new();
+    let api_as_address = backend == Backend::NetworkPolicy;
+    for (i, from) in reps.endpoints.iter().enumerate() {
+        for (j, to) in reps.endpoints.iter().enumerate() {
+            if !checkable(from, to, api_as_address) {
+                continue;
+            }
+            let Some((a, b)) = sim.pair(i, j) else {
+                continue;
+            };
+            for p in &ports {
+                cells.insert((i, j, *p), sim.scenario.allows(a, b, p.number, p.protocol));
+            }
+        }
+    }
+    Ok(Matrix {
+        endpoints: reps.endpoints.iter().map(|e| e.name.clone()).collect(),
+        ports,
+        cells,
+    })
+}
+
+/// One connection where a backend's rendering and the intent disagree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    /// The backend.
+    #[serde(serialize_with = "backend_name")]
+    pub backend: Backend,
+    /// Source representative.
+    pub from: String,
+    /// Destination representative.
+    pub to: String,
+    /// Destination port.
+    pub port: u16,
+    /// Its protocol.
+    pub protocol: String,
+    /// What the intent expects (allowed or not).
+    pub expected: bool,
+    /// What the rendered objects do.
+    pub got: bool,
+    /// Why the intent expects that.
+    pub because: String,
+    /// The policies that decided what the rendered objects do.
+    pub decided_by: Vec<String>,
+}
+
+fn backend_name<S: serde::Serializer>(b: &Backend, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(b.as_str())
+}
+
+fn word(allowed: bool) -> &'static str {
+    if allowed {
+        "allowed"
+    } else {
+        "denied"
+    }
+}
+
+impl Difference {
+    /// The difference without the backend's name.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} -> {} on {}/{}: expected {} ({}), got {}",
+            self.from,
+            self.to,
+            self.port,
+            self.protocol,
+            word(self.expected),
+            self.because,
+            word(self.got)
+        );
+        if !self.decided_by.is_empty() {
+            s.push_str(&format!(" (decided by {})", self.decided_by.join(", ")));
+        }
+        s
+    }
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.backend.as_str(), self.describe())
+    }
+}
+
+/// The outcome of verifying one backend.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendReport {
+    /// The backend.
+    #[serde(serialize_with = "backend_name")]
+    pub backend: Backend,
+    /// How many (from, to, port) connections were checked.
+    pub checked: usize,
+    /// Where the rendering and the intent disagree.
+    pub differences: Vec<Difference>,
+    /// What was not checked, or is enforced weaker than declared, and why.
+    pub notes: Vec<String>,
+    /// Set when the engine could not read the rendered objects (a renderer bug).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl BackendReport {
+    /// Whether the backend allows exactly what the intent declares.
+    pub fn passed(&self) -> bool {
+        self.differences.is_empty() && self.error.is_none()
+    }
+}
+
+/// A representative endpoint, as reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct EndpointInfo {
+    /// Its name in tables and differences.
+    pub name: String,
+    /// What it stands for.
+    pub about: String,
+}
+
+/// The outcome of `verify` for one AppNetwork.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verification {
+    /// `namespace/name` of the AppNetwork.
+    pub app_network: String,
+    /// The representatives (near misses left out), with what each stands for.
+    pub endpoints: Vec<EndpointInfo>,
+    /// Notes about the representatives (peers without one, FQDN flows not checkable).
+    pub notes: Vec<String>,
+    /// One report per backend.
+    pub backends: Vec<BackendReport>,
+}
+
+impl Verification {
+    /// Whether every backend passed.
+    pub fn passed(&self) -> bool {
+        self.backends.iter().all(BackendReport::passed)
+    }
+
+    /// Every difference, backend by backend.
+    pub fn differences(&self) -> impl Iterator<Item = &Difference> {
+        self.backends.iter().flat_map(|b| b.differences.iter())
+    }
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "AppNetwork {}:", self.app_network)?;
+        for b in &self.backends {
+            let verdict = if let Some(e) = &b.error {
+                format!("ERROR: the engine cannot read the rendered objects: {e}")
+            } else if b.differences.is_empty() {
+                format!(
+                    "ok, allows exactly the declared flows and DNS ({} connections checked)",
+                    b.checked
+                )
+            } else {
+                format!(
+                    "{} of {} connections differ from the intent",
+                    b.differences.len(),
+                    b.checked
+                )
+            };
+            writeln!(f, "  {}: {verdict}", b.backend.as_str())?;
+            for d in &b.differences {
+                writeln!(f, "    {}", d.describe())?;
+            }
+            for n in &b.notes {
+                writeln!(f, "    note: {n}")?;
+            }
+        }
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
+        Ok(())
+    }
+}
+
+fn backend_notes(model: &AppModel, backend: Backend) -> Vec<String> {
+    let mut notes = Vec::new();
+    if model.audit {
+        notes.push(
+            "mode Audit: checked the enforcing form of the policies (Calico stages exactly these; \
+             the other backends refuse Audit)"
+                .to_string(),
+        );
+    }
+    for f in &model.flows {
+        if f.to != Peer::KubeApiServer {
+            continue;
+        }
+        notes.push(match backend {
+            Backend::NetworkPolicy => format!(
+                "spec.flows[{}]: the API server is checked as a made-up endpoint written as \
+                 ipBlock (the operator writes the live default/kubernetes endpoints)",
+                f.index
+            ),
+            Backend::Calico => format!(
+                "spec.flows[{}]: the API server is written as destination services \
+                 default/kubernetes, which is not checkable offline",
+                f.index
+            ),
+            Backend::Cilium => format!(
+                "spec.flows[{}]: the API server is written as toEntities kube-apiserver, which is \
+                 not checkable offline",
+                f.index
+            ),
+        });
+    }
+    notes
+}
+
+fn verify_on(
+    model: &AppModel,
+    reps: &Representatives,
+    ports: &[Port],
+    backend: Backend,
+) -> BackendReport {
+    let mut report = BackendReport {
+        backend,
+        checked: 0,
+        differences: Vec::new(),
+        notes: backend_notes(model, backend),
+        error: None,
+    };
+    match simulation(model, reps, backend) {
+        Ok((sim, notes)) => {
+            report.notes.extend(notes);
+            compare(model, reps, ports, &sim, &mut report);
+        }
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    report
+}
+
+/// Checks every connection between the representatives of the simulation against the intent.
+fn compare(
+    model: &AppModel,
+    reps: &Representatives,
+    ports: &[Port],
+    sim: &Simulation,
+    report: &mut BackendReport,
+) {
+    let api_as_address = report.backend == Backend::NetworkPolicy;
+    for (i, from) in reps.endpoints.iter().enumerate() {
+        for (j, to) in reps.endpoints.iter().enumerate() {
+            if !checkable(from, to, api_as_address) {
+                continue;
+            }
+            let Some((a, b)) = sim.pair(i, j) else {
+                continue;
+            };
+            for p in ports {
+                report.checked += 1;
+                let want = expected(model, reps, from, to, *p);
+                let got = sim.scenario.allows(a, b, p.number, p.protocol);
+                if got != want.allowed {
+                    let verdict = sim.scenario.check(a, b, p.number, p.protocol);
+                    report.differences.push(Difference {
+                        backend: report.backend,
+                        from: from.name.clone(),
+                        to: self_or_twin(&to.name, i == j),
+                        port: p.number,
+                        protocol: p.protocol.as_str().to_string(),
+                        expected: want.allowed,
+                        got,
+                        because: want.because,
+                        decided_by: verdict.decided_by,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Verifies objects written by hand (or by another tool) against the intent of `model`: the
+/// same check as [`verify_backend`], on `objects` instead of tierflow's rendering. `backend`
+/// only labels the report and says whether the API server counts as an address.
+pub fn verify_objects(
+    model: &AppModel,
+    objects: Vec<serde_json::Value>,
+    backend: Backend,
+) -> BackendReport {
+    let reps = representatives(model, Options { near_misses: true });
+    let ports = probe_ports(model, &reps, true);
+    let mut report = BackendReport {
+        backend,
+        checked: 0,
+        differences: Vec::new(),
+        notes: Vec::new(),
+        error: None,
+    };
+    match reps.simulation(objects) {
+        Ok(sim) => compare(model, &reps, &ports, &sim, &mut report),
+        Err(e) => report.error = Some(e.to_string()),
+    }
+    report
+}
+
+fn self_or_twin(name: &str, twin: bool) -> String {
+    if twin {
+        format!("{name} (another replica)")
+    } else {
+        name.to_string()
+    }
+}
+
+/// Verifies one backend: renders `model` for it and checks every connection between the
+/// representatives (with near misses) on the declared ports and the probes.
+pub fn verify_backend(model: &AppModel, backend: Backend) -> BackendReport {
+    let reps = representatives(model, Options { near_misses: true });
+    let ports = probe_ports(model, &reps, true);
+    verify_on(model, &reps, &ports, backend)
+}
+
+/// Verifies every backend (see the module documentation of [`intent`](super::intent) for
+/// what is expected).
+pub fn verify(model: &AppModel) -> Verification {
+    let reps = representatives(model, Options { near_misses: true });
+    let ports = probe_ports(model, &reps, true);
+    let backends = Backend::ALL
+        .into_iter()
+        .map(|b| verify_on(model, &reps, &ports, b))
+        .collect();
+    Verification {
+        app_network: format!("{}/{}", model.namespace, model.name),
+        endpoints: reps
+            .endpoints
+            .iter()
+            .filter(|e| e.role != Role::NearMiss)
+            .map(|e| EndpointInfo {
+                name: e.name.clone(),
+                about: e.about.clone(),
+            })
+            .collect(),
+        notes: reps.notes.clone(),
+        backends,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::AppNetworkSpec;
+    use serde_json::json;
+
+    fn model() -> AppModel {
+        let spec: AppNetworkSpec = serde_yaml::from_str(
+            "tiers:\n  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}\nflows:\n  - from: {namespace: monitoring, selector: {matchLabels: {app: prometheus}}}\n    to: {tier: api}\n",
+        )
+        .unwrap();
+        crate::validate::app_network("shop", "production", &spec).unwrap()
+    }
+
+    #[test]
+    fn the_rendering_of_every_backend_passes() {
+        let v = verify(&model());
+        assert!(v.passed(), "{v}");
+        assert!(v.backends.iter().all(|b| b.checked > 0));
+    }
+
+    #[test]
+    fn namespace_and_pod_conditions_in_two_peers_are_caught() {
+        // The classic mistake: two peers (OR) where one (AND) was meant.
+        let (mut objects, _) = app_objects(
+            &model(),
+            Backend::NetworkPolicy,
+            &crate::render::Env::default(),
+        );
+        for o in &mut objects {
+            if o.name() == "tierflow-shop-api" {
+                o.body["spec"]["ingress"][0]["from"] = json!([
+                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+                    {"podSelector": {"matchLabels": {"app": "prometheus"}}},
+                ]);
+            }
+        }
+        let report = verify_objects(
+            &model(),
+            objects.into_iter().map(|o| o.body).collect(),
+            Backend::NetworkPolicy,
+        );
+        let wrong: Vec<String> = report
+            .differences
+            .iter()
+            .map(|d| format!("{} -> {} {}", d.from, d.to, d.port))
+            .collect();
+        assert!(
+            wrong.contains(&"monitoring/unselected -> api 8080".to_string()),
+            "{wrong:?}"
+        );
+        assert!(report.differences.iter().all(|d| d.got && !d.expected));
+    }
+
+    #[test]
+    fn a_cilium_peer_without_its_namespace_key_is_caught() {
+        // Without `k8s:io.kubernetes.pod.namespace` Cilium scopes the peer to the policy's own
+        // namespace: prometheus in monitoring can no longer reach the api.
+        let (mut objects, _) =
+            app_objects(&model(), Backend::Cilium, &crate::render::Env::default());
+        for o in &mut objects {
+            if o.name() == "tierflow-shop-api" {
+                let sel = &mut o.body["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"];
+                assert!(sel
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("k8s:io.kubernetes.pod.namespace")
+                    .is_some());
+            }
+        }
+        let report = verify_objects(
+            &model(),
+            objects.into_iter().map(|o| o.body).collect(),
+            Backend::Cilium,
+        );
+        assert!(
+            report
+                .differences
+                .iter()
+                .any(|d| d.from == "monitoring/prometheus"
+                    && d.to == "api"
+                    && d.port == 8080
+                    && d.expected
+                    && !d.got),
+            "{:?}",
+            report.differences
+        );
+    }
+}
