@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::{retry_after, Context};
 use crate::apply::{self, Applied, FIELD_MANAGER};
-use crate::crd::{AppNetwork, AppNetworkStatus, Condition, ObjectRefStatus};
+use crate::crd::{AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRefStatus};
 use crate::error::{Error, Result};
 use crate::model::Backend;
 use crate::render::{self, Owner, L7_ENFORCED};
@@ -250,6 +250,7 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         status::remove(&mut status.conditions, L7_ENFORCED);
     }
     status::remove(&mut status.conditions, STALLED);
+    verify_flows(&ctx, &model, backend, &rendered, generation, &mut status).await;
     let status_written = write_status(&ctx, &app, &old, &status).await?;
     if status_written && !blocking.is_empty() {
         warn(&ctx, &app, blocking[0].reason, &blocking[0].message).await;
@@ -261,6 +262,95 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         );
     }
     Ok(Action::requeue(RESYNC))
+}
+
+/// The condition that says whether the policies in place allow exactly the declared flows.
+pub const VERIFIED: &str = "Verified";
+
+/// Simulates the policies in place (this AppNetwork's objects and the baseline it asks for) on
+/// representative pods and records how many declared flows they allow. Deterministic, so it is
+/// computed once per generation and backend: a steady state stays free of writes.
+async fn verify_flows(
+    ctx: &Context,
+    model: &crate::model::AppModel,
+    backend: Backend,
+    rendered: &render::Rendered,
+    generation: Option<i64>,
+    status: &mut AppNetworkStatus,
+) {
+    let gen = generation.unwrap_or_default();
+    if model.audit {
+        // Staged policies are not enforced: there is nothing to verify yet.
+        status.flows = None;
+        status::remove(&mut status.conditions, VERIFIED);
+        return;
+    }
+    if status
+        .flows
+        .as_ref()
+        .is_some_and(|f| f.generation == gen && f.backend == backend.as_str())
+    {
+        return;
+    }
+    let mut objects: Vec<serde_json::Value> =
+        rendered.objects.iter().map(|o| o.body.clone()).collect();
+    let own = crate::model::NamespaceBaseline::merge([&model.baseline]);
+    if let Some(b) =
+        render::namespace_baseline(&model.namespace, &own, backend, false, &[], &ctx.env())
+    {
+        objects.push(b.body);
+    }
+    let m = model.clone();
+    let Ok(report) =
+        tokio::task::spawn_blocking(move || crate::cli::verify_objects(&m, objects, backend)).await
+    else {
+        return;
+    };
+    let declared: std::collections::BTreeSet<usize> = model.flows.iter().map(|f| f.index).collect();
+    let blocked: std::collections::BTreeSet<usize> = report
+        .differences
+        .iter()
+        .filter(|d| d.expected && !d.got)
+        .filter_map(|d| {
+            let rest = d.because.split("spec.flows[").nth(1)?;
+            rest.split(']').next()?.parse().ok()
+        })
+        .collect();
+    status.flows = Some(FlowsStatus {
+        declared: declared.len() as i64,
+        verified: declared.difference(&blocked).count() as i64,
+        generation: gen,
+        backend: backend.as_str().to_string(),
+    });
+    if report.differences.is_empty() && report.error.is_none() {
+        let msg = format!(
+            "the policies allow exactly the {} declared flows and DNS",
+            declared.len()
+        );
+        status::set(
+            &mut status.conditions,
+            status::condition(VERIFIED, true, "Verified", msg, generation),
+        );
+    } else {
+        let mut shown: Vec<String> = report
+            .differences
+            .iter()
+            .take(3)
+            .map(|d| d.describe())
+            .collect();
+        if let Some(e) = &report.error {
+            shown.push(e.clone());
+        }
+        let msg = format!(
+            "{} differences from the intent: {}",
+            report.differences.len(),
+            shown.join("; ")
+        );
+        status::set(
+            &mut status.conditions,
+            status::condition(VERIFIED, false, "Differences", msg, generation),
+        );
+    }
 }
 
 /// Records a spec that cannot be applied (Ready=False and Stalled=True with `reason`), keeping

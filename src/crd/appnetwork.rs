@@ -185,6 +185,25 @@ pub struct AppNetworkStatus {
     /// The CNI tierflow detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<String>,
+    /// How many declared flows the policies in place are verified to allow (by simulating them
+    /// on representative pods for every tier and peer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flows: Option<FlowsStatus>,
+}
+
+/// Declared flows, and how many the policies in place are verified to allow.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowsStatus {
+    /// Flows in the spec.
+    pub declared: i64,
+    /// Declared flows the rendered policies allow on every declared port (flows that cannot be
+    /// checked offline, such as fqdn destinations, count as verified when rendered).
+    pub verified: i64,
+    /// The generation and backend this was computed for.
+    pub generation: i64,
+    /// The backend this was computed for.
+    pub backend: String,
 }
 
 /// The namespace baseline an AppNetwork contributes (the last valid one).

@@ -6,7 +6,7 @@ mod common;
 
 pub use appnetwork::{
     AppNetwork, AppNetworkSpec, AppNetworkStatus, AppliedBaseline, BaselineSpec, FlowSpec,
-    HttpRuleSpec, PeerSpec, TierSpec,
+    FlowsStatus, HttpRuleSpec, PeerSpec, TierSpec,
 };
 pub use clusterbaseline::{
     ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, NamespaceFailure,

@@ -138,6 +138,15 @@ async fn three_tier_example_renders_the_expected_policies_and_status() {
     assert_eq!(st.policy_count, 3);
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!(ready.reason, "Applied");
+    // the policies in place, simulated, allow every declared flow
+    let flows = st.flows.as_ref().expect("status.flows");
+    assert_eq!((flows.declared, flows.verified), (6, 6));
+    let verified = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Verified")
+        .unwrap();
+    assert_eq!(verified.status, "True", "{}", verified.message);
     assert!(st.conditions.iter().all(|c| c.type_ != "Stalled"));
 
     let api = policy(&client, &ns.name, "tierflow-shop-api")
