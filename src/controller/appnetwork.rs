@@ -267,9 +267,15 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
 /// The condition that says whether the policies in place allow exactly the declared flows.
 pub const VERIFIED: &str = "Verified";
 
+/// The condition set when other NetworkPolicies of the namespace (not tierflow's) open
+/// connections the AppNetwork does not declare, for example an allow-all policy.
+pub const UNDERCUT: &str = "Undercut";
+
 /// Simulates the policies in place (this AppNetwork's objects and the baseline it asks for) on
-/// representative pods and records how many declared flows they allow. Deterministic, so it is
-/// computed once per generation and backend: a steady state stays free of writes.
+/// representative pods and records how many declared flows they allow; then the same with the
+/// users' own NetworkPolicies of the namespace added, to say what those open beyond the intent.
+/// Deterministic, so it is computed once per generation, backend and set of other policies: a
+/// steady state stays free of writes.
 async fn verify_flows(
     ctx: &Context,
     model: &crate::model::AppModel,
@@ -283,13 +289,33 @@ async fn verify_flows(
         // Staged policies are not enforced: there is nothing to verify yet.
         status.flows = None;
         status::remove(&mut status.conditions, VERIFIED);
+        status::remove(&mut status.conditions, UNDERCUT);
         return;
     }
-    if status
-        .flows
-        .as_ref()
-        .is_some_and(|f| f.generation == gen && f.backend == backend.as_str())
-    {
+    let mut others: Vec<Arc<k8s_openapi::api::networking::v1::NetworkPolicy>> = ctx
+        .user_policies
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(model.namespace.as_str()))
+        .collect();
+    others.sort_by_key(|p| p.name_any());
+    let fingerprint = (!others.is_empty()).then(|| {
+        let ids: Vec<String> = others
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}@{}",
+                    p.name_any(),
+                    p.resource_version().unwrap_or_default()
+                )
+            })
+            .collect();
+        crate::core::names::short_hash(&ids.join(","))
+    });
+    let current = status.flows.as_ref().is_some_and(|f| {
+        f.generation == gen && f.backend == backend.as_str() && f.other_policies == fingerprint
+    });
+    if current {
         return;
     }
     let mut objects: Vec<serde_json::Value> =
@@ -300,9 +326,23 @@ async fn verify_flows(
     {
         objects.push(b.body);
     }
+    let with_others: Vec<serde_json::Value> = objects
+        .iter()
+        .cloned()
+        .chain(
+            others
+                .iter()
+                .filter_map(|p| serde_json::to_value(p.as_ref()).ok()),
+        )
+        .collect();
+    let has_others = !others.is_empty();
     let m = model.clone();
-    let Ok(report) =
-        tokio::task::spawn_blocking(move || crate::cli::verify_objects(&m, objects, backend)).await
+    let Ok((report, combined)) = tokio::task::spawn_blocking(move || {
+        let ours = crate::cli::verify_objects(&m, objects, backend);
+        let combined = has_others.then(|| crate::cli::verify_objects(&m, with_others, backend));
+        (ours, combined)
+    })
+    .await
     else {
         return;
     };
@@ -321,6 +361,7 @@ async fn verify_flows(
         verified: declared.difference(&blocked).count() as i64,
         generation: gen,
         backend: backend.as_str().to_string(),
+        other_policies: fingerprint,
     });
     if report.differences.is_empty() && report.error.is_none() {
         let msg = format!(
@@ -349,6 +390,47 @@ async fn verify_flows(
         status::set(
             &mut status.conditions,
             status::condition(VERIFIED, false, "Differences", msg, generation),
+        );
+    }
+    // What the users' own policies open beyond the intent (Kubernetes policies only add allows).
+    let opened: Vec<String> = combined
+        .iter()
+        .flat_map(|r| r.differences.iter())
+        .filter(|d| !d.expected && d.got)
+        .map(|d| {
+            let by: Vec<&str> = d
+                .decided_by
+                .iter()
+                .map(String::as_str)
+                .filter(|p| {
+                    !p.rsplit('/')
+                        .next()
+                        .unwrap_or_default()
+                        .starts_with("tierflow-")
+                })
+                .collect();
+            format!(
+                "{} -> {} on {}/{} is allowed by {}",
+                d.from,
+                d.to,
+                d.port,
+                d.protocol,
+                by.join(", ")
+            )
+        })
+        .collect();
+    if opened.is_empty() {
+        status::remove(&mut status.conditions, UNDERCUT);
+    } else {
+        let shown: Vec<&str> = opened.iter().take(3).map(String::as_str).collect();
+        let msg = format!(
+            "{} connections this AppNetwork does not declare are opened by other NetworkPolicies of the namespace: {}",
+            opened.len(),
+            shown.join("; ")
+        );
+        status::set(
+            &mut status.conditions,
+            status::condition(UNDERCUT, true, "OtherPoliciesAllowMore", msg, generation),
         );
     }
 }

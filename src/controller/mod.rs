@@ -25,6 +25,7 @@ use std::time::Duration;
 use futures::channel::mpsc::{unbounded, UnboundedSender};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Endpoints, Namespace};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DynamicObject, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -98,6 +99,8 @@ pub struct Context {
     pub managed: Managed,
     /// Every Namespace.
     pub namespaces: Store<Namespace>,
+    /// NetworkPolicies tierflow did not write (the users' own), to warn when they undercut it.
+    pub user_policies: Store<NetworkPolicy>,
     /// Every ClusterBaseline.
     pub cluster_baselines: Store<ClusterBaseline>,
     /// Publishes Kubernetes events.
@@ -309,6 +312,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let (appnets, appnet_w) = reflector::store::<AppNetwork>();
     let (namespaces, ns_w) = reflector::store::<Namespace>();
     let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
+    let (user_policies, user_w) = reflector::store::<NetworkPolicy>();
     let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
     let (app_tx, app_rx) = unbounded::<ObjectRef<AppNetwork>>();
     let (cb_tx, cb_rx) = unbounded::<ObjectRef<ClusterBaseline>>();
@@ -387,6 +391,28 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         synced.push(ready);
     }
 
+    // The users' own NetworkPolicies → the AppNetworks of their namespace (Undercut condition).
+    {
+        let t = triggers.clone();
+        let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}"));
+        let stream = watcher::watcher(Api::<NetworkPolicy>::all(client.clone()), cfg)
+            .backoff(WatchBackoff::default())
+            .reflect(user_w);
+        let (task, ready) = fan_out(stream, move |ev| match ev {
+            Event::Apply(p) | Event::Delete(p) => {
+                let ns = p.namespace();
+                for a in t.app_store.state() {
+                    if a.namespace() == ns {
+                        send(&t.apps, ObjectRef::from_obj(a.as_ref()));
+                    }
+                }
+            }
+            Event::InitApply(_) | Event::Init | Event::InitDone => {}
+        });
+        tasks.push(task);
+        synced.push(ready);
+    }
+
     // The API server's endpoints, for the kubeAPIServer peer on the standard backend.
     let api_server: Arc<RwLock<Vec<(IpAddr, u16)>>> = Arc::default();
     {
@@ -436,6 +462,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         appnets: appnets.clone(),
         managed,
         namespaces: namespaces.clone(),
+        user_policies,
         cluster_baselines: cluster_baselines.clone(),
         recorder: Recorder::new(client.clone(), reporter),
         operator_namespace: options.operator_namespace,

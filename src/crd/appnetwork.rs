@@ -204,6 +204,9 @@ pub struct FlowsStatus {
     pub generation: i64,
     /// The backend this was computed for.
     pub backend: String,
+    /// Fingerprint of the other NetworkPolicies of the namespace it was computed with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other_policies: Option<String>,
 }
 
 /// The namespace baseline an AppNetwork contributes (the last valid one).

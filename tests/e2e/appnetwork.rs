@@ -660,3 +660,61 @@ async fn the_api_server_rejects_what_the_schema_forbids() {
     }
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn a_users_allow_all_policy_that_undercuts_the_intent_is_reported() {
+    let (client, ns, _ctx) = setup("undercut").await;
+    apply_app(&client, &ns.name, "shop", THREE_TIER).await;
+    let app = wait_ready(&client, &ns.name, "shop", "True").await;
+    let st = app.status.unwrap();
+    assert!(st.conditions.iter().all(|c| c.type_ != "Undercut"));
+
+    let api: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns.name);
+    let allow_all: NetworkPolicy = serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-all-to-api"},
+        "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "ingress": [{}], "policyTypes": ["Ingress"]}
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &allow_all)
+        .await
+        .unwrap();
+    let apps: Api<AppNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let undercut = eventually("the Undercut condition", || async {
+        let a = apps.get("shop").await.ok()?;
+        a.status?
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == "Undercut" && c.status == "True")
+    })
+    .await;
+    assert!(
+        undercut.message.contains("allow-all-to-api"),
+        "{}",
+        undercut.message
+    );
+    // the user's policy itself is never touched
+    assert!(api
+        .get("allow-all-to-api")
+        .await
+        .unwrap()
+        .metadata
+        .managed_fields
+        .unwrap()
+        .iter()
+        .all(|m| m.manager.as_deref() != Some("tierflow")));
+
+    api.delete("allow-all-to-api", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the Undercut condition to go", || async {
+        let a = apps.get("shop").await.ok()?;
+        a.status?
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "Undercut")
+            .then_some(())
+    })
+    .await;
+    ns.delete().await;
+}
