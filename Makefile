@@ -57,3 +57,11 @@ bench:
 
 bench-quick:
 	hack/bench.sh quick
+
+## Chaos scenarios (RELIABILITY.md) against a control plane of their own (target/chaos-cluster,
+## started when needed and left running; `hack/chaos.sh down` stops it): every scenario, the
+## slow ones included (several minutes), then the bad-input properties with more cases. The fast
+## scenarios also run in `make test`.
+.PHONY: chaos
+chaos: build
+	hack/chaos.sh

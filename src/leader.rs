@@ -90,10 +90,13 @@ impl Elector {
         let mut last_renewed: Option<tokio::time::Instant> = None;
         loop {
             let mut expires_in = None;
+            // The lease's renewTime is stamped when the attempt starts: measure from then, so a
+            // slow answer never stretches how long this replica believes (and writes) it leads.
+            let attempt = tokio::time::Instant::now();
             let state = match self.try_acquire_or_renew().await {
                 Ok((s, expiry)) => {
                     if s.leading {
-                        last_renewed = Some(tokio::time::Instant::now());
+                        last_renewed = Some(attempt);
                     }
                     expires_in = expiry;
                     s
