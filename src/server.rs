@@ -62,7 +62,7 @@ pub async fn serve(addr: SocketAddr, state: State) -> Result<()> {
         tokio::spawn(async move {
             let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req.uri().path())) }
+                async move { Ok::<_, Infallible>(route(&state, req.uri().path()).await) }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -71,13 +71,32 @@ pub async fn serve(addr: SocketAddr, state: State) -> Result<()> {
     }
 }
 
-fn route(state: &State, path: &str) -> Response<Full<Bytes>> {
+/// Whether the API server answers now (1 s budget): during an API server or etcd outage the
+/// caches are stale and nothing can be repaired, which `/readyz` must say.
+async fn api_server_answers(state: &State) -> bool {
+    let Some(ctx) = state.context.borrow().clone() else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(1),
+            ctx.client.apiserver_version()
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+async fn route(state: &State, path: &str) -> Response<Full<Bytes>> {
     let (code, body, content_type) = match path {
         "/healthz" => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
-        "/readyz" if state.ready() => (StatusCode::OK, "ok\n".to_string(), "text/plain"),
+        "/readyz" if state.ready() && api_server_answers(state).await => {
+            (StatusCode::OK, "ok\n".to_string(), "text/plain")
+        }
         "/readyz" => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready\n".to_string(),
+            "not ready: caches not synced, no leader known, or the API server does not answer\n"
+                .to_string(),
             "text/plain",
         ),
         "/metrics" => {

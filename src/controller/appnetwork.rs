@@ -268,6 +268,11 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
 /// The condition that says whether the policies in place allow exactly the declared flows.
 pub const VERIFIED: &str = "Verified";
 
+/// Above this many tiers the reconciler does not simulate its policies inline.
+const VERIFY_MAX_TIERS: usize = 50;
+/// Above this many flows the reconciler does not simulate its policies inline.
+const VERIFY_MAX_FLOWS: usize = 200;
+
 /// The condition set when other NetworkPolicies of the namespace (not tierflow's) open
 /// connections the AppNetwork does not declare, for example an allow-all policy.
 pub const UNDERCUT: &str = "Undercut";
@@ -317,6 +322,26 @@ async fn verify_flows(
         f.generation == gen && f.backend == backend.as_str() && f.other_policies == fingerprint
     });
     if current {
+        return;
+    }
+    // The simulation grows with tiers × peers × ports; past a size it would hold up the status
+    // that the namespace baseline waits for (1,000 tiers took minutes). Large apps are verified
+    // offline with `tierflow verify`.
+    if model.tiers.len() > VERIFY_MAX_TIERS || model.flows.len() > VERIFY_MAX_FLOWS {
+        status.flows = None;
+        status::remove(&mut status.conditions, UNDERCUT);
+        let msg = format!(
+            "not simulated in the reconciler: {} tiers and {} flows are more than it checks inline ({VERIFY_MAX_TIERS} tiers, {VERIFY_MAX_FLOWS} flows); run `tierflow verify -f` on the manifest",
+            model.tiers.len(),
+            model.flows.len()
+        );
+        status::set(
+            &mut status.conditions,
+            crate::crd::Condition {
+                status: "Unknown".into(),
+                ..status::condition(VERIFIED, false, "TooLargeToVerifyInline", msg, generation)
+            },
+        );
         return;
     }
     let mut objects: Vec<serde_json::Value> =
