@@ -2,6 +2,7 @@
 
 mod appnetwork;
 mod backends;
+mod from_cluster;
 mod clusterbaseline;
 mod control_plane;
 mod support;
