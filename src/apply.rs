@@ -92,15 +92,6 @@ pub fn api(client: &Client, kind: ObjectKind, namespace: Option<&str>) -> Api<Dy
     }
 }
 
-/// What is known about an object the cache of managed objects does not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
-    /// Nothing: read it once before writing, so a foreign object is never taken over.
-    Unknown,
-    /// A cache of the kind's other objects (not tierflow's) has no object of that name either.
-    KnownAbsent,
-}
-
 /// Applies `desired` unless `live` (from the cache) already matches it.
 ///
 /// `live` must be the cached object of the same name, or `None` when the cache has none; in that
@@ -109,7 +100,6 @@ pub async fn apply(
     client: &Client,
     desired: &Object,
     live: Option<&DynamicObject>,
-    lookup: Lookup,
 ) -> Result<Applied> {
     let name = desired.name().to_string();
     if name.is_empty() {
@@ -117,10 +107,9 @@ pub async fn apply(
     }
     let api = api(client, desired.kind, desired.namespace());
     let want = &desired.body;
-    let existing = match (live, lookup) {
-        (Some(l), _) => Some(l.clone()),
-        (None, Lookup::KnownAbsent) => None,
-        (None, Lookup::Unknown) => api.get_opt(&name).await?,
+    let existing = match live {
+        Some(l) => Some(l.clone()),
+        None => api.get_opt(&name).await?,
     };
     let outcome = match &existing {
         Some(l) if !is_ours(l) => {

@@ -120,8 +120,7 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         let live = ctx
             .managed
             .get(object.kind, object.namespace(), object.name());
-        let lookup = ctx.lookup(object.kind, object.namespace(), object.name());
-        match apply::apply(&ctx.client, object, live.as_deref(), lookup).await {
+        match apply::apply(&ctx.client, object, live.as_deref()).await {
             Ok(Applied::Unchanged) => {}
             Ok(_) => {
                 writes += 1;

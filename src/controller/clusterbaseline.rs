@@ -107,7 +107,7 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
         }
         if let Some(obj) = &wanted {
             let live = ctx.managed.get(obj.kind, None, obj.name());
-            apply::apply(&ctx.client, obj, live.as_deref(), apply::Lookup::Unknown).await?;
+            apply::apply(&ctx.client, obj, live.as_deref()).await?;
         }
         // Hand-off: namespaces read status.backend to know whether this ClusterBaseline needs a
         // per-namespace object.

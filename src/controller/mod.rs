@@ -149,26 +149,6 @@ impl Context {
         self.detection.borrow().kinds.contains(&kind)
     }
 
-    /// What is known about an object of `kind` the managed cache lacks: for NetworkPolicies the
-    /// cache of the users' own policies tells whether the name is free, which saves a read
-    /// before every create.
-    pub fn lookup(
-        &self,
-        kind: ObjectKind,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> crate::apply::Lookup {
-        if kind != ObjectKind::NetworkPolicy {
-            return crate::apply::Lookup::Unknown;
-        }
-        let r = ObjectRef::<NetworkPolicy>::new(name).within(namespace.unwrap_or_default());
-        if self.user_policies.get(&r).is_some() {
-            crate::apply::Lookup::Unknown
-        } else {
-            crate::apply::Lookup::KnownAbsent
-        }
-    }
-
     /// Cluster facts for renderers.
     pub fn env(&self) -> Env {
         Env {

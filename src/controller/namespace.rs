@@ -150,8 +150,7 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
                 continue;
             }
             let live = ctx.managed.get(obj.kind, Some(&name), BASELINE_NAME);
-            let lookup = ctx.lookup(obj.kind, Some(&name), BASELINE_NAME);
-            apply::apply(&ctx.client, &obj, live.as_deref(), lookup).await?;
+            apply::apply(&ctx.client, &obj, live.as_deref()).await?;
         }
     }
 
