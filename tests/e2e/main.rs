@@ -2,7 +2,7 @@
 
 mod appnetwork;
 mod backends;
-mod from_cluster;
 mod clusterbaseline;
 mod control_plane;
+mod from_cluster;
 mod support;
