@@ -531,50 +531,8 @@ pub fn cluster_baseline(
 mod tests {
     use super::*;
     use crate::core::Requirement;
-    use crate::crd::AppNetworkSpec;
+    use crate::render::fixtures::{model_of, owner, L7_FQDN, THREE_TIER};
     use crate::validate;
-
-    const THREE_TIER: &str = r#"
-tiers:
-  - {name: frontend, selector: {matchLabels: {app: frontend}}, ports: [{port: 8080, protocol: TCP}]}
-  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
-  - {name: database, selector: {matchLabels: {app: database}}, ports: [{port: 5432}]}
-flows:
-  - {from: {tier: frontend}, to: {tier: api}}
-  - {from: {tier: api}, to: {tier: database}}
-  - {from: {tier: database}, to: {tier: database}}
-  - from: {namespace: monitoring, selector: {matchLabels: {app: prometheus}}}
-    to: {tier: api}
-    ports: [{port: 9090}]
-  - from: {cidr: 0.0.0.0/0, except: [169.254.169.254/32]}
-    to: {tier: frontend}
-    ports: [{port: 80}, {port: 443}]
-  - {from: {tier: api}, to: {cidr: 203.0.113.0/24}, ports: [{port: 443}]}
-"#;
-
-    const L7_FQDN: &str = r#"
-tiers:
-  - {name: frontend, selector: {matchLabels: {app: frontend}}, ports: [{port: 8080}]}
-  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
-flows:
-  - {from: {tier: api}, to: {fqdn: "*.example.com"}, ports: [{port: 443}]}
-  - {from: {tier: frontend}, to: {tier: api}, http: [{method: GET, path: "/api/.*"}]}
-  - {from: {tier: api}, to: {kubeAPIServer: true}}
-"#;
-
-    fn model_of(yaml: &str) -> AppModel {
-        let spec: AppNetworkSpec = serde_yaml::from_str(yaml).unwrap();
-        validate::app_network("shop", "production", &spec).unwrap()
-    }
-
-    fn owner() -> Owner {
-        Owner {
-            api_version: "tierflow.dev/v1alpha1".into(),
-            kind: "AppNetwork".into(),
-            name: "shop".into(),
-            uid: "uid-1".into(),
-        }
-    }
 
     fn spec_of(o: &Object) -> &Value {
         &o.body["spec"]
