@@ -84,5 +84,9 @@ cluster up
 export BENCH_KUBECONFIG="$BENCH_CLUSTER_DIR/kubeconfig"
 "$CARGO" bench --locked --bench e2e
 
-log "results: $OUT/results.json, $OUT/results.md (details: $OUT/details.json)"
+# Keep a copy per mode and size, so a quick or 1,000-namespace run does not hide the last full one.
+RUN_DIR="$OUT/runs/$MODE-n$BENCH_NAMESPACES"
+mkdir -p "$RUN_DIR"
+cp "$OUT/results.json" "$OUT/results.md" "$OUT/details.json" "$OUT/operator.log" "$RUN_DIR/"
+log "results: $OUT/results.json, $OUT/results.md (details: $OUT/details.json; a copy in $RUN_DIR)"
 cat "$OUT/results.md"

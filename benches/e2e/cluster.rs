@@ -314,6 +314,14 @@ impl Requests {
             if let Some(sub) = labels.get("subresource").filter(|s| !s.is_empty()) {
                 resource = format!("{resource}/{sub}");
             }
+            // Go clients (the controller manager, the API server's own loopback client) speak
+            // protobuf; tierflow and this bench speak JSON.
+            if labels
+                .get("contentType")
+                .is_some_and(|c| c.contains("protobuf"))
+            {
+                resource.push_str(" (protobuf: control plane)");
+            }
             let v: f64 = value.trim().parse().unwrap_or(0.0);
             *out.entry((verb, resource)).or_insert(0.0) += v;
         }

@@ -10,7 +10,9 @@
 //!    operator is started and timed until every expected object exists with the right content;
 //! 4. hot paths: spec change, new namespace, hand-deleted policy (`BENCH_SAMPLES` each);
 //! 5. idle: API writes and operator CPU over `BENCH_IDLE_SECS` with nothing changing;
-//! 6. memory (VmHWM, VmRSS) — then `target/bench/results.{json,md}`.
+//! 6. memory (VmHWM, VmRSS);
+//! 7. a restart on the converged cluster (memory of the caches alone; it must write nothing);
+//! 8. the raw cost of the AppNetwork status writes — then `target/bench/results.{json,md}`.
 
 mod cluster;
 mod process;
@@ -357,14 +359,21 @@ async fn main() {
     let cpu0 = meter_cp.read();
     let t0 = Instant::now();
     let mut op = cfg.start_operator("operator.log");
-    let sockets = process::SocketSampler::start(op.pid());
+    let fds = process::FdSampler::start(op.pid());
     let ready = ready_poller(&op);
     let mut ok: HashSet<Key> = HashSet::new();
     let deadline = t0 + cfg.cold_timeout;
     let mut converged = None;
     let mut first_write = None;
+    // Watch events (creations and updates) per role, to count writes that changed objects.
+    let (mut tier_events, mut baseline_events) = (0u64, 0u64);
     while let Some(s) = tracker.next(deadline).await {
         first_write.get_or_insert(s.at);
+        if s.key.1 == BASELINE_NAME {
+            baseline_events += 1;
+        } else {
+            tier_events += 1;
+        }
         let Some(want) = expected.get(&s.key) else {
             continue;
         };
@@ -382,7 +391,7 @@ async fn main() {
     let mut cpu1 = meter_cp.read();
     cpu1.push(("operator".into(), op.cpu_seconds()));
     rep.cold_cpu = Some(process::CpuMeter::delta(&cpu0, &cpu1));
-    rep.cold_max_sockets = Some(sockets.stop());
+    rep.cold_max_fds = Some(fds.stop());
     let (hwm, rss) = op.memory_kib();
     rep.cold_rss_kib = Some((hwm, rss));
     op.assert_running();
@@ -419,6 +428,7 @@ async fn main() {
             }
         }
     }
+    rep.cold_events = Some((tier_events, baseline_events));
     if let Some(f) = first_write {
         rep.cold_first_object = Some((f - t0).as_secs_f64());
     }
@@ -627,8 +637,90 @@ async fn main() {
         .ok();
     op.stop();
 
+    // 7. A restart on the converged cluster: what the caches alone take (no writes are due,
+    //    so no burst of requests), and that a restart writes nothing.
+    {
+        let before = Requests::read(&client).await;
+        let mut warm = cfg.start_operator("operator-restart.log");
+        match ready_poller(&warm) {
+            Some(p) => {
+                let _ = p.await;
+            }
+            None => tokio::time::sleep(Duration::from_secs(3)).await,
+        }
+        quiesce(&client, Duration::from_secs(3), Duration::from_secs(60)).await;
+        warm.assert_running();
+        let (_, rss) = warm.memory_kib();
+        let writes = Requests::read(&client).await.since(&before).writes();
+        rep.restart = Some((rss, writes));
+        say(format!(
+            "restart on the converged cluster: RSS {:.1} MiB, {writes} API writes",
+            rss as f64 / 1024.0
+        ));
+        warm.stop();
+    }
+
+    // 8. The raw cost of the status writes the operator's design adds (one per AppNetwork):
+    //    the statuses it wrote, server-side applied by the minimal loop onto fresh copies of
+    //    the AppNetworks, at the best raw concurrency (the operator is stopped by now).
+    let c = rep.raw_best().map(|r| r.0).unwrap_or(8);
+    let statuses: Vec<(String, Value)> = Api::<AppNetwork>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list AppNetworks")
+        .items
+        .into_iter()
+        .filter(|a| a.metadata.name.as_deref() == Some(APP_NAME))
+        .filter_map(|a| {
+            let ns = a.metadata.namespace.clone()?;
+            let st = serde_json::to_value(a.status.as_ref()?).ok()?;
+            Some((ns, st))
+        })
+        .collect();
+    let copies: Vec<AppNetwork> = futures::stream::iter(statuses.iter())
+        .map(|(ns, _)| {
+            let api = apps_api(ns);
+            let mut app = cluster::shop(ns);
+            app.metadata.name = Some(RAW_STATUS_APP.to_string());
+            async move { api.create(&PostParams::default(), &app).await }
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+        .expect("create AppNetwork copies");
+    quiesce(&client, Duration::from_secs(1), Duration::from_secs(60)).await;
+    let raw_client = cluster::client(&cfg.kubeconfig).await;
+    let pp = PatchParams::apply("tierflow-bench-raw").force();
+    let started = std::time::Instant::now();
+    futures::stream::iter(statuses.iter())
+        .map(|(ns, st)| {
+            let api = Api::<AppNetwork>::namespaced(raw_client.clone(), ns);
+            let body = json!({
+                "apiVersion": "tierflow.dev/v1alpha1", "kind": "AppNetwork", "status": st,
+            });
+            let pp = pp.clone();
+            async move {
+                api.patch_status(RAW_STATUS_APP, &pp, &Patch::Apply(&body))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(c)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .expect("raw status apply");
+    let took = started.elapsed().as_secs_f64();
+    rep.raw_status = Some((copies.len(), c, took));
+    say(format!(
+        "raw server-side apply of {} AppNetwork statuses at concurrency {c}: {took:.2}s",
+        copies.len()
+    ));
+
     rep.write(&cfg);
 }
+
+/// The copies of the AppNetwork the raw status loop writes to.
+const RAW_STATUS_APP: &str = "raw-status";
 
 /// The AppNetwork's name in every bench namespace.
 const APP_NAME: &str = cluster::APP;

@@ -17,12 +17,18 @@ pub struct Report {
     pub rss_empty_kib: Option<u64>,
     /// (concurrency, seconds) of the raw apply loop.
     pub raw: Vec<(usize, f64)>,
+    /// (VmRSS KiB, API writes) of an operator restarted on the converged cluster.
+    pub restart: Option<(u64, u64)>,
+    /// (statuses, concurrency, seconds) of the raw status apply loop.
+    pub raw_status: Option<(usize, usize, f64)>,
     /// (concurrency, CPU seconds by process, requests) of each raw run.
     pub raw_detail: Vec<(usize, Value, Requests)>,
     /// CPU seconds by process from operator start to convergence.
     pub cold_cpu: Option<Value>,
-    /// Most sockets the operator held at once during cold convergence.
-    pub cold_max_sockets: Option<usize>,
+    /// Watch events on (tier policies, baselines) until convergence.
+    pub cold_events: Option<(u64, u64)>,
+    /// Most file descriptors (API connections, mostly) the operator held during cold convergence.
+    pub cold_max_fds: Option<usize>,
     /// Operator (VmHWM, VmRSS) at convergence, KiB.
     pub cold_rss_kib: Option<(u64, u64)>,
     /// Objects the operator must produce.
@@ -152,7 +158,8 @@ impl Report {
         }
     }
 
-    fn raw_best(&self) -> Option<(usize, f64)> {
+    /// The fastest raw run: (concurrency, seconds).
+    pub fn raw_best(&self) -> Option<(usize, f64)> {
         self.raw.iter().copied().min_by(|a, b| a.1.total_cmp(&b.1))
     }
 
@@ -204,6 +211,15 @@ impl Report {
             },
             "raw_apply_s_by_concurrency": self.raw.iter().map(|(c, s)| (c.to_string(), json!(round(*s, 3)))).collect::<Map<String, Value>>(),
             "raw_best_concurrency": self.raw_best().map(|r| r.0),
+            "raw_status_apply": self.raw_status.map(|(n, c, secs)| json!({
+                "statuses": n,
+                "concurrency": c,
+                "seconds": round(secs, 3),
+            })),
+            "cold_ratio_vs_raw_policies_plus_statuses": num(
+                self.cold.zip(raw).zip(self.raw_status).map(|((cold, r), (_, _, st))| cold / (r + st)),
+                3,
+            ),
             "raw_runs": self.raw_detail.iter().map(|(c, cpu, req)| json!({
                 "concurrency": c,
                 "cpu_s": cpu,
@@ -219,7 +235,8 @@ impl Report {
                 "requests_after_converged": self.cold_settle_requests.as_ref().map(Requests::to_json),
                 "quiet_after": self.cold_settled,
                 "cpu_s_until_converged": self.cold_cpu,
-                "operator_max_sockets": self.cold_max_sockets,
+                "operator_max_open_fds": self.cold_max_fds,
+                "policy_events_until_converged": self.cold_events.map(|(t, b)| json!({"tier": t, "baseline": b})),
                 "operator_rss_mib_at_convergence": self.cold_rss_kib.map(|(_, r)| round(r as f64 / 1024.0, 1)),
                 "appnetworks_ready": self.apps_ready,
             },
@@ -240,6 +257,8 @@ impl Report {
                 "rss_steady_mib": num(mib(self.rss_steady_kib), 1),
                 "cached_objects": self.cached_objects,
                 "kib_per_cached_object": num(per_object_kib, 2),
+                "rss_after_restart_mib": num(mib(self.restart.map(|r| r.0)), 1),
+                "writes_after_restart": self.restart.map(|r| r.1),
             },
             "micro": micro,
             "cache_memory_per_object": std::fs::read_to_string(cfg.out.join("memory.json"))
@@ -461,12 +480,29 @@ fn markdown(r: &Value, d: &Value) -> String {
             compact(&run["requests"]),
         ));
     }
+    if let Some(st) = d["raw_status_apply"].as_object() {
+        out.push_str(&format!(
+            "The {} AppNetwork statuses the operator wrote, applied by the same raw loop (c={}): {} s; \
+             cold convergence / (raw policies + raw statuses) = {}.\n",
+            show(&st["statuses"]),
+            show(&st["concurrency"]),
+            show(&st["seconds"]),
+            show(&d["cold_ratio_vs_raw_policies_plus_statuses"]),
+        ));
+    }
     out.push_str(&format!(
-        "Cold convergence: CPU s {}; requests {}; the operator held up to {} sockets; its RSS at convergence {} MiB.\n",
+        "Cold convergence: CPU s {}; requests {}; watch events (creations + changes) {}; the operator held up to {} file descriptors (API connections, mostly); its RSS at convergence {} MiB.\n",
         compact(&d["cold"]["cpu_s_until_converged"]),
         compact(&d["cold"]["requests_until_converged"]),
-        show(&d["cold"]["operator_max_sockets"]),
+        compact(&d["cold"]["policy_events_until_converged"]),
+        show(&d["cold"]["operator_max_open_fds"]),
         show(&d["cold"]["operator_rss_mib_at_convergence"]),
+    ));
+    out.push_str(&format!(
+        "Memory: {} MiB on an empty cluster; after a restart on the converged cluster (caches only, no burst of writes) {} MiB, with {} API writes.\n",
+        show(&d["memory"]["rss_empty_cluster_mib"]),
+        show(&d["memory"]["rss_after_restart_mib"]),
+        show(&d["memory"]["writes_after_restart"]),
     ));
     if let Some(rows) = d["cache_memory_per_object"].as_array() {
         out.push_str("\nHeap per cached object (`cargo bench --bench memory`, real objects with managedFields):\n\n| object | JSON bytes | heap bytes | allocations |\n|---|---|---|---|\n");
