@@ -321,23 +321,7 @@ mod tests {
     use crate::model::BaselineWish;
     use crate::validate;
 
-    pub(crate) const THREE_TIER: &str = r#"
-tiers:
-  - {name: frontend, selector: {matchLabels: {app: frontend}}, ports: [{port: 8080, protocol: TCP}]}
-  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
-  - {name: database, selector: {matchLabels: {app: database}}, ports: [{port: 5432}]}
-flows:
-  - {from: {tier: frontend}, to: {tier: api}}
-  - {from: {tier: api}, to: {tier: database}}
-  - {from: {tier: database}, to: {tier: database}}
-  - from: {namespace: monitoring, selector: {matchLabels: {app: prometheus}}}
-    to: {tier: api}
-    ports: [{port: 9090}]
-  - from: {cidr: 0.0.0.0/0, except: [169.254.169.254/32]}
-    to: {tier: frontend}
-    ports: [{port: 80}, {port: 443}]
-  - {from: {tier: api}, to: {cidr: 203.0.113.0/24}, ports: [{port: 443}]}
-"#;
+    use crate::render::fixtures::THREE_TIER;
 
     fn model() -> AppModel {
         let spec: AppNetworkSpec = serde_yaml::from_str(THREE_TIER).unwrap();
