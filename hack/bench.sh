@@ -14,7 +14,9 @@
 #
 # Environment: BENCH_NAMESPACES, BENCH_SAMPLES, BENCH_IDLE_SECS, BENCH_RAW_CONCURRENCY (4,8,16),
 # BENCH_OPERATOR_LOG (RUST_LOG of the operator, default warn), BENCH_SKIP_MICRO=1,
-# BENCH_KEEP_CLUSTER=1 (leave the bench control plane running afterwards).
+# BENCH_KEEP_CLUSTER=1 (leave the bench control plane running afterwards), BENCH_PERF=1 (record
+# a perf profile of the operator during cold convergence into target/bench/perf-cold.data; this
+# perturbs the numbers, so use it for profiling runs only).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,7 +44,7 @@ case "$MODE" in
     export BENCH_NAMESPACES="${BENCH_NAMESPACES:-50}"
     export BENCH_SAMPLES="${BENCH_SAMPLES:-50}"
     export BENCH_IDLE_SECS="${BENCH_IDLE_SECS:-15}"
-    CRITERION_ARGS=(--warm-up-time 1 --measurement-time 2 --sample-size 20)
+    CRITERION_ARGS=(--warm-up-time 0.5 --measurement-time 1.5 --sample-size 20)
     ;;
   *) echo "usage: $0 [full|quick]" >&2; exit 2 ;;
 esac

@@ -360,6 +360,10 @@ async fn main() {
     let t0 = Instant::now();
     let mut op = cfg.start_operator("operator.log");
     let fds = process::FdSampler::start(op.pid());
+    // BENCH_PERF=1: profile the operator during cold convergence (perturbs the numbers).
+    let perf = (std::env::var("BENCH_PERF").as_deref() == Ok("1"))
+        .then(|| process::Perf::start(op.pid(), &cfg.out.join("perf-cold.data")))
+        .flatten();
     let ready = ready_poller(&op);
     let mut ok: HashSet<Key> = HashSet::new();
     let deadline = t0 + cfg.cold_timeout;
@@ -388,6 +392,13 @@ async fn main() {
         }
     }
     let at_convergence = Requests::read(&client).await;
+    if let Some(p) = perf {
+        p.stop();
+        say(format!(
+            "profile of the operator during cold convergence: {} (perf report -i ...)",
+            cfg.out.join("perf-cold.data").display()
+        ));
+    }
     let mut cpu1 = meter_cp.read();
     cpu1.push(("operator".into(), op.cpu_seconds()));
     rep.cold_cpu = Some(process::CpuMeter::delta(&cpu0, &cpu1));

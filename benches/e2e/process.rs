@@ -297,3 +297,39 @@ impl FdSampler {
         self.handle.take().and_then(|h| h.join().ok()).unwrap_or(0)
     }
 }
+
+/// `perf record` attached to a process (profiling runs only: `BENCH_PERF=1`).
+pub struct Perf {
+    child: Child,
+}
+
+impl Perf {
+    /// Samples `pid` at 499 Hz into `out`; `None` when `perf` cannot be started.
+    pub fn start(pid: u32, out: &Path) -> Option<Perf> {
+        Command::new("perf")
+            .args(["record", "-F", "499", "-g", "-p", &pid.to_string(), "-o"])
+            .arg(out)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+            .map(|child| Perf { child })
+    }
+
+    /// Stops sampling (SIGINT, so perf writes its file) and waits for it.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

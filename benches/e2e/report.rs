@@ -317,11 +317,14 @@ fn markdown(r: &Value, d: &Value) -> String {
     };
     let m = &d["machine"];
     let n = g("namespaces").as_u64().unwrap_or(0);
-    let raw_by = d["raw_apply_s_by_concurrency"]
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(c, s)| format!("c={c}: {}s", show(s)))
+    let raw_by = d["raw_runs"]
+        .as_array()
+        .map(|runs| {
+            runs.iter()
+                .map(|r| {
+                    let secs = d["raw_apply_s_by_concurrency"][show(&r["concurrency"])].clone();
+                    format!("c={}: {}s", show(&r["concurrency"]), show(&secs))
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         })
