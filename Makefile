@@ -15,11 +15,11 @@ build:
 ## plane (started if not running; USE_EXISTING_CLUSTER=true uses the cluster of KUBECONFIG).
 test: build
 	@if [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then hack/cluster.sh up; fi
-	$(CARGO) test --locked --lib --bins --tests
+	$(CARGO) test --locked --workspace --lib --bins --tests
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -9,17 +9,12 @@
 pub mod apply;
 pub mod cli;
 pub mod controller;
-pub mod core;
-pub mod crd;
-pub mod engine;
 pub mod error;
 pub mod leader;
-pub mod lint;
 pub mod metrics;
-pub mod model;
-pub mod render;
 pub mod server;
 pub mod status;
-pub mod validate;
+
+pub use tierflow_core::{core, crd, engine, lint, model, plan, render, validate, verify, vocab};
 
 pub use error::{Error, Result};

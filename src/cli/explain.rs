@@ -4,13 +4,13 @@
 
 use std::fmt::Write;
 
-use super::endpoints::{representatives, Options, Role};
-use super::intent::{checkable, probe_ports};
-use super::reach::simulation;
 use super::{aligned, markdown_cell};
 use crate::core::Port;
 use crate::engine::EngineError;
 use crate::model::{AppModel, Backend};
+use crate::verify::endpoints::{representatives, Options, Role};
+use crate::verify::intent::{checkable, probe_ports};
+use crate::verify::reach::simulation;
 
 /// One cell of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -9,12 +9,9 @@
 //! Exit codes of the command: [`EXIT_OK`], [`EXIT_FINDINGS`], [`EXIT_INPUT`].
 
 pub mod cluster;
-pub mod endpoints;
 pub mod explain;
 pub mod input;
-pub mod intent;
 pub mod lint;
-pub mod reach;
 pub mod render;
 pub mod simulate;
 
@@ -22,10 +19,9 @@ use std::fmt;
 
 use crate::core::{Port, Protocol};
 
-pub use endpoints::{representatives, Options, Representatives};
-pub use reach::{
+pub use crate::verify::{
     reachability, verify, verify_backend, verify_objects, BackendReport, Difference, Matrix,
-    Verification,
+    Options, Representatives, Verification,
 };
 
 /// Exit code: everything is fine.

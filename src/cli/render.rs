@@ -21,7 +21,7 @@ use crate::model::{
     AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, Coverage,
     NamespaceBaseline,
 };
-use crate::render::{self, Env, Note, Object};
+use crate::render::{self, Env, Object};
 
 /// Labels assumed for namespaces: for every namespace, and per namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -92,20 +92,6 @@ pub fn resolve(request: BackendRequest, forced: Option<Backend>) -> Backend {
         BackendRequest::Fixed(b) => b,
         BackendRequest::Auto => Backend::NetworkPolicy,
     })
-}
-
-/// The objects of ONE AppNetwork on `backend`: its per-tier objects, then its namespace
-/// baseline (from its own wish alone), and the notes of the renderer.
-pub fn app_objects(model: &AppModel, backend: Backend, env: &Env) -> (Vec<Object>, Vec<Note>) {
-    let rendered = render::tier_objects(model, backend, None, env);
-    let mut objects = rendered.objects;
-    let baseline = NamespaceBaseline::merge([&model.baseline]);
-    if let Some(b) =
-        render::namespace_baseline(&model.namespace, &baseline, backend, model.audit, &[], env)
-    {
-        objects.push(b);
-    }
-    (objects, rendered.notes)
 }
 
 fn audit_error(what: &str, backend: Backend) -> String {

@@ -47,10 +47,10 @@ use super::model::{
 };
 use super::parse::{parse_cidr, raw_selector, Sink};
 
-/// The label Cilium gives every pod: its namespace's name.
-pub(crate) const POD_NAMESPACE_LABEL: &str = "io.kubernetes.pod.namespace";
-/// Prefix of the labels Cilium copies from the pod's namespace.
-pub(crate) const NAMESPACE_LABELS_PREFIX: &str = "io.cilium.k8s.namespace.labels.";
+use crate::vocab::{
+    CILIUM_NAMESPACE_LABELS_PREFIX as NAMESPACE_LABELS_PREFIX,
+    CILIUM_POD_NAMESPACE_LABEL as POD_NAMESPACE_LABEL,
+};
 
 fn strip(key: &str) -> String {
     key.strip_prefix("k8s:")

@@ -1,5 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +11,7 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefSta
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "tierflow.dev",
+    crates(kube_core = "::kube_core"),
     version = "v1alpha1",
     kind = "AppNetwork",
     namespaced,

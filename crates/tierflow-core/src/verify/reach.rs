@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
 use super::intent::{checkable, expected, probe_ports};
-use super::render::app_objects;
 use crate::core::Port;
 use crate::engine::EngineError;
 use crate::model::{AppModel, Backend, Peer};
+use crate::plan::app_objects;
 
 /// Renders `model` (in its enforcing form) for `backend` and reads the objects, with the
 /// representatives, into the engine. Also returns the renderer's notes as text.

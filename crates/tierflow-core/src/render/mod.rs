@@ -15,30 +15,10 @@ use serde_json::Value;
 use crate::core::names;
 use crate::model::{AppModel, Backend, ClusterBaselineModel, NamespaceBaseline};
 
-/// `app.kubernetes.io/managed-by`: the label every object tierflow writes carries.
-pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-/// The value of [`MANAGED_BY`].
-pub const MANAGER: &str = "tierflow";
-/// The AppNetwork a per-tier object belongs to.
-pub const APP_NETWORK_LABEL: &str = "tierflow.dev/app-network";
-/// The tier a per-tier object implements.
-pub const TIER_LABEL: &str = "tierflow.dev/tier";
-/// The ClusterBaseline a cluster-wide object implements.
-pub const CLUSTER_BASELINE_LABEL: &str = "tierflow.dev/cluster-baseline";
-/// `tier`, `baseline` or `cluster-baseline`.
-pub const ROLE_LABEL: &str = "tierflow.dev/role";
-/// Role of per-tier objects.
-pub const ROLE_TIER: &str = "tier";
-/// Role of namespace baselines.
-pub const ROLE_BASELINE: &str = "baseline";
-/// Role of cluster-wide baselines (Calico GlobalNetworkPolicy, CiliumClusterwideNetworkPolicy).
-pub const ROLE_CLUSTER_BASELINE: &str = "cluster-baseline";
-
-/// Calico `order` of per-tier policies: evaluated before baselines.
-pub const CALICO_TIER_ORDER: f64 = 100.0;
-/// Calico `order` of baselines: evaluated after every tier allow (and after Kubernetes
-/// NetworkPolicies, which Calico evaluates at order 1000).
-pub const CALICO_BASELINE_ORDER: f64 = 10000.0;
+pub use crate::vocab::{
+    APP_NETWORK_LABEL, CALICO_BASELINE_ORDER, CALICO_TIER_ORDER, CLUSTER_BASELINE_LABEL,
+    MANAGED_BY, MANAGER, ROLE_BASELINE, ROLE_CLUSTER_BASELINE, ROLE_LABEL, ROLE_TIER, TIER_LABEL,
+};
 
 /// Every kind of object tierflow writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

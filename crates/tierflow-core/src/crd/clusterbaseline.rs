@@ -1,5 +1,5 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::CustomResource;
+use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec};
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "tierflow.dev",
+    crates(kube_core = "::kube_core"),
     version = "v1alpha1",
     kind = "ClusterBaseline",
     shortname = "cbl",

@@ -62,12 +62,18 @@ pub(crate) fn yes() -> bool {
 }
 
 fn kube_system() -> String {
-    "kube-system".to_string()
+    crate::vocab::DNS_NAMESPACE.to_string()
 }
 
 fn kube_dns() -> LabelSelector {
     LabelSelector {
-        match_labels: Some([("k8s-app".to_string(), "kube-dns".to_string())].into()),
+        match_labels: Some(
+            [(
+                crate::vocab::DNS_LABEL_KEY.to_string(),
+                crate::vocab::DNS_LABEL_VALUE.to_string(),
+            )]
+            .into(),
+        ),
         match_expressions: None,
     }
 }

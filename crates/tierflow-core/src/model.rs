@@ -217,12 +217,7 @@ impl AppModel {
     }
 }
 
-/// The label a namespace sets to opt out of every ClusterBaseline.
-pub const OPT_OUT_LABEL: &str = "tierflow.dev/baseline";
-/// The value of [`OPT_OUT_LABEL`] that opts out.
-pub const OPT_OUT_VALUE: &str = "disabled";
-/// Namespaces a ClusterBaseline never covers unless it lists them (besides the operator's own).
-pub const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
+pub use crate::vocab::{OPT_OUT_LABEL, OPT_OUT_VALUE, SYSTEM_NAMESPACES};
 
 /// How a ClusterBaseline relates to one namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

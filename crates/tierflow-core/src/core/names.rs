@@ -2,12 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// The label every namespace carries with its own name (set by Kubernetes 1.21+, and by the
-/// test harness on older clusters).
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
-
-/// The fixed name of the per-namespace baseline object.
-pub const BASELINE_NAME: &str = "tierflow-baseline";
+pub use crate::vocab::{BASELINE_NAME, NAMESPACE_NAME_LABEL};
 
 /// Maximum length of an object name (DNS-1123 subdomain).
 pub const MAX_NAME: usize = 253;

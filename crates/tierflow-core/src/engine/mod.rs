@@ -87,7 +87,7 @@ use model::{proto_number, Peer, PeerId, PortSpec};
 use parse::{Parsed, Sink};
 
 /// The label every namespace carries with its own name.
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+pub use crate::vocab::NAMESPACE_NAME_LABEL;
 
 /// A container port of a pod.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

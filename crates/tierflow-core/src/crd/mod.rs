@@ -16,7 +16,7 @@ pub use common::{
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
+use kube_core::CustomResourceExt;
 
 /// Every CRD tierflow serves.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -37,7 +37,7 @@ pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
 mod tests {
     #[test]
     fn committed_crds_match_the_rust_types() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/tierflow.yaml");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crds/tierflow.yaml");
         let committed = std::fs::read_to_string(path).expect("crds/tierflow.yaml");
         assert!(
             committed == super::crds_yaml().expect("yaml"),

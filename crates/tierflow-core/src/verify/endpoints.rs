@@ -119,8 +119,7 @@ pub struct Options {
     pub near_misses: bool,
 }
 
-/// The port the made-up API server listens on.
-pub const API_SERVER_PORT: u16 = 6443;
+pub use crate::vocab::API_SERVER_PORT;
 
 /// Labels satisfying a selector's positive terms (`matchLabels`, an `In` value not excluded by
 /// a `NotIn` on the same key, `Exists`), dropping keys a `DoesNotExist` forbids. The result may
@@ -584,8 +583,11 @@ impl Builder<'_> {
             .dns
             .clone()
             .unwrap_or_else(|| crate::model::DnsTarget {
-                namespace: "kube-system".to_string(),
-                pods: Selector::labels([("k8s-app", "kube-dns")]),
+                namespace: crate::vocab::DNS_NAMESPACE.to_string(),
+                pods: Selector::labels([(
+                    crate::vocab::DNS_LABEL_KEY,
+                    crate::vocab::DNS_LABEL_VALUE,
+                )]),
                 node_local: None,
             });
         self.namespace(&dns.namespace, BTreeMap::new());

@@ -43,14 +43,11 @@ use crate::model::{
     OPT_OUT_LABEL, OPT_OUT_VALUE,
 };
 
-/// Source prefix of labels that come from Kubernetes.
-pub const K8S_PREFIX: &str = "k8s:";
-/// The label Cilium gives every pod with the name of its namespace.
-pub const POD_NAMESPACE_LABEL: &str = "k8s:io.kubernetes.pod.namespace";
-/// The prefix under which Cilium gives every pod the labels of its namespace.
-pub const NAMESPACE_LABELS_PREFIX: &str = "k8s:io.cilium.k8s.namespace.labels.";
-/// The entity of the Kubernetes API server (inside or outside the cluster).
-pub const KUBE_APISERVER_ENTITY: &str = "kube-apiserver";
+use crate::vocab::{
+    CILIUM_K8S_NAMESPACE_LABELS_PREFIX as NAMESPACE_LABELS_PREFIX,
+    CILIUM_K8S_POD_NAMESPACE_LABEL as POD_NAMESPACE_LABEL, CILIUM_K8S_PREFIX as K8S_PREFIX,
+    CILIUM_KUBE_APISERVER_ENTITY as KUBE_APISERVER_ENTITY,
+};
 /// Cilium rejects a `toPorts` entry with more ports than this (`maxPorts` in
 /// `pkg/policy/api`), so longer lists are split over several entries.
 pub const MAX_PORTS_PER_RULE: usize = 40;

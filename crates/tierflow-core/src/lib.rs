@@ -1,0 +1,22 @@
+//! tierflow's kube-free core. Data flows one way:
+//!
+//! [`crd`] types → [`validate`] (spec → [`model`]) → [`plan`] (everything desired, for the
+//! operator and the CLI alike) → [`render`] (one module per backend) → objects. The [`engine`]
+//! simulates any policy objects, [`verify`] checks rendered objects against the intent, and
+//! [`lint`] finds mistakes. [`vocab`] defines every label key, well-known name and default once.
+//!
+//! This crate cannot use the Kubernetes client (it does not depend on it): the operator adds
+//! observation and action around it.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod crd;
+pub mod engine;
+pub mod lint;
+pub mod model;
+pub mod plan;
+pub mod render;
+pub mod validate;
+pub mod verify;
+pub mod vocab;
