@@ -32,12 +32,44 @@ pub enum Error {
     /// Bad configuration of the operator itself.
     #[error("configuration: {0}")]
     Config(String),
+    /// A step of a reconcile failed on one object.
+    #[error("{step} {object}: {source}")]
+    At {
+        /// The step (`apply`, `prune`, `write status`).
+        step: &'static str,
+        /// The object, as `apiVersion Kind namespace/name`.
+        object: String,
+        /// What went wrong.
+        source: Box<Error>,
+    },
 }
 
 impl Error {
+    /// This error, saying which step failed on which object.
+    pub fn at(self, step: &'static str, object: &str) -> Error {
+        match self {
+            // A name conflict already names its object.
+            e @ (Error::Conflict { .. } | Error::At { .. }) => e,
+            e => Error::At {
+                step,
+                object: object.to_string(),
+                source: Box::new(e),
+            },
+        }
+    }
+
+    /// The error without the step and object around it.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::At { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
     /// A short CamelCase reason from a fixed set (safe as a metric label and condition reason).
     pub fn reason(&self) -> &'static str {
         match self {
+            Error::At { source, .. } => source.reason(),
             Error::Kube(kube::Error::Api(s)) if s.code == 409 => "ApiConflict",
             Error::Kube(kube::Error::Api(s)) if s.code == 403 => "Forbidden",
             Error::Kube(kube::Error::Api(s)) if s.code == 404 => "NotFound",

@@ -529,7 +529,11 @@ fn explain(
     let models = app_networks(&input, "explain")?;
     let mut out = String::new();
     for (i, model) in models.iter().enumerate() {
-        let backend = cli::render::resolve(model.backend, backend);
+        let backend = tierflow::plan::Cluster {
+            forced_backend: backend,
+            ..Default::default()
+        }
+        .resolve(model.backend);
         let table = cli::explain::explain(model, backend).map_err(|e| {
             CliError::Output(format!(
                 "the engine cannot read what {}/{} renders to on {}: {e}",

@@ -150,22 +150,14 @@ pub fn refresh(ctx: &Context, m: &Metrics) {
         }
     }
     // ClusterBaselines on Calico and Cilium cover namespaces with one cluster-wide object.
-    for cb in ctx.cluster_baselines.state() {
-        let on_global = cb
-            .status
-            .as_ref()
-            .and_then(|s| s.backend.as_deref())
-            .is_some_and(|b| b != Backend::NetworkPolicy.as_str());
-        let Some(model) = crate::controller::clusterbaseline::enforced(&cb) else {
+    let cluster = ctx.cluster();
+    for plan in ctx.plan_cluster_baselines() {
+        if plan.backend.is_none_or(|b| b == Backend::NetworkPolicy) {
             continue;
-        };
-        if on_global {
-            for ns in ctx.namespaces.state() {
-                if model.coverage(&ns.name_any(), ns.labels(), &ctx.operator_namespace)
-                    == Coverage::Covered
-                {
-                    covered.insert(ns.name_any());
-                }
+        }
+        for ns in ctx.namespaces.state() {
+            if plan.coverage(&ns.name_any(), ns.labels(), &cluster) == Some(Coverage::Covered) {
+                covered.insert(ns.name_any());
             }
         }
     }

@@ -234,7 +234,7 @@ impl Input {
 
     /// Deserialises a document as `T` straight from its text, so that the error carries
     /// serde's field path and the line and column.
-    fn typed<T: for<'de> Deserialize<'de>>(&self, doc: &Document) -> Result<T, InputError> {
+    pub fn typed<T: for<'de> Deserialize<'de>>(&self, doc: &Document) -> Result<T, InputError> {
         let text = self.sources.get(doc.source).map_or("", |s| s.text.as_str());
         let Some(de) = serde_yaml::Deserializer::from_str(text).nth(doc.index - 1) else {
             return Err(self.error(doc, None, "document not found".to_string()));

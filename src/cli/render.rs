@@ -12,16 +12,15 @@
 //!
 //! No owner references are written (the owners' UIDs exist only in a cluster).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use super::input::{type_text, Input};
+use super::input::{type_text, Document, Input};
 use super::CliError;
-use crate::engine::NAMESPACE_NAME_LABEL;
-use crate::model::{
-    AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, Coverage,
-    NamespaceBaseline,
-};
-use crate::render::{self, Env, Object};
+use crate::crd::{AppNetwork, ClusterBaseline};
+use crate::model::{Backend, BaselineWish};
+use crate::plan;
+use crate::render::{Env, Object};
+use crate::vocab::NAMESPACE_NAME_LABEL;
 
 /// Labels assumed for namespaces: for every namespace, and per namespace.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -86,32 +85,111 @@ pub struct RenderOutput {
     pub notes: Vec<String>,
 }
 
-/// The backend an object asking for `request` is rendered for.
-pub fn resolve(request: BackendRequest, forced: Option<Backend>) -> Backend {
-    forced.unwrap_or(match request {
-        BackendRequest::Fixed(b) => b,
-        BackendRequest::Auto => Backend::NetworkPolicy,
-    })
-}
-
-fn audit_error(what: &str, backend: Backend) -> String {
-    format!(
-        "{what}: mode Audit needs Calico's staged policies; the {} backend has no staged form, \
-         so the operator refuses it and changes nothing (AuditUnsupported)",
-        backend.as_str()
-    )
+fn audit_error(what: &str, message: &str) -> String {
+    format!("{what}: {message}, so the operator refuses it and changes nothing (AuditUnsupported)")
 }
 
 /// Renders every AppNetwork and ClusterBaseline of the input (`v1` Namespace documents only
-/// contribute their labels).
+/// contribute their labels), through the same planner the operator uses.
 pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutput, CliError> {
-    let env = Env::default();
+    let (apps, cluster_baselines, namespaces, docs) = planner_inputs(input, options)?;
+    let cluster = cluster(options);
+    let plan = plan::plan(
+        &apps,
+        &cluster_baselines,
+        &namespaces,
+        &cluster,
+        &plan::Nothing,
+    );
     let mut out = RenderOutput::default();
-    // Namespace name → labels, for ClusterBaseline coverage.
-    let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let mut apps: Vec<(AppModel, Backend)> = Vec::new();
-    let mut cluster: Vec<(String, ClusterBaselineModel, Backend)> = Vec::new();
+    for (ns, app) in plan.apps() {
+        if let Some(hold) = &app.hold {
+            let doc = docs.get(&format!("{ns}/{}", app.name)).copied();
+            return Err(hold_error(input, doc, hold));
+        }
+        for n in &app.notes {
+            out.notes.push(format!(
+                "AppNetwork {ns}/{}: {} ({}): {}",
+                app.name, n.condition, n.reason, n.message
+            ));
+        }
+    }
+    for cb in &plan.cluster_baselines {
+        if let Some(hold) = &cb.hold {
+            let doc = docs.get(&cb.name).copied();
+            return Err(hold_error(input, doc, hold));
+        }
+        let Some(model) = &cb.model else { continue };
+        if cb.backend != Some(Backend::NetworkPolicy) || model.wish == BaselineWish::default() {
+            continue;
+        }
+        let covered: Vec<&String> = namespaces
+            .iter()
+            .filter(|(ns, labels)| cb.shares(ns, labels, &cluster))
+            .map(|(ns, _)| ns)
+            .collect();
+        if namespaces.is_empty() {
+            out.notes.push(format!(
+                "ClusterBaseline {}: on the NetworkPolicy backend it is one NetworkPolicy per \
+                 covered namespace, and the input names no namespace (add Namespace objects, an \
+                 AppNetwork, or --namespace-labels NAMESPACE:key=value)",
+                cb.name
+            ));
+        } else if covered.is_empty() {
+            out.notes.push(format!(
+                "ClusterBaseline {}: covers none of the namespaces known here ({})",
+                cb.name,
+                namespaces.keys().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    out.objects = plan.objects;
+    Ok(out)
+}
 
+/// The planner's view of the cluster offline: every kind served, `Auto` meaning NetworkPolicy
+/// unless `--backend` says otherwise.
+pub fn cluster(options: &RenderOptions) -> plan::Cluster {
+    plan::Cluster {
+        served: None,
+        auto_backend: None,
+        forced_backend: options.backend,
+        env: Env::default(),
+        operator_namespace: options.operator_namespace.clone(),
+    }
+}
+
+fn hold_error(input: &Input, doc: Option<&Document>, hold: &plan::Hold) -> CliError {
+    let message = match hold.reason {
+        plan::HoldReason::AuditUnsupported => audit_error("spec.mode", &hold.message),
+        _ => hold.message.clone(),
+    };
+    match doc {
+        Some(doc) => input.error(doc, None, message).into(),
+        None => CliError::Output(message),
+    }
+}
+
+/// The AppNetworks (validated, so errors name file, document and field), ClusterBaselines and
+/// namespaces (with labels) of the input, and the document of each input by key
+/// (`namespace/name` for AppNetworks, the name for ClusterBaselines).
+#[allow(clippy::type_complexity)]
+pub fn planner_inputs<'a>(
+    input: &'a Input,
+    options: &RenderOptions,
+) -> Result<
+    (
+        Vec<plan::AppInput>,
+        Vec<plan::ClusterBaselineInput>,
+        BTreeMap<String, BTreeMap<String, String>>,
+        BTreeMap<String, &'a Document>,
+    ),
+    CliError,
+> {
+    let mut namespaces: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let mut apps = Vec::new();
+    let mut cluster_baselines = Vec::new();
+    let mut docs = BTreeMap::new();
     for doc in &input.documents {
         if doc.value.is_null() {
             continue;
@@ -119,24 +197,27 @@ pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutp
         match doc.type_meta() {
             ("tierflow.dev/v1alpha1", "AppNetwork") => {
                 let model = input.app_network(doc)?;
-                let backend = resolve(model.backend, options.backend);
-                if model.audit && backend != Backend::Calico {
-                    return Err(input
-                        .error(doc, None, audit_error("spec.mode", backend))
-                        .into());
-                }
+                let app: AppNetwork = input.typed(doc)?;
                 namespaces.entry(model.namespace.clone()).or_default();
-                apps.push((model, backend));
+                docs.insert(format!("{}/{}", model.namespace, model.name), doc);
+                apps.push(plan::AppInput {
+                    name: model.name,
+                    namespace: model.namespace,
+                    uid: None,
+                    generation: None,
+                    spec: app.spec,
+                });
             }
             ("tierflow.dev/v1alpha1", "ClusterBaseline") => {
-                let (name, model) = input.cluster_baseline(doc)?;
-                let backend = resolve(model.backend, options.backend);
-                if model.audit && backend != Backend::Calico {
-                    return Err(input
-                        .error(doc, None, audit_error("spec.mode", backend))
-                        .into());
-                }
-                cluster.push((name, model, backend));
+                let (name, _) = input.cluster_baseline(doc)?;
+                let cb: ClusterBaseline = input.typed(doc)?;
+                docs.insert(name.clone(), doc);
+                cluster_baselines.push(plan::ClusterBaselineInput {
+                    name,
+                    uid: None,
+                    generation: None,
+                    spec: cb.spec,
+                });
             }
             ("v1", "Namespace") => {
                 let meta = doc.value.get("metadata");
@@ -187,70 +268,7 @@ pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutp
         all.insert(NAMESPACE_NAME_LABEL.to_string(), name.clone());
         *labels = all;
     }
-
-    // 1. Per-tier allows.
-    for (model, backend) in &apps {
-        let rendered = render::tier_objects(model, *backend, None, &env);
-        for n in rendered.notes {
-            out.notes.push(format!(
-                "AppNetwork {}/{}: {} ({}): {}",
-                model.namespace, model.name, n.condition, n.reason, n.message
-            ));
-        }
-        out.objects.extend(rendered.objects);
-    }
-
-    // 2. Cluster-wide objects; on the standard backend, the namespaces a ClusterBaseline covers.
-    // (namespace, backend, audit) → wishes.
-    let mut groups: BTreeMap<(String, Backend, bool), Vec<BaselineWish>> = BTreeMap::new();
-    for (name, model, backend) in &cluster {
-        if let Some(obj) =
-            render::cluster_baseline(name, model, *backend, &options.operator_namespace, None)
-        {
-            out.objects.push(obj);
-            continue;
-        }
-        if *backend != Backend::NetworkPolicy || model.wish == BaselineWish::default() {
-            continue;
-        }
-        let mut covered = BTreeSet::new();
-        for (ns, labels) in &namespaces {
-            if model.coverage(ns, labels, &options.operator_namespace) == Coverage::Covered {
-                covered.insert(ns.clone());
-                groups
-                    .entry((ns.clone(), Backend::NetworkPolicy, false))
-                    .or_default()
-                    .push(model.wish.clone());
-            }
-        }
-        if namespaces.is_empty() {
-            out.notes.push(format!(
-                "ClusterBaseline {name}: on the NetworkPolicy backend it is one NetworkPolicy per \
-                 covered namespace, and the input names no namespace (add Namespace objects, an \
-                 AppNetwork, or --namespace-labels NAMESPACE:key=value)"
-            ));
-        } else if covered.is_empty() {
-            out.notes.push(format!(
-                "ClusterBaseline {name}: covers none of the namespaces known here ({})",
-                namespaces.keys().cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
-    }
-
-    // 3. Namespace baselines, merged per namespace and backend.
-    for (model, backend) in &apps {
-        groups
-            .entry((model.namespace.clone(), *backend, model.audit))
-            .or_default()
-            .push(model.baseline.clone());
-    }
-    for ((ns, backend, audit), wishes) in &groups {
-        let merged = NamespaceBaseline::merge(wishes);
-        if let Some(obj) = render::namespace_baseline(ns, &merged, *backend, *audit, &[], &env) {
-            out.objects.push(obj);
-        }
-    }
-    Ok(out)
+    Ok((apps, cluster_baselines, namespaces, docs))
 }
 
 /// The objects as multi-document YAML.

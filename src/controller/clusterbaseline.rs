@@ -1,5 +1,7 @@
-//! ClusterBaseline status: validation, the last valid spec (what the namespace controller
-//! enforces), and how many namespaces are covered, opted out or failing.
+//! Reconciles one ClusterBaseline: its cluster-wide object (Calico, Cilium), the removal of the
+//! old variant after a backend switch (only once what replaces it is in place), and its status.
+//! The per-namespace share on the standard backend is written by the namespace reconciler, from
+//! the same plan ([`plan::cluster_baselines`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,184 +11,69 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::{retry_after, Context};
-use crate::apply::{self, FIELD_MANAGER};
-use crate::core::names::BASELINE_NAME;
+use super::observe::Observation;
+use super::report::{policy_enforced, warn_about};
+use super::Context;
+use crate::apply::FIELD_MANAGER;
 use crate::crd::{ClusterBaseline, ClusterBaselineStatus};
 use crate::error::{Error, Result};
-use crate::model::{Backend, ClusterBaselineModel, Coverage};
-use crate::render::{
-    self, ObjectKind, Owner, CLUSTER_BASELINE_LABEL, ROLE_CLUSTER_BASELINE, ROLE_LABEL,
-};
+use crate::model::{Backend, Coverage};
+use crate::plan::{self, ClusterBaselinePlan, HoldReason, Observed};
+use crate::render::ObjectKind;
 use crate::status::{self, READY, STALLED};
-use crate::validate;
+use crate::vocab::{BASELINE_NAME, CLUSTER_BASELINE_LABEL, ROLE_CLUSTER_BASELINE, ROLE_LABEL};
 
-/// The owner reference put on baselines a ClusterBaseline wants.
-pub fn owner(cb: &ClusterBaseline) -> Result<Owner> {
-    Ok(Owner {
-        api_version: ClusterBaseline::api_version(&()).to_string(),
-        kind: ClusterBaseline::kind(&()).to_string(),
-        name: cb.name_any(),
-        uid: cb.uid().ok_or(Error::MissingField("metadata.uid"))?,
-    })
-}
-
-/// The model the namespace controller enforces: the last valid spec, recorded in status.
-pub fn enforced(cb: &ClusterBaseline) -> Option<ClusterBaselineModel> {
-    if cb.meta().deletion_timestamp.is_some() {
-        return None;
-    }
-    let spec = cb.status.as_ref()?.last_valid_spec.as_ref()?;
-    validate::cluster_baseline(spec).ok()
-}
-
-/// Reconciles one ClusterBaseline: its cluster-wide object (Calico, Cilium) and its status.
+/// Reconciles one ClusterBaseline.
 pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Action> {
     if cb.meta().deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
     let name = cb.name_any();
+    let plans = ctx.plan_cluster_baselines();
+    let Some(plan) = plans.iter().find(|p| p.name == name) else {
+        return Ok(Action::await_change());
+    };
     let generation = cb.meta().generation;
     let old = cb.status.clone().unwrap_or_default();
     let mut st = old.clone();
-    st.observed_generation = generation;
     st.cni = Some(ctx.detected().cni.as_str().to_string());
-    crate::controller::appnetwork::policy_enforced(&mut st.conditions, &ctx, generation);
+    policy_enforced(&mut st.conditions, &ctx, generation);
 
-    let mut problem: Option<(&'static str, String)> = None;
-    match validate::cluster_baseline(&cb.spec) {
-        Ok(m) => {
-            let backend = ctx.resolve(m.backend);
-            if m.audit && backend != Backend::Calico {
-                problem = Some((
-                    "AuditUnsupported",
-                    format!(
-                        "mode Audit needs Calico's staged policies; the {} backend has no staged form, so nothing is enforced or changed (the previous policies stay in place)",
-                        backend.as_str()
-                    ),
-                ));
-            } else {
-                st.last_valid_spec = Some(cb.spec.clone());
-            }
-        }
-        Err(e) => {
-            problem = Some((
-                "InvalidSpec",
-                format!("{e}; the last valid spec stays enforced"),
-            ))
-        }
-    }
-    let model = st
-        .last_valid_spec
-        .as_ref()
-        .and_then(|s| validate::cluster_baseline(s).ok());
-
-    // The objects: create the new variant before anything of the old one goes.
+    // 1. Its cluster-wide object, then what it replaces.
     let mut pending_switch = false;
-    if let Some(model) = &model {
-        let backend = ctx.resolve(model.backend);
-        let owner = owner(&cb)?;
-        let wanted =
-            render::cluster_baseline(&name, model, backend, &ctx.operator_namespace, Some(&owner));
-        if let Some(obj) = wanted.as_ref().filter(|o| !ctx.served(o.kind)) {
-            // Its API is gone or going: change nothing (fail closed).
-            let msg = format!(
-                "cannot write {} {}: the {} API is not served here (its CRD is missing or being deleted)",
-                obj.kind.kind(),
-                obj.name(),
-                obj.kind.api_version()
-            );
-            status::set(
-                &mut st.conditions,
-                status::condition(READY, false, "BackendUnavailable", &msg, generation),
-            );
-            if st != old {
-                write_status(&ctx, &cb, &st).await?;
-            }
-            return Ok(Action::requeue(Duration::from_secs(30)));
+    if plan.hold.is_none() {
+        if let Some(obj) = &plan.object {
+            ctx.apply(obj).await?;
         }
-        if let Some(obj) = &wanted {
-            let live = ctx.managed.get(obj.kind, None, obj.name());
-            apply::apply(&ctx.client, obj, live.as_deref()).await?;
-        }
-        // Hand-off: namespaces read status.backend to know whether this ClusterBaseline needs a
-        // per-namespace object.
-        st.backend = Some(backend.as_str().to_string());
-        st.audit = model.audit;
-        let covered = covered_namespaces(&ctx, model);
-        let per_namespace_ready = backend != Backend::NetworkPolicy
-            || !(model.wish.deny_ingress || model.wish.deny_egress)
-            || covered.iter().all(|ns| {
-                ctx.managed
-                    .get(ObjectKind::NetworkPolicy, Some(ns), BASELINE_NAME)
-                    .is_some()
-            });
-        // Old cluster-wide objects go only once what replaces them is in place.
-        let label = crate::core::names::label_value(&name);
-        for kind in ctx.managed.kinds().into_iter().filter(|k| !k.namespaced()) {
-            for obj in ctx.managed.list(kind) {
-                let mine = obj.labels().get(CLUSTER_BASELINE_LABEL) == Some(&label)
-                    && obj.labels().get(ROLE_LABEL).map(String::as_str)
-                        == Some(ROLE_CLUSTER_BASELINE);
-                let is_wanted = wanted
-                    .as_ref()
-                    .is_some_and(|w| w.kind == kind && w.name() == obj.name_any());
-                if mine && !is_wanted {
-                    if per_namespace_ready && old.backend == st.backend {
-                        apply::delete(&ctx.client, kind, &obj).await?;
-                    } else {
-                        pending_switch = true;
-                    }
-                }
-            }
-        }
+        pending_switch = prune_replaced(&ctx, plan).await?;
     }
 
-    // Coverage.
-    st.namespaces = 0;
-    st.opted_out.clear();
-    st.failed.clear();
-    if let Some(model) = &model {
-        let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
-        let backend = ctx.resolve(model.backend);
-        let needs_no_object = backend != Backend::NetworkPolicy
-            || !(model.wish.deny_ingress || model.wish.deny_egress);
-        for ns in ctx.namespaces.state() {
-            if ns.meta().deletion_timestamp.is_some() {
-                continue;
-            }
-            let ns_name = ns.name_any();
-            match model.coverage(&ns_name, ns.labels(), &ctx.operator_namespace) {
-                Coverage::Covered => {
-                    if let Some(f) = failures.get(&ns_name) {
-                        st.failed.push(f.clone());
-                    } else if needs_no_object
-                        || ctx
-                            .managed
-                            .get(ObjectKind::NetworkPolicy, Some(&ns_name), BASELINE_NAME)
-                            .is_some()
-                    {
-                        st.namespaces += 1;
-                    }
-                }
-                Coverage::OptedOut => st.opted_out.push(ns_name),
-                Coverage::NotSelected | Coverage::Excluded | Coverage::System => {}
-            }
-        }
-        st.opted_out.sort();
-        st.failed.sort();
+    // 2. Status.
+    match &plan.hold {
+        Some(h) if h.reason == HoldReason::BackendUnavailable => {}
+        _ => st.observed_generation = generation,
     }
-
+    st.backend = plan.backend.map(|b| b.as_str().to_string());
+    st.audit = plan.model.as_ref().is_some_and(|m| m.audit) && plan.hold.is_none();
+    coverage(&ctx, plan, &mut st);
+    let problem = plan
+        .hold
+        .as_ref()
+        .map(|h| (h.reason.reason(), h.message.clone()));
     match &problem {
         Some((reason, msg)) => {
             status::set(
                 &mut st.conditions,
                 status::condition(READY, false, reason, msg, generation),
             );
-            status::set(
-                &mut st.conditions,
-                status::condition(STALLED, true, reason, msg, generation),
-            );
+            if plan.hold.as_ref().map(|h| h.reason) == Some(HoldReason::BackendUnavailable) {
+                status::remove(&mut st.conditions, STALLED);
+            } else {
+                status::set(
+                    &mut st.conditions,
+                    status::condition(STALLED, true, reason, msg, generation),
+                );
+            }
         }
         None if !st.failed.is_empty() => {
             let list: Vec<String> = st
@@ -237,7 +124,7 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
                     .with_label_values(&["ClusterBaseline"])
                     .inc();
             }
-            crate::controller::appnetwork::warn_about(&ctx, cb.as_ref(), reason, msg).await;
+            warn_about(&ctx, cb.as_ref(), reason, msg).await;
         }
     }
     if pending_switch {
@@ -245,6 +132,103 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::requeue(Duration::from_millis(500)));
     }
     Ok(Action::await_change())
+}
+
+/// Deletes this ClusterBaseline's cluster-wide objects that the plan no longer wants, once what
+/// replaces them is in place. Returns whether some are still waiting for that.
+async fn prune_replaced(ctx: &Context, plan: &ClusterBaselinePlan) -> Result<bool> {
+    let label = crate::core::names::label_value(&plan.name);
+    let mut pending = false;
+    for kind in ctx.managed.kinds().into_iter().filter(|k| !k.namespaced()) {
+        for obj in ctx.managed.list(kind) {
+            let mine = obj.labels().get(CLUSTER_BASELINE_LABEL) == Some(&label)
+                && obj.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE);
+            let wanted = plan
+                .object
+                .as_ref()
+                .is_some_and(|w| w.kind == kind && w.name() == obj.name_any());
+            if !mine || wanted {
+                continue;
+            }
+            if replacement_in_place(ctx, plan) {
+                ctx.delete(kind, &obj).await?;
+            } else {
+                pending = true;
+            }
+        }
+    }
+    Ok(pending)
+}
+
+/// Whether what this ClusterBaseline's plan wants is in place: its cluster-wide object, or on
+/// the standard backend its share in the baseline of every namespace it covers.
+fn replacement_in_place(ctx: &Context, plan: &ClusterBaselinePlan) -> bool {
+    if let Some(obj) = &plan.object {
+        return ctx.managed.get(obj.kind, None, obj.name()).is_some();
+    }
+    let cluster = ctx.cluster();
+    let key = plan::cluster_baseline_key(&plan.name);
+    let observed = Observation(ctx);
+    ctx.namespaces
+        .state()
+        .iter()
+        .filter(|ns| ns.meta().deletion_timestamp.is_none())
+        .filter(|ns| plan.shares(&ns.name_any(), ns.labels(), &cluster))
+        .all(|ns| {
+            observed
+                .records(&ns.name_any(), ObjectKind::NetworkPolicy)
+                .is_some_and(|r| r.contains_key(&key))
+        })
+}
+
+/// Counts the namespaces covered, opted out and failing.
+fn coverage(ctx: &Context, plan: &ClusterBaselinePlan, st: &mut ClusterBaselineStatus) {
+    st.namespaces = 0;
+    st.opted_out.clear();
+    st.failed.clear();
+    let Some(model) = &plan.model else {
+        return;
+    };
+    let cluster = ctx.cluster();
+    let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
+    let key = plan::cluster_baseline_key(&plan.name);
+    let observed = Observation(ctx);
+    let per_namespace = plan.backend == Some(Backend::NetworkPolicy)
+        && model.wish != crate::model::BaselineWish::default();
+    let cluster_object_in_place = plan
+        .object
+        .as_ref()
+        .is_none_or(|o| ctx.managed.get(o.kind, None, o.name()).is_some());
+    for ns in ctx.namespaces.state() {
+        if ns.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let ns_name = ns.name_any();
+        match model.coverage(&ns_name, ns.labels(), &cluster.operator_namespace) {
+            Coverage::Covered => {
+                if let Some(f) = failures.get(&ns_name) {
+                    st.failed.push(f.clone());
+                } else if per_namespace {
+                    let in_place = observed
+                        .records(&ns_name, ObjectKind::NetworkPolicy)
+                        .is_some_and(|r| r.contains_key(&key))
+                        || ctx
+                            .managed
+                            .get(ObjectKind::NetworkPolicy, Some(&ns_name), BASELINE_NAME)
+                            .is_some_and(|_| plan.hold.is_some());
+                    if in_place {
+                        st.namespaces += 1;
+                    }
+                } else if cluster_object_in_place {
+                    st.namespaces += 1;
+                }
+            }
+            Coverage::OptedOut => st.opted_out.push(ns_name),
+            Coverage::NotSelected | Coverage::Excluded | Coverage::System => {}
+        }
+    }
+    st.opted_out.sort();
+    st.failed.sort();
 }
 
 /// Writes the status (server-side apply on the status subresource).
@@ -264,24 +248,12 @@ async fn write_status(
             &PatchParams::apply(FIELD_MANAGER).force(),
             &Patch::Apply(&body),
         )
-        .await?;
+        .await
+        .map_err(|e| {
+            Error::from(e).at(
+                "write status",
+                &format!("ClusterBaseline {}", cb.name_any()),
+            )
+        })?;
     Ok(())
-}
-
-fn covered_namespaces(ctx: &Context, model: &ClusterBaselineModel) -> Vec<String> {
-    ctx.namespaces
-        .state()
-        .into_iter()
-        .filter(|ns| ns.meta().deletion_timestamp.is_none())
-        .filter(|ns| {
-            model.coverage(&ns.name_any(), ns.labels(), &ctx.operator_namespace)
-                == Coverage::Covered
-        })
-        .map(|ns| ns.name_any())
-        .collect()
-}
-
-/// Error policy: retry soon.
-pub fn error_policy(_cb: Arc<ClusterBaseline>, err: &Error, _ctx: Arc<Context>) -> Action {
-    retry_after(err)
 }

@@ -3,8 +3,18 @@
 //! [`decide`] is pure (unit-tested over every case); the controller feeds it the CRDs and
 //! DaemonSets it watches and whether the Calico v3 API is served.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
 
+use futures::StreamExt;
+use kube::api::PartialObjectMeta;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::watches::{watch_kind, Managed, Triggers, WatchBackoff};
 use crate::model::Backend;
 use crate::render::ObjectKind;
 
@@ -145,6 +155,172 @@ pub fn decide(
         reason,
         kinds,
     }
+}
+
+/// How often detection is recomputed even without events (the Calico API server is found by
+/// discovery, which has no watch).
+const REDETECT: Duration = Duration::from_secs(30);
+
+/// The detection task: watches CRDs and the CNI DaemonSets (metadata only), decides, and keeps a
+/// watch running for every managed kind whose CRD is installed. The returned flag turns true once
+/// the first decision is made and the watches it needs have synced.
+pub(crate) fn task(
+    client: Client,
+    managed: Managed,
+    triggers: Triggers,
+    tx: watch::Sender<Detection>,
+) -> (JoinHandle<()>, watch::Receiver<bool>) {
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        enum Input {
+            Crd(Event<PartialObjectMeta<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>>),
+            Ds(String, Event<PartialObjectMeta<k8s_openapi::api::apps::v1::DaemonSet>>),
+            Tick,
+        }
+        use k8s_openapi::api::apps::v1::DaemonSet;
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds = watcher::watcher(
+            Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .backoff(WatchBackoff::default())
+        .filter_map(|e| async move { e.ok().map(Input::Crd) })
+        .boxed();
+        let mut inputs = vec![crds];
+        for ns in ["kube-system", "kube-flannel"] {
+            let s = watcher::watcher(
+                Api::<PartialObjectMeta<DaemonSet>>::namespaced(client.clone(), ns),
+                watcher::Config::default(),
+            )
+            .backoff(WatchBackoff::default())
+            .filter_map(move |e| async move { e.ok().map(|e| Input::Ds(ns.to_string(), e)) })
+            .boxed();
+            inputs.push(s);
+        }
+        inputs.push(
+            futures::stream::unfold((), |()| async {
+                tokio::time::sleep(REDETECT).await;
+                Some((Input::Tick, ()))
+            })
+            .boxed(),
+        );
+        let mut inputs = futures::stream::select_all(inputs);
+
+        let mut crd_names: BTreeSet<String> = BTreeSet::new();
+        let mut crd_init: BTreeSet<String> = BTreeSet::new();
+        let mut daemonsets: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut ds_init: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut listed: BTreeSet<String> = BTreeSet::new(); // which inputs finished their first list
+        let mut watches: HashMap<ObjectKind, JoinHandle<()>> = HashMap::new();
+        let mut current: Option<Detection> = None;
+
+        while let Some(input) = inputs.next().await {
+            match input {
+                Input::Crd(ev) => match ev {
+                    Event::Init => crd_init.clear(),
+                    Event::InitApply(o) => {
+                        if o.metadata.deletion_timestamp.is_none() {
+                            crd_init.insert(o.name_any());
+                        }
+                    }
+                    Event::InitDone => {
+                        crd_names = std::mem::take(&mut crd_init);
+                        listed.insert("crds".into());
+                    }
+                    // A CRD being deleted is going away with every object of its kind.
+                    Event::Apply(o) if o.metadata.deletion_timestamp.is_some() => {
+                        crd_names.remove(&o.name_any());
+                    }
+                    Event::Apply(o) => {
+                        crd_names.insert(o.name_any());
+                    }
+                    Event::Delete(o) => {
+                        crd_names.remove(&o.name_any());
+                    }
+                },
+                Input::Ds(ns, ev) => match ev {
+                    Event::Init => {
+                        ds_init.insert(ns.clone(), BTreeSet::new());
+                    }
+                    Event::InitApply(o) => {
+                        ds_init
+                            .entry(ns.clone())
+                            .or_default()
+                            .insert((ns.clone(), o.name_any()));
+                    }
+                    Event::InitDone => {
+                        daemonsets.retain(|(n, _)| n != &ns);
+                        daemonsets.extend(ds_init.remove(&ns).unwrap_or_default());
+                        listed.insert(ns);
+                    }
+                    Event::Apply(o) => {
+                        daemonsets.insert((ns, o.name_any()));
+                    }
+                    Event::Delete(o) => {
+                        daemonsets.remove(&(ns, o.name_any()));
+                    }
+                },
+                Input::Tick => {}
+            }
+            if listed.len() < 3 {
+                continue;
+            }
+            let calico_api = calico_api_resources(&client, &crd_names).await;
+            let d = decide(&crd_names, &daemonsets, &calico_api);
+            if current.as_ref() == Some(&d) {
+                continue;
+            }
+            tracing::info!(cni = d.cni.as_str(), backend = d.backend.as_str(), reason = %d.reason, "CNI detection");
+            // Watch every managed kind that can exist now; stop watching kinds that went away.
+            let mut new_watches = Vec::new();
+            for kind in ObjectKind::ALL {
+                let wanted = d.kinds.contains(&kind);
+                match (wanted, watches.contains_key(&kind)) {
+                    (true, false) => {
+                        let (task, ready) = watch_kind(&client, kind, &managed, &triggers);
+                        watches.insert(kind, task);
+                        new_watches.push(ready);
+                    }
+                    (false, true) => {
+                        if let Some(t) = watches.remove(&kind) {
+                            t.abort();
+                        }
+                        managed.forget(kind);
+                    }
+                    _ => {}
+                }
+            }
+            for mut r in new_watches {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(30), r.wait_for(|ready| *ready)).await;
+            }
+            tx.send_replace(d.clone());
+            current = Some(d);
+            ready_tx.send_replace(true);
+            triggers.everything();
+        }
+    });
+    (task, ready_rx)
+}
+
+/// The `plural.projectcalico.org` resources served under `projectcalico.org/v3` that are not
+/// CRDs (that is, by the Calico API server), from discovery.
+async fn calico_api_resources(client: &Client, crds: &BTreeSet<String>) -> BTreeSet<String> {
+    let Ok(req) = http::Request::get("/apis/projectcalico.org/v3").body(Vec::new()) else {
+        return BTreeSet::new();
+    };
+    let Ok(list) = client
+        .request::<k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList>(req)
+        .await
+    else {
+        return BTreeSet::new();
+    };
+    list.resources
+        .into_iter()
+        .filter(|r| !r.name.contains('/'))
+        .map(|r| format!("{}.projectcalico.org", r.name))
+        .filter(|n| !crds.contains(n))
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,97 +1,61 @@
-//! The running operator: watches, caches, CNI detection and three controllers fed from them.
+//! The running operator: observation (watches and caches), the planner, and action (apply,
+//! prune, status). Two controllers, both fed from the same caches:
 //!
-//! - The AppNetwork controller renders and applies the per-tier objects of one AppNetwork and
-//!   records, in its status, the objects it wants, the backend they are in and the baseline it
-//!   asks for.
-//! - The namespace controller owns everything a namespace shares: it merges every input's
-//!   baseline wish into one `tierflow-baseline` per backend, applies it, and prunes objects no
-//!   longer wanted. So the write order is: tier allows, then the baseline, then prune.
-//! - The ClusterBaseline controller writes the one cluster-wide object on Calico and Cilium and
-//!   reports coverage.
+//! - [`namespace`]: everything a namespace holds — the per-tier objects of its AppNetworks,
+//!   their merged baselines (with the share of ClusterBaselines on the standard backend), pruning,
+//!   and the AppNetworks' status. One reconcile follows the planner's order: allows → baselines
+//!   → prune.
+//! - [`clusterbaseline`]: a ClusterBaseline's one cluster-wide object (Calico, Cilium), the
+//!   removal of the old variant once the new one is in place, and its status.
 //!
-//! Watch events are fanned out by hand (deletes included, which shared-store subscriptions do
-//! not forward) so that a hand-deleted object is restored at once.
+//! Both plan with [`crate::plan`], the function `tierflow render` calls; neither reads status
+//! to decide anything ([`observe`]). [`detect`] decides the backend; [`watches`] keeps the
+//! caches; [`fence`] refuses writes from a replica that no longer leads; [`retry`] backs off per
+//! object.
 
-pub mod appnetwork;
 pub mod clusterbaseline;
 pub mod detect;
+mod fence;
 pub mod namespace;
+pub mod observe;
+pub mod report;
+pub mod retry;
+pub mod watches;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use futures::channel::mpsc::{unbounded, UnboundedSender};
-use futures::{Stream, StreamExt};
+use futures::channel::mpsc::{unbounded, UnboundedReceiver};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DynamicObject, PartialObjectMeta};
+use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::apply::api_resource;
+use crate::apply::{self, Applied};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::{Error, Result};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
-use crate::model::{Backend, BackendRequest};
-use crate::render::{
-    Env, ObjectKind, CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE,
-    ROLE_CLUSTER_BASELINE, ROLE_LABEL,
-};
+use crate::model::Backend;
+use crate::render::{Env, Object, ObjectKind};
+use crate::vocab::{MANAGED_BY, MANAGER};
 use detect::Detection;
+pub use watches::{Managed, Triggers};
 
-/// The caches of every kind of object tierflow writes (only kinds whose CRDs are installed are
-/// watched).
-#[derive(Clone, Default)]
-pub struct Managed {
-    stores: Arc<RwLock<BTreeMap<ObjectKind, Store<DynamicObject>>>>,
-}
-
-impl Managed {
-    fn store(&self, kind: ObjectKind) -> Option<Store<DynamicObject>> {
-        self.stores.read().ok()?.get(&kind).cloned()
-    }
-
-    /// The cached object, if its kind is watched and the object exists.
-    pub fn get(
-        &self,
-        kind: ObjectKind,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Arc<DynamicObject>> {
-        let mut r = ObjectRef::new_with(name, api_resource(kind));
-        if let (true, Some(ns)) = (kind.namespaced(), namespace) {
-            r = r.within(ns);
-        }
-        self.store(kind)?.get(&r)
-    }
-
-    /// Every cached object of `kind`.
-    pub fn list(&self, kind: ObjectKind) -> Vec<Arc<DynamicObject>> {
-        self.store(kind).map(|s| s.state()).unwrap_or_default()
-    }
-
-    /// The kinds currently watched.
-    pub fn kinds(&self) -> Vec<ObjectKind> {
-        self.stores
-            .read()
-            .map(|m| m.keys().copied().collect())
-            .unwrap_or_default()
-    }
-}
-
-/// Everything a reconcile needs: the client and the caches.
+/// Everything a reconcile needs: the client, the caches, and what this process remembers of
+/// its own work (never needed for correctness: a restart without it reaches the same objects).
 #[derive(Clone)]
 pub struct Context {
-    /// The API client (every write goes through `apply`).
+    /// The API client (every write goes through [`Context::apply`] and [`Context::delete`]).
     pub client: Client,
     /// Every AppNetwork of the cluster.
     pub appnets: Store<AppNetwork>,
@@ -115,38 +79,33 @@ pub struct Context {
     pub api_server: Arc<RwLock<Vec<(IpAddr, u16)>>>,
     /// Namespaces whose last reconcile failed, with why (for ClusterBaseline status).
     pub failures: Arc<Mutex<BTreeMap<String, NamespaceFailure>>>,
-    /// Asks the ClusterBaseline controller to recompute status.
-    pub cluster_baseline_trigger: UnboundedSender<ObjectRef<ClusterBaseline>>,
+    /// Routes work to the controllers.
+    pub triggers: Triggers,
     /// The operator's metrics.
     pub metrics: Arc<Metrics>,
+    /// What this process remembers of its own work.
+    pub memory: Memory,
+    /// Per-object retry delays after errors.
+    pub retries: retry::Retries,
+}
+
+/// What this process remembers of its own work, to spare work and requests. Never needed for
+/// correctness: a restart without it reaches the same objects.
+#[derive(Clone, Default)]
+pub struct Memory {
+    /// Inline verification results by AppNetwork, generation and backend, with a fingerprint of
+    /// what else they depend on (deterministic, so computed once).
+    pub(crate) verdicts: Arc<Mutex<HashMap<String, (String, report::Verdict)>>>,
+    /// The last status this process wrote per object UID, with the resourceVersion it got.
+    pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
+    /// The last body this process applied per object, to tell drift from a new desired state.
+    pub(crate) applied: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl Context {
-    /// Asks for the status of every ClusterBaseline to be recomputed.
-    pub fn trigger_cluster_baselines(&self) {
-        trigger_all(&self.cluster_baselines, &self.cluster_baseline_trigger);
-    }
-
     /// The current detection.
     pub fn detected(&self) -> Detection {
         self.detection.borrow().clone()
-    }
-
-    /// The backend an object asking for `req` gets.
-    pub fn resolve(&self, req: BackendRequest) -> Backend {
-        match req {
-            BackendRequest::Fixed(b) => b,
-            BackendRequest::Auto => self
-                .default_backend
-                .unwrap_or_else(|| self.detection.borrow().backend),
-        }
-    }
-
-    /// Whether the API server serves `kind` now (its CRD exists and is not being deleted).
-    /// Objects of a kind that is not served are never written: while a CRD is being deleted the
-    /// API server removes its objects, and writing them again would fight it.
-    pub fn served(&self, kind: ObjectKind) -> bool {
-        self.detection.borrow().kinds.contains(&kind)
     }
 
     /// Cluster facts for renderers.
@@ -159,6 +118,83 @@ impl Context {
                 .unwrap_or_default(),
         }
     }
+
+    /// The AppNetworks of `ns` that are not being deleted.
+    pub fn apps_in(&self, ns: &str) -> Vec<Arc<AppNetwork>> {
+        self.appnets
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.namespace().as_deref() == Some(ns) && a.meta().deletion_timestamp.is_none()
+            })
+            .collect()
+    }
+
+    /// Applies `object` through the one write path, naming the object in any error; counts
+    /// drift corrections (a write of what this process applied before means someone changed
+    /// or deleted it).
+    pub async fn apply(&self, object: &Object) -> Result<Applied> {
+        let live = self
+            .managed
+            .get(object.kind, object.namespace(), object.name());
+        let key = object_key(object.kind, object.namespace(), object.name());
+        let digest = digest(&object.body);
+        let outcome = apply::apply(&self.client, object, live.as_deref())
+            .await
+            .map_err(|e| {
+                e.at(
+                    "apply",
+                    &describe(object.kind, object.namespace(), object.name()),
+                )
+            })?;
+        if outcome != Applied::Unchanged {
+            let before = self
+                .memory
+                .applied
+                .lock()
+                .ok()
+                .and_then(|mut m| m.insert(key, digest));
+            if before == Some(digest) {
+                self.metrics
+                    .drift_corrections
+                    .with_label_values(&[object.kind.kind()])
+                    .inc();
+            }
+        } else if let Ok(mut m) = self.memory.applied.lock() {
+            m.insert(key, digest);
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes one of tierflow's objects (UID-guarded), naming it in any error.
+    pub async fn delete(&self, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
+        let ns = obj.namespace();
+        let name = obj.name_any();
+        if let Ok(mut m) = self.memory.applied.lock() {
+            m.remove(&object_key(kind, ns.as_deref(), &name));
+        }
+        apply::delete(&self.client, kind, obj)
+            .await
+            .map_err(|e| e.at("prune", &describe(kind, ns.as_deref(), &name)))
+    }
+}
+
+fn object_key(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
+    format!("{}/{}/{}", kind.kind(), ns.unwrap_or_default(), name)
+}
+
+fn describe(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("{} {} {ns}/{name}", kind.api_version(), kind.kind()),
+        None => format!("{} {} {name}", kind.api_version(), kind.kind()),
+    }
+}
+
+fn digest(v: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
 }
 
 /// Settings of the operator.
@@ -179,7 +215,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             operator_namespace: std::env::var("POD_NAMESPACE")
-                .unwrap_or_else(|_| "tierflow-system".into()),
+                .unwrap_or_else(|_| crate::vocab::DEFAULT_OPERATOR_NAMESPACE.into()),
             default_backend: None,
             metrics: None,
             leadership: None,
@@ -215,232 +251,120 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// ClusterBaseline status sums up many namespaces; fold bursts of namespace events into one.
 const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
 
-/// How often detection is recomputed even without events (the Calico API server is found by
-/// discovery, which has no watch).
-const REDETECT: Duration = Duration::from_secs(30);
-
-/// Retry delays of every watch: 200 ms, doubling to 2 s (plus up to 25% jitter), back to 200 ms
-/// after any event. kube's default grows to 30 s and a `410 Gone` does not reset it, so after an
-/// API server outage of 8 s the watches resumed up to 25 s later, and hand-deleted policies and
-/// new intent waited that long (tests/chaos, RELIABILITY.md).
-#[derive(Clone, Copy, Debug)]
-struct WatchBackoff(Duration);
-
-impl WatchBackoff {
-    const MIN: Duration = Duration::from_millis(200);
-    const MAX: Duration = Duration::from_secs(2);
-}
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        WatchBackoff(Self::MIN)
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.0;
-        self.0 = (self.0 * 2).min(Self::MAX);
-        let jitter = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|t| t.subsec_nanos() % 1000)
-            .unwrap_or(0);
-        Some(delay + delay * jitter / 4000)
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.0 = Self::MIN;
-    }
-}
-
-/// Channels into the controllers.
-#[derive(Clone)]
-struct Triggers {
-    apps: UnboundedSender<ObjectRef<AppNetwork>>,
-    namespaces: UnboundedSender<ObjectRef<Namespace>>,
-    cluster_baselines: UnboundedSender<ObjectRef<ClusterBaseline>>,
-    app_store: Store<AppNetwork>,
-    ns_store: Store<Namespace>,
-    cb_store: Store<ClusterBaseline>,
-}
-
-impl Triggers {
-    fn everything(&self) {
-        trigger_all(&self.app_store, &self.apps);
-        trigger_all(&self.ns_store, &self.namespaces);
-        trigger_all(&self.cb_store, &self.cluster_baselines);
-    }
-
-    /// Routes an event about a managed object to whoever owns it.
-    fn managed(&self, obj: &DynamicObject) {
-        if let Some(owner) = owner_app(obj) {
-            send(&self.apps, owner);
-        }
-        match obj.labels().get(ROLE_LABEL).map(String::as_str) {
-            Some(ROLE_CLUSTER_BASELINE) => {
-                let label = obj
-                    .labels()
-                    .get(CLUSTER_BASELINE_LABEL)
-                    .cloned()
-                    .unwrap_or_default();
-                for cb in self.cb_store.state() {
-                    if crate::core::names::label_value(&cb.name_any()) == label {
-                        send(&self.cluster_baselines, ObjectRef::from_obj(cb.as_ref()));
-                    }
-                }
-            }
-            Some(ROLE_BASELINE) => {
-                send(&self.namespaces, ns_ref(obj));
-                trigger_all(&self.cb_store, &self.cluster_baselines);
-            }
-            _ => send(&self.namespaces, ns_ref(obj)),
-        }
-    }
-}
-
 /// Starts the watches and controllers on the current runtime and returns once every cache has
 /// synced and the CNI has been detected.
 pub async fn start(client: Client, options: Options) -> Result<Running> {
     let client = match &options.leadership {
-        Some(l) => fenced(client, l.clone()),
+        Some(l) => fence::fenced(client, l.clone()),
         None => client,
     };
-    let (appnets, appnet_w) = reflector::store::<AppNetwork>();
-    let (namespaces, ns_w) = reflector::store::<Namespace>();
-    let (cluster_baselines, cb_w) = reflector::store::<ClusterBaseline>();
-    let (user_policies, user_w) = reflector::store::<NetworkPolicy>();
     let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
-    let (app_tx, app_rx) = unbounded::<ObjectRef<AppNetwork>>();
     let (cb_tx, cb_rx) = unbounded::<ObjectRef<ClusterBaseline>>();
-    let triggers = Triggers {
-        apps: app_tx,
-        namespaces: ns_tx,
-        cluster_baselines: cb_tx,
-        app_store: appnets.clone(),
-        ns_store: namespaces.clone(),
-        cb_store: cluster_baselines.clone(),
-    };
-    let managed = Managed::default();
     let mut tasks = Vec::new();
     let mut synced = Vec::new();
 
-    // AppNetworks → the AppNetwork itself, and its namespace.
-    {
-        let t = triggers.clone();
-        let stream = watcher::watcher(
-            Api::<AppNetwork>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .backoff(WatchBackoff::default())
-        .reflect(appnet_w);
-        let (task, ready) = fan_out(stream, move |ev| match ev {
-            Event::Apply(a) | Event::InitApply(a) => {
-                send(&t.apps, ObjectRef::from_obj(a));
-                send(&t.namespaces, ns_ref(a));
+    // The routing needs the namespace and ClusterBaseline stores, which their own watches fill;
+    // they are created first and handed to the triggers.
+    let (namespaces, ns_writer) = kube::runtime::reflector::store::<Namespace>();
+    let (cluster_baselines, cb_writer) = kube::runtime::reflector::store::<ClusterBaseline>();
+    let triggers = Triggers {
+        namespaces: ns_tx,
+        cluster_baselines: cb_tx,
+        ns_store: namespaces.clone(),
+        cb_store: cluster_baselines.clone(),
+    };
+
+    // AppNetworks → their namespace.
+    let t = triggers.clone();
+    let (appnets, task, ready) = watches::watch(
+        Api::<AppNetwork>::all(client.clone()),
+        watcher::Config::default(),
+        move |ev| match ev {
+            Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
+                t.namespace(&a.namespace().unwrap_or_default())
             }
-            Event::Delete(a) => send(&t.namespaces, ns_ref(a)),
             Event::Init | Event::InitDone => {}
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
 
     // Namespaces → themselves (new namespaces, label changes) and ClusterBaseline status.
-    {
-        let t = triggers.clone();
-        let stream = watcher::watcher(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .backoff(WatchBackoff::default())
-        .reflect(ns_w);
-        let (task, ready) = fan_out(stream, move |ev| match ev {
+    let t = triggers.clone();
+    let (task, ready) = watches::watch_into(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        ns_writer,
+        move |ev| match ev {
             Event::Apply(n) | Event::InitApply(n) => {
-                send(&t.namespaces, ObjectRef::from_obj(n));
-                trigger_all(&t.cb_store, &t.cluster_baselines);
+                t.namespace(&n.name_any());
+                t.all_cluster_baselines();
             }
-            Event::Delete(_) => trigger_all(&t.cb_store, &t.cluster_baselines),
+            Event::Delete(_) => t.all_cluster_baselines(),
             Event::Init | Event::InitDone => {}
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
 
     // ClusterBaselines → every namespace (coverage may change) and their own status.
-    {
-        let t = triggers.clone();
-        let stream = watcher::watcher(
-            Api::<ClusterBaseline>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .backoff(WatchBackoff::default())
-        .reflect(cb_w);
-        let (task, ready) = fan_out(stream, move |ev| match ev {
+    let t = triggers.clone();
+    let (task, ready) = watches::watch_into(
+        Api::<ClusterBaseline>::all(client.clone()),
+        watcher::Config::default(),
+        cb_writer,
+        move |ev| match ev {
             Event::Apply(c) | Event::InitApply(c) => {
-                send(&t.cluster_baselines, ObjectRef::from_obj(c));
-                trigger_all(&t.ns_store, &t.namespaces);
+                watches::send(&t.cluster_baselines, ObjectRef::from_obj(c));
+                t.all_namespaces();
             }
-            Event::Delete(_) => trigger_all(&t.ns_store, &t.namespaces),
+            Event::Delete(_) => t.all_namespaces(),
             Event::Init | Event::InitDone => {}
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
 
-    // The users' own NetworkPolicies → the AppNetworks of their namespace (Undercut condition).
-    {
-        let t = triggers.clone();
-        let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}"));
-        let stream = watcher::watcher(Api::<NetworkPolicy>::all(client.clone()), cfg)
-            .backoff(WatchBackoff::default())
-            .reflect(user_w);
-        let (task, ready) = fan_out(stream, move |ev| match ev {
-            Event::Apply(p) | Event::Delete(p) => {
-                let ns = p.namespace();
-                for a in t.app_store.state() {
-                    if a.namespace() == ns {
-                        send(&t.apps, ObjectRef::from_obj(a.as_ref()));
-                    }
-                }
-            }
+    // The users' own NetworkPolicies → their namespace (the Undercut condition).
+    let t = triggers.clone();
+    let (user_policies, task, ready) = watches::watch(
+        Api::<NetworkPolicy>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}")),
+        move |ev| match ev {
+            Event::Apply(p) | Event::Delete(p) => t.namespace(&p.namespace().unwrap_or_default()),
             Event::InitApply(_) | Event::Init | Event::InitDone => {}
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
 
     // The API server's endpoints, for the kubeAPIServer peer on the standard backend.
     let api_server: Arc<RwLock<Vec<(IpAddr, u16)>>> = Arc::default();
-    {
-        let (t, api_server) = (triggers.clone(), api_server.clone());
-        let cfg = watcher::Config::default().fields("metadata.name=kubernetes");
-        let stream = watcher::watcher(Api::<Endpoints>::namespaced(client.clone(), "default"), cfg)
-            .backoff(WatchBackoff::default());
-        let (task, ready) = fan_out(stream, move |ev| {
+    let (t, addresses) = (triggers.clone(), api_server.clone());
+    let (_endpoints, task, ready) = watches::watch(
+        Api::<Endpoints>::namespaced(client.clone(), "default"),
+        watcher::Config::default().fields("metadata.name=kubernetes"),
+        move |ev| {
             let found = match ev {
-                Event::Apply(e) | Event::InitApply(e) => endpoints(e),
+                Event::Apply(e) | Event::InitApply(e) => watches::endpoints(e),
                 Event::Delete(_) => Vec::new(),
                 Event::Init | Event::InitDone => return,
             };
-            let changed = api_server
+            let changed = addresses
                 .write()
                 .map(|mut v| std::mem::replace(&mut *v, found.clone()) != found);
             if changed.unwrap_or(false) {
-                trigger_all(&t.app_store, &t.apps);
-                trigger_all(&t.ns_store, &t.namespaces);
+                t.all_namespaces();
             }
-        });
-        tasks.push(task);
-        synced.push(ready);
-    }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
 
     // CNI detection, which also starts and stops the watches of CRD-backed kinds.
+    let managed = Managed::default();
     let (detection_tx, detection_rx) = watch::channel(Detection::default());
-    let (detect_task, detected) = detection(
+    let (detect_task, detected) = detect::task(
         client.clone(),
         managed.clone(),
         triggers.clone(),
@@ -459,19 +383,21 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     };
     let context = Arc::new(Context {
         client: client.clone(),
-        appnets: appnets.clone(),
+        appnets,
         managed,
-        namespaces: namespaces.clone(),
+        namespaces,
         user_policies,
-        cluster_baselines: cluster_baselines.clone(),
+        cluster_baselines,
         recorder: Recorder::new(client.clone(), reporter),
         operator_namespace: options.operator_namespace,
         default_backend: options.default_backend,
         detection: detection_rx,
         api_server,
         failures: Arc::default(),
-        cluster_baseline_trigger: triggers.cluster_baselines.clone(),
+        triggers: triggers.clone(),
         metrics,
+        memory: Memory::default(),
+        retries: retry::Retries::default(),
     });
 
     // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
@@ -495,74 +421,31 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
                 return;
             }
         }
-        run_controllers(ctx, app_rx, ns_rx, cb_rx, triggers).await;
+        run_controllers(ctx, ns_rx, cb_rx, triggers).await;
     }));
     Ok(Running { context, tasks })
 }
 
-/// With leader election, every write goes through this fence: refused unless this replica leads
-/// and renewed its lease recently enough (`Leadership::write_until`). Without it, a leader paused
-/// past its lease (SIGSTOP, a long stall) that wakes up after another replica took over wrote
-/// before its elector noticed (tests/chaos `failover-sigstop`).
-fn fenced(inner: Client, leadership: watch::Receiver<Leadership>) -> Client {
-    #[derive(Clone)]
-    struct Fenced {
-        inner: Client,
-        leadership: watch::Receiver<Leadership>,
-    }
-    impl tower::Service<http::Request<kube::client::Body>> for Fenced {
-        type Response = http::Response<kube::client::Body>;
-        type Error = kube::Error;
-        type Future =
-            futures::future::BoxFuture<'static, std::result::Result<Self::Response, Self::Error>>;
-
-        fn poll_ready(
-            &mut self,
-            _cx: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<std::result::Result<(), Self::Error>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn call(&mut self, req: http::Request<kube::client::Body>) -> Self::Future {
-            let l = *self.leadership.borrow();
-            let may_write = l.leading
-                && l.write_until
-                    .is_some_and(|t| tokio::time::Instant::now() < t);
-            if req.method() != http::Method::GET && !may_write {
-                return Box::pin(async {
-                    Err(kube::Error::Service(
-                        "write refused: this replica does not hold a current leader lease".into(),
-                    ))
-                });
-            }
-            let inner = self.inner.clone();
-            Box::pin(async move { inner.send(req).await })
-        }
-    }
-    let ns = inner.default_namespace().to_string();
-    Client::new(Fenced { inner, leadership }, ns)
-}
-
-/// Runs the three controllers (the only writers) until they end.
+/// Runs the two controllers (the only writers) until they end.
 async fn run_controllers(
     ctx: Arc<Context>,
-    app_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<AppNetwork>>,
-    ns_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<Namespace>>,
-    cb_rx: futures::channel::mpsc::UnboundedReceiver<ObjectRef<ClusterBaseline>>,
+    ns_rx: UnboundedReceiver<ObjectRef<Namespace>>,
+    cb_rx: UnboundedReceiver<ObjectRef<ClusterBaseline>>,
     triggers: Triggers,
 ) {
-    let config = kube::runtime::controller::Config::default().debounce(DEBOUNCE);
-    let apps = Controller::for_stream(futures::stream::pending(), ctx.appnets.clone())
-        .reconcile_on(app_rx)
-        .with_config(config.clone())
+    let namespaces = Controller::for_stream(futures::stream::pending(), ctx.namespaces.clone())
+        .reconcile_on(ns_rx)
+        .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
         .run(
             |obj, ctx: Arc<Context>| async move {
                 let started = std::time::Instant::now();
-                let r = appnetwork::reconcile(obj, ctx.clone()).await;
-                ctx.metrics.observe("appnetwork", started, &r);
+                let key = format!("Namespace/{}", obj.name_any());
+                let r = namespace::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("namespace", started, &r);
+                ctx.retries.settle(&key, &r);
                 r
             },
-            appnetwork::error_policy,
+            |obj, err, ctx| error_policy(&format!("Namespace/{}", obj.name_any()), err, &ctx),
             ctx.clone(),
         )
         .for_each(|_| async {});
@@ -574,292 +457,27 @@ async fn run_controllers(
         .run(
             |obj, ctx: Arc<Context>| async move {
                 let started = std::time::Instant::now();
+                let key = format!("ClusterBaseline/{}", obj.name_any());
                 let r = clusterbaseline::reconcile(obj, ctx.clone()).await;
                 ctx.metrics.observe("clusterbaseline", started, &r);
+                ctx.retries.settle(&key, &r);
                 r
             },
-            clusterbaseline::error_policy,
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-    let namespaces = Controller::for_stream(futures::stream::pending(), ctx.namespaces.clone())
-        .reconcile_on(ns_rx)
-        .with_config(config)
-        .run(
-            |obj, ctx: Arc<Context>| async move {
-                let started = std::time::Instant::now();
-                let r = namespace::reconcile(obj, ctx.clone()).await;
-                ctx.metrics.observe("namespace", started, &r);
-                r
-            },
-            namespace::error_policy,
+            |obj, err, ctx| error_policy(&format!("ClusterBaseline/{}", obj.name_any()), err, &ctx),
             ctx.clone(),
         )
         .for_each(|_| async {});
     // Everything once, now that the controllers listen (a standby that takes over catches up).
     triggers.everything();
-    futures::join!(apps, cbs, namespaces);
+    futures::join!(namespaces, cbs);
 }
 
-fn endpoints(e: &Endpoints) -> Vec<(IpAddr, u16)> {
-    let mut out = Vec::new();
-    for subset in e.subsets.iter().flatten() {
-        let ports: Vec<u16> = subset
-            .ports
-            .iter()
-            .flatten()
-            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
-            .filter_map(|p| u16::try_from(p.port).ok())
-            .collect();
-        for a in subset.addresses.iter().flatten() {
-            if let Ok(ip) = a.ip.parse::<IpAddr>() {
-                out.extend(ports.iter().map(|p| (ip, *p)));
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The detection task: watches CRDs and the CNI DaemonSets (metadata only), decides, and keeps a
-/// watch running for every managed kind whose CRD is installed. The returned flag turns true once
-/// the first decision is made and the watches it needs have synced.
-fn detection(
-    client: Client,
-    managed: Managed,
-    triggers: Triggers,
-    tx: watch::Sender<Detection>,
-) -> (JoinHandle<()>, watch::Receiver<bool>) {
-    let (ready_tx, ready_rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        enum Input {
-            Crd(Event<PartialObjectMeta<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>>),
-            Ds(String, Event<PartialObjectMeta<k8s_openapi::api::apps::v1::DaemonSet>>),
-            Tick,
-        }
-        use k8s_openapi::api::apps::v1::DaemonSet;
-        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-        let crds = watcher::watcher(
-            Api::<PartialObjectMeta<CustomResourceDefinition>>::all(client.clone()),
-            watcher::Config::default(),
-        )
-        .backoff(WatchBackoff::default())
-        .filter_map(|e| async move { e.ok().map(Input::Crd) })
-        .boxed();
-        let mut inputs = vec![crds];
-        for ns in ["kube-system", "kube-flannel"] {
-            let s = watcher::watcher(
-                Api::<PartialObjectMeta<DaemonSet>>::namespaced(client.clone(), ns),
-                watcher::Config::default(),
-            )
-            .backoff(WatchBackoff::default())
-            .filter_map(move |e| async move { e.ok().map(|e| Input::Ds(ns.to_string(), e)) })
-            .boxed();
-            inputs.push(s);
-        }
-        inputs.push(
-            futures::stream::unfold((), |()| async {
-                tokio::time::sleep(REDETECT).await;
-                Some((Input::Tick, ()))
-            })
-            .boxed(),
-        );
-        let mut inputs = futures::stream::select_all(inputs);
-
-        let mut crd_names: BTreeSet<String> = BTreeSet::new();
-        let mut crd_init: BTreeSet<String> = BTreeSet::new();
-        let mut daemonsets: BTreeSet<(String, String)> = BTreeSet::new();
-        let mut ds_init: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
-        let mut listed: BTreeSet<String> = BTreeSet::new(); // which inputs finished their first list
-        let mut watches: HashMap<ObjectKind, JoinHandle<()>> = HashMap::new();
-        let mut current: Option<Detection> = None;
-
-        while let Some(input) = inputs.next().await {
-            match input {
-                Input::Crd(ev) => match ev {
-                    Event::Init => crd_init.clear(),
-                    Event::InitApply(o) => {
-                        if o.metadata.deletion_timestamp.is_none() {
-                            crd_init.insert(o.name_any());
-                        }
-                    }
-                    Event::InitDone => {
-                        crd_names = std::mem::take(&mut crd_init);
-                        listed.insert("crds".into());
-                    }
-                    // A CRD being deleted is going away with every object of its kind.
-                    Event::Apply(o) if o.metadata.deletion_timestamp.is_some() => {
-                        crd_names.remove(&o.name_any());
-                    }
-                    Event::Apply(o) => {
-                        crd_names.insert(o.name_any());
-                    }
-                    Event::Delete(o) => {
-                        crd_names.remove(&o.name_any());
-                    }
-                },
-                Input::Ds(ns, ev) => match ev {
-                    Event::Init => {
-                        ds_init.insert(ns.clone(), BTreeSet::new());
-                    }
-                    Event::InitApply(o) => {
-                        ds_init
-                            .entry(ns.clone())
-                            .or_default()
-                            .insert((ns.clone(), o.name_any()));
-                    }
-                    Event::InitDone => {
-                        daemonsets.retain(|(n, _)| n != &ns);
-                        daemonsets.extend(ds_init.remove(&ns).unwrap_or_default());
-                        listed.insert(ns);
-                    }
-                    Event::Apply(o) => {
-                        daemonsets.insert((ns, o.name_any()));
-                    }
-                    Event::Delete(o) => {
-                        daemonsets.remove(&(ns, o.name_any()));
-                    }
-                },
-                Input::Tick => {}
-            }
-            if listed.len() < 3 {
-                continue;
-            }
-            let calico_api = calico_api_resources(&client, &crd_names).await;
-            let d = detect::decide(&crd_names, &daemonsets, &calico_api);
-            if current.as_ref() == Some(&d) {
-                continue;
-            }
-            tracing::info!(cni = d.cni.as_str(), backend = d.backend.as_str(), reason = %d.reason, "CNI detection");
-            // Watch every managed kind that can exist now; stop watching kinds that went away.
-            let mut new_watches = Vec::new();
-            for kind in ObjectKind::ALL {
-                let wanted = d.kinds.contains(&kind);
-                match (wanted, watches.contains_key(&kind)) {
-                    (true, false) => {
-                        let (task, ready) = watch_kind(&client, kind, &managed, &triggers);
-                        watches.insert(kind, task);
-                        new_watches.push(ready);
-                    }
-                    (false, true) => {
-                        if let Some(t) = watches.remove(&kind) {
-                            t.abort();
-                        }
-                        if let Ok(mut m) = managed.stores.write() {
-                            m.remove(&kind);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            for mut r in new_watches {
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(30), r.wait_for(|ready| *ready)).await;
-            }
-            tx.send_replace(d.clone());
-            current = Some(d);
-            ready_tx.send_replace(true);
-            triggers.everything();
-        }
-    });
-    (task, ready_rx)
-}
-
-/// The `plural.projectcalico.org` resources served under `projectcalico.org/v3` that are not
-/// CRDs (that is, by the Calico API server), from discovery.
-async fn calico_api_resources(client: &Client, crds: &BTreeSet<String>) -> BTreeSet<String> {
-    let Ok(req) = http::Request::get("/apis/projectcalico.org/v3").body(Vec::new()) else {
-        return BTreeSet::new();
-    };
-    let Ok(list) = client
-        .request::<k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList>(req)
-        .await
-    else {
-        return BTreeSet::new();
-    };
-    list.resources
-        .into_iter()
-        .filter(|r| !r.name.contains('/'))
-        .map(|r| format!("{}.projectcalico.org", r.name))
-        .filter(|n| !crds.contains(n))
-        .collect()
-}
-
-/// Starts the watch and cache of one managed kind (objects with tierflow's label only).
-fn watch_kind(
-    client: &Client,
-    kind: ObjectKind,
-    managed: &Managed,
-    triggers: &Triggers,
-) -> (JoinHandle<()>, watch::Receiver<bool>) {
-    let ar = api_resource(kind);
-    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-    let store = writer.as_reader();
-    if let Ok(mut m) = managed.stores.write() {
-        m.insert(kind, store);
-    }
-    let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
-    let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
-        .backoff(WatchBackoff::default())
-        .reflect(writer);
-    let t = triggers.clone();
-    fan_out(stream, move |ev| match ev {
-        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => t.managed(o),
-        // After a relist, deletions that happened while the watch was down produce no event:
-        // look at everything once.
-        Event::InitDone => t.everything(),
-        Event::Init => {}
-    })
-}
-
-fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>)
-where
-    K::DynamicType: std::hash::Hash + Eq,
-{
-    // A closed channel means the controller is gone (shutdown); nothing to do.
-    let _ = tx.unbounded_send(r);
-}
-
-/// Drives a reflector stream, handing every event to `on_event`; the returned flag turns true
-/// once the first full list has been stored.
-fn fan_out<K, S>(
-    stream: S,
-    mut on_event: impl FnMut(&Event<K>) + Send + 'static,
-) -> (JoinHandle<()>, watch::Receiver<bool>)
-where
-    K: Send + 'static,
-    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
-{
-    let (ready_tx, ready_rx) = watch::channel(false);
-    let task = tokio::spawn(async move {
-        futures::pin_mut!(stream);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    on_event(&ev);
-                    if matches!(ev, Event::InitDone) {
-                        ready_tx.send_replace(true);
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
-            }
-        }
-    });
-    (task, ready_rx)
-}
-
-fn trigger_all<K>(store: &Store<K>, tx: &UnboundedSender<ObjectRef<K>>)
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    for o in store.state() {
-        send(tx, ObjectRef::from_obj(o.as_ref()));
-    }
-}
-
-fn ns_ref<K: Resource>(obj: &K) -> ObjectRef<Namespace> {
-    ObjectRef::new(&obj.namespace().unwrap_or_default())
+/// Error policy of both controllers: log, and retry after this object's next backoff delay
+/// (persistent errors such as 403 or 422 back off exponentially instead of looping hot).
+fn error_policy(key: &str, err: &Error, ctx: &Context) -> Action {
+    let delay = ctx.retries.next(key);
+    tracing::warn!(object = key, error = %err, reason = err.reason(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    Action::requeue(delay)
 }
 
 /// The AppNetwork that controls `obj`, from its controller owner reference.
@@ -873,10 +491,4 @@ pub fn owner_app<K: Resource>(obj: &K) -> Option<ObjectRef<AppNetwork>> {
                 && o.api_version == AppNetwork::api_version(&())
         })
         .map(|o| ObjectRef::new(&o.name).within(&ns))
-}
-
-/// Error policy shared by the controllers: log, and retry soon.
-pub(crate) fn retry_after(err: &Error) -> Action {
-    tracing::warn!(error = %err, reason = err.reason(), "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(2))
 }

@@ -1,26 +1,45 @@
-//! Reconciles what a namespace shares: the merged `tierflow-baseline`, and pruning.
+//! Reconciles one namespace: everything its AppNetworks and the ClusterBaselines covering it
+//! want there, in the planner's write order, then the AppNetworks' status.
 //!
-//! Runs after the AppNetwork controller has applied a generation's tier allows and recorded them
-//! in status, so the order of writes is allows → baseline → prune.
+//! 1. Plan ([`plan::namespace`], the function `tierflow render` calls too).
+//! 2. Allows: the per-tier objects of every AppNetwork that is not held.
+//! 3. Baselines: one merged object per backend. An AppNetwork whose allows could not all be
+//!    written this time contributes what it recorded last, so a new deny never lands before the
+//!    allows declared with it.
+//! 4. Prune, only once everything wanted is in place: per-tier objects no AppNetwork wants any
+//!    more, and baselines of kinds no input wants. Objects of held inputs (invalid spec, a
+//!    backend that is not served) stay exactly as they are; objects whose owner is not in the
+//!    cache are left to the garbage collector.
+//! 5. Status of each AppNetwork ([`report`](super::report)), written only when it changed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
-
-use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 
-use super::{appnetwork, clusterbaseline, retry_after, Context};
-use crate::apply;
-use crate::core::names::BASELINE_NAME;
-use crate::crd::{AppNetwork, NamespaceFailure};
+use super::observe::Observation;
+use super::report::{self, Outcome};
+use super::Context;
+use crate::apply::Applied;
+use crate::crd::NamespaceFailure;
 use crate::error::{Error, Result};
-use crate::model::{Backend, BaselineWish, Coverage, NamespaceBaseline};
-use crate::render::{self, ObjectKind, Owner, ROLE_BASELINE, ROLE_LABEL, ROLE_TIER};
-use crate::validate;
+use crate::plan::{self, NamespacePlan};
+use crate::render::{Object, ObjectKind};
+use crate::vocab::{BASELINE_NAME, ROLE_BASELINE, ROLE_LABEL, ROLE_TIER};
+
+/// How often a namespace is looked at again without events (a safety net; the watches normally
+/// trigger within milliseconds).
+const RESYNC: Duration = Duration::from_secs(600);
+
+/// How often a name taken by someone else's object is looked at again (that object is not
+/// watched: it lacks tierflow's label).
+const NAME_CONFLICT_RETRY: Duration = Duration::from_secs(5);
+
+/// How often an input waiting for its backend's API is looked at again.
+const BACKEND_RETRY: Duration = Duration::from_secs(30);
 
 /// Reconciles one namespace.
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
@@ -31,9 +50,9 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> 
         return Ok(Action::await_change());
     }
     match sync(&ns, &ctx).await {
-        Ok(()) => {
+        Ok(action) => {
             forget_failure(&ctx, &name);
-            Ok(Action::await_change())
+            Ok(action)
         }
         Err(e) if terminating(&e) => {
             // Deleted or being deleted since the cache saw it: not an error, nothing to retry.
@@ -52,7 +71,7 @@ pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> 
                 .map(|mut f| f.insert(name, failure.clone()) != Some(failure))
                 .unwrap_or(false);
             if changed {
-                ctx.trigger_cluster_baselines();
+                ctx.triggers.all_cluster_baselines();
             }
             Err(e)
         }
@@ -66,13 +85,13 @@ fn forget_failure(ctx: &Context, name: &str) {
         .map(|mut f| f.remove(name).is_some())
         .unwrap_or(false);
     if removed {
-        ctx.trigger_cluster_baselines();
+        ctx.triggers.all_cluster_baselines();
     }
 }
 
 /// Whether an error says the namespace is gone or terminating.
 pub(crate) fn terminating(e: &Error) -> bool {
-    match e {
+    match e.root() {
         Error::Kube(kube::Error::Api(s)) => {
             (s.code == 403 && s.message.contains("being terminated"))
                 || (s.code == 404 && s.message.contains("namespaces"))
@@ -81,146 +100,173 @@ pub(crate) fn terminating(e: &Error) -> bool {
     }
 }
 
-async fn sync(ns: &Namespace, ctx: &Context) -> Result<()> {
+/// Plans the namespace from the caches (what `reconcile` acts on; tests compare it with
+/// `tierflow render`).
+pub fn plan_of(ns: &Namespace, ctx: &Context) -> NamespacePlan {
+    let cluster = ctx.cluster();
+    let observed = Observation(ctx);
     let name = ns.name_any();
-    let apps: Vec<Arc<AppNetwork>> = ctx
-        .appnets
-        .state()
-        .into_iter()
-        .filter(|a| {
-            a.namespace().as_deref() == Some(name.as_str()) && a.meta().deletion_timestamp.is_none()
-        })
-        .collect();
+    let cbs = ctx.plan_cluster_baselines();
+    let inputs = ctx.app_inputs(&name);
+    let refs: Vec<&plan::AppInput> = inputs.iter().collect();
+    plan::namespace(&name, ns.labels(), &refs, &cbs, &cluster, &observed)
+}
 
-    // 1. The baselines: every input's last valid wish, grouped by the backend (and mode) its
-    //    objects are in, merged per group. ClusterBaselines on Calico and Cilium have their one
-    //    cluster-wide object instead and only count here while they are on the standard backend.
-    let mut groups: BTreeMap<(Backend, bool), (Vec<BaselineWish>, Vec<Owner>)> = BTreeMap::new();
-    for cb in ctx.cluster_baselines.state() {
-        let on_standard = cb.status.as_ref().and_then(|s| s.backend.as_deref())
-            == Some(Backend::NetworkPolicy.as_str());
-        let Some(model) = clusterbaseline::enforced(&cb) else {
-            continue;
-        };
-        if on_standard
-            && model.coverage(&name, ns.labels(), &ctx.operator_namespace) == Coverage::Covered
-        {
-            let g = groups.entry((Backend::NetworkPolicy, false)).or_default();
-            g.0.push(model.wish);
-            g.1.push(clusterbaseline::owner(&cb)?);
-        }
-    }
-    for a in &apps {
-        let Some(st) = a.status.as_ref() else {
-            continue;
-        };
-        let Some(b) = st.baseline.as_ref() else {
-            continue;
-        };
-        match validate::applied_baseline(b) {
-            Ok(w) => {
-                let backend = st
-                    .backend
-                    .as_deref()
-                    .and_then(Backend::parse)
-                    .unwrap_or(Backend::NetworkPolicy);
-                let g = groups.entry((backend, st.audit)).or_default();
-                g.0.push(w);
-                g.1.push(appnetwork::owner(a)?);
-            }
-            Err(e) => {
-                tracing::warn!(namespace = %name, app = %a.name_any(), error = %e, "ignoring unreadable status.baseline")
-            }
-        }
-    }
-    let env = ctx.env();
-    let mut wanted_baselines = BTreeSet::new();
-    let mut keep_all_baselines = false;
-    for ((backend, audit), (wishes, mut owners)) in groups {
-        owners.sort();
-        let merged = NamespaceBaseline::merge(&wishes);
-        if let Some(obj) = render::namespace_baseline(&name, &merged, backend, audit, &owners, &env)
-        {
-            wanted_baselines.insert(obj.kind);
-            if !ctx.served(obj.kind) {
-                // Its API is gone or going: keep every baseline as it is (fail closed) until the
-                // inputs move to a backend that is served.
-                tracing::debug!(namespace = %name, kind = obj.kind.kind(), "baseline kind not served");
-                keep_all_baselines = true;
-                continue;
-            }
-            let live = ctx.managed.get(obj.kind, Some(&name), BASELINE_NAME);
-            apply::apply(&ctx.client, &obj, live.as_deref()).await?;
-        }
-    }
+async fn sync(ns: &Namespace, ctx: &Context) -> Result<Action> {
+    let started = std::time::Instant::now();
+    let name = ns.name_any();
+    let cluster = ctx.cluster();
+    let plan = plan_of(ns, ctx);
 
-    // 2. Prune: baselines of kinds no input wants any more (only after the wanted ones are in
-    //    place), then per-tier objects no AppNetwork lists any more.
-    for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
-        if !wanted_baselines.contains(&kind) && !keep_all_baselines {
-            if let Some(live) = ctx.managed.get(kind, Some(&name), BASELINE_NAME) {
-                if live.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_BASELINE) {
-                    tracing::info!(namespace = %name, kind = kind.kind(), "pruning baseline no longer wanted");
-                    apply::delete(&ctx.client, kind, &live).await?;
+    // 1. Allows.
+    let mut outcomes = Vec::with_capacity(plan.apps.len());
+    let mut first_error: Option<Error> = None;
+    let mut writes = 0usize;
+    for app in &plan.apps {
+        if app.held() {
+            outcomes.push(Outcome::Held);
+            continue;
+        }
+        let mut outcome = Outcome::Applied;
+        for object in &app.objects {
+            match ctx.apply(object).await {
+                Ok(Applied::Unchanged) => {}
+                Ok(_) => writes += 1,
+                Err(e) if terminating(&e) => return Ok(Action::await_change()),
+                Err(e) => {
+                    outcome = Outcome::Failed {
+                        reason: e.reason(),
+                        message: e.to_string(),
+                    };
+                    if !matches!(e.root(), Error::Conflict { .. }) {
+                        first_error.get_or_insert(e);
+                    }
+                    break;
                 }
             }
         }
+        outcomes.push(outcome);
+    }
+    let not_in_place: BTreeSet<String> = plan
+        .apps
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Failed { .. }))
+        .map(|(a, _)| a.name.clone())
+        .collect();
+
+    // 2. Baselines.
+    let baselines = plan.baselines(&cluster, &not_in_place);
+    let mut baselines_in_place = true;
+    for object in &baselines {
+        match ctx.apply(object).await {
+            Ok(Applied::Unchanged) => {}
+            Ok(_) => writes += 1,
+            Err(e) if terminating(&e) => return Ok(Action::await_change()),
+            Err(e) => {
+                baselines_in_place = false;
+                tracing::warn!(namespace = %name, error = %e, "baseline not applied");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+
+    // 3. Prune, once everything wanted is in place.
+    if baselines_in_place {
+        writes += prune(ctx, &plan, &baselines, &not_in_place).await?;
+    }
+
+    // 4. Status.
+    for (app, outcome) in plan.apps.iter().zip(&outcomes) {
+        let outcome = match outcome {
+            Outcome::Applied if !baselines_in_place => Outcome::Failed {
+                reason: "BaselineNotApplied",
+                message: first_error
+                    .as_ref()
+                    .map(|e| format!("the namespace baseline could not be applied: {e}"))
+                    .unwrap_or_default(),
+            },
+            o => o.clone(),
+        };
+        report::app_network(ctx, &name, app, &outcome).await?;
+    }
+    if writes > 0 {
+        tracing::info!(
+            namespace = %name, writes, apps = plan.apps.len(),
+            duration_ms = started.elapsed().as_millis() as u64, "namespace reconciled"
+        );
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let conflict = outcomes.iter().any(|o| matches!(o, Outcome::Failed { .. }));
+    let waiting = plan.apps.iter().any(|a| {
+        a.hold
+            .as_ref()
+            .is_some_and(|h| h.reason == plan::HoldReason::BackendUnavailable)
+    });
+    Ok(if conflict {
+        Action::requeue(NAME_CONFLICT_RETRY)
+    } else if waiting {
+        Action::requeue(BACKEND_RETRY)
+    } else {
+        Action::requeue(RESYNC)
+    })
+}
+
+/// Deletes what no input wants any more. Returns how many deletes were issued.
+async fn prune(
+    ctx: &Context,
+    plan: &NamespacePlan,
+    baselines: &[Object],
+    not_in_place: &BTreeSet<String>,
+) -> Result<usize> {
+    let ns = plan.namespace.as_str();
+    let mut deletes = 0;
+    let wanted: BTreeSet<(ObjectKind, &str)> = plan
+        .allows()
+        .chain(baselines)
+        .map(|o| (o.kind, o.name()))
+        .collect();
+    for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
         for obj in ctx.managed.list(kind) {
-            if obj.namespace().as_deref() != Some(name.as_str())
-                || obj.labels().get(ROLE_LABEL).map(String::as_str) != Some(ROLE_TIER)
-            {
+            if obj.namespace().as_deref() != Some(ns) {
                 continue;
             }
-            if !wanted(ctx, kind, &obj).await? {
-                tracing::info!(namespace = %name, kind = kind.kind(), name = %obj.name_any(), "pruning object no longer wanted");
-                apply::delete(&ctx.client, kind, &obj).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether a managed per-tier object is still wanted by its AppNetwork.
-async fn wanted(ctx: &Context, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
-    let Some(owner_ref) = obj
-        .owner_references()
-        .iter()
-        .find(|o| o.controller == Some(true) && o.kind == "AppNetwork")
-    else {
-        return Ok(true); // not something we can judge; leave it
-    };
-    let ns = obj.namespace().unwrap_or_default();
-    let cached = ctx
-        .appnets
-        .get(&ObjectRef::new(&owner_ref.name).within(&ns));
-    match cached {
-        Some(app) if app.uid().as_deref() == Some(owner_ref.uid.as_str()) => {
-            let Some(status) = &app.status else {
-                return Ok(true);
-            };
-            // Only judge from a status that describes the current spec; otherwise the
-            // AppNetwork controller has not caught up yet and may be creating this very object.
-            if status.observed_generation != app.meta().generation {
-                return Ok(true);
-            }
             let name = obj.name_any();
-            Ok(status.policies.iter().any(|r| {
-                r.api_version == kind.api_version() && r.kind == kind.kind() && r.name == name
-            }))
-        }
-        _ => {
-            // Not in the cache (or another object of that name): confirm with the API server
-            // before pruning, so a cache that lags never deletes a live app's policy.
-            let api: Api<AppNetwork> = Api::namespaced(ctx.client.clone(), &ns);
-            match api.get_opt(&owner_ref.name).await? {
-                Some(app) if app.uid().as_deref() == Some(owner_ref.uid.as_str()) => Ok(true),
-                _ => Ok(false),
+            if wanted.contains(&(kind, name.as_str())) {
+                continue;
+            }
+            let role = obj.labels().get(ROLE_LABEL).map(String::as_str);
+            let prune = match role {
+                Some(ROLE_BASELINE) if name == BASELINE_NAME => {
+                    not_in_place.is_empty() && !plan.keeps(kind, None, true)
+                }
+                Some(ROLE_TIER) => {
+                    let owner = obj
+                        .owner_references()
+                        .iter()
+                        .find(|o| o.controller == Some(true) && o.kind == "AppNetwork")
+                        .map(|o| o.uid.as_str());
+                    match plan
+                        .apps
+                        .iter()
+                        .find(|a| owner.is_some() && a.uid.as_deref() == owner)
+                    {
+                        // Its AppNetwork is gone (or not seen yet): the garbage collector's.
+                        None => false,
+                        Some(a) => !a.held() && !not_in_place.contains(&a.name),
+                    }
+                }
+                _ => false,
+            };
+            if prune {
+                tracing::info!(namespace = %ns, kind = kind.kind(), %name, "pruning object no longer wanted");
+                if ctx.delete(kind, &obj).await? {
+                    deletes += 1;
+                }
             }
         }
     }
-}
-
-/// Error policy: retry soon.
-pub fn error_policy(_ns: Arc<Namespace>, err: &Error, _ctx: Arc<Context>) -> Action {
-    retry_after(err)
+    Ok(deletes)
 }

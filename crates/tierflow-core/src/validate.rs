@@ -359,7 +359,7 @@ pub fn applied_baseline(b: &AppliedBaseline) -> Result<BaselineWish, InvalidSpec
             deny_ingress: b.deny_ingress,
             deny_egress: b.deny_egress,
             dns,
-            kube_api_server: false,
+            kube_api_server: b.kube_api_server,
         })
     } else {
         Err(InvalidSpec(errs.0))
@@ -377,6 +377,7 @@ pub fn to_applied_baseline(w: &BaselineWish) -> AppliedBaseline {
             selector: label_selector(&d.pods),
             node_local_address: d.node_local.map(|a| a.to_string()),
         }),
+        kube_api_server: w.kube_api_server,
     }
 }
 

@@ -174,9 +174,6 @@ pub struct AppNetworkStatus {
     /// Number of per-tier policies (for `kubectl get`).
     #[serde(default)]
     pub policy_count: i64,
-    /// The namespace baseline this AppNetwork asks for, as of its last valid generation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<AppliedBaseline>,
     /// The backend whose objects are in place (NetworkPolicy, Calico, Cilium).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<String>,
@@ -201,16 +198,10 @@ pub struct FlowsStatus {
     /// Declared flows the rendered policies allow on every declared port (flows that cannot be
     /// checked offline, such as fqdn destinations, count as verified when rendered).
     pub verified: i64,
-    /// The generation and backend this was computed for.
-    pub generation: i64,
-    /// The backend this was computed for.
-    pub backend: String,
-    /// Fingerprint of the other NetworkPolicies of the namespace it was computed with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub other_policies: Option<String>,
 }
 
-/// The namespace baseline an AppNetwork contributes (the last valid one).
+/// What an AppNetwork asks of its namespace baseline, as tierflow records it on the baseline
+/// object (see `plan::Record`).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AppliedBaseline {
@@ -221,4 +212,11 @@ pub struct AppliedBaseline {
     /// DNS to allow when egress is denied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<DnsSpec>,
+    /// Allow egress to the Kubernetes API server when egress is denied.
+    #[serde(
+        default,
+        rename = "kubeAPIServer",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub kube_api_server: bool,
 }

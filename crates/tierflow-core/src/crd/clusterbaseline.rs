@@ -84,9 +84,6 @@ pub struct ClusterBaselineStatus {
     /// The CNI tierflow detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<String>,
-    /// The spec of the last valid generation: what is enforced while the current one is invalid.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_valid_spec: Option<ClusterBaselineSpec>,
 }
 
 /// A namespace that could not be reconciled.

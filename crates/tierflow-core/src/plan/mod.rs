@@ -1,11 +1,805 @@
-//! The planner: from the inputs (AppNetworks, ClusterBaselines, namespaces, what the cluster
-//! serves) to every object that should exist. The operator and the CLI call the same functions.
+//! The planner: from the inputs to every object that should exist, and a report per input.
+//!
+//! One function decides, many call it. The operator calls [`cluster_baselines`] and
+//! [`namespace`] for the namespace it reconciles, on its caches; `tierflow render`, `explain` and
+//! `verify` call [`plan`] (the same functions over every namespace of the input) on files. No
+//! planning decision is made anywhere else.
+//!
+//! ```text
+//!  AppNetwork specs ─┐                         ┌─ per namespace: allows (per-tier objects)
+//!  ClusterBaselines ─┼─ validate ─ resolve ────┼─ per namespace: merged baselines (+ records)
+//!  namespaces       ─┤  backend, capabilities  ├─ cluster-wide objects
+//!  cluster (served, ─┤  hold what cannot apply ├─ held inputs (their objects stay as they are)
+//!   endpoints)       │                         └─ a report per input (for status)
+//!  observed records ─┘
+//! ```
+//!
+//! **Status is never read.** What an input whose spec is invalid last asked for is found by
+//! observation: every namespace baseline records, in its [`INPUTS_ANNOTATION`], what each input
+//! sharing it asked of it and the ClusterBaselines' specs. While an input is held (invalid spec,
+//! a mode its backend cannot do, a backend that is not served) its own objects are left exactly
+//! as they are and its recorded share of the baseline stays.
+//!
+//! Write order, which the operator follows: allows → cluster-wide objects → baselines → prune.
 
-use crate::model::{AppModel, Backend, NamespaceBaseline};
-use crate::render::{self, Env, Note, Object};
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::crd::{AppNetworkSpec, AppliedBaseline, ClusterBaselineSpec};
+use crate::model::{
+    AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, Coverage,
+    NamespaceBaseline,
+};
+use crate::render::{self, Env, Note, Object, ObjectKind, Owner};
+use crate::validate::{self, InvalidSpec};
+use crate::vocab::{INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
+
+/// Labels of a namespace.
+pub type Labels = BTreeMap<String, String>;
+
+/// An AppNetwork as the planner sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppInput {
+    /// Its name.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// Its UID (`None` offline: no owner references are written).
+    pub uid: Option<String>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The spec.
+    pub spec: AppNetworkSpec,
+}
+
+/// A ClusterBaseline as the planner sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterBaselineInput {
+    /// Its name.
+    pub name: String,
+    /// Its UID (`None` offline).
+    pub uid: Option<String>,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The spec.
+    pub spec: ClusterBaselineSpec,
+}
+
+/// What the cluster offers and how backends are chosen.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cluster {
+    /// The kinds the API server serves now (`None`: every kind, as offline).
+    pub served: Option<BTreeSet<ObjectKind>>,
+    /// What `Auto` means (detection or the operator's `--backend`).
+    pub auto_backend: Option<Backend>,
+    /// A backend that overrides every input's own (the CLI's `--backend`).
+    pub forced_backend: Option<Backend>,
+    /// Facts renderers need (the API server's endpoints).
+    pub env: Env,
+    /// The operator's namespace (a system namespace for ClusterBaselines).
+    pub operator_namespace: String,
+}
+
+impl Cluster {
+    /// The backend an input asking for `request` gets.
+    pub fn resolve(&self, request: BackendRequest) -> Backend {
+        if let Some(b) = self.forced_backend {
+            return b;
+        }
+        match request {
+            BackendRequest::Fixed(b) => b,
+            BackendRequest::Auto => self.auto_backend.unwrap_or(Backend::NetworkPolicy),
+        }
+    }
+
+    /// Whether objects of `kind` can be written now.
+    pub fn serves(&self, kind: ObjectKind) -> bool {
+        self.served.as_ref().is_none_or(|s| s.contains(&kind))
+    }
+}
+
+/// What an input recorded on a baseline it shares: its generation and its wish (AppNetworks) or
+/// its whole spec (ClusterBaselines, so that namespaces created while its spec is invalid are
+/// still covered by the last valid one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The generation the record was applied from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// An AppNetwork's wish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wish: Option<AppliedBaseline>,
+    /// A ClusterBaseline's spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<ClusterBaselineSpec>,
+}
+
+/// The records of one baseline object, by input key ([`app_key`], [`cluster_baseline_key`]).
+pub type Records = BTreeMap<String, Record>;
+
+/// The key of an AppNetwork in [`Records`].
+pub fn app_key(name: &str) -> String {
+    format!("AppNetwork/{name}")
+}
+
+/// The key of a ClusterBaseline in [`Records`].
+pub fn cluster_baseline_key(name: &str) -> String {
+    format!("ClusterBaseline/{name}")
+}
+
+/// Reads the records of an observed baseline object from its annotations (absent or unreadable:
+/// none).
+pub fn records_of(annotations: &BTreeMap<String, String>) -> Records {
+    annotations
+        .get(INPUTS_ANNOTATION)
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// What tierflow observes of its own objects, for the inputs that are held. The CLI observes
+/// nothing ([`Nothing`]).
+pub trait Observed {
+    /// The records on the baseline of `kind` in `namespace`, if that object exists.
+    fn records(&self, namespace: &str, kind: ObjectKind) -> Option<Records>;
+    /// The last spec recorded for the ClusterBaseline `name` (by any object that carries it),
+    /// with the kind of the object it was found on.
+    fn cluster_baseline_record(&self, name: &str) -> Option<(ObjectKind, Record)>;
+    /// Whether the cluster-wide object of `kind` named `name` exists.
+    fn cluster_object_exists(&self, kind: ObjectKind, name: &str) -> bool;
+}
+
+/// Nothing observed: the offline CLI.
+pub struct Nothing;
+
+impl Observed for Nothing {
+    fn records(&self, _: &str, _: ObjectKind) -> Option<Records> {
+        None
+    }
+    fn cluster_baseline_record(&self, _: &str) -> Option<(ObjectKind, Record)> {
+        None
+    }
+    fn cluster_object_exists(&self, _: ObjectKind, _: &str) -> bool {
+        true
+    }
+}
+
+/// Why an input's objects are held as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HoldReason {
+    /// The spec does not validate.
+    InvalidSpec,
+    /// `mode: Audit` on a backend without staged policies.
+    AuditUnsupported,
+    /// The backend's API is not served (its CRD is missing or being deleted).
+    BackendUnavailable,
+}
+
+impl HoldReason {
+    /// The CamelCase reason for conditions, events and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HoldReason::InvalidSpec => "InvalidSpec",
+            HoldReason::AuditUnsupported => "AuditUnsupported",
+            HoldReason::BackendUnavailable => "BackendUnavailable",
+        }
+    }
+}
+
+/// An input that cannot be applied now: its objects stay exactly as they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    /// Why.
+    pub reason: HoldReason,
+    /// What, precisely (field errors, the backend, the kind).
+    pub message: String,
+    /// The validation errors, when the spec is invalid.
+    pub invalid: Option<InvalidSpec>,
+}
+
+/// An object to apply, with the inputs it implements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    /// The object (owner references included when the owners' UIDs are known).
+    pub object: Object,
+}
+
+/// What the planner decided for one AppNetwork.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppPlan {
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: Option<String>,
+    /// The generation this plan is for.
+    pub generation: Option<i64>,
+    /// The validated model (`None` when the spec is invalid).
+    pub model: Option<AppModel>,
+    /// The backend its objects are written in (`None` when the spec is invalid).
+    pub backend: Option<Backend>,
+    /// Its per-tier objects (empty while held).
+    pub objects: Vec<Object>,
+    /// What the backend could not express (left out: fail closed).
+    pub notes: Vec<Note>,
+    /// Set when nothing of it may change now.
+    pub hold: Option<Hold>,
+}
+
+impl AppPlan {
+    /// Whether its objects are held as they are.
+    pub fn held(&self) -> bool {
+        self.hold.is_some()
+    }
+}
+
+/// What the planner decided for one ClusterBaseline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterBaselinePlan {
+    /// Its name.
+    pub name: String,
+    /// Its UID.
+    pub uid: Option<String>,
+    /// The generation this plan is for.
+    pub generation: Option<i64>,
+    /// The model in force: the spec's, or while held the last valid one recorded on tierflow's
+    /// objects (`None`: neither).
+    pub model: Option<ClusterBaselineModel>,
+    /// The backend of the model in force.
+    pub backend: Option<Backend>,
+    /// Its one cluster-wide object (Calico, Cilium), when it has one and is not held.
+    pub object: Option<Object>,
+    /// Set when its objects are held as they are.
+    pub hold: Option<Hold>,
+    /// While switching away from the standard backend: the new cluster-wide object is not in
+    /// place yet, so namespaces keep their share of it.
+    pub keep_namespace_share: bool,
+    /// What it records on the objects that implement it (the spec of the model in force).
+    pub record: Option<Record>,
+}
+
+impl ClusterBaselinePlan {
+    /// Whether this ClusterBaseline puts its wish into the per-namespace baseline of `ns`.
+    pub fn shares(&self, ns: &str, labels: &Labels, cluster: &Cluster) -> bool {
+        let Some(model) = &self.model else {
+            return false;
+        };
+        let per_namespace =
+            self.backend == Some(Backend::NetworkPolicy) || self.keep_namespace_share;
+        per_namespace
+            && model.wish != BaselineWish::default()
+            && model.coverage(ns, labels, &cluster.operator_namespace) == Coverage::Covered
+    }
+
+    /// How it relates to the namespace `ns`.
+    pub fn coverage(&self, ns: &str, labels: &Labels, cluster: &Cluster) -> Option<Coverage> {
+        self.model
+            .as_ref()
+            .map(|m| m.coverage(ns, labels, &cluster.operator_namespace))
+    }
+
+    fn owner(&self) -> Option<Owner> {
+        Some(Owner {
+            api_version: CLUSTER_BASELINE_API_VERSION.to_string(),
+            kind: "ClusterBaseline".to_string(),
+            name: self.name.clone(),
+            uid: self.uid.clone()?,
+        })
+    }
+}
+
+const API_VERSION: &str = "tierflow.dev/v1alpha1";
+const CLUSTER_BASELINE_API_VERSION: &str = API_VERSION;
+
+fn audit_hold(backend: Backend) -> Hold {
+    Hold {
+        reason: HoldReason::AuditUnsupported,
+        message: format!(
+            "mode Audit needs staged policies; the {} backend has no staged form, so nothing is \
+             enforced or changed (the policies in place stay)",
+            backend.as_str()
+        ),
+        invalid: None,
+    }
+}
+
+fn unavailable_hold(kind: ObjectKind, name: &str) -> Hold {
+    Hold {
+        reason: HoldReason::BackendUnavailable,
+        message: format!(
+            "cannot write {} {name}: the {} API is not served here (its CRD is missing or being \
+             deleted); the policies in place stay",
+            kind.kind(),
+            kind.api_version()
+        ),
+        invalid: None,
+    }
+}
+
+fn invalid_hold(e: InvalidSpec, what: &str) -> Hold {
+    Hold {
+        reason: HoldReason::InvalidSpec,
+        message: format!("{e}; {what}"),
+        invalid: Some(e),
+    }
+}
+
+/// Plans every ClusterBaseline: the model in force, its backend, and its cluster-wide object.
+pub fn cluster_baselines(
+    inputs: &[ClusterBaselineInput],
+    cluster: &Cluster,
+    observed: &dyn Observed,
+) -> Vec<ClusterBaselinePlan> {
+    inputs
+        .iter()
+        .map(|cb| cluster_baseline(cb, cluster, observed))
+        .collect()
+}
+
+fn cluster_baseline(
+    cb: &ClusterBaselineInput,
+    cluster: &Cluster,
+    observed: &dyn Observed,
+) -> ClusterBaselinePlan {
+    let mut plan = ClusterBaselinePlan {
+        name: cb.name.clone(),
+        uid: cb.uid.clone(),
+        generation: cb.generation,
+        model: None,
+        backend: None,
+        object: None,
+        hold: None,
+        keep_namespace_share: false,
+        record: None,
+    };
+    let model = match validate::cluster_baseline(&cb.spec) {
+        Ok(m) => m,
+        Err(e) => {
+            plan.hold = Some(invalid_hold(e, "the last valid spec stays enforced"));
+            hold_cluster_baseline(&mut plan, observed);
+            return plan;
+        }
+    };
+    let backend = cluster.resolve(model.backend);
+    if model.audit && !has_staged(backend) {
+        plan.hold = Some(audit_hold(backend));
+        hold_cluster_baseline(&mut plan, observed);
+        return plan;
+    }
+    let owner = plan.owner();
+    let object = render::cluster_baseline(
+        &cb.name,
+        &model,
+        backend,
+        &cluster.operator_namespace,
+        owner.as_ref(),
+    );
+    if let Some(o) = &object {
+        if !cluster.serves(o.kind) {
+            plan.hold = Some(unavailable_hold(o.kind, o.name()));
+            hold_cluster_baseline(&mut plan, observed);
+            return plan;
+        }
+        // Switching from the standard backend: the namespaces keep their share until the new
+        // cluster-wide object is in place (create before delete).
+        plan.keep_namespace_share = !observed.cluster_object_exists(o.kind, o.name());
+    }
+    let (key, record) = record_of_cb(cb);
+    plan.object = object.map(|o| with_records(o, &BTreeMap::from([(key, record.clone())])));
+    plan.record = Some(record);
+    plan.model = Some(model);
+    plan.backend = Some(backend);
+    plan
+}
+
+fn record_of_cb(cb: &ClusterBaselineInput) -> (String, Record) {
+    (
+        cluster_baseline_key(&cb.name),
+        Record {
+            generation: cb.generation,
+            wish: None,
+            spec: Some(cb.spec.clone()),
+        },
+    )
+}
+
+/// A held ClusterBaseline keeps enforcing the last valid spec recorded on tierflow's objects:
+/// its cluster-wide object stays as it is, and on the standard backend every covered namespace
+/// (new ones included) keeps its share.
+fn hold_cluster_baseline(plan: &mut ClusterBaselinePlan, observed: &dyn Observed) {
+    let Some((kind, record)) = observed.cluster_baseline_record(&plan.name) else {
+        return;
+    };
+    let Some(model) = record
+        .spec
+        .as_ref()
+        .and_then(|s| validate::cluster_baseline(s).ok())
+    else {
+        return;
+    };
+    plan.backend = Some(backend_of(kind));
+    plan.model = Some(model);
+    plan.record = Some(record);
+}
+
+/// Everything desired in one namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamespacePlan {
+    /// The namespace.
+    pub namespace: String,
+    /// Its AppNetworks, in name order.
+    pub apps: Vec<AppPlan>,
+    /// Baseline kinds that must stay as they are whatever else happens (their API is not
+    /// served now).
+    pub keep_baseline_kinds: BTreeSet<ObjectKind>,
+    shares: Vec<Share>,
+}
+
+/// One input's share of a namespace baseline.
+#[derive(Clone, Debug, PartialEq)]
+struct Share {
+    key: String,
+    kind: ObjectKind,
+    audit: bool,
+    wish: BaselineWish,
+    record: Record,
+    owner: Option<Owner>,
+    /// An AppNetwork's share: used only when its allows are in place (see
+    /// [`NamespacePlan::baselines`]).
+    app: Option<String>,
+    /// What it recorded last, to fall back on when its allows are not in place.
+    fallback: Option<Box<Share>>,
+}
+
+/// Plans one namespace: the per-tier objects of its AppNetworks and the shares of its baselines.
+pub fn namespace(
+    ns: &str,
+    labels: &Labels,
+    apps: &[&AppInput],
+    cluster_baselines: &[ClusterBaselinePlan],
+    cluster: &Cluster,
+    observed: &dyn Observed,
+) -> NamespacePlan {
+    let mut plan = NamespacePlan {
+        namespace: ns.to_string(),
+        apps: Vec::new(),
+        keep_baseline_kinds: BTreeSet::new(),
+        shares: Vec::new(),
+    };
+    // What the baselines in place recorded, by kind.
+    let recorded: BTreeMap<ObjectKind, Records> = ObjectKind::ALL
+        .into_iter()
+        .filter(|k| k.namespaced())
+        .filter_map(|k| observed.records(ns, k).map(|r| (k, r)))
+        .collect();
+    let recorded_share = |key: &str, owner: Option<Owner>, app: Option<String>| {
+        recorded.iter().find_map(|(kind, records)| {
+            let record = records.get(key)?;
+            let wish = match (&record.wish, &record.spec) {
+                (Some(w), _) => validate::applied_baseline(w).ok()?,
+                (None, Some(spec)) => validate::cluster_baseline(spec).ok()?.wish,
+                (None, None) => return None,
+            };
+            Some(Share {
+                key: key.to_string(),
+                kind: *kind,
+                audit: staged(*kind),
+                wish,
+                record: record.clone(),
+                owner: owner.clone(),
+                app: app.clone(),
+                fallback: None,
+            })
+        })
+    };
+
+    let mut apps: Vec<&AppInput> = apps.to_vec();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    for app in apps {
+        let owner = app.uid.as_ref().map(|uid| Owner {
+            api_version: API_VERSION.to_string(),
+            kind: "AppNetwork".to_string(),
+            name: app.name.clone(),
+            uid: uid.clone(),
+        });
+        let key = app_key(&app.name);
+        let (app_plan, share) = plan_app(app, cluster, owner.clone());
+        match share {
+            Some(mut share) => {
+                share.fallback = recorded_share(&key, owner, Some(app.name.clone())).map(Box::new);
+                plan.shares.push(share);
+            }
+            // Held: its recorded share stays.
+            None => plan
+                .shares
+                .extend(recorded_share(&key, owner, Some(app.name.clone()))),
+        }
+        plan.apps.push(app_plan);
+    }
+
+    for cb in cluster_baselines {
+        let key = cluster_baseline_key(&cb.name);
+        if cb.hold.is_some() && cb.backend != Some(Backend::NetworkPolicy) {
+            // Held on a backend with a cluster-wide object: that object stays; a share recorded
+            // here (during a switch) stays too.
+            plan.shares.extend(recorded_share(&key, cb.owner(), None));
+            continue;
+        }
+        if !cb.shares(ns, labels, cluster) {
+            continue;
+        }
+        let Some(model) = &cb.model else { continue };
+        if cb.keep_namespace_share && cb.backend != Some(Backend::NetworkPolicy) {
+            // Moving to a cluster-wide object that is not in place yet: keep what is recorded.
+            plan.shares.extend(recorded_share(&key, cb.owner(), None));
+            continue;
+        }
+        let Some(record) = cb.record.clone() else {
+            continue;
+        };
+        plan.shares.push(Share {
+            key,
+            kind: ObjectKind::NetworkPolicy,
+            audit: false,
+            wish: model.wish.clone(),
+            record,
+            owner: cb.owner(),
+            app: None,
+            fallback: None,
+        });
+    }
+    for kind in recorded.keys() {
+        if !cluster.serves(*kind) {
+            plan.keep_baseline_kinds.insert(*kind);
+        }
+    }
+    plan
+}
+
+fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan, Option<Share>) {
+    let mut plan = AppPlan {
+        name: app.name.clone(),
+        uid: app.uid.clone(),
+        generation: app.generation,
+        model: None,
+        backend: None,
+        objects: Vec::new(),
+        notes: Vec::new(),
+        hold: None,
+    };
+    let model = match validate::app_network(&app.name, &app.namespace, &app.spec) {
+        Ok(m) => m,
+        Err(e) => {
+            plan.hold = Some(invalid_hold(
+                e,
+                "the policies of the last valid spec stay in place",
+            ));
+            return (plan, None);
+        }
+    };
+    let backend = cluster.resolve(model.backend);
+    plan.backend = Some(backend);
+    if model.audit && !has_staged(backend) {
+        plan.hold = Some(audit_hold(backend));
+        plan.model = Some(model);
+        return (plan, None);
+    }
+    let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
+    let baseline_kind = baseline_kind(backend, model.audit);
+    if let Some(missing) = rendered
+        .objects
+        .iter()
+        .map(|o| (o.kind, o.name().to_string()))
+        .chain(
+            (model.baseline != BaselineWish::default())
+                .then(|| (baseline_kind, crate::vocab::BASELINE_NAME.to_string())),
+        )
+        .find(|(kind, _)| !cluster.serves(*kind))
+    {
+        plan.hold = Some(unavailable_hold(missing.0, &missing.1));
+        plan.model = Some(model);
+        return (plan, None);
+    }
+    plan.objects = rendered.objects;
+    plan.notes = rendered.notes;
+    let share = Share {
+        key: app_key(&app.name),
+        kind: baseline_kind,
+        audit: model.audit,
+        wish: model.baseline.clone(),
+        record: Record {
+            generation: app.generation,
+            wish: Some(validate::to_applied_baseline(&model.baseline)),
+            spec: None,
+        },
+        owner,
+        app: Some(app.name.clone()),
+        fallback: None,
+    };
+    plan.model = Some(model);
+    (plan, Some(share))
+}
+
+impl NamespacePlan {
+    /// The per-tier objects of every AppNetwork that is not held, in write order.
+    pub fn allows(&self) -> impl Iterator<Item = &Object> {
+        self.apps
+            .iter()
+            .filter(|a| !a.held())
+            .flat_map(|a| a.objects.iter())
+    }
+
+    /// The merged baselines, one per kind. `not_in_place` names AppNetworks whose allows could
+    /// not all be written this time: their share is the one they recorded last (if any), so a
+    /// new deny never lands before the allows it was declared with.
+    pub fn baselines(&self, cluster: &Cluster, not_in_place: &BTreeSet<String>) -> Vec<Object> {
+        let mut groups: BTreeMap<ObjectKind, Vec<&Share>> = BTreeMap::new();
+        for share in &self.shares {
+            let share = match &share.app {
+                Some(app) if not_in_place.contains(app) => match &share.fallback {
+                    Some(f) => f.as_ref(),
+                    None => continue,
+                },
+                _ => share,
+            };
+            groups.entry(share.kind).or_default().push(share);
+        }
+        let mut out = Vec::new();
+        for (kind, shares) in groups {
+            let backend = backend_of(kind);
+            let merged = NamespaceBaseline::merge(shares.iter().map(|s| &s.wish));
+            let mut owners: Vec<Owner> = shares.iter().filter_map(|s| s.owner.clone()).collect();
+            owners.sort();
+            owners.dedup();
+            let audit = shares.iter().any(|s| s.audit);
+            let Some(obj) = render::namespace_baseline(
+                &self.namespace,
+                &merged,
+                backend,
+                audit,
+                &owners,
+                &cluster.env,
+            ) else {
+                continue;
+            };
+            let records: Records = shares
+                .iter()
+                .map(|s| (s.key.clone(), s.record.clone()))
+                .collect();
+            out.push(with_records(obj, &records));
+        }
+        out
+    }
+
+    /// Whether an object tierflow owns in this namespace stays, given the objects desired now:
+    /// the objects of held AppNetworks and baselines whose API is not served stay as they are.
+    pub fn keeps(
+        &self,
+        kind: ObjectKind,
+        controller_uid: Option<&str>,
+        role_baseline: bool,
+    ) -> bool {
+        if role_baseline {
+            return self.keep_baseline_kinds.contains(&kind);
+        }
+        match controller_uid {
+            Some(uid) => self
+                .apps
+                .iter()
+                .any(|a| a.held() && a.uid.as_deref() == Some(uid)),
+            None => true,
+        }
+    }
+}
+
+/// The backend whose objects are of `kind`.
+pub fn backend_of(kind: ObjectKind) -> Backend {
+    match kind {
+        ObjectKind::NetworkPolicy => Backend::NetworkPolicy,
+        ObjectKind::CalicoNetworkPolicy
+        | ObjectKind::CalicoGlobalNetworkPolicy
+        | ObjectKind::CalicoStagedNetworkPolicy
+        | ObjectKind::CalicoStagedGlobalNetworkPolicy => Backend::Calico,
+        ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
+            Backend::Cilium
+        }
+    }
+}
+
+/// Whether objects of `kind` are staged (Audit) rather than enforced.
+pub fn staged(kind: ObjectKind) -> bool {
+    matches!(
+        kind,
+        ObjectKind::CalicoStagedNetworkPolicy | ObjectKind::CalicoStagedGlobalNetworkPolicy
+    )
+}
+
+fn has_staged(backend: Backend) -> bool {
+    backend == Backend::Calico
+}
+
+/// The kind of the namespace baseline on `backend`.
+pub fn baseline_kind(backend: Backend, audit: bool) -> ObjectKind {
+    match (backend, audit) {
+        (Backend::NetworkPolicy, _) => ObjectKind::NetworkPolicy,
+        (Backend::Calico, false) => ObjectKind::CalicoNetworkPolicy,
+        (Backend::Calico, true) => ObjectKind::CalicoStagedNetworkPolicy,
+        (Backend::Cilium, _) => ObjectKind::CiliumNetworkPolicy,
+    }
+}
+
+fn with_records(mut obj: Object, records: &Records) -> Object {
+    if let Ok(text) = serde_json::to_string(records) {
+        if let Some(meta) = obj.body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+            let annotations = meta
+                .entry("annotations")
+                .or_insert_with(|| serde_json::json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(INPUTS_ANNOTATION.to_string(), serde_json::Value::from(text));
+            }
+        }
+    }
+    obj
+}
+
+/// Everything desired, for the CLI: every namespace of the input.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Objects in write order: per-tier allows, cluster-wide objects, then baselines.
+    pub objects: Vec<Object>,
+    /// The namespaces' plans.
+    pub namespaces: Vec<NamespacePlan>,
+    /// The ClusterBaselines' plans.
+    pub cluster_baselines: Vec<ClusterBaselinePlan>,
+}
+
+impl Plan {
+    /// The plan of every AppNetwork.
+    pub fn apps(&self) -> impl Iterator<Item = (&str, &AppPlan)> {
+        self.namespaces
+            .iter()
+            .flat_map(|n| n.apps.iter().map(move |a| (n.namespace.as_str(), a)))
+    }
+}
+
+/// Plans everything: every namespace in `namespaces` (with its labels) and every namespace an
+/// AppNetwork is in.
+pub fn plan(
+    apps: &[AppInput],
+    cluster_baseline_inputs: &[ClusterBaselineInput],
+    namespaces: &BTreeMap<String, Labels>,
+    cluster: &Cluster,
+    observed: &dyn Observed,
+) -> Plan {
+    let cbs = cluster_baselines(cluster_baseline_inputs, cluster, observed);
+    let mut all: BTreeMap<String, Labels> = namespaces.clone();
+    for a in apps {
+        all.entry(a.namespace.clone()).or_default();
+    }
+    let mut out = Plan::default();
+    for (ns, labels) in &all {
+        let mut labels = labels.clone();
+        labels
+            .entry(NAMESPACE_NAME_LABEL.to_string())
+            .or_insert_with(|| ns.clone());
+        let mine: Vec<&AppInput> = apps.iter().filter(|a| &a.namespace == ns).collect();
+        let p = namespace(ns, &labels, &mine, &cbs, cluster, observed);
+        out.objects.extend(p.allows().cloned());
+        out.namespaces.push(p);
+    }
+    out.objects.extend(
+        cbs.iter()
+            .filter(|c| c.hold.is_none())
+            .filter_map(|c| c.object.clone()),
+    );
+    for p in &out.namespaces {
+        out.objects.extend(p.baselines(cluster, &BTreeSet::new()));
+    }
+    out.cluster_baselines = cbs;
+    out
+}
 
 /// The objects of ONE AppNetwork on `backend`: its per-tier objects, then its namespace
-/// baseline (from its own wish alone), and the notes of the renderer.
+/// baseline (from its own wish alone), and the notes of the renderer. Verification uses this.
 pub fn app_objects(model: &AppModel, backend: Backend, env: &Env) -> (Vec<Object>, Vec<Note>) {
     let rendered = render::tier_objects(model, backend, None, env);
     let mut objects = rendered.objects;

@@ -1,0 +1,115 @@
+//! Observation: the planner's inputs read from the caches, and what tierflow's own objects
+//! recorded ([`plan::Observed`]). Status is never read here.
+
+use std::collections::BTreeMap;
+
+use kube::{Resource, ResourceExt};
+
+use super::Context;
+use crate::plan::{self, Record, Records};
+use crate::render::ObjectKind;
+use crate::vocab::{BASELINE_NAME, CLUSTER_BASELINE_LABEL, ROLE_CLUSTER_BASELINE, ROLE_LABEL};
+
+impl Context {
+    /// The planner's view of the cluster: the kinds served, what `Auto` means, the API server's
+    /// endpoints and the operator's namespace.
+    pub fn cluster(&self) -> plan::Cluster {
+        let d = self.detected();
+        plan::Cluster {
+            served: Some(d.kinds.clone()),
+            auto_backend: Some(self.default_backend.unwrap_or(d.backend)),
+            forced_backend: None,
+            env: self.env(),
+            operator_namespace: self.operator_namespace.clone(),
+        }
+    }
+
+    /// The AppNetworks of namespace `ns` that are not being deleted.
+    pub fn app_inputs(&self, ns: &str) -> Vec<plan::AppInput> {
+        self.apps_in(ns)
+            .into_iter()
+            .map(|a| plan::AppInput {
+                name: a.name_any(),
+                namespace: ns.to_string(),
+                uid: a.uid(),
+                generation: a.meta().generation,
+                spec: a.spec.clone(),
+            })
+            .collect()
+    }
+
+    /// Every ClusterBaseline that is not being deleted.
+    pub fn cluster_baseline_inputs(&self) -> Vec<plan::ClusterBaselineInput> {
+        let mut out: Vec<plan::ClusterBaselineInput> = self
+            .cluster_baselines
+            .state()
+            .into_iter()
+            .filter(|c| c.meta().deletion_timestamp.is_none())
+            .map(|c| plan::ClusterBaselineInput {
+                name: c.name_any(),
+                uid: c.uid(),
+                generation: c.meta().generation,
+                spec: c.spec.clone(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The plans of every ClusterBaseline, from the caches.
+    pub fn plan_cluster_baselines(&self) -> Vec<plan::ClusterBaselinePlan> {
+        plan::cluster_baselines(
+            &self.cluster_baseline_inputs(),
+            &self.cluster(),
+            &Observation(self),
+        )
+    }
+}
+
+/// What tierflow's own objects say, read from the caches.
+pub struct Observation<'a>(pub &'a Context);
+
+impl plan::Observed for Observation<'_> {
+    fn records(&self, namespace: &str, kind: ObjectKind) -> Option<Records> {
+        let obj = self.0.managed.get(kind, Some(namespace), BASELINE_NAME)?;
+        Some(plan::records_of(&annotations(obj.as_ref())))
+    }
+
+    fn cluster_baseline_record(&self, name: &str) -> Option<(ObjectKind, Record)> {
+        let key = plan::cluster_baseline_key(name);
+        let label = crate::core::names::label_value(name);
+        let mut best: Option<(ObjectKind, Record)> = None;
+        let mut consider = |kind: ObjectKind, record: Option<&Record>| {
+            if let Some(r) = record.filter(|r| r.spec.is_some()) {
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, b)| r.generation > b.generation)
+                {
+                    best = Some((kind, r.clone()));
+                }
+            }
+        };
+        for kind in self.0.managed.kinds() {
+            for obj in self.0.managed.list(kind) {
+                let labels = obj.labels();
+                let cluster_object = !kind.namespaced()
+                    && labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE)
+                    && labels.get(CLUSTER_BASELINE_LABEL) == Some(&label);
+                let baseline = kind.namespaced() && obj.name_any() == BASELINE_NAME;
+                if cluster_object || baseline {
+                    let records = plan::records_of(&annotations(obj.as_ref()));
+                    consider(kind, records.get(&key));
+                }
+            }
+        }
+        best
+    }
+
+    fn cluster_object_exists(&self, kind: ObjectKind, name: &str) -> bool {
+        self.0.managed.get(kind, None, name).is_some()
+    }
+}
+
+fn annotations<K: Resource>(obj: &K) -> BTreeMap<String, String> {
+    obj.meta().annotations.clone().unwrap_or_default()
+}

@@ -1,0 +1,310 @@
+//! Watches: the caches the controllers read, and the routing of watch events to the keys they
+//! concern. One generic helper ([`watch`]) drives every watch; [`Triggers`] says which
+//! namespace or ClusterBaseline an event touches.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace};
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::apply::api_resource;
+use crate::crd::ClusterBaseline;
+use crate::render::ObjectKind;
+use crate::vocab::{CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER};
+
+/// Retry delays of every watch: 200 ms, doubling to 2 s (plus up to 25% jitter), back to 200 ms
+/// after any event. kube's default grows to 30 s and a `410 Gone` does not reset it, so after an
+/// API server outage of 8 s the watches resumed up to 25 s later, and hand-deleted policies and
+/// new intent waited that long (tests/chaos, RELIABILITY.md).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WatchBackoff(Duration);
+
+impl WatchBackoff {
+    const MIN: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_secs(2);
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff(Self::MIN)
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.0;
+        self.0 = (self.0 * 2).min(Self::MAX);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|t| t.subsec_nanos() % 1000)
+            .unwrap_or(0);
+        Some(delay + delay * jitter / 4000)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.0 = Self::MIN;
+    }
+}
+
+/// The caches of every kind of object tierflow writes (only kinds whose API is served are
+/// watched), with managed fields stripped.
+#[derive(Clone, Default)]
+pub struct Managed {
+    stores: Arc<RwLock<BTreeMap<ObjectKind, Store<DynamicObject>>>>,
+}
+
+impl Managed {
+    fn store(&self, kind: ObjectKind) -> Option<Store<DynamicObject>> {
+        self.stores.read().ok()?.get(&kind).cloned()
+    }
+
+    /// The cached object, if its kind is watched and the object exists.
+    pub fn get(
+        &self,
+        kind: ObjectKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Arc<DynamicObject>> {
+        let mut r = ObjectRef::new_with(name, api_resource(kind));
+        if let (true, Some(ns)) = (kind.namespaced(), namespace) {
+            r = r.within(ns);
+        }
+        self.store(kind)?.get(&r)
+    }
+
+    /// Every cached object of `kind`.
+    pub fn list(&self, kind: ObjectKind) -> Vec<Arc<DynamicObject>> {
+        self.store(kind).map(|s| s.state()).unwrap_or_default()
+    }
+
+    /// The kinds currently watched.
+    pub fn kinds(&self) -> Vec<ObjectKind> {
+        self.stores
+            .read()
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn forget(&self, kind: ObjectKind) {
+        if let Ok(mut m) = self.stores.write() {
+            m.remove(&kind);
+        }
+    }
+}
+
+/// Channels into the two controllers: namespaces (everything an AppNetwork and a namespace
+/// baseline need) and ClusterBaselines (their cluster-wide objects and status).
+#[derive(Clone)]
+pub struct Triggers {
+    pub(crate) namespaces: UnboundedSender<ObjectRef<Namespace>>,
+    pub(crate) cluster_baselines: UnboundedSender<ObjectRef<ClusterBaseline>>,
+    pub(crate) ns_store: Store<Namespace>,
+    pub(crate) cb_store: Store<ClusterBaseline>,
+}
+
+impl Triggers {
+    /// Every namespace and every ClusterBaseline.
+    pub fn everything(&self) {
+        self.all_namespaces();
+        self.all_cluster_baselines();
+    }
+
+    /// Every namespace.
+    pub fn all_namespaces(&self) {
+        trigger_all(&self.ns_store, &self.namespaces);
+    }
+
+    /// Every ClusterBaseline (their status counts namespaces).
+    pub fn all_cluster_baselines(&self) {
+        trigger_all(&self.cb_store, &self.cluster_baselines);
+    }
+
+    /// The namespace `ns`.
+    pub fn namespace(&self, ns: &str) {
+        send(&self.namespaces, ObjectRef::new(ns));
+    }
+
+    /// Routes an event about one of tierflow's objects: a namespaced one to its namespace, a
+    /// cluster-wide one to its ClusterBaseline. Baselines also change ClusterBaseline coverage.
+    pub fn managed(&self, obj: &DynamicObject) {
+        match obj.namespace() {
+            Some(ns) => {
+                self.namespace(&ns);
+                if obj.name_any() == crate::vocab::BASELINE_NAME {
+                    self.all_cluster_baselines();
+                }
+            }
+            None => {
+                // Namespaces keep their share of a ClusterBaseline until its cluster-wide object
+                // is in place, and drop it then.
+                self.all_namespaces();
+                let label = obj.labels().get(CLUSTER_BASELINE_LABEL).cloned();
+                for cb in self.cb_store.state() {
+                    if Some(crate::core::names::label_value(&cb.name_any())) == label {
+                        send(&self.cluster_baselines, ObjectRef::from_obj(cb.as_ref()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A reflector-backed watch of `K`: the store it fills, the task that drives it (calling
+/// `on_event` for every event), and a flag that turns true after the first full list.
+pub fn watch<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    on_event: impl FnMut(&Event<K>) + Send + 'static,
+) -> (Store<K>, JoinHandle<()>, watch::Receiver<bool>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let (task, ready) = watch_into(api, config, writer, on_event);
+    (store, task, ready)
+}
+
+/// [`watch`] into a store made beforehand (when the routing of events needs the store itself).
+pub fn watch_into<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    writer: reflector::store::Writer<K>,
+    on_event: impl FnMut(&Event<K>) + Send + 'static,
+) -> (JoinHandle<()>, watch::Receiver<bool>)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let stream = watcher::watcher(api, config)
+        .backoff(WatchBackoff::default())
+        .map_ok(|ev| ev.modify(strip_managed_fields))
+        .reflect(writer);
+    fan_out(stream, on_event)
+}
+
+/// Managed fields are never compared: keeping them would double the memory of every cache.
+fn strip_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// Starts the watch and cache of one managed kind (objects with tierflow's label only).
+pub(crate) fn watch_kind(
+    client: &Client,
+    kind: ObjectKind,
+    managed: &Managed,
+    triggers: &Triggers,
+) -> (JoinHandle<()>, watch::Receiver<bool>) {
+    let ar = api_resource(kind);
+    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
+    let store = writer.as_reader();
+    if let Ok(mut m) = managed.stores.write() {
+        m.insert(kind, store);
+    }
+    let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
+    let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
+        .backoff(WatchBackoff::default())
+        .map_ok(|ev| ev.modify(strip_managed_fields))
+        .reflect(writer);
+    let t = triggers.clone();
+    fan_out(stream, move |ev| match ev {
+        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => t.managed(o),
+        // After a relist, deletions that happened while the watch was down produce no event:
+        // look at everything once.
+        Event::InitDone => t.everything(),
+        Event::Init => {}
+    })
+}
+
+pub(crate) fn send<K: Resource>(tx: &UnboundedSender<ObjectRef<K>>, r: ObjectRef<K>)
+where
+    K::DynamicType: std::hash::Hash + Eq,
+{
+    // A closed channel means the controller is gone (shutdown); nothing to do.
+    let _ = tx.unbounded_send(r);
+}
+
+/// Drives a reflector stream, handing every event to `on_event`; the returned flag turns true
+/// once the first full list has been stored.
+pub(crate) fn fan_out<K, S>(
+    stream: S,
+    mut on_event: impl FnMut(&Event<K>) + Send + 'static,
+) -> (JoinHandle<()>, watch::Receiver<bool>)
+where
+    K: Send + 'static,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
+    let (ready_tx, ready_rx) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    on_event(&ev);
+                    if matches!(ev, Event::InitDone) {
+                        ready_tx.send_replace(true);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "watch error; retrying with backoff"),
+            }
+        }
+    });
+    (task, ready_rx)
+}
+
+pub(crate) fn trigger_all<K>(store: &Store<K>, tx: &UnboundedSender<ObjectRef<K>>)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    for o in store.state() {
+        send(tx, ObjectRef::from_obj(o.as_ref()));
+    }
+}
+
+/// The API server's endpoints from the `default/kubernetes` Endpoints (TCP ports).
+pub(crate) fn endpoints(e: &Endpoints) -> Vec<(IpAddr, u16)> {
+    let mut out = Vec::new();
+    for subset in e.subsets.iter().flatten() {
+        let ports: Vec<u16> = subset
+            .ports
+            .iter()
+            .flatten()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect();
+        for a in subset.addresses.iter().flatten() {
+            if let Ok(ip) = a.ip.parse::<IpAddr>() {
+                out.extend(ports.iter().map(|p| (ip, *p)));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
