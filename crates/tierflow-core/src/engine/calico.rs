@@ -21,7 +21,7 @@ use super::json::{at, get, join, Ctx};
 use super::model::{
     Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PortSpec, PortVal, Rule, Section, Subject,
 };
-use super::parse::{parse_cidr, Sink};
+use super::read::{parse_cidr, port_number, Sink};
 
 /// Parses a Calico selector string at `path`.
 pub(crate) fn selector(ctx: &Ctx, s: &str, path: &str) -> Result<CalicoSelector, EngineError> {
@@ -109,7 +109,7 @@ fn port_entry(
             }
         }
         v => {
-            let n = super::parse::port_number(ctx, v, path)?;
+            let n = port_number(ctx, v, path)?;
             PortVal::Range(n, n)
         }
     };

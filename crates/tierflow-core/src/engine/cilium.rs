@@ -45,7 +45,7 @@ use super::json::{at, get, join, Ctx};
 use super::model::{
     Action, Alt, Entity, Flavor, Policy, PortSpec, PortVal, Rule, Section, Subject,
 };
-use super::parse::{parse_cidr, raw_selector, Sink};
+use super::read::{parse_cidr, port_number, raw_selector, Sink};
 
 use crate::vocab::{
     CILIUM_NAMESPACE_LABELS_PREFIX as NAMESPACE_LABELS_PREFIX,
@@ -140,7 +140,7 @@ fn port(ctx: &Ctx, v: &Value, path: &str) -> Result<Option<PortSpec>, EngineErro
         },
     };
     let end = get(m, "endPort")
-        .map(|v| super::parse::port_number(ctx, v, &join(path, "endPort")))
+        .map(|v| port_number(ctx, v, &join(path, "endPort")))
         .transpose()?;
     let ppath = join(path, "port");
     let text = match get(m, "port") {

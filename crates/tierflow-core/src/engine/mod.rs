@@ -67,6 +67,7 @@ mod index;
 mod json;
 mod model;
 mod parse;
+mod read;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +78,7 @@ use std::sync::OnceLock;
 use crate::core::Protocol;
 
 pub use error::EngineError;
+pub use model::{ContainerPort, Pod};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -84,36 +86,11 @@ pub(crate) use model::{
 
 use index::Index;
 use model::{proto_number, Peer, PeerId, PortSpec};
-use parse::{Parsed, Sink};
+use parse::Parsed;
+use read::Sink;
 
 /// The label every namespace carries with its own name.
 pub use crate::vocab::NAMESPACE_NAME_LABEL;
-
-/// A container port of a pod.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ContainerPort {
-    /// `name`, which policies may use instead of the number.
-    pub name: Option<String>,
-    /// `containerPort`.
-    pub port: u16,
-    /// `protocol` (default TCP).
-    pub protocol: Protocol,
-}
-
-/// A pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pod {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
-    pub ip: Option<IpAddr>,
-    /// Container ports (needed for named ports).
-    pub ports: Vec<ContainerPort>,
-}
 
 /// One end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,5 +1,8 @@
-//! The compiled, flavour-independent policy model every input kind is translated into.
+//! The compiled, flavour-independent policy model every input kind is translated into, and
+//! the pods it is evaluated on (kept here rather than in the engine's root so that the readers
+//! need nothing from it).
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::core::{Cidr, Protocol, Selector};
@@ -273,4 +276,30 @@ pub(crate) fn proto_number(p: Protocol) -> u8 {
         Protocol::Udp => 17,
         Protocol::Sctp => 132,
     }
+}
+
+/// A container port of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContainerPort {
+    /// `name`, which policies may use instead of the number.
+    pub name: Option<String>,
+    /// `containerPort`.
+    pub port: u16,
+    /// `protocol` (default TCP).
+    pub protocol: Protocol,
+}
+
+/// A pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
+    pub ip: Option<IpAddr>,
+    /// Container ports (needed for named ports).
+    pub ports: Vec<ContainerPort>,
 }
