@@ -19,7 +19,8 @@ use super::calico_selector::CalicoSelector;
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PortSpec, PortVal, Rule, Section, Subject,
+    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PolicyRef, PortSpec, PortVal, Rule, Section,
+    Subject,
 };
 use super::read::{parse_cidr, port_number, Sink};
 
@@ -358,6 +359,8 @@ pub(crate) fn calico_policy(
         None
     };
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind,
         flavor: Flavor::Calico,
         display: match namespace {

@@ -43,7 +43,7 @@ use crate::core::{Protocol, Requirement, Selector, SelectorOp};
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, Entity, Flavor, Policy, PortSpec, PortVal, Rule, Section, Subject,
+    Action, Alt, Entity, Flavor, Policy, PolicyRef, PortSpec, PortVal, Rule, Section, Subject,
 };
 use super::read::{parse_cidr, port_number, raw_selector, Sink};
 
@@ -364,6 +364,8 @@ fn one_rule(
     let ingress = section("ingress", "ingressDeny", true, dd_in)?;
     let egress = section("egress", "egressDeny", false, dd_eg)?;
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind,
         flavor: Flavor::Cilium,
         display: display.to_string(),

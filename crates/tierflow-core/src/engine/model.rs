@@ -3,6 +3,7 @@
 //! need nothing from it).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 
 use crate::core::{Cidr, Protocol, Selector};
@@ -251,6 +252,8 @@ pub(crate) struct Section {
 pub(crate) struct Policy {
     /// Kind, for messages.
     pub kind: &'static str,
+    /// The object it was read from, as verdicts name it (set by `parse::parse_object`).
+    pub origin: PolicyRef,
     /// Which API.
     pub flavor: Flavor,
     /// `ns/name`, or `name` for cluster-scoped kinds.
@@ -267,6 +270,38 @@ pub(crate) struct Policy {
     pub ingress: Option<Section>,
     /// `Some` when the policy applies to egress.
     pub egress: Option<Section>,
+}
+
+/// A policy object, as verdicts name it: its kind, namespace and name, and whether tierflow
+/// manages it. Serialised camelCase (`namespace` left out for cluster-scoped kinds); displayed
+/// as `ns/name`, or `name` for a cluster-scoped kind (the form of [`Verdict::decided_by`]).
+///
+/// [`Verdict::decided_by`]: crate::engine::Verdict::decided_by
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRef {
+    /// `NetworkPolicy` for a `networking.k8s.io/v1` NetworkPolicy; any other kind qualified by
+    /// the apiVersion it was read as, for example `projectcalico.org/v3 NetworkPolicy` or
+    /// `cilium.io/v2 CiliumNetworkPolicy`.
+    pub kind: String,
+    /// `metadata.namespace` (`default` when absent); `None` for cluster-scoped kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+    /// Whether the object carries the label
+    /// [`MANAGED_BY`](crate::vocab::MANAGED_BY)`=`[`MANAGER`](crate::vocab::MANAGER): it is
+    /// one of tierflow's own.
+    pub managed: bool,
+}
+
+impl fmt::Display for PolicyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
 }
 
 /// IANA protocol number of a transport protocol.

@@ -8,12 +8,13 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use crate::core::Selector;
+use crate::vocab::{MANAGED_BY, MANAGER};
 
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, ContainerPort, Flavor, K8sNs, Pod, Policy, PortSpec, PortVal, Rule, Section,
-    Subject,
+    Action, Alt, ContainerPort, Flavor, K8sNs, Pod, Policy, PolicyRef, PortSpec, PortVal, Rule,
+    Section, Subject,
 };
 use super::read::{k8s_selector, parse_cidr, port_number, protocol_field, Sink};
 
@@ -82,6 +83,30 @@ pub(crate) fn parse_object(
         name.map(str::to_string)
             .ok_or_else(|| ctx.err(&join(path, "metadata.name"), "missing"))
     };
+    // Who the policies read from this object are: lenient about labels, as the readers are
+    // about every field they do not evaluate.
+    let managed = meta
+        .and_then(|m| get(m, "labels"))
+        .and_then(Value::as_object)
+        .and_then(|l| l.get(MANAGED_BY))
+        .and_then(Value::as_str)
+        == Some(MANAGER);
+    let identify = |mut policies: Vec<Policy>, name: &str| {
+        let kind = if api_version == "networking.k8s.io/v1" {
+            kind.to_string()
+        } else {
+            format!("{api_version} {kind}")
+        };
+        for p in &mut policies {
+            p.origin = PolicyRef {
+                kind: kind.clone(),
+                namespace: p.namespace.clone(),
+                name: name.to_string(),
+                managed,
+            };
+        }
+        Parsed::Policies(policies)
+    };
     let unknown = || EngineError::UnknownKind {
         document,
         api_version: api_version.to_string(),
@@ -101,7 +126,7 @@ pub(crate) fn parse_object(
             let name = require_name()?;
             let spec = spec_of(&ctx, m, path)?;
             let policy = k8s_policy(&ctx, spec, &join(path, "spec"), ns, &name, sink)?;
-            Ok(Parsed::Policies(vec![policy]))
+            Ok(identify(vec![policy], &name))
         }
         ("projectcalico.org/v3" | "crd.projectcalico.org/v1", _) => match kind {
             "NetworkPolicy" | "GlobalNetworkPolicy" => {
@@ -121,7 +146,7 @@ pub(crate) fn parse_object(
                     },
                     sink,
                 )?;
-                Ok(Parsed::Policies(vec![policy]))
+                Ok(identify(vec![policy], &name))
             }
             "StagedNetworkPolicy" | "StagedKubernetesNetworkPolicy" => {
                 Ok(Parsed::Staged(format!("{ns}/{}", require_name()?)))
@@ -141,7 +166,7 @@ pub(crate) fn parse_object(
                 kind_static(kind),
                 sink,
             )
-            .map(Parsed::Policies)
+            .map(|policies| identify(policies, &name))
         }
         _ if kind.ends_with("List") && get(m, "items").is_some() => {
             let items_path = join(path, "items");
@@ -459,6 +484,8 @@ pub(crate) fn k8s_policy(
         None
     };
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind: "NetworkPolicy",
         flavor: Flavor::Kubernetes,
         display: format!("{namespace}/{name}"),
