@@ -373,15 +373,7 @@ async fn compute(
         };
     };
     let declared: BTreeSet<usize> = model.flows.iter().map(|f| f.index).collect();
-    let blocked: BTreeSet<usize> = report
-        .differences
-        .iter()
-        .filter(|d| d.expected && !d.got)
-        .filter_map(|d| {
-            let rest = d.because.split("spec.flows[").nth(1)?;
-            rest.split(']').next()?.parse().ok()
-        })
-        .collect();
+    let blocked = report.blocked_flows();
     let flows = Some(FlowsStatus {
         declared: declared.len() as i64,
         verified: declared.difference(&blocked).count() as i64,
@@ -412,20 +404,9 @@ async fn compute(
     // What the users' own policies open beyond the intent (Kubernetes policies only add allows).
     let opened: Vec<String> = combined
         .iter()
-        .flat_map(|r| r.differences.iter())
-        .filter(|d| !d.expected && d.got)
+        .flat_map(|r| r.opened_by_unmanaged())
         .map(|d| {
-            let by: Vec<&str> = d
-                .decided_by
-                .iter()
-                .map(String::as_str)
-                .filter(|p| {
-                    !p.rsplit('/')
-                        .next()
-                        .unwrap_or_default()
-                        .starts_with("tierflow-")
-                })
-                .collect();
+            let by: Vec<String> = d.unmanaged_policies().map(ToString::to_string).collect();
             format!(
                 "{} -> {} on {}/{} is allowed by {}",
                 d.from,

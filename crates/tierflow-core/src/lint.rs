@@ -16,7 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::core::{Protocol, Selector, SelectorOp};
+use crate::core::Protocol;
 use crate::engine::{
     Action, Alt, Direction, Endpoint, EngineError, Entity, Flavor, K8sNs, Pod, PortVal, Scenario,
     Section, Subject,
@@ -132,25 +132,6 @@ fn fmt_labels(labels: &BTreeMap<String, String>) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Labels that satisfy a label selector's positive terms.
-fn example_labels(sel: &Selector) -> BTreeMap<String, String> {
-    let mut out = sel.match_labels.clone();
-    for r in &sel.match_expressions {
-        match r.op {
-            SelectorOp::In => {
-                if let Some(v) = r.values.iter().next() {
-                    out.entry(r.key.clone()).or_insert_with(|| v.clone());
-                }
-            }
-            SelectorOp::Exists => {
-                out.entry(r.key.clone()).or_insert_with(|| "x".to_string());
-            }
-            SelectorOp::NotIn | SelectorOp::DoesNotExist => {}
-        }
-    }
-    out
 }
 
 /// Labels a real pod can carry (drops keys the engine derives from the namespace).
@@ -513,14 +494,14 @@ fn simulate(
         for p in base.policies() {
             let (labels, nss) = match &p.subject {
                 Subject::K8s { namespace, pods } => {
-                    (Some(example_labels(pods)), vec![namespace.clone()])
+                    (Some(pods.example_labels()), vec![namespace.clone()])
                 }
                 Subject::Calico {
                     namespace,
                     selector,
                     ..
                 } => (
-                    selector.example_labels(),
+                    selector.likely_labels(),
                     namespace
                         .clone()
                         .map_or_else(|| everywhere.clone(), |n| vec![n]),
@@ -529,7 +510,7 @@ fn simulate(
                     namespace,
                     selector,
                 } => (
-                    Some(example_labels(selector)),
+                    Some(selector.example_labels()),
                     namespace
                         .clone()
                         .map_or_else(|| everywhere.clone(), |n| vec![n]),

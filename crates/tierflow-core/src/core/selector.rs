@@ -246,6 +246,63 @@ impl Selector {
                 }
             })
     }
+
+    /// Labels satisfying the selector's positive terms, for building a pod it selects:
+    /// `matchLabels`, for each `In` a value that no `NotIn` on the same key excludes (and that
+    /// every other `In` on the key allows), for each `Exists` a value, and no key that a
+    /// `DoesNotExist` forbids. The result matches unless the selector contradicts itself
+    /// (callers that care check with [`matches`](Self::matches)). This is the one example of
+    /// a Kubernetes (or Cilium, prefixes removed) label selector used by `verify` and `lint`;
+    /// Calico's selector expressions have their own, weaker
+    /// `CalicoSelector::likely_labels`.
+    pub fn example_labels(&self) -> BTreeMap<String, String> {
+        let mut out = self.match_labels.clone();
+        let excluded = |key: &str, value: &str| {
+            self.match_expressions
+                .iter()
+                .any(|r| r.key == key && r.op == SelectorOp::NotIn && r.values.contains(value))
+        };
+        for r in &self.match_expressions {
+            match r.op {
+                SelectorOp::In => {
+                    if out.get(&r.key).is_some_and(|v| r.values.contains(v)) {
+                        continue;
+                    }
+                    let pick = r
+                        .values
+                        .iter()
+                        .find(|v| {
+                            !excluded(&r.key, v)
+                                && self
+                                    .match_expressions
+                                    .iter()
+                                    .filter(|o| o.key == r.key && o.op == SelectorOp::In)
+                                    .all(|o| o.values.contains(*v))
+                        })
+                        .or_else(|| r.values.iter().next());
+                    if let Some(v) = pick {
+                        out.insert(r.key.clone(), v.clone());
+                    }
+                }
+                SelectorOp::Exists => {
+                    if !out.contains_key(&r.key) {
+                        let v = ["x", "y", "z", "tierflow-example"]
+                            .into_iter()
+                            .find(|v| !excluded(&r.key, v))
+                            .unwrap_or("x");
+                        out.insert(r.key.clone(), v.to_string());
+                    }
+                }
+                SelectorOp::NotIn | SelectorOp::DoesNotExist => {}
+            }
+        }
+        for r in &self.match_expressions {
+            if r.op == SelectorOp::DoesNotExist && !self.match_labels.contains_key(&r.key) {
+                out.remove(&r.key);
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Display for Selector {
@@ -341,5 +398,26 @@ mod tests {
         assert!(!is_dns1123_label("a-"));
         assert!(is_dns1123_subdomain("a.b-c.d"));
         assert!(!is_dns1123_subdomain("a..b"));
+    }
+
+    #[test]
+    fn example_labels_satisfy_in_exists_and_not_in() {
+        let sel = Selector::new(
+            BTreeMap::from([("app".to_string(), "web".to_string())]),
+            [
+                (
+                    "tier".to_string(),
+                    "In".to_string(),
+                    vec!["a".into(), "b".into()],
+                ),
+                ("tier".to_string(), "NotIn".to_string(), vec!["a".into()]),
+                ("canary".to_string(), "Exists".to_string(), vec![]),
+                ("legacy".to_string(), "DoesNotExist".to_string(), vec![]),
+            ],
+        )
+        .unwrap();
+        let labels = sel.example_labels();
+        assert!(sel.matches(&labels), "{labels:?}");
+        assert_eq!(labels["tier"], "b");
     }
 }

@@ -19,9 +19,10 @@ use super::calico_selector::CalicoSelector;
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PortSpec, PortVal, Rule, Section, Subject,
+    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PolicyRef, PortSpec, PortVal, Rule, Section,
+    Subject,
 };
-use super::parse::{parse_cidr, Sink};
+use super::read::{parse_cidr, port_number, Sink};
 
 /// Parses a Calico selector string at `path`.
 pub(crate) fn selector(ctx: &Ctx, s: &str, path: &str) -> Result<CalicoSelector, EngineError> {
@@ -109,7 +110,7 @@ fn port_entry(
             }
         }
         v => {
-            let n = super::parse::port_number(ctx, v, path)?;
+            let n = port_number(ctx, v, path)?;
             PortVal::Range(n, n)
         }
     };
@@ -358,6 +359,8 @@ pub(crate) fn calico_policy(
         None
     };
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind,
         flavor: Flavor::Calico,
         display: match namespace {

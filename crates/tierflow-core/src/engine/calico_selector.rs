@@ -369,9 +369,13 @@ impl CalicoSelector {
         matches!(self, CalicoSelector::All)
     }
 
-    /// Labels that most likely satisfy the selector (positive terms only; the first branch of
-    /// an `||`), for building a representative pod. `None` for `global()`.
-    pub fn example_labels(&self) -> Option<BTreeMap<String, String>> {
+    /// Labels that likely satisfy the selector, for building a representative pod: a guess,
+    /// unlike [`Selector::example_labels`](crate::core::Selector::example_labels) for
+    /// Kubernetes selectors. Only positive terms give labels (`has`, `==`, `in`, `contains`,
+    /// `starts with`, `ends with`); negations (`!=`, `not in`, `!`) are ignored, and of an
+    /// `||` only the first branch is followed, so the result may not match (callers check).
+    /// `None` for `global()`, which selects no pod.
+    pub fn likely_labels(&self) -> Option<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
         self.collect_example(&mut out).then_some(out)
     }
@@ -514,19 +518,19 @@ mod tests {
     }
 
     #[test]
-    fn example_labels_satisfy_positive_selectors() {
+    fn likely_labels_satisfy_positive_selectors() {
         for sel in [
             "app == 'api' && has(team) && env in {'prod'}",
             "app == 'api' || app == 'web'",
             "name starts with 'x' && tier != 'db'",
         ] {
             let s = CalicoSelector::parse(sel).unwrap();
-            let l = s.example_labels().unwrap();
+            let l = s.likely_labels().unwrap();
             assert!(s.matches(&l), "{sel}: {l:?}");
         }
         assert!(CalicoSelector::parse("global()")
             .unwrap()
-            .example_labels()
+            .likely_labels()
             .is_none());
     }
 }

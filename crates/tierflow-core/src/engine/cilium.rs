@@ -43,9 +43,9 @@ use crate::core::{Protocol, Requirement, Selector, SelectorOp};
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, Entity, Flavor, Policy, PortSpec, PortVal, Rule, Section, Subject,
+    Action, Alt, Entity, Flavor, Policy, PolicyRef, PortSpec, PortVal, Rule, Section, Subject,
 };
-use super::parse::{parse_cidr, raw_selector, Sink};
+use super::read::{parse_cidr, port_number, raw_selector, Sink};
 
 use crate::vocab::{
     CILIUM_NAMESPACE_LABELS_PREFIX as NAMESPACE_LABELS_PREFIX,
@@ -140,7 +140,7 @@ fn port(ctx: &Ctx, v: &Value, path: &str) -> Result<Option<PortSpec>, EngineErro
         },
     };
     let end = get(m, "endPort")
-        .map(|v| super::parse::port_number(ctx, v, &join(path, "endPort")))
+        .map(|v| port_number(ctx, v, &join(path, "endPort")))
         .transpose()?;
     let ppath = join(path, "port");
     let text = match get(m, "port") {
@@ -364,6 +364,8 @@ fn one_rule(
     let ingress = section("ingress", "ingressDeny", true, dd_in)?;
     let egress = section("egress", "egressDeny", false, dd_eg)?;
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind,
         flavor: Flavor::Cilium,
         display: display.to_string(),

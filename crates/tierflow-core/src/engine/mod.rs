@@ -67,6 +67,7 @@ mod index;
 mod json;
 mod model;
 mod parse;
+mod read;
 #[cfg(test)]
 mod tests;
 
@@ -77,6 +78,7 @@ use std::sync::OnceLock;
 use crate::core::Protocol;
 
 pub use error::EngineError;
+pub use model::{ContainerPort, Pod, PolicyRef};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -84,36 +86,11 @@ pub(crate) use model::{
 
 use index::Index;
 use model::{proto_number, Peer, PeerId, PortSpec};
-use parse::{Parsed, Sink};
+use parse::Parsed;
+use read::Sink;
 
 /// The label every namespace carries with its own name.
 pub use crate::vocab::NAMESPACE_NAME_LABEL;
-
-/// A container port of a pod.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ContainerPort {
-    /// `name`, which policies may use instead of the number.
-    pub name: Option<String>,
-    /// `containerPort`.
-    pub port: u16,
-    /// `protocol` (default TCP).
-    pub protocol: Protocol,
-}
-
-/// A pod.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Pod {
-    /// Namespace.
-    pub namespace: String,
-    /// Name.
-    pub name: String,
-    /// Labels.
-    pub labels: BTreeMap<String, String>,
-    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
-    pub ip: Option<IpAddr>,
-    /// Container ports (needed for named ports).
-    pub ports: Vec<ContainerPort>,
-}
 
 /// One end of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,7 +165,8 @@ pub struct RuleRef {
     pub effect: Effect,
 }
 
-/// The outcome of [`Scenario::check`]; serialises as `{"allowed": .., "decidedBy": [..]}`.
+/// The outcome of [`Scenario::check`]; serialises as `{"allowed": .., "decidedBy": [..]}`
+/// (`policies` is left out: it names the same policies).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Verdict {
@@ -198,6 +176,10 @@ pub struct Verdict {
     /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
     /// (egress first). [`Scenario::explain`] gives the rules.
     pub decided_by: Vec<String>,
+    /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
+    /// and whether tierflow manages them.
+    #[serde(skip)]
+    pub policies: Vec<PolicyRef>,
 }
 
 #[derive(Clone, Debug)]
@@ -489,19 +471,23 @@ impl Scenario {
             return Verdict {
                 allowed: false,
                 decided_by: Vec::new(),
+                policies: Vec::new(),
             };
         };
         let mut decided_by: Vec<String> = Vec::with_capacity(trace.0.len());
+        let mut policies: Vec<PolicyRef> = Vec::with_capacity(trace.0.len());
         for (pid, ..) in trace.0 {
             if let Some(policy) = self.policies.get(pid as usize) {
                 if !decided_by.contains(&policy.display) {
                     decided_by.push(policy.display.clone());
+                    policies.push(policy.origin.clone());
                 }
             }
         }
         Verdict {
             allowed,
             decided_by,
+            policies,
         }
     }
 

@@ -1,5 +1,9 @@
-//! The compiled, flavour-independent policy model every input kind is translated into.
+//! The compiled, flavour-independent policy model every input kind is translated into, and
+//! the pods it is evaluated on (kept here rather than in the engine's root so that the readers
+//! need nothing from it).
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 
 use crate::core::{Cidr, Protocol, Selector};
@@ -248,6 +252,8 @@ pub(crate) struct Section {
 pub(crate) struct Policy {
     /// Kind, for messages.
     pub kind: &'static str,
+    /// The object it was read from, as verdicts name it (set by `parse::parse_object`).
+    pub origin: PolicyRef,
     /// Which API.
     pub flavor: Flavor,
     /// `ns/name`, or `name` for cluster-scoped kinds.
@@ -266,6 +272,38 @@ pub(crate) struct Policy {
     pub egress: Option<Section>,
 }
 
+/// A policy object, as verdicts name it: its kind, namespace and name, and whether tierflow
+/// manages it. Serialised camelCase (`namespace` left out for cluster-scoped kinds); displayed
+/// as `ns/name`, or `name` for a cluster-scoped kind (the form of [`Verdict::decided_by`]).
+///
+/// [`Verdict::decided_by`]: crate::engine::Verdict::decided_by
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyRef {
+    /// `NetworkPolicy` for a `networking.k8s.io/v1` NetworkPolicy; any other kind qualified by
+    /// the apiVersion it was read as, for example `projectcalico.org/v3 NetworkPolicy` or
+    /// `cilium.io/v2 CiliumNetworkPolicy`.
+    pub kind: String,
+    /// `metadata.namespace` (`default` when absent); `None` for cluster-scoped kinds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+    /// Whether the object carries the label
+    /// [`MANAGED_BY`](crate::vocab::MANAGED_BY)`=`[`MANAGER`](crate::vocab::MANAGER): it is
+    /// one of tierflow's own.
+    pub managed: bool,
+}
+
+impl fmt::Display for PolicyRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{ns}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// IANA protocol number of a transport protocol.
 pub(crate) fn proto_number(p: Protocol) -> u8 {
     match p {
@@ -273,4 +311,30 @@ pub(crate) fn proto_number(p: Protocol) -> u8 {
         Protocol::Udp => 17,
         Protocol::Sctp => 132,
     }
+}
+
+/// A container port of a pod.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ContainerPort {
+    /// `name`, which policies may use instead of the number.
+    pub name: Option<String>,
+    /// `containerPort`.
+    pub port: u16,
+    /// `protocol` (default TCP).
+    pub protocol: Protocol,
+}
+
+/// A pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pod {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
+    pub ip: Option<IpAddr>,
+    /// Container ports (needed for named ports).
+    pub ports: Vec<ContainerPort>,
 }

@@ -1,19 +1,22 @@
 //! Reading input objects: dispatch on apiVersion/kind, Namespaces, Pods, Kubernetes
-//! NetworkPolicies, and the helpers the Calico and Cilium readers share.
+//! NetworkPolicies; the Calico and Cilium readers live in `calico` and `cilium`, the helpers
+//! all three share in `read`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde_json::{Map, Value};
 
-use crate::core::{Cidr, CidrError, Protocol, Selector};
+use crate::core::Selector;
+use crate::vocab::{MANAGED_BY, MANAGER};
 
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, Flavor, K8sNs, Peer, PeerId, Policy, PortSpec, PortVal, Rule, Section, Subject,
+    Action, Alt, ContainerPort, Flavor, K8sNs, Pod, Policy, PolicyRef, PortSpec, PortVal, Rule,
+    Section, Subject,
 };
-use super::{ContainerPort, Pod};
+use super::read::{k8s_selector, parse_cidr, port_number, protocol_field, Sink};
 
 /// One object read from the input.
 pub(crate) enum Parsed {
@@ -27,20 +30,6 @@ pub(crate) enum Parsed {
     Staged(String),
     /// Items of a `List`.
     List(Vec<Parsed>),
-}
-
-/// Where compiled peers go.
-pub(crate) struct Sink<'a> {
-    /// The scenario's peer table.
-    pub peers: &'a mut Vec<Peer>,
-}
-
-impl Sink<'_> {
-    /// Stores a peer and returns its id.
-    pub fn peer(&mut self, alts: Vec<Alt>) -> PeerId {
-        self.peers.push(Peer { alts });
-        u32::try_from(self.peers.len() - 1).unwrap_or(u32::MAX)
-    }
 }
 
 /// Reads one top-level object (1-based `document`).
@@ -94,6 +83,30 @@ pub(crate) fn parse_object(
         name.map(str::to_string)
             .ok_or_else(|| ctx.err(&join(path, "metadata.name"), "missing"))
     };
+    // Who the policies read from this object are: lenient about labels, as the readers are
+    // about every field they do not evaluate.
+    let managed = meta
+        .and_then(|m| get(m, "labels"))
+        .and_then(Value::as_object)
+        .and_then(|l| l.get(MANAGED_BY))
+        .and_then(Value::as_str)
+        == Some(MANAGER);
+    let identify = |mut policies: Vec<Policy>, name: &str| {
+        let kind = if api_version == "networking.k8s.io/v1" {
+            kind.to_string()
+        } else {
+            format!("{api_version} {kind}")
+        };
+        for p in &mut policies {
+            p.origin = PolicyRef {
+                kind: kind.clone(),
+                namespace: p.namespace.clone(),
+                name: name.to_string(),
+                managed,
+            };
+        }
+        Parsed::Policies(policies)
+    };
     let unknown = || EngineError::UnknownKind {
         document,
         api_version: api_version.to_string(),
@@ -113,7 +126,7 @@ pub(crate) fn parse_object(
             let name = require_name()?;
             let spec = spec_of(&ctx, m, path)?;
             let policy = k8s_policy(&ctx, spec, &join(path, "spec"), ns, &name, sink)?;
-            Ok(Parsed::Policies(vec![policy]))
+            Ok(identify(vec![policy], &name))
         }
         ("projectcalico.org/v3" | "crd.projectcalico.org/v1", _) => match kind {
             "NetworkPolicy" | "GlobalNetworkPolicy" => {
@@ -133,7 +146,7 @@ pub(crate) fn parse_object(
                     },
                     sink,
                 )?;
-                Ok(Parsed::Policies(vec![policy]))
+                Ok(identify(vec![policy], &name))
             }
             "StagedNetworkPolicy" | "StagedKubernetesNetworkPolicy" => {
                 Ok(Parsed::Staged(format!("{ns}/{}", require_name()?)))
@@ -153,7 +166,7 @@ pub(crate) fn parse_object(
                 kind_static(kind),
                 sink,
             )
-            .map(Parsed::Policies)
+            .map(|policies| identify(policies, &name))
         }
         _ if kind.ends_with("List") && get(m, "items").is_some() => {
             let items_path = join(path, "items");
@@ -269,98 +282,6 @@ fn parse_pod(
         ip,
         ports,
     })
-}
-
-/// A port number 1-65535.
-pub(crate) fn port_number(ctx: &Ctx, v: &Value, path: &str) -> Result<u16, EngineError> {
-    let n = ctx.uint(v, path, 65535)?;
-    if n == 0 {
-        return Err(ctx.err(path, "port 0 is not a valid port (1-65535)"));
-    }
-    u16::try_from(n).map_err(|_| ctx.err(path, "out of range"))
-}
-
-/// An optional `protocol` field: TCP, UDP or SCTP.
-pub(crate) fn protocol_field(
-    ctx: &Ctx,
-    m: &Map<String, Value>,
-    path: &str,
-) -> Result<Option<Protocol>, EngineError> {
-    match ctx.opt_str(m, "protocol", path)? {
-        None => Ok(None),
-        Some(s) => Protocol::parse(s).map(Some).ok_or_else(|| {
-            ctx.err(
-                &join(path, "protocol"),
-                format!("unknown protocol {s:?} (expected TCP, UDP or SCTP)"),
-            )
-        }),
-    }
-}
-
-/// A CIDR, or a bare address (a host route). Host bits are cleared, as the API servers of
-/// Kubernetes, Calico and Cilium accept them; `tierflow lint` is where they get reported.
-pub(crate) fn parse_cidr(ctx: &Ctx, s: &str, path: &str) -> Result<Cidr, EngineError> {
-    if !s.contains('/') {
-        if let Ok(ip) = s.trim().parse::<IpAddr>() {
-            return Ok(Cidr::host(ip));
-        }
-    }
-    match Cidr::parse(s) {
-        Ok(c) => Ok(c),
-        Err(CidrError::HostBits { canonical, .. }) => {
-            Cidr::parse(&canonical).map_err(|e| ctx.err(path, e))
-        }
-        Err(e) => Err(ctx.err(path, e)),
-    }
-}
-
-/// A Kubernetes LabelSelector (`matchLabels`, `matchExpressions`), validated.
-pub(crate) fn k8s_selector(ctx: &Ctx, v: &Value, path: &str) -> Result<Selector, EngineError> {
-    let (labels, exprs) = raw_selector(ctx, v, path, |k| Some(k.to_string()))?;
-    Selector::new(labels, exprs).map_err(|e| ctx.err(path, e))
-}
-
-type RawSelector = (BTreeMap<String, String>, Vec<(String, String, Vec<String>)>);
-
-/// The parts of a LabelSelector, keys passed through `key` (`None` drops nothing; it is only
-/// used to rewrite keys).
-pub(crate) fn raw_selector(
-    ctx: &Ctx,
-    v: &Value,
-    path: &str,
-    key: impl Fn(&str) -> Option<String>,
-) -> Result<RawSelector, EngineError> {
-    let m = ctx.obj(v, path)?;
-    let mut labels = BTreeMap::new();
-    if let Some(ml) = get(m, "matchLabels") {
-        for (k, val) in ctx.string_map(ml, &join(path, "matchLabels"))? {
-            if let Some(k) = key(&k) {
-                labels.insert(k, val);
-            }
-        }
-    }
-    let mut exprs = Vec::new();
-    let epath = join(path, "matchExpressions");
-    for (i, e) in ctx
-        .opt_list(m, "matchExpressions", path)?
-        .unwrap_or_default()
-        .iter()
-        .enumerate()
-    {
-        let ep = at(&epath, i);
-        let e = ctx.obj(e, &ep)?;
-        let k = ctx
-            .opt_str(e, "key", &ep)?
-            .ok_or_else(|| ctx.err(&join(&ep, "key"), "missing"))?;
-        let op = ctx
-            .opt_str(e, "operator", &ep)?
-            .ok_or_else(|| ctx.err(&join(&ep, "operator"), "missing"))?;
-        let values = ctx.opt_strings(e, "values", &ep)?;
-        if let Some(k) = key(k) {
-            exprs.push((k, op.to_string(), values));
-        }
-    }
-    Ok((labels, exprs))
 }
 
 fn k8s_port(ctx: &Ctx, p: &Value, path: &str) -> Result<PortSpec, EngineError> {
@@ -563,6 +484,8 @@ pub(crate) fn k8s_policy(
         None
     };
     Ok(Policy {
+        // Set by `parse_object`, which reads the metadata.
+        origin: PolicyRef::default(),
         kind: "NetworkPolicy",
         flavor: Flavor::Kubernetes,
         display: format!("{namespace}/{name}"),

@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
-use crate::core::{Cidr, Port, Selector, SelectorOp};
+use crate::core::{Cidr, Port, Selector};
 use crate::engine::{ContainerPort, Endpoint, EngineError, Pod, Scenario, NAMESPACE_NAME_LABEL};
 use crate::model::{AppModel, NamespaceMatch, Peer};
 use crate::render::Env;
@@ -120,58 +120,6 @@ pub struct Options {
 }
 
 pub use crate::vocab::API_SERVER_PORT;
-
-/// Labels satisfying a selector's positive terms (`matchLabels`, an `In` value not excluded by
-/// a `NotIn` on the same key, `Exists`), dropping keys a `DoesNotExist` forbids. The result may
-/// still not match (a contradictory selector): callers check.
-pub fn example_labels(sel: &Selector) -> BTreeMap<String, String> {
-    let mut out = sel.match_labels.clone();
-    let excluded = |key: &str, value: &str| {
-        sel.match_expressions
-            .iter()
-            .any(|r| r.key == key && r.op == SelectorOp::NotIn && r.values.contains(value))
-    };
-    for r in &sel.match_expressions {
-        match r.op {
-            SelectorOp::In => {
-                if out.get(&r.key).is_some_and(|v| r.values.contains(v)) {
-                    continue;
-                }
-                let pick = r
-                    .values
-                    .iter()
-                    .find(|v| {
-                        !excluded(&r.key, v)
-                            && sel
-                                .match_expressions
-                                .iter()
-                                .filter(|o| o.key == r.key && o.op == SelectorOp::In)
-                                .all(|o| o.values.contains(*v))
-                    })
-                    .or_else(|| r.values.iter().next());
-                if let Some(v) = pick {
-                    out.insert(r.key.clone(), v.clone());
-                }
-            }
-            SelectorOp::Exists => {
-                if !out.contains_key(&r.key) {
-                    let v = ["x", "y", "z", "tierflow-example"]
-                        .into_iter()
-                        .find(|v| !excluded(&r.key, v))
-                        .unwrap_or("x");
-                    out.insert(r.key.clone(), v.to_string());
-                }
-            }
-            SelectorOp::NotIn | SelectorOp::DoesNotExist => {}
-        }
-    }
-    for r in &sel.match_expressions {
-        if r.op == SelectorOp::DoesNotExist && !sel.match_labels.contains_key(&r.key) {
-            out.remove(&r.key);
-        }
-    }
-    out
-}
 
 /// Whether `ip` is in the CIDR peer `cidr` minus `except`.
 pub fn in_cidr_peer(cidr: &Cidr, except: &[Cidr], ip: &IpAddr) -> bool {
@@ -456,7 +404,7 @@ impl Builder<'_> {
 
     /// Labels that match `sel` (checked), or `None` with a note.
     fn matching(&mut self, sel: &Selector, what: &str) -> Option<BTreeMap<String, String>> {
-        let labels = example_labels(sel);
+        let labels = sel.example_labels();
         if sel.matches(&labels) {
             Some(labels)
         } else {
@@ -766,7 +714,7 @@ impl Builder<'_> {
         let elsewhere = self.fresh_namespace("elsewhere");
         self.namespace(&elsewhere, BTreeMap::new());
         for (i, t) in model.tiers.iter().enumerate() {
-            let labels = example_labels(&t.selector);
+            let labels = t.selector.example_labels();
             if t.selector.matches(&labels) {
                 self.pod(NewPod {
                     role: Role::NearMiss,
@@ -789,7 +737,7 @@ impl Builder<'_> {
                 };
                 if let Some(sel) = pods {
                     // The peer's pods, in a namespace the peer does not select.
-                    let labels = example_labels(sel);
+                    let labels = sel.example_labels();
                     if sel.matches(&labels) && !matches!(namespaces, NamespaceMatch::All) {
                         self.pod(NewPod {
                             role: Role::NearMiss,
@@ -1017,26 +965,5 @@ mod tests {
             first_usable(&cidr("2001:db8::/32"), &[]),
             Some("2001:db8::1".parse().unwrap())
         );
-    }
-
-    #[test]
-    fn example_labels_satisfy_in_exists_and_not_in() {
-        let sel = Selector::new(
-            BTreeMap::from([("app".to_string(), "web".to_string())]),
-            [
-                (
-                    "tier".to_string(),
-                    "In".to_string(),
-                    vec!["a".into(), "b".into()],
-                ),
-                ("tier".to_string(), "NotIn".to_string(), vec!["a".into()]),
-                ("canary".to_string(), "Exists".to_string(), vec![]),
-                ("legacy".to_string(), "DoesNotExist".to_string(), vec![]),
-            ],
-        )
-        .unwrap();
-        let labels = example_labels(&sel);
-        assert!(sel.matches(&labels), "{labels:?}");
-        assert_eq!(labels["tier"], "b");
     }
 }

@@ -122,6 +122,9 @@ pub fn governed(model: &AppModel, e: &Representative) -> (bool, bool) {
 pub struct Expectation {
     /// Allowed or not.
     pub allowed: bool,
+    /// The flows (by `spec.flows` index) that declare the connection; empty when no flow
+    /// does (DNS, or not declared).
+    pub flows: Vec<usize>,
     /// Why, in words.
     pub because: String,
 }
@@ -139,11 +142,13 @@ pub fn expected(
         return Expectation {
             allowed: true,
             because: format!("declared by spec.flows[{first}]"),
+            flows,
         };
     }
     if dns {
         return Expectation {
             allowed: true,
+            flows,
             because: "DNS".to_string(),
         };
     }
@@ -152,14 +157,17 @@ pub fn expected(
     match (egress, ingress) {
         (false, false) => Expectation {
             allowed: true,
+            flows: Vec::new(),
             because: "tierflow governs neither end".to_string(),
         },
         (true, _) => Expectation {
             allowed: false,
+            flows: Vec::new(),
             because: format!("not declared, and tierflow governs {}'s egress", from.name),
         },
         (false, true) => Expectation {
             allowed: false,
+            flows: Vec::new(),
             because: format!("not declared, and tierflow governs {}'s ingress", to.name),
         },
     }

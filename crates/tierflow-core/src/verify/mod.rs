@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod intent;
 pub mod reach;
 
+pub use crate::engine::PolicyRef;
 pub use endpoints::{representatives, Options, Representatives};
 pub use reach::{
     reachability, verify, verify_backend, verify_objects, BackendReport, Difference, Matrix,

@@ -1,7 +1,7 @@
 //! What the rendered objects allow between an AppNetwork's representatives ([`reachability`]),
 //! and `verify`: every backend's rendering held against the intent ([`verify`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
 use super::intent::{checkable, expected, probe_ports};
 use crate::core::Port;
-use crate::engine::EngineError;
+use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
 use crate::plan::app_objects;
 
@@ -91,10 +91,16 @@ pub struct Difference {
     pub expected: bool,
     /// What the rendered objects do.
     pub got: bool,
-    /// Why the intent expects that.
+    /// The flows (by index into `spec.flows`) that declare the connection: when it is
+    /// expected but denied, the flows it blocks. Empty when no flow declares it (DNS, or a
+    /// connection the intent does not declare).
+    pub flows: Vec<usize>,
+    /// Why the intent expects that, in words (for people; [`flows`](Self::flows) is the data).
     pub because: String,
-    /// The policies that decided what the rendered objects do.
-    pub decided_by: Vec<String>,
+    /// The policies that decided what the objects do (see
+    /// [`Verdict::policies`](crate::engine::Verdict::policies)): whose rules allowed or
+    /// denied it, or, for a default deny, which isolated the pod.
+    pub decided_by: Vec<PolicyRef>,
 }
 
 fn backend_name<S: serde::Serializer>(b: &Backend, s: S) -> Result<S::Ok, S::Error> {
@@ -123,9 +129,25 @@ impl Difference {
             word(self.got)
         );
         if !self.decided_by.is_empty() {
-            s.push_str(&format!(" (decided by {})", self.decided_by.join(", ")));
+            let by: Vec<String> = self.decided_by.iter().map(ToString::to_string).collect();
+            s.push_str(&format!(" (decided by {})", by.join(", ")));
         }
         s
+    }
+
+    /// Whether the intent expects the connection allowed and the objects deny it.
+    pub fn blocks(&self) -> bool {
+        self.expected && !self.got
+    }
+
+    /// Whether the objects allow a connection the intent expects denied.
+    pub fn opens(&self) -> bool {
+        self.got && !self.expected
+    }
+
+    /// The policies among [`decided_by`](Self::decided_by) that are not tierflow's own.
+    pub fn unmanaged_policies(&self) -> impl Iterator<Item = &PolicyRef> {
+        self.decided_by.iter().filter(|p| !p.managed)
     }
 }
 
@@ -157,6 +179,24 @@ impl BackendReport {
     /// Whether the backend allows exactly what the intent declares.
     pub fn passed(&self) -> bool {
         self.differences.is_empty() && self.error.is_none()
+    }
+
+    /// The declared flows (by index into `spec.flows`) with at least one connection that the
+    /// intent expects allowed and the objects deny.
+    pub fn blocked_flows(&self) -> BTreeSet<usize> {
+        self.differences
+            .iter()
+            .filter(|d| d.blocks())
+            .flat_map(|d| d.flows.iter().copied())
+            .collect()
+    }
+
+    /// The differences where a policy that is not tierflow's (see [`PolicyRef::managed`])
+    /// allows a connection the intent expects denied.
+    pub fn opened_by_unmanaged(&self) -> impl Iterator<Item = &Difference> {
+        self.differences
+            .iter()
+            .filter(|d| d.opens() && d.unmanaged_policies().next().is_some())
     }
 }
 
@@ -316,8 +356,9 @@ fn compare(
                         protocol: p.protocol.as_str().to_string(),
                         expected: want.allowed,
                         got,
+                        flows: want.flows,
                         because: want.because,
-                        decided_by: verdict.decided_by,
+                        decided_by: verdict.policies,
                     });
                 }
             }
@@ -477,5 +518,88 @@ mod tests {
             "{:?}",
             report.differences
         );
+    }
+
+    fn three_tier() -> AppModel {
+        crate::render::fixtures::model_of(crate::render::fixtures::THREE_TIER)
+    }
+
+    fn rendered(model: &AppModel, backend: Backend) -> Vec<serde_json::Value> {
+        let (objects, _) = app_objects(model, backend, &crate::render::Env::default());
+        objects.into_iter().map(|o| o.body).collect()
+    }
+
+    #[test]
+    fn blocked_flows_names_the_flows_of_a_removed_tier_policy() {
+        let model = three_tier();
+        for backend in Backend::ALL {
+            let intact = verify_objects(&model, rendered(&model, backend), backend);
+            assert!(intact.passed(), "{backend:?}: {:?}", intact.differences);
+            assert!(intact.blocked_flows().is_empty());
+            let objects: Vec<serde_json::Value> = rendered(&model, backend)
+                .into_iter()
+                .filter(|o| o["metadata"]["name"] != "tierflow-shop-database")
+                .collect();
+            let report = verify_objects(&model, objects, backend);
+            // spec.flows[1] is api -> database, spec.flows[2] database -> database: the
+            // baseline now denies both; nothing else changes.
+            assert_eq!(
+                report.blocked_flows(),
+                BTreeSet::from([1, 2]),
+                "{backend:?}: {:?}",
+                report.differences
+            );
+            // The deny is tierflow's own baseline, recognised by its label.
+            let baseline = PolicyRef {
+                kind: match backend {
+                    Backend::NetworkPolicy => "NetworkPolicy",
+                    Backend::Calico => "projectcalico.org/v3 NetworkPolicy",
+                    Backend::Cilium => "cilium.io/v2 CiliumNetworkPolicy",
+                }
+                .to_string(),
+                namespace: Some("production".to_string()),
+                name: "tierflow-baseline".to_string(),
+                managed: true,
+            };
+            for d in &report.differences {
+                assert!(d.blocks(), "{d}");
+                assert_eq!(d.decided_by, std::slice::from_ref(&baseline), "{d}");
+            }
+            assert_eq!(report.opened_by_unmanaged().count(), 0);
+        }
+    }
+
+    #[test]
+    fn a_users_allow_all_policy_is_named_as_not_managed() {
+        let model = model();
+        let mut objects = rendered(&model, Backend::NetworkPolicy);
+        objects.push(json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "allow-all", "namespace": "production"},
+            "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
+        }));
+        let report = verify_objects(&model, objects, Backend::NetworkPolicy);
+        let opened: Vec<&Difference> = report.opened_by_unmanaged().collect();
+        assert!(!opened.is_empty(), "{:?}", report.differences);
+        let allow_all = PolicyRef {
+            kind: "NetworkPolicy".to_string(),
+            namespace: Some("production".to_string()),
+            name: "allow-all".to_string(),
+            managed: false,
+        };
+        for d in &opened {
+            assert!(d.flows.is_empty(), "{d}");
+            assert_eq!(
+                d.unmanaged_policies().collect::<Vec<_>>(),
+                [&allow_all],
+                "{d}"
+            );
+        }
+        assert!(opened
+            .iter()
+            .any(|d| d.from == "monitoring/unselected" && d.to == "api" && d.port == 8080));
+        // Nothing is blocked: an extra allow only opens.
+        assert!(report.blocked_flows().is_empty());
     }
 }
