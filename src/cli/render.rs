@@ -191,10 +191,13 @@ pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutp
     // 1. Per-tier allows.
     for (model, backend) in &apps {
         let rendered = render::tier_objects(model, *backend, None, &env);
-        for n in rendered.notes {
+        for n in rendered.limitations {
             out.notes.push(format!(
-                "AppNetwork {}/{}: {} ({}): {}",
-                model.namespace, model.name, n.condition, n.reason, n.message
+                "AppNetwork {}/{}: {}: {}",
+                model.namespace,
+                model.name,
+                n.kind.reason(),
+                n.message
             ));
         }
         out.objects.extend(rendered.objects);

@@ -15,7 +15,7 @@ use crate::apply::{self, Applied, FIELD_MANAGER};
 use crate::crd::{AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRefStatus};
 use crate::error::{Error, Result};
 use crate::model::Backend;
-use crate::render::{self, Owner, L7_ENFORCED};
+use crate::render::{self, Owner};
 use crate::status::{self, READY, STALLED};
 use crate::validate;
 
@@ -28,6 +28,9 @@ const NAME_CONFLICT_RETRY: Duration = Duration::from_secs(5);
 
 /// The condition that says whether the CNI enforces policy at all (False on Flannel alone).
 pub const POLICY_ENFORCED: &str = "PolicyEnforced";
+
+/// The condition that says whether HTTP (L7) rules are enforced as declared.
+pub const L7_ENFORCED: &str = "L7Enforced";
 
 /// The owner reference tierflow puts on everything rendered for `app`.
 pub fn owner(app: &AppNetwork) -> Result<Owner> {
@@ -184,17 +187,23 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
     status.backend = Some(backend.as_str().to_string());
     status.audit = model.audit;
 
-    let blocking: Vec<&render::Note> = rendered
-        .notes
+    let blocking: Vec<&render::Limitation> = rendered
+        .limitations
         .iter()
-        .filter(|n| n.condition == READY)
+        .filter(|n| n.kind.blocks_ready())
         .collect();
     match blocking.first() {
         Some(first) => {
             let msg: Vec<&str> = blocking.iter().map(|n| n.message.as_str()).collect();
             status::set(
                 &mut status.conditions,
-                status::condition(READY, false, first.reason, msg.join("; "), generation),
+                status::condition(
+                    READY,
+                    false,
+                    first.kind.reason(),
+                    msg.join("; "),
+                    generation,
+                ),
             );
         }
         None => {
@@ -219,9 +228,9 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
         }
     }
     let l7: Vec<&str> = rendered
-        .notes
+        .limitations
         .iter()
-        .filter(|n| n.condition == L7_ENFORCED)
+        .filter(|n| n.kind == render::LimitationKind::L7Unsupported)
         .map(|n| n.message.as_str())
         .collect();
     if !l7.is_empty() {
@@ -253,7 +262,7 @@ pub async fn reconcile(app: Arc<AppNetwork>, ctx: Arc<Context>) -> Result<Action
     verify_flows(&ctx, &model, backend, &rendered, generation, &mut status).await;
     let status_written = write_status(&ctx, &app, &old, &status).await?;
     if status_written && !blocking.is_empty() {
-        warn(&ctx, &app, blocking[0].reason, &blocking[0].message).await;
+        warn(&ctx, &app, blocking[0].kind.reason(), &blocking[0].message).await;
     }
     if writes > 0 || status_written {
         tracing::info!(
