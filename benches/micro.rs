@@ -86,7 +86,11 @@ fn bench_render_and_validate(c: &mut Criterion) {
         let m = model(&s);
         let rendered = render(&m);
         assert_eq!(rendered.objects.len(), tiers, "one policy per tier");
-        assert!(rendered.notes.is_empty(), "{:?}", rendered.notes);
+        assert!(
+            rendered.limitations.is_empty(),
+            "{:?}",
+            rendered.limitations
+        );
 
         let mut g = c.benchmark_group("render");
         g.bench_function(id, |b| b.iter(|| render(black_box(&m))));

@@ -239,13 +239,13 @@ mod tests {
     #[test]
     fn metrics_register_and_encode_with_bounded_labels() {
         let m = Metrics::new().unwrap();
-        m.observe::<()>("appnetwork", Instant::now(), &Ok(()));
+        m.observe::<()>("namespace", Instant::now(), &Ok(()));
         m.observe::<()>("namespace", Instant::now(), &Err(Error::MissingField("x")));
         m.cni.with_label_values(&["Calico", "Calico"]).set(1);
         let text = m.encode();
         assert!(
             text.contains(
-                "tierflow_reconcile_total{controller=\"appnetwork\",result=\"success\"} 1"
+                "tierflow_reconcile_total{controller=\"namespace\",result=\"success\"} 1"
             ),
             "{text}"
         );

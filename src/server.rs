@@ -21,8 +21,7 @@ use crate::core::names::BASELINE_NAME;
 use crate::error::{Error, Result};
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
-use crate::model::{Backend, Coverage};
-use crate::render::ObjectKind;
+use crate::model::Coverage;
 
 /// What the endpoints report from.
 #[derive(Clone)]
@@ -123,14 +122,6 @@ async fn route(state: &State, path: &str) -> Response<Full<Bytes>> {
     resp
 }
 
-fn backend_of(kind: ObjectKind) -> Backend {
-    match kind.group() {
-        "projectcalico.org" => Backend::Calico,
-        "cilium.io" => Backend::Cilium,
-        _ => Backend::NetworkPolicy,
-    }
-}
-
 /// Gauges computed from the caches when scraped.
 pub fn refresh(ctx: &Context, m: &Metrics) {
     m.policies.reset();
@@ -138,7 +129,7 @@ pub fn refresh(ctx: &Context, m: &Metrics) {
     for kind in ctx.managed.kinds() {
         let objects = ctx.managed.list(kind);
         m.policies
-            .with_label_values(&[backend_of(kind).as_str(), kind.kind()])
+            .with_label_values(&[crate::plan::backend_of(kind).as_str(), kind.kind()])
             .set(objects.len() as i64);
         if kind.namespaced() {
             covered.extend(
@@ -152,7 +143,7 @@ pub fn refresh(ctx: &Context, m: &Metrics) {
     // ClusterBaselines on Calico and Cilium cover namespaces with one cluster-wide object.
     let cluster = ctx.cluster();
     for plan in ctx.plan_cluster_baselines() {
-        if plan.backend.is_none_or(|b| b == Backend::NetworkPolicy) {
+        if plan.backend.is_none_or(crate::plan::per_namespace_backend) {
             continue;
         }
         for ns in ctx.namespaces.state() {

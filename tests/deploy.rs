@@ -381,7 +381,7 @@ async fn the_operator_as_the_deployed_service_account_does_its_whole_job_with_le
     // Metrics with sane values.
     let (_, text) = leader.get("/metrics").await.expect("metrics");
     for name in [
-        "tierflow_reconcile_total{controller=\"appnetwork\",result=\"success\"}",
+        "tierflow_reconcile_total{controller=\"namespace\",result=\"success\"}",
         "tierflow_reconcile_duration_seconds_bucket{controller=\"namespace\"",
         "tierflow_managed_objects{backend=\"NetworkPolicy\",kind=\"NetworkPolicy\"}",
         "tierflow_drift_corrections_total{kind=\"NetworkPolicy\"} ",

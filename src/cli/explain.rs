@@ -70,7 +70,7 @@ pub fn explain(model: &AppModel, backend: Backend) -> Result<Table, EngineError>
     let reps = representatives(model, Options::default());
     let ports = probe_ports(model, &reps, false);
     let (sim, render_notes) = simulation(model, &reps, backend)?;
-    let api_as_address = backend == Backend::NetworkPolicy;
+    let api_as_address = !backend.capabilities().api_server_entity;
     let row_ids: Vec<usize> = (0..reps.endpoints.len())
         .filter(|&i| reps.endpoints[i].role != Role::ApiServer)
         .collect();

@@ -107,10 +107,12 @@ pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutp
             let doc = docs.get(&format!("{ns}/{}", app.name)).copied();
             return Err(hold_error(input, doc, hold));
         }
-        for n in &app.notes {
+        for n in &app.limitations {
             out.notes.push(format!(
-                "AppNetwork {ns}/{}: {} ({}): {}",
-                app.name, n.condition, n.reason, n.message
+                "AppNetwork {ns}/{}: {}: {}",
+                app.name,
+                n.kind.reason(),
+                n.message
             ));
         }
     }
@@ -120,7 +122,9 @@ pub fn render_input(input: &Input, options: &RenderOptions) -> Result<RenderOutp
             return Err(hold_error(input, doc, hold));
         }
         let Some(model) = &cb.model else { continue };
-        if cb.backend != Some(Backend::NetworkPolicy) || model.wish == BaselineWish::default() {
+        if !cb.backend.is_some_and(plan::per_namespace_backend)
+            || model.wish == BaselineWish::default()
+        {
             continue;
         }
         let covered: Vec<&String> = namespaces

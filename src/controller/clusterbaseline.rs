@@ -17,7 +17,7 @@ use super::Context;
 use crate::apply::FIELD_MANAGER;
 use crate::crd::{ClusterBaseline, ClusterBaselineStatus};
 use crate::error::{Error, Result};
-use crate::model::{Backend, Coverage};
+use crate::model::Coverage;
 use crate::plan::{self, ClusterBaselinePlan, HoldReason, Observed};
 use crate::render::ObjectKind;
 use crate::status::{self, READY, STALLED};
@@ -193,7 +193,7 @@ fn coverage(ctx: &Context, plan: &ClusterBaselinePlan, st: &mut ClusterBaselineS
     let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
     let key = plan::cluster_baseline_key(&plan.name);
     let observed = Observation(ctx);
-    let per_namespace = plan.backend == Some(Backend::NetworkPolicy)
+    let per_namespace = plan.backend.is_some_and(plan::per_namespace_backend)
         && model.wish != crate::model::BaselineWish::default();
     let cluster_object_in_place = plan
         .object

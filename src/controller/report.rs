@@ -22,13 +22,15 @@ use crate::crd::{AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRef
 use crate::error::Result;
 use crate::model::{AppModel, Backend};
 use crate::plan::{AppPlan, HoldReason};
-use crate::render::{Object, L7_ENFORCED};
+use crate::render::{LimitationKind, Object};
 use crate::status::{self, READY, STALLED};
 
 /// The condition that says whether the CNI enforces policy at all (False on Flannel alone).
 pub const POLICY_ENFORCED: &str = "PolicyEnforced";
 /// The condition that says whether the policies in place allow exactly the declared flows.
 pub const VERIFIED: &str = "Verified";
+/// The condition that says whether HTTP rules are enforced (False where the backend has no L7).
+pub const L7_ENFORCED: &str = "L7Enforced";
 /// The condition set when other NetworkPolicies of the namespace (not tierflow's) open
 /// connections the AppNetwork does not declare, for example an allow-all policy.
 pub const UNDERCUT: &str = "Undercut";
@@ -171,16 +173,20 @@ async fn applied(
     st.audit = model.audit;
     status::remove(&mut st.conditions, STALLED);
 
-    let blocking: Vec<_> = plan.notes.iter().filter(|n| n.condition == READY).collect();
+    let blocking: Vec<_> = plan
+        .limitations
+        .iter()
+        .filter(|n| n.kind.blocks_ready())
+        .collect();
     match blocking.first() {
         Some(first) => {
             let msg: Vec<&str> = blocking.iter().map(|n| n.message.as_str()).collect();
             let msg = msg.join("; ");
             status::set(
                 &mut st.conditions,
-                status::condition(READY, false, first.reason, &msg, generation),
+                status::condition(READY, false, first.kind.reason(), &msg, generation),
             );
-            *warning = Some((first.reason, msg));
+            *warning = Some((first.kind.reason(), msg));
         }
         None => {
             let verb = if model.audit { "staged" } else { "applied" };
@@ -204,9 +210,9 @@ async fn applied(
         }
     }
     let l7: Vec<&str> = plan
-        .notes
+        .limitations
         .iter()
-        .filter(|n| n.condition == L7_ENFORCED)
+        .filter(|n| n.kind == LimitationKind::L7Unsupported)
         .map(|n| n.message.as_str())
         .collect();
     if !l7.is_empty() {

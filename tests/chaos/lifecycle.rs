@@ -119,7 +119,7 @@ async fn namespaces_deleted_or_terminating_under_the_operator_cause_no_errors_or
         .metrics()
         .await
         .map(|m| {
-            m.get(r#"tierflow_reconcile_errors_total{controller="appnetwork",reason="Forbidden"}"#)
+            m.get(r#"tierflow_reconcile_errors_total{controller="namespace",reason="Forbidden"}"#)
         })
         .unwrap_or(0.0);
     assert_eq!(

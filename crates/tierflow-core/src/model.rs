@@ -40,6 +40,77 @@ impl Backend {
 
     /// Every backend.
     pub const ALL: [Backend; 3] = [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium];
+
+    /// What this backend's policy API can express: one row per backend. Everything that decides
+    /// by backend whether a rule is expressible reads this table instead of naming backends.
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            Backend::NetworkPolicy => Capabilities {
+                l7_http: false,
+                fqdn: false,
+                staged: false,
+                cluster_wide_object: false,
+                api_server_entity: false,
+                deny_rules: false,
+            },
+            Backend::Calico => Capabilities {
+                // Open-source Calico has no application layer policy.
+                l7_http: false,
+                // DNS policy is a Calico Enterprise feature.
+                fqdn: false,
+                staged: true,
+                cluster_wide_object: true,
+                // Destination `services: default/kubernetes`.
+                api_server_entity: true,
+                deny_rules: true,
+            },
+            Backend::Cilium => Capabilities {
+                l7_http: true,
+                fqdn: true,
+                staged: false,
+                cluster_wide_object: true,
+                // `toEntities: [kube-apiserver]`.
+                api_server_entity: true,
+                deny_rules: true,
+            },
+        }
+    }
+
+    /// The backends that have a capability, by name, for messages ("Cilium", "Calico or
+    /// Cilium"); `None` when no backend has it.
+    pub fn names_with(has: impl Fn(&Capabilities) -> bool) -> Option<String> {
+        let names: Vec<&str> = Backend::ALL
+            .into_iter()
+            .filter(|b| has(&b.capabilities()))
+            .map(Backend::as_str)
+            .collect();
+        (!names.is_empty()).then(|| names.join(" or "))
+    }
+}
+
+/// What a backend's policy API can express ([`Backend::capabilities`]). Where a model asks for
+/// something its backend lacks, rendering leaves the rule out (fail closed) and reports a
+/// limitation instead of rendering anything wider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Capabilities {
+    /// Enforces HTTP (L7) request rules (method, path) itself. Without it, flows with HTTP rules
+    /// are enforced as the L4 ports they use.
+    pub l7_http: bool,
+    /// Can allow egress to DNS names (`fqdn` peers). Without it, such flows are left out.
+    pub fqdn: bool,
+    /// Has a staged (audit) form of its policies: `mode: Audit` records what would be denied
+    /// without enforcing it. Without it, audit mode is refused.
+    pub staged: bool,
+    /// Can write a ClusterBaseline as ONE cluster-scoped object. Without it, a ClusterBaseline
+    /// becomes one baseline per covered namespace.
+    pub cluster_wide_object: bool,
+    /// Can name the Kubernetes API server without knowing its addresses (a Service or an
+    /// entity). Without it, the API server is written as its current endpoint addresses, and
+    /// left out while they are unknown.
+    pub api_server_entity: bool,
+    /// Has explicit deny rules (which win over allows). Without it, denying is only the absence
+    /// of an allow in a policy that isolates the pod. (No renderer writes deny rules today.)
+    pub deny_rules: bool,
 }
 
 /// Which backend an object asks for.
@@ -344,6 +415,19 @@ mod tests {
             prod.coverage("shop", &labels(&[("env", "prod")]), "x"),
             Coverage::Covered
         );
+    }
+
+    #[test]
+    fn every_backend_has_a_row_and_the_names_follow_it() {
+        assert!(Backend::Cilium.capabilities().fqdn && Backend::Cilium.capabilities().l7_http);
+        assert!(Backend::Calico.capabilities().staged);
+        assert!(!Backend::NetworkPolicy.capabilities().api_server_entity);
+        assert_eq!(Backend::names_with(|c| c.fqdn).as_deref(), Some("Cilium"));
+        assert_eq!(
+            Backend::names_with(|c| c.cluster_wide_object).as_deref(),
+            Some("Calico or Cilium")
+        );
+        assert_eq!(Backend::names_with(|_| false), None);
     }
 
     #[test]

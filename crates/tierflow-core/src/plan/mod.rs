@@ -31,7 +31,7 @@ use crate::model::{
     AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, Coverage,
     NamespaceBaseline,
 };
-use crate::render::{self, Env, Note, Object, ObjectKind, Owner};
+use crate::render::{self, Env, Limitation, Object, ObjectKind, Owner};
 use crate::validate::{self, InvalidSpec};
 use crate::vocab::{INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
 
@@ -220,7 +220,7 @@ pub struct AppPlan {
     /// Its per-tier objects (empty while held).
     pub objects: Vec<Object>,
     /// What the backend could not express (left out: fail closed).
-    pub notes: Vec<Note>,
+    pub limitations: Vec<Limitation>,
     /// Set when nothing of it may change now.
     pub hold: Option<Hold>,
 }
@@ -264,7 +264,7 @@ impl ClusterBaselinePlan {
             return false;
         };
         let per_namespace =
-            self.backend == Some(Backend::NetworkPolicy) || self.keep_namespace_share;
+            self.backend.is_some_and(per_namespace_backend) || self.keep_namespace_share;
         per_namespace
             && model.wish != BaselineWish::default()
             && model.coverage(ns, labels, &cluster.operator_namespace) == Coverage::Covered
@@ -518,7 +518,7 @@ pub fn namespace(
 
     for cb in cluster_baselines {
         let key = cluster_baseline_key(&cb.name);
-        if cb.hold.is_some() && cb.backend != Some(Backend::NetworkPolicy) {
+        if cb.hold.is_some() && !cb.backend.is_some_and(per_namespace_backend) {
             // Held on a backend with a cluster-wide object: that object stays; a share recorded
             // here (during a switch) stays too.
             plan.shares.extend(recorded_share(&key, cb.owner(), None));
@@ -528,7 +528,7 @@ pub fn namespace(
             continue;
         }
         let Some(model) = &cb.model else { continue };
-        if cb.keep_namespace_share && cb.backend != Some(Backend::NetworkPolicy) {
+        if cb.keep_namespace_share && !cb.backend.is_some_and(per_namespace_backend) {
             // Moving to a cluster-wide object that is not in place yet: keep what is recorded.
             plan.shares.extend(recorded_share(&key, cb.owner(), None));
             continue;
@@ -563,7 +563,7 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
         model: None,
         backend: None,
         objects: Vec::new(),
-        notes: Vec::new(),
+        limitations: Vec::new(),
         hold: None,
     };
     let model = match validate::app_network(&app.name, &app.namespace, &app.spec) {
@@ -600,7 +600,7 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
         return (plan, None);
     }
     plan.objects = rendered.objects;
-    plan.notes = rendered.notes;
+    plan.limitations = rendered.limitations;
     let share = Share {
         key: app_key(&app.name),
         kind: baseline_kind,
@@ -713,8 +713,14 @@ pub fn staged(kind: ObjectKind) -> bool {
     )
 }
 
+/// Whether a ClusterBaseline on `backend` is a share of every covered namespace's baseline
+/// (the backend has no cluster-wide object).
+pub fn per_namespace_backend(backend: Backend) -> bool {
+    !backend.capabilities().cluster_wide_object
+}
+
 fn has_staged(backend: Backend) -> bool {
-    backend == Backend::Calico
+    backend.capabilities().staged
 }
 
 /// The kind of the namespace baseline on `backend`.
@@ -799,8 +805,13 @@ pub fn plan(
 }
 
 /// The objects of ONE AppNetwork on `backend`: its per-tier objects, then its namespace
-/// baseline (from its own wish alone), and the notes of the renderer. Verification uses this.
-pub fn app_objects(model: &AppModel, backend: Backend, env: &Env) -> (Vec<Object>, Vec<Note>) {
+/// baseline (from its own wish alone), and what the backend could not express. Verification
+/// uses this.
+pub fn app_objects(
+    model: &AppModel,
+    backend: Backend,
+    env: &Env,
+) -> (Vec<Object>, Vec<Limitation>) {
     let rendered = render::tier_objects(model, backend, None, env);
     let mut objects = rendered.objects;
     let baseline = NamespaceBaseline::merge([&model.baseline]);
@@ -809,5 +820,5 @@ pub fn app_objects(model: &AppModel, backend: Backend, env: &Env) -> (Vec<Object
     {
         objects.push(b);
     }
-    (objects, rendered.notes)
+    (objects, rendered.limitations)
 }

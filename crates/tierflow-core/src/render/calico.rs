@@ -17,23 +17,24 @@
 //! `protocol` are int-or-string, `order` is a number, a rule with ports needs its `protocol`,
 //! and a rule naming `services` may carry no selectors, nets or (egress) ports.
 
-use std::collections::BTreeSet;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{json, Map, Value};
 
+use super::common::{cluster_baseline_name, controller_refs, object, push_unique, shared_refs};
+use super::ir::{ApiServer, AppPolicy, Endpoint};
 use super::networkpolicy::NAMESPACE_NAME_LABEL;
 use super::{
-    baseline_labels, cluster_baseline_labels, metadata, tier_labels, Note, Object, ObjectKind,
-    Owner, Rendered, CALICO_BASELINE_ORDER, CALICO_TIER_ORDER, L7_ENFORCED,
+    baseline_labels, cluster_baseline_labels, tier_labels, Env, Object, ObjectKind, Owner,
+    Rendered, CALICO_BASELINE_ORDER, CALICO_TIER_ORDER,
 };
-use crate::core::names::{fit, tier_policy_name, BASELINE_NAME, MAX_NAME};
+use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, Protocol, Selector, SelectorOp};
 use crate::model::{
-    AppModel, BaselineWish, ClusterBaselineModel, DnsTarget, NamespaceBaseline, NamespaceMatch,
-    Peer, OPT_OUT_LABEL, OPT_OUT_VALUE, SYSTEM_NAMESPACES,
+    AppModel, Backend, BaselineWish, ClusterBaselineModel, DnsTarget, NamespaceBaseline,
+    NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
 };
+
+pub use super::common::uncovered_namespaces;
 
 /// The Calico tier every tierflow policy belongs to. Written out although it is the CRD's default,
 /// so that the live object (where the API server filled it in) equals the desired one.
@@ -70,26 +71,6 @@ pub fn selector(s: &Selector) -> String {
 /// The Calico selector of the namespace called `ns` (on `kubernetes.io/metadata.name`).
 pub fn namespace_named(ns: &str) -> String {
     format!("{NAMESPACE_NAME_LABEL} == {}", quote(ns))
-}
-
-/// The namespaces a ClusterBaseline never covers: its `excludeNamespaces`, plus the system
-/// namespaces and the operator's own namespace unless `includeSystemNamespaces` lists them
-/// (the same decision as [`ClusterBaselineModel::coverage`]), sorted.
-pub fn uncovered_namespaces(
-    model: &ClusterBaselineModel,
-    operator_namespace: &str,
-) -> BTreeSet<String> {
-    let mut out = model.exclude.clone();
-    let system = SYSTEM_NAMESPACES
-        .iter()
-        .copied()
-        .chain((!operator_namespace.is_empty()).then_some(operator_namespace));
-    for ns in system {
-        if !model.include_system.contains(ns) {
-            out.insert(ns.to_string());
-        }
-    }
-    out
 }
 
 /// The `namespaceSelector` of a ClusterBaseline's GlobalNetworkPolicy: its namespace selector,
@@ -204,18 +185,14 @@ fn entity(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String,
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// The entity rule matching one flow end (`None` for FQDN and API server peers, which are not
-/// entity rules here).
-fn peer_entity(model: &AppModel, p: &Peer) -> Option<Map<String, Value>> {
+/// The entity rule matching one resolved peer (`None` for FQDN and named API server peers,
+/// which are not entity rules here).
+fn peer_entity(p: &Endpoint) -> Option<Map<String, Value>> {
     match p {
-        // No namespaceSelector: a NetworkPolicy's selectors match its own namespace.
-        Peer::Tier(i) => model
-            .tiers
-            .get(*i)
-            .map(|t| entity([("selector", json!(selector(&t.selector)))])),
-        Peer::Pods { namespaces, pods } => {
+        Endpoint::Pods { namespaces, pods } => {
             let mut e = Map::new();
             let ns = match namespaces {
+                // No namespaceSelector: a NetworkPolicy's selectors match its own namespace.
                 NamespaceMatch::Own => None,
                 NamespaceMatch::Named(ns) => Some(namespace_named(ns)),
                 NamespaceMatch::Selector(s) => Some(selector(s)),
@@ -238,7 +215,7 @@ fn peer_entity(model: &AppModel, p: &Peer) -> Option<Map<String, Value>> {
             }
             Some(e)
         }
-        Peer::Cidr { cidr, except } => {
+        Endpoint::Cidr { cidr, except } => {
             let mut e = entity([("nets", json!([cidr.to_string()]))]);
             if !except.is_empty() {
                 let not: Vec<String> = except.iter().map(ToString::to_string).collect();
@@ -246,7 +223,11 @@ fn peer_entity(model: &AppModel, p: &Peer) -> Option<Map<String, Value>> {
             }
             Some(e)
         }
-        Peer::Fqdn(_) | Peer::KubeApiServer => None,
+        Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => {
+            let nets: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+            Some(entity([("nets", json!(nets))]))
+        }
+        Endpoint::Fqdn(_) | Endpoint::ApiServer(_) => None,
     }
 }
 
@@ -279,14 +260,6 @@ fn dns_rules(dns: &DnsTarget) -> Vec<Value> {
         rules.extend(allow_ports(&nets, &DNS_PORTS, false));
     }
     rules
-}
-
-fn push_unique(rules: &mut Vec<Value>, new: impl IntoIterator<Item = Value>) {
-    for r in new {
-        if !rules.contains(&r) {
-            rules.push(r);
-        }
-    }
 }
 
 /// `types` for the denied directions, Ingress first.
@@ -324,96 +297,59 @@ fn spec(
     s
 }
 
-fn object(
-    kind: ObjectKind,
-    name: &str,
-    namespace: Option<&str>,
-    labels: std::collections::BTreeMap<String, String>,
-    owners: &[OwnerReference],
-    spec: Map<String, Value>,
-) -> Object {
-    Object {
-        kind,
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.kind(),
-            "metadata": metadata(name, namespace, labels, owners),
-            "spec": spec,
-        }),
-    }
-}
-
 /// Per-tier Calico NetworkPolicies (StagedNetworkPolicies in audit mode), and what Calico
 /// cannot express: FQDN peers (left out, fail closed) and HTTP rules (enforced as their ports).
+/// The same as [`super::tier_objects`] on this backend.
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>) -> Rendered {
-    let mut notes = Vec::new();
-    for f in &model.flows {
-        if let Peer::Fqdn(name) = &f.to {
-            notes.push(Note {
-                condition: "Ready",
-                reason: "UnsupportedOnBackend",
-                message: format!(
-                    "spec.flows[{}]: fqdn peer {name:?} needs Cilium; Calico (open source) cannot match DNS names, so this flow is not rendered (fail closed)",
-                    f.index
-                ),
-            });
-        }
-        if !f.http.is_empty() {
-            notes.push(Note {
-                condition: L7_ENFORCED,
-                reason: "L7Unsupported",
-                message: format!(
-                    "spec.flows[{}]: Calico without its application layer has no L7 rules; the HTTP rules are enforced as the L4 ports they use",
-                    f.index
-                ),
-            });
-        }
-    }
+    super::tier_objects(model, Backend::Calico, owner, &Env::default())
+}
+
+/// The per-tier objects of the intermediate form.
+pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<Object> {
     let kind = if model.audit {
         ObjectKind::CalicoStagedNetworkPolicy
     } else {
         ObjectKind::CalicoNetworkPolicy
     };
-    let owners: Vec<OwnerReference> = owner.map(|o| o.reference(true)).into_iter().collect();
-    let objects = model
+    let owners = controller_refs(owner);
+    policy
         .tiers
         .iter()
-        .enumerate()
-        .map(|(t, tier)| {
+        .map(|t| {
             let mut ingress = Vec::new();
-            for f in model.flows_into(t) {
-                if let Some(src) = peer_entity(model, &f.from) {
-                    push_unique(&mut ingress, allow_ports(&src, &f.ports, true));
+            for r in &t.ingress {
+                if let Some(src) = peer_entity(&r.peer) {
+                    push_unique(&mut ingress, allow_ports(&src, &r.ports, true));
                 }
             }
             let mut egress = Vec::new();
-            if let Some(dns) = &model.dns {
-                push_unique(&mut egress, dns_rules(dns));
+            if let Some(dns) = &t.dns {
+                push_unique(&mut egress, dns_rules(&dns.target));
             }
-            for f in model.flows_out_of(t) {
-                match &f.to {
-                    Peer::Fqdn(_) => {}
-                    Peer::KubeApiServer => push_unique(&mut egress, [api_server_rule()]),
+            for r in &t.egress {
+                match &r.peer {
+                    Endpoint::ApiServer(ApiServer::Named) => {
+                        push_unique(&mut egress, [api_server_rule()]);
+                    }
                     to => {
-                        if let Some(dst) = peer_entity(model, to) {
-                            push_unique(&mut egress, allow_ports(&dst, &f.ports, false));
+                        if let Some(dst) = peer_entity(to) {
+                            push_unique(&mut egress, allow_ports(&dst, &r.ports, false));
                         }
                     }
                 }
             }
             let mut s = spec(kind, CALICO_TIER_ORDER, &types(true, true), ingress, egress);
-            s.insert("selector".into(), json!(selector(&tier.selector)));
+            s.insert("selector".into(), json!(selector(&t.selector)));
             object(
                 kind,
-                &tier_policy_name(&model.name, &tier.name),
+                &tier_policy_name(&model.name, &t.name),
                 Some(&model.namespace),
-                tier_labels(&model.name, &tier.name),
+                tier_labels(&model.name, &t.name),
                 &owners,
                 s,
             )
         })
-        .collect();
-    Rendered { objects, notes }
+        .collect()
 }
 
 /// The egress allows of a baseline: DNS for every target, then the API server.
@@ -464,13 +400,12 @@ pub fn baseline(
         egress,
     );
     s.insert("selector".into(), json!("all()"));
-    let refs: Vec<OwnerReference> = owners.iter().map(|o| o.reference(false)).collect();
     Some(object(
         kind,
         BASELINE_NAME,
         Some(namespace),
         baseline_labels(),
-        &refs,
+        &shared_refs(owners),
         s,
     ))
 }
@@ -516,13 +451,12 @@ pub fn cluster_baseline(
         "namespaceSelector".into(),
         json!(cluster_namespace_selector(model, operator_namespace)),
     );
-    let refs: Vec<OwnerReference> = owner.map(|o| o.reference(true)).into_iter().collect();
     Some(object(
         kind,
-        &fit(&format!("tierflow-baseline-{name}"), MAX_NAME),
+        &cluster_baseline_name(name),
         None,
         cluster_baseline_labels(name),
-        &refs,
+        &controller_refs(owner),
         s,
     ))
 }
@@ -530,9 +464,12 @@ pub fn cluster_baseline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::names::MAX_NAME;
     use crate::core::Requirement;
     use crate::render::fixtures::{model_of, owner, L7_FQDN, THREE_TIER};
+    use crate::render::LimitationKind;
     use crate::validate;
+    use std::collections::BTreeSet;
 
     fn spec_of(o: &Object) -> &Value {
         &o.body["spec"]
@@ -550,7 +487,7 @@ mod tests {
     #[test]
     fn three_tier_example_renders_one_network_policy_per_tier() {
         let r = tier_objects(&model_of(THREE_TIER), Some(&owner()));
-        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        assert!(r.limitations.is_empty(), "{:?}", r.limitations);
         let names: Vec<_> = r.objects.iter().map(Object::name).collect();
         assert_eq!(
             names,
@@ -811,24 +748,31 @@ flows:
     #[test]
     fn fqdn_flow_is_left_out_with_a_note_and_http_rules_are_enforced_as_their_ports() {
         let r = tier_objects(&model_of(L7_FQDN), None);
-        assert_eq!(r.notes.len(), 2, "{:?}", r.notes);
+        assert_eq!(r.limitations.len(), 2, "{:?}", r.limitations);
+        let fqdn = &r.limitations[0];
         assert_eq!(
-            (r.notes[0].condition, r.notes[0].reason),
-            ("Ready", "UnsupportedOnBackend")
+            (fqdn.flow, fqdn.kind, fqdn.kind.reason()),
+            (
+                Some(0),
+                LimitationKind::FqdnUnsupported,
+                "UnsupportedOnBackend"
+            )
         );
+        assert!(fqdn.kind.blocks_ready());
         assert!(
-            r.notes[0]
-                .message
+            fqdn.message
                 .starts_with("spec.flows[0]: fqdn peer \"*.example.com\" needs Cilium"),
             "{}",
-            r.notes[0].message
+            fqdn.message
         );
-        assert!(r.notes[0].message.ends_with("not rendered (fail closed)"));
+        assert!(fqdn.message.ends_with("not rendered (fail closed)"));
+        let l7 = &r.limitations[1];
         assert_eq!(
-            (r.notes[1].condition, r.notes[1].reason),
-            (L7_ENFORCED, "L7Unsupported")
+            (l7.flow, l7.kind, l7.kind.reason()),
+            (Some(1), LimitationKind::L7Unsupported, "L7Unsupported")
         );
-        assert!(r.notes[1].message.starts_with("spec.flows[1]: "));
+        assert!(!l7.kind.blocks_ready());
+        assert!(l7.message.starts_with("spec.flows[1]: "));
         let api = &r.objects[1];
         // Nothing towards 443 anywhere: the fqdn flow is not opened to any address.
         assert!(!serde_json::to_string(&api.body).unwrap().contains("443"));

@@ -27,20 +27,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{json, Map, Value};
 
-use super::calico::uncovered_namespaces;
-use super::{
-    baseline_labels, cluster_baseline_labels, metadata, tier_labels, Note, Object, ObjectKind,
-    Owner, Rendered,
+use super::common::{
+    cluster_baseline_name, controller_refs, object, push_unique, shared_refs, uncovered_namespaces,
 };
-use crate::core::names::{fit, tier_policy_name, BASELINE_NAME, MAX_NAME};
+use super::ir::{ApiServer, AppPolicy, Endpoint, Rule};
+use super::{
+    baseline_labels, cluster_baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered,
+};
+use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, Selector};
 use crate::model::{
-    AppModel, ClusterBaselineModel, DnsTarget, HttpRule, NamespaceBaseline, NamespaceMatch, Peer,
-    OPT_OUT_LABEL, OPT_OUT_VALUE,
+    AppModel, Backend, ClusterBaselineModel, DnsTarget, HttpRule, NamespaceBaseline,
+    NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
 };
 
 use crate::vocab::{
@@ -193,25 +194,19 @@ fn rule(peer_field: &str, peer: Value, ports: Option<Value>) -> Value {
     Value::Object(r)
 }
 
-/// The ingress rule for a flow from `from`; `None` for peers that are destinations only.
-fn ingress_rule(model: &AppModel, from: &Peer, ports: &[Port], http: &[HttpRule]) -> Option<Value> {
-    let to_ports = to_ports(ports, http_rules(http).as_ref());
-    match from {
-        Peer::Tier(i) => {
-            let t = model.tiers.get(*i)?;
-            Some(rule(
-                "fromEndpoints",
-                json!([endpoint_selector(&t.selector)]),
-                to_ports,
-            ))
-        }
-        Peer::Pods { namespaces, pods } => Some(rule(
+/// The ingress rule of a resolved rule; `None` for peers that are destinations only.
+fn ingress_rule(r: &Rule) -> Option<Value> {
+    let to_ports = to_ports(&r.ports, http_rules(&r.http).as_ref());
+    match &r.peer {
+        Endpoint::Pods { namespaces, pods } => Some(rule(
             "fromEndpoints",
             json!([pod_peer(namespaces, pods.as_ref())]),
             to_ports,
         )),
-        Peer::Cidr { cidr, except } => Some(rule("fromCIDRSet", cidr_set(cidr, except), to_ports)),
-        Peer::Fqdn(_) | Peer::KubeApiServer => None,
+        Endpoint::Cidr { cidr, except } => {
+            Some(rule("fromCIDRSet", cidr_set(cidr, except), to_ports))
+        }
+        Endpoint::Fqdn(_) | Endpoint::ApiServer(_) => None,
     }
 }
 
@@ -224,27 +219,30 @@ fn fqdn_selector(name: &str) -> Value {
     }
 }
 
-/// The egress rule for a flow to `to`.
-fn egress_rule(model: &AppModel, to: &Peer, ports: &[Port], http: &[HttpRule]) -> Option<Value> {
-    let to_ports = to_ports(ports, http_rules(http).as_ref());
-    match to {
-        Peer::Tier(i) => {
-            let t = model.tiers.get(*i)?;
-            Some(rule(
-                "toEndpoints",
-                json!([endpoint_selector(&t.selector)]),
-                to_ports,
-            ))
-        }
-        Peer::Pods { namespaces, pods } => Some(rule(
+/// The egress rule of a resolved rule.
+fn egress_rule(r: &Rule) -> Option<Value> {
+    let to_ports = to_ports(&r.ports, http_rules(&r.http).as_ref());
+    match &r.peer {
+        Endpoint::Pods { namespaces, pods } => Some(rule(
             "toEndpoints",
             json!([pod_peer(namespaces, pods.as_ref())]),
             to_ports,
         )),
-        Peer::Cidr { cidr, except } => Some(rule("toCIDRSet", cidr_set(cidr, except), to_ports)),
-        Peer::Fqdn(name) => Some(rule("toFQDNs", json!([fqdn_selector(name)]), to_ports)),
+        Endpoint::Cidr { cidr, except } => {
+            Some(rule("toCIDRSet", cidr_set(cidr, except), to_ports))
+        }
+        Endpoint::Fqdn(name) => Some(rule("toFQDNs", json!([fqdn_selector(name)]), to_ports)),
         // No ports: any port of the API server entity (it has only its own).
-        Peer::KubeApiServer => Some(rule("toEntities", json!([KUBE_APISERVER_ENTITY]), to_ports)),
+        Endpoint::ApiServer(ApiServer::Named) => {
+            Some(rule("toEntities", json!([KUBE_APISERVER_ENTITY]), to_ports))
+        }
+        Endpoint::ApiServer(ApiServer::Hosts(hosts)) => {
+            let set: Vec<Value> = hosts
+                .iter()
+                .map(|h| json!({"cidr": h.to_string()}))
+                .collect();
+            (!set.is_empty()).then(|| rule("toCIDRSet", Value::Array(set), to_ports))
+        }
     }
 }
 
@@ -272,14 +270,6 @@ fn dns_rules(dns: &DnsTarget, proxy: bool) -> Vec<Value> {
     rules
 }
 
-fn push_unique(rules: &mut Vec<Value>, new: impl IntoIterator<Item = Value>) {
-    for r in new {
-        if !rules.contains(&r) {
-            rules.push(r);
-        }
-    }
-}
-
 /// A direction's rules; one empty rule (deny all) when there is nothing to allow.
 fn or_deny_all(rules: Vec<Value>) -> Value {
     if rules.is_empty() {
@@ -289,80 +279,46 @@ fn or_deny_all(rules: Vec<Value>) -> Value {
     }
 }
 
-fn object(
-    kind: ObjectKind,
-    name: &str,
-    namespace: Option<&str>,
-    labels: BTreeMap<String, String>,
-    owners: &[OwnerReference],
-    spec: Map<String, Value>,
-) -> Object {
-    Object {
-        kind,
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.kind(),
-            "metadata": metadata(name, namespace, labels, owners),
-            "spec": spec,
-        }),
-    }
-}
-
 /// Per-tier CiliumNetworkPolicies: the tier's pods, isolated both ways (an empty rule where a
 /// direction allows nothing), the declared flows with their L7 rules, FQDN and API server
-/// peers, and DNS (through the DNS proxy when any flow has an FQDN peer).
+/// peers, and DNS (through the DNS proxy when any flow has an FQDN peer). The same as
+/// [`super::tier_objects`] on this backend.
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>) -> Rendered {
-    let fqdn = model.flows.iter().any(|f| matches!(f.to, Peer::Fqdn(_)));
-    let mut notes = Vec::new();
-    if model.dns.is_none() {
-        for f in &model.flows {
-            if let Peer::Fqdn(name) = &f.to {
-                notes.push(Note {
-                    condition: "Ready",
-                    reason: "FqdnNeedsDns",
-                    message: format!(
-                        "spec.flows[{}]: fqdn peer {name:?} needs DNS egress (spec.dns.enabled): Cilium learns its addresses from the lookups it proxies, so without it this flow allows nothing (fail closed)",
-                        f.index
-                    ),
-                });
-            }
-        }
-    }
-    let owners: Vec<OwnerReference> = owner.map(|o| o.reference(true)).into_iter().collect();
-    let objects = model
+    super::tier_objects(model, Backend::Cilium, owner, &Env::default())
+}
+
+/// The per-tier objects of the intermediate form.
+pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<Object> {
+    let owners = controller_refs(owner);
+    policy
         .tiers
         .iter()
-        .enumerate()
-        .map(|(t, tier)| {
+        .map(|t| {
             let mut ingress = Vec::new();
-            for f in model.flows_into(t) {
-                push_unique(
-                    &mut ingress,
-                    ingress_rule(model, &f.from, &f.ports, &f.http),
-                );
+            for r in &t.ingress {
+                push_unique(&mut ingress, ingress_rule(r));
             }
             let mut egress = Vec::new();
-            if let Some(dns) = &model.dns {
-                push_unique(&mut egress, dns_rules(dns, fqdn));
+            if let Some(dns) = &t.dns {
+                push_unique(&mut egress, dns_rules(&dns.target, dns.inspect));
             }
-            for f in model.flows_out_of(t) {
-                push_unique(&mut egress, egress_rule(model, &f.to, &f.ports, &f.http));
+            for r in &t.egress {
+                push_unique(&mut egress, egress_rule(r));
             }
             let mut spec = Map::new();
-            spec.insert("endpointSelector".into(), endpoint_selector(&tier.selector));
+            spec.insert("endpointSelector".into(), endpoint_selector(&t.selector));
             spec.insert("ingress".into(), or_deny_all(ingress));
             spec.insert("egress".into(), or_deny_all(egress));
             object(
                 ObjectKind::CiliumNetworkPolicy,
-                &tier_policy_name(&model.name, &tier.name),
+                &tier_policy_name(&model.name, &t.name),
                 Some(&model.namespace),
-                tier_labels(&model.name, &tier.name),
+                tier_labels(&model.name, &t.name),
                 &owners,
                 spec,
             )
         })
-        .collect();
-    Rendered { objects, notes }
+        .collect()
 }
 
 /// The rule sections of a baseline: `ingress: [{}]` when ingress is denied; when egress is
@@ -401,13 +357,12 @@ pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Opt
     }
     let mut spec = baseline_rules(b.deny_ingress, b.deny_egress, &b.dns, b.kube_api_server);
     spec.insert("endpointSelector".into(), json!({}));
-    let refs: Vec<OwnerReference> = owners.iter().map(|o| o.reference(false)).collect();
     Some(object(
         ObjectKind::CiliumNetworkPolicy,
         BASELINE_NAME,
         Some(namespace),
         baseline_labels(),
-        &refs,
+        &shared_refs(owners),
         spec,
     ))
 }
@@ -451,13 +406,12 @@ pub fn cluster_baseline(
         "endpointSelector".into(),
         cluster_endpoint_selector(model, operator_namespace),
     );
-    let refs: Vec<OwnerReference> = owner.map(|o| o.reference(true)).into_iter().collect();
     Some(object(
         ObjectKind::CiliumClusterwideNetworkPolicy,
-        &fit(&format!("tierflow-baseline-{name}"), MAX_NAME),
+        &cluster_baseline_name(name),
         None,
         cluster_baseline_labels(name),
-        &refs,
+        &controller_refs(owner),
         spec,
     ))
 }
@@ -467,6 +421,7 @@ mod tests {
     use super::*;
     use crate::core::{Requirement, SelectorOp};
     use crate::render::fixtures::{model_of, owner, L7_FQDN, THREE_TIER};
+    use crate::render::LimitationKind;
     use crate::validate;
 
     fn rules<'a>(o: &'a Object, dir: &str) -> &'a Vec<Value> {
@@ -492,7 +447,7 @@ mod tests {
     #[test]
     fn three_tier_example_renders_one_cilium_network_policy_per_tier() {
         let r = tier_objects(&model_of(THREE_TIER), Some(&owner()));
-        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        assert!(r.limitations.is_empty(), "{:?}", r.limitations);
         let names: Vec<_> = r.objects.iter().map(Object::name).collect();
         assert_eq!(
             names,
@@ -625,7 +580,7 @@ mod tests {
     #[test]
     fn fqdn_http_and_api_server_flows_render_as_cilium_l7_fqdn_and_entity_rules() {
         let r = tier_objects(&model_of(L7_FQDN), None);
-        assert!(r.notes.is_empty(), "{:?}", r.notes);
+        assert!(r.limitations.is_empty(), "{:?}", r.limitations);
         let (frontend, api) = (&r.objects[0], &r.objects[1]);
         // Every tier's DNS goes through the DNS proxy since a flow of the model has an fqdn peer.
         assert_eq!(rules(frontend, "egress")[0], dns_rule(true));
@@ -677,12 +632,14 @@ mod tests {
         let mut m = model_of(L7_FQDN);
         m.dns = None;
         let r = tier_objects(&m, None);
-        assert_eq!(r.notes.len(), 1);
+        assert_eq!(r.limitations.len(), 1);
+        let l = &r.limitations[0];
         assert_eq!(
-            (r.notes[0].condition, r.notes[0].reason),
-            ("Ready", "FqdnNeedsDns")
+            (l.flow, l.kind, l.kind.reason()),
+            (Some(0), LimitationKind::FqdnNeedsDns, "FqdnNeedsDns")
         );
-        assert!(r.notes[0].message.starts_with("spec.flows[0]: "));
+        assert!(l.kind.blocks_ready());
+        assert!(l.message.starts_with("spec.flows[0]: "));
     }
 
     #[test]

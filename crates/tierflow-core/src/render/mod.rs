@@ -1,8 +1,15 @@
 //! Model → objects. Pure and deterministic: the same model renders the same bytes.
-//! One module per backend: [`networkpolicy`], [`calico`], [`cilium`].
+//!
+//! An AppNetwork goes through one intermediate form ([`ir`]): per tier, its rules with every
+//! peer resolved, minus what the backend cannot express (each such rule is a typed
+//! [`Limitation`]). One module per backend maps that form to objects: [`networkpolicy`],
+//! [`calico`], [`cilium`]. What a backend can express is its row in
+//! [`Backend::capabilities`]; adding a backend is one renderer and one row.
 
 pub mod calico;
 pub mod cilium;
+mod common;
+pub mod ir;
 pub mod networkpolicy;
 pub mod summary;
 
@@ -152,19 +159,64 @@ impl Object {
     }
 }
 
-/// Something a backend could not express, for a status condition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Note {
-    /// Condition type (`Ready` or `L7Enforced`).
-    pub condition: &'static str,
-    /// CamelCase reason.
-    pub reason: &'static str,
-    /// What and why.
-    pub message: String,
+/// What kind of thing a backend could not express. The operator's status layer maps kinds to
+/// conditions; rendering only says what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LimitationKind {
+    /// HTTP rules on a backend without L7 rules: the flow is enforced as the L4 ports it uses.
+    L7Unsupported,
+    /// An `fqdn` peer on a backend that cannot match DNS names: the flow is left out.
+    FqdnUnsupported,
+    /// An `fqdn` peer without DNS egress: the backend learns the name's addresses from the
+    /// lookups it sees, so the rendered flow allows nothing.
+    FqdnNeedsDns,
+    /// The API server on a backend that can only name it by address, while its addresses are
+    /// unknown: the flow is left out.
+    ApiServerUnknown,
 }
 
-/// The condition a note about L7 rules sets.
-pub const L7_ENFORCED: &str = "L7Enforced";
+impl LimitationKind {
+    /// Every kind.
+    pub const ALL: [LimitationKind; 4] = [
+        LimitationKind::L7Unsupported,
+        LimitationKind::FqdnUnsupported,
+        LimitationKind::FqdnNeedsDns,
+        LimitationKind::ApiServerUnknown,
+    ];
+
+    /// CamelCase reason for a status condition (a fixed, bounded set). These are the reasons
+    /// tierflow has always reported, so existing alerts and dashboards keep matching.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LimitationKind::L7Unsupported => "L7Unsupported",
+            LimitationKind::FqdnUnsupported => "UnsupportedOnBackend",
+            LimitationKind::FqdnNeedsDns => "FqdnNeedsDns",
+            LimitationKind::ApiServerUnknown => "ApiServerUnresolved",
+        }
+    }
+
+    /// Whether the AppNetwork cannot be reported ready: a declared flow is missing or allows
+    /// nothing. (`false`: the flow works, enforced weaker than declared.)
+    pub fn blocks_ready(self) -> bool {
+        match self {
+            LimitationKind::L7Unsupported => false,
+            LimitationKind::FqdnUnsupported
+            | LimitationKind::FqdnNeedsDns
+            | LimitationKind::ApiServerUnknown => true,
+        }
+    }
+}
+
+/// Something the backend could not express.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limitation {
+    /// The `spec.flows` index it is about (`None`: not about one flow).
+    pub flow: Option<usize>,
+    /// What kind of limitation.
+    pub kind: LimitationKind,
+    /// What and why, for people.
+    pub message: String,
+}
 
 /// What rendering an AppNetwork produced.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -172,7 +224,7 @@ pub struct Rendered {
     /// The per-tier objects.
     pub objects: Vec<Object>,
     /// What the backend could not express (fail closed: such flows are left out).
-    pub notes: Vec<Note>,
+    pub limitations: Vec<Limitation>,
 }
 
 /// Facts about the cluster a renderer may need.
@@ -254,17 +306,23 @@ pub fn metadata(
     m
 }
 
-/// Renders the per-tier objects of an AppNetwork for `backend`.
+/// Renders the per-tier objects of an AppNetwork for `backend`: builds the intermediate form
+/// once ([`ir::build`]), then maps it to the backend's objects.
 pub fn tier_objects(
     model: &AppModel,
     backend: Backend,
     owner: Option<&Owner>,
     env: &Env,
 ) -> Rendered {
-    match backend {
-        Backend::NetworkPolicy => networkpolicy::tier_objects(model, owner, env),
-        Backend::Calico => calico::tier_objects(model, owner),
-        Backend::Cilium => cilium::tier_objects(model, owner),
+    let policy = ir::build(model, backend, env);
+    let objects = match backend {
+        Backend::NetworkPolicy => networkpolicy::objects(model, &policy, owner),
+        Backend::Calico => calico::objects(model, &policy, owner),
+        Backend::Cilium => cilium::objects(model, &policy, owner),
+    };
+    Rendered {
+        objects,
+        limitations: policy.limitations,
     }
 }
 
@@ -293,10 +351,43 @@ pub fn cluster_baseline(
     operator_namespace: &str,
     owner: Option<&Owner>,
 ) -> Option<Object> {
+    if !backend.capabilities().cluster_wide_object {
+        return None;
+    }
     match backend {
         Backend::NetworkPolicy => None,
         Backend::Calico => calico::cluster_baseline(name, model, operator_namespace, owner),
         Backend::Cilium => cilium::cluster_baseline(name, model, operator_namespace, owner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limitation_reasons_are_unique_camel_case_and_only_l7_keeps_ready() {
+        let reasons: std::collections::BTreeSet<&str> =
+            LimitationKind::ALL.iter().map(|k| k.reason()).collect();
+        assert_eq!(reasons.len(), LimitationKind::ALL.len());
+        for k in LimitationKind::ALL {
+            let r = k.reason();
+            assert!(r.len() <= 64 && r.starts_with(|c: char| c.is_ascii_uppercase()));
+            assert!(r.chars().all(|c| c.is_ascii_alphanumeric()), "{r}");
+            assert_eq!(k.blocks_ready(), k != LimitationKind::L7Unsupported);
+        }
+    }
+
+    #[test]
+    fn only_backends_with_a_cluster_wide_object_render_one() {
+        let spec: crate::crd::ClusterBaselineSpec = serde_yaml::from_str("{}").unwrap();
+        let cb = crate::validate::cluster_baseline(&spec).unwrap();
+        for b in Backend::ALL {
+            assert_eq!(
+                cluster_baseline("x", &cb, b, "tierflow-system", None).is_some(),
+                b.capabilities().cluster_wide_object
+            );
+        }
     }
 }
 

@@ -9,61 +9,28 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use super::{
-    baseline_labels, tier_labels, Env, Note, Object, ObjectKind, Owner, Rendered, L7_ENFORCED,
-};
+use super::common::{push_unique, shared_refs, typed_object};
+use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule, TierPolicy};
+use super::{baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered};
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
-use crate::core::{Cidr, Port, Protocol, Selector};
-use crate::model::{AppModel, DnsTarget, NamespaceBaseline, NamespaceMatch, Peer};
+use crate::core::{Cidr, Port, Selector};
+use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
 use crate::validate::label_selector;
 
 fn object(p: &NetworkPolicy) -> Object {
-    Object {
-        kind: ObjectKind::NetworkPolicy,
-        body: serde_json::to_value(p).unwrap_or_default(),
-    }
+    typed_object(ObjectKind::NetworkPolicy, p)
 }
 
-/// The per-tier objects, and what this backend cannot express.
+/// The per-tier objects, and what this backend cannot express (the same as
+/// [`super::tier_objects`] on this backend).
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Rendered {
-    let mut notes = Vec::new();
-    for f in &model.flows {
-        match &f.to {
-            Peer::Fqdn(name) => notes.push(Note {
-                condition: "Ready",
-                reason: "UnsupportedOnBackend",
-                message: format!(
-                    "spec.flows[{}]: fqdn peer {name:?} needs Cilium; NetworkPolicy cannot match DNS names, so this flow is not rendered (fail closed)",
-                    f.index
-                ),
-            }),
-            Peer::KubeApiServer if env.api_server.is_empty() => notes.push(Note {
-                condition: "Ready",
-                reason: "ApiServerUnresolved",
-                message: format!(
-                    "spec.flows[{}]: the API server's address is unknown (default/kubernetes has no endpoints), so this flow is not rendered (fail closed)",
-                    f.index
-                ),
-            }),
-            _ => {}
-        }
-        if !f.http.is_empty() {
-            notes.push(Note {
-                condition: L7_ENFORCED,
-                reason: "L7Unsupported",
-                message: format!(
-                    "spec.flows[{}]: NetworkPolicy has no L7 rules; the HTTP rules are enforced as the L4 ports they use",
-                    f.index
-                ),
-            });
-        }
-    }
-    let objects = tier_policies_with(model, owner, env)
-        .iter()
-        .map(object)
-        .collect();
-    Rendered { objects, notes }
+    super::tier_objects(model, Backend::NetworkPolicy, owner, env)
+}
+
+/// The per-tier objects of the intermediate form.
+pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<Object> {
+    policies(model, policy, owner).iter().map(object).collect()
 }
 
 /// The namespace baseline as a rendered object.
@@ -83,51 +50,53 @@ pub use crate::core::names::NAMESPACE_NAME_LABEL;
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
 /// flows in and out, and DNS. (Without cluster facts: API server flows are left out.)
 pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
-    tier_policies_with(model, owner, &Env::default())
+    let policy = ir::build(model, Backend::NetworkPolicy, &Env::default());
+    policies(model, &policy, owner)
 }
 
-fn tier_policies_with(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Vec<NetworkPolicy> {
-    model
+fn policies(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
+    policy
         .tiers
         .iter()
-        .enumerate()
-        .map(|(t, tier)| {
-            let mut ingress: Vec<NetworkPolicyIngressRule> = Vec::new();
-            for f in model.flows_into(t) {
-                push_unique(
-                    &mut ingress,
-                    NetworkPolicyIngressRule {
-                        from: Some(peers(model, &f.from)),
-                        ports: Some(ports(&f.ports)),
-                    },
-                );
-            }
-            let mut egress: Vec<NetworkPolicyEgressRule> = Vec::new();
-            if let Some(dns) = &model.dns {
-                egress.push(dns_rule(dns));
-            }
-            for f in model.flows_out_of(t) {
-                if let Some(rule) = egress_rule(model, &f.to, &f.ports, env) {
-                    push_unique(&mut egress, rule);
-                }
-            }
-            NetworkPolicy {
-                metadata: ObjectMeta {
-                    name: Some(tier_policy_name(&model.name, &tier.name)),
-                    namespace: Some(model.namespace.clone()),
-                    labels: Some(tier_labels(&model.name, &tier.name)),
-                    owner_references: owner.map(|o| vec![o.reference(true)]),
-                    ..ObjectMeta::default()
-                },
-                spec: Some(NetworkPolicySpec {
-                    pod_selector: Some(label_selector(&tier.selector)),
-                    policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
-                    ingress: (!ingress.is_empty()).then_some(ingress),
-                    egress: (!egress.is_empty()).then_some(egress),
-                }),
-            }
-        })
+        .map(|t| tier_policy(model, t, owner))
         .collect()
+}
+
+fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> NetworkPolicy {
+    let mut ingress: Vec<NetworkPolicyIngressRule> = Vec::new();
+    for r in &t.ingress {
+        if let Some(from) = peers(&r.peer) {
+            push_unique(
+                &mut ingress,
+                [NetworkPolicyIngressRule {
+                    from: Some(from),
+                    ports: Some(ports(&r.ports)),
+                }],
+            );
+        }
+    }
+    let mut egress: Vec<NetworkPolicyEgressRule> = Vec::new();
+    if let Some(dns) = &t.dns {
+        egress.push(dns_rule(&dns.target));
+    }
+    for r in &t.egress {
+        push_unique(&mut egress, egress_rule(r));
+    }
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(tier_policy_name(&model.name, &t.name)),
+            namespace: Some(model.namespace.clone()),
+            labels: Some(tier_labels(&model.name, &t.name)),
+            owner_references: owner.map(|o| vec![o.reference(true)]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(label_selector(&t.selector)),
+            policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
+            ingress: (!ingress.is_empty()).then_some(ingress),
+            egress: (!egress.is_empty()).then_some(egress),
+        }),
+    }
 }
 
 /// The namespace baseline `tierflow-baseline`: selects every pod, denies per the merged wishes
@@ -154,7 +123,10 @@ fn baseline_with(
         types.push("Egress".to_string());
         egress.extend(b.dns.iter().map(dns_rule));
         if b.kube_api_server {
-            egress.extend(egress_rule_to_api_server(&[], env));
+            let caps = Backend::NetworkPolicy.capabilities();
+            if let Some(r) = ir::api_server_rule(caps, &[], env) {
+                egress.extend(egress_rule(&r));
+            }
         }
     }
     Some(NetworkPolicy {
@@ -162,8 +134,7 @@ fn baseline_with(
             name: Some(BASELINE_NAME.to_string()),
             namespace: Some(namespace.to_string()),
             labels: Some(baseline_labels()),
-            owner_references: (!owners.is_empty())
-                .then(|| owners.iter().map(|o| o.reference(false)).collect()),
+            owner_references: (!owners.is_empty()).then(|| shared_refs(owners)),
             ..ObjectMeta::default()
         },
         spec: Some(NetworkPolicySpec {
@@ -175,64 +146,13 @@ fn baseline_with(
     })
 }
 
-/// The egress rule towards one destination; `None` when this backend cannot express it.
-fn egress_rule(
-    model: &AppModel,
-    to: &Peer,
-    list: &[Port],
-    env: &Env,
-) -> Option<NetworkPolicyEgressRule> {
-    match to {
-        Peer::Fqdn(_) => None,
-        Peer::KubeApiServer => egress_rule_to_api_server(list, env),
-        _ => Some(NetworkPolicyEgressRule {
-            to: Some(peers(model, to)),
-            ports: Some(ports(list)),
-        }),
-    }
-}
-
-/// The API server as ipBlock /32s on its ports (or on `list` when given).
-fn egress_rule_to_api_server(list: &[Port], env: &Env) -> Option<NetworkPolicyEgressRule> {
-    if env.api_server.is_empty() {
-        return None;
-    }
-    let mut addrs: Vec<String> = env
-        .api_server
-        .iter()
-        .map(|(ip, _)| Cidr::host(*ip).to_string())
-        .collect();
-    addrs.sort();
-    addrs.dedup();
-    let mut own: Vec<Port> = env
-        .api_server
-        .iter()
-        .map(|(_, p)| Port {
-            number: *p,
-            protocol: Protocol::Tcp,
-        })
-        .collect();
-    own.sort();
-    own.dedup();
-    let chosen = if list.is_empty() { own } else { list.to_vec() };
+/// The egress rule of one resolved rule; `None` when its peer has no NetworkPolicy form (never
+/// an empty peer list, which would allow every destination).
+fn egress_rule(r: &Rule) -> Option<NetworkPolicyEgressRule> {
     Some(NetworkPolicyEgressRule {
-        to: Some(
-            addrs
-                .into_iter()
-                .map(|cidr| NetworkPolicyPeer {
-                    ip_block: Some(IPBlock { cidr, except: None }),
-                    ..NetworkPolicyPeer::default()
-                })
-                .collect(),
-        ),
-        ports: Some(ports(&chosen)),
+        to: Some(peers(&r.peer)?),
+        ports: Some(ports(&r.ports)),
     })
-}
-
-fn push_unique<T: PartialEq>(rules: &mut Vec<T>, rule: T) {
-    if !rules.contains(&rule) {
-        rules.push(rule);
-    }
 }
 
 fn dns_rule(dns: &DnsTarget) -> NetworkPolicyEgressRule {
@@ -242,13 +162,7 @@ fn dns_rule(dns: &DnsTarget) -> NetworkPolicyEgressRule {
         ip_block: None,
     }];
     if let Some(addr) = dns.node_local {
-        to.push(NetworkPolicyPeer {
-            ip_block: Some(IPBlock {
-                cidr: Cidr::host(addr).to_string(),
-                except: None,
-            }),
-            ..NetworkPolicyPeer::default()
-        });
+        to.push(ip_block(&Cidr::host(addr), &[]));
     }
     NetworkPolicyEgressRule {
         to: Some(to),
@@ -270,14 +184,12 @@ fn optional_selector(s: &Option<Selector>) -> Option<LabelSelector> {
     s.as_ref().map(label_selector)
 }
 
-/// The peers of one flow end: always ONE peer, so namespace AND pod conditions both apply.
-fn peers(model: &AppModel, p: &Peer) -> Vec<NetworkPolicyPeer> {
+/// The peers of one resolved peer: ONE peer for pods (so namespace AND pod conditions both
+/// apply) and networks, one per address for the API server; `None` for peers NetworkPolicy
+/// cannot name (the intermediate form leaves those out for this backend already).
+fn peers(p: &Endpoint) -> Option<Vec<NetworkPolicyPeer>> {
     let peer = match p {
-        Peer::Tier(i) => NetworkPolicyPeer {
-            pod_selector: Some(label_selector(&model.tiers[*i].selector)),
-            ..NetworkPolicyPeer::default()
-        },
-        Peer::Pods { namespaces, pods } => {
+        Endpoint::Pods { namespaces, pods } => {
             let namespace_selector = match namespaces {
                 NamespaceMatch::Own => None,
                 NamespaceMatch::Named(ns) => Some(namespace_named(ns)),
@@ -290,18 +202,23 @@ fn peers(model: &AppModel, p: &Peer) -> Vec<NetworkPolicyPeer> {
                 ip_block: None,
             }
         }
-        Peer::Cidr { cidr, except } => NetworkPolicyPeer {
-            ip_block: Some(IPBlock {
-                cidr: cidr.to_string(),
-                except: (!except.is_empty())
-                    .then(|| except.iter().map(ToString::to_string).collect()),
-            }),
-            ..NetworkPolicyPeer::default()
-        },
-        // Destinations only, handled by `egress_rule`.
-        Peer::Fqdn(_) | Peer::KubeApiServer => return Vec::new(),
+        Endpoint::Cidr { cidr, except } => ip_block(cidr, except),
+        Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => {
+            return Some(hosts.iter().map(|h| ip_block(h, &[])).collect());
+        }
+        Endpoint::ApiServer(_) | Endpoint::Fqdn(_) => return None,
     };
-    vec![peer]
+    Some(vec![peer])
+}
+
+fn ip_block(cidr: &Cidr, except: &[Cidr]) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.to_string(),
+            except: (!except.is_empty()).then(|| except.iter().map(ToString::to_string).collect()),
+        }),
+        ..NetworkPolicyPeer::default()
+    }
 }
 
 fn ports(list: &[Port]) -> Vec<NetworkPolicyPort> {

@@ -14,7 +14,7 @@ use crate::model::{AppModel, Backend, Peer};
 use crate::plan::app_objects;
 
 /// Renders `model` (in its enforcing form) for `backend` and reads the objects, with the
-/// representatives, into the engine. Also returns the renderer's notes as text.
+/// representatives, into the engine. Also returns, as text, what the backend could not express.
 pub fn simulation(
     model: &AppModel,
     reps: &Representatives,
@@ -24,11 +24,11 @@ pub fn simulation(
         audit: false,
         ..model.clone()
     };
-    let (objects, notes) = app_objects(&enforcing, backend, &reps.env());
+    let (objects, limitations) = app_objects(&enforcing, backend, &reps.env());
     let sim = reps.simulation(objects.into_iter().map(|o| o.body).collect())?;
-    let notes = notes
+    let notes = limitations
         .into_iter()
-        .map(|n| format!("{} ({}): {}", n.condition, n.reason, n.message))
+        .map(|l| format!("{}: {}", l.kind.reason(), l.message))
         .collect();
     Ok((sim, notes))
 }
@@ -51,7 +51,7 @@ pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, Engine
     let ports = probe_ports(model, &reps, true);
     let (sim, _) = simulation(model, &reps, backend)?;
     let mut cells = BTreeMap::new();
-    let api_as_address = backend == Backend::NetworkPolicy;
+    let api_as_address = !backend.capabilities().api_server_entity;
     for (i, from) in reps.endpoints.iter().enumerate() {
         for (j, to) in reps.endpoints.iter().enumerate() {
             if !checkable(from, to, api_as_address) {
@@ -271,11 +271,11 @@ impl fmt::Display for Verification {
 fn backend_notes(model: &AppModel, backend: Backend) -> Vec<String> {
     let mut notes = Vec::new();
     if model.audit {
-        notes.push(
-            "mode Audit: checked the enforcing form of the policies (Calico stages exactly these; \
-             the other backends refuse Audit)"
-                .to_string(),
-        );
+        let staged = Backend::names_with(|c| c.staged).unwrap_or_else(|| "no backend".into());
+        notes.push(format!(
+            "mode Audit: checked the enforcing form of the policies ({staged} stages exactly \
+             these; the other backends refuse Audit)"
+        ));
     }
     for f in &model.flows {
         if f.to != Peer::KubeApiServer {
@@ -333,7 +333,7 @@ fn compare(
     sim: &Simulation,
     report: &mut BackendReport,
 ) {
-    let api_as_address = report.backend == Backend::NetworkPolicy;
+    let api_as_address = !report.backend.capabilities().api_server_entity;
     for (i, from) in reps.endpoints.iter().enumerate() {
         for (j, to) in reps.endpoints.iter().enumerate() {
             if !checkable(from, to, api_as_address) {
