@@ -822,3 +822,6 @@ pub fn app_objects(
     }
     (objects, rendered.limitations)
 }
+
+#[cfg(test)]
+mod tests;

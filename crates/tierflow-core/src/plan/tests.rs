@@ -1,0 +1,415 @@
+//! The planner's decisions, without a cluster: what is held, what stays, what the baselines
+//! merge, and that status never enters into it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+use crate::crd::{AppNetworkSpec, ClusterBaselineSpec};
+use crate::render::ObjectKind;
+
+const SHOP: &str = r#"
+tiers:
+  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 8080}]}
+  - {name: db, selector: {matchLabels: {app: db}}, ports: [{port: 5432}]}
+flows:
+  - {from: {tier: web}, to: {tier: db}}
+"#;
+
+fn spec(yaml: &str) -> AppNetworkSpec {
+    serde_yaml::from_str(yaml).unwrap()
+}
+
+fn app(yaml: &str) -> AppInput {
+    AppInput {
+        name: "shop".into(),
+        namespace: "prod".into(),
+        uid: Some("uid-shop".into()),
+        generation: Some(2),
+        spec: spec(yaml),
+    }
+}
+
+fn invalid_app() -> AppInput {
+    app(&format!(
+        "{SHOP}  - {{from: {{tier: nosuch}}, to: {{tier: db}}}}\n"
+    ))
+}
+
+fn cb(yaml: &str) -> ClusterBaselineInput {
+    ClusterBaselineInput {
+        name: "default".into(),
+        uid: Some("uid-cb".into()),
+        generation: Some(3),
+        spec: serde_yaml::from_str::<ClusterBaselineSpec>(yaml).unwrap(),
+    }
+}
+
+fn cluster() -> Cluster {
+    Cluster {
+        operator_namespace: "tierflow-system".into(),
+        ..Cluster::default()
+    }
+}
+
+fn labels(ns: &str) -> Labels {
+    BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())])
+}
+
+/// What tierflow's objects say, made up for a test.
+#[derive(Default)]
+struct Fake {
+    baselines: BTreeMap<(String, ObjectKind), Records>,
+    cluster_objects: BTreeSet<(ObjectKind, String)>,
+}
+
+impl Observed for Fake {
+    fn records(&self, namespace: &str, kind: ObjectKind) -> Option<Records> {
+        self.baselines.get(&(namespace.to_string(), kind)).cloned()
+    }
+    fn cluster_baseline_record(&self, name: &str) -> Option<(ObjectKind, Record)> {
+        let key = cluster_baseline_key(name);
+        self.baselines
+            .iter()
+            .find_map(|((_, kind), r)| r.get(&key).map(|r| (*kind, r.clone())))
+    }
+    fn cluster_object_exists(&self, kind: ObjectKind, name: &str) -> bool {
+        self.cluster_objects.contains(&(kind, name.to_string()))
+    }
+}
+
+/// The records a baseline carries after `plan` applied it.
+fn recorded(objects: &[Object]) -> Records {
+    let a = objects[0]
+        .body
+        .pointer("/metadata/annotations")
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
+        .unwrap_or_default();
+    records_of(&a)
+}
+
+fn denies(o: &Object) -> (bool, bool) {
+    let types = o.body["spec"]["policyTypes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    (
+        types.iter().any(|t| t == "Ingress"),
+        types.iter().any(|t| t == "Egress"),
+    )
+}
+
+fn plan_one(
+    apps: &[&AppInput],
+    cbs: &[ClusterBaselineInput],
+    observed: &dyn Observed,
+) -> (NamespacePlan, Vec<Object>) {
+    let cbs = cluster_baselines(cbs, &cluster(), observed);
+    let p = namespace("prod", &labels("prod"), apps, &cbs, &cluster(), observed);
+    let b = p.baselines(&cluster(), &BTreeSet::new());
+    (p, b)
+}
+
+#[test]
+fn a_valid_app_gets_its_tier_objects_and_a_baseline_that_records_its_wish() {
+    let shop = app(SHOP);
+    let (p, baselines) = plan_one(&[&shop], &[], &Nothing);
+    assert!(!p.apps[0].held());
+    assert_eq!(p.allows().count(), 2);
+    assert_eq!(baselines.len(), 1);
+    assert_eq!(denies(&baselines[0]), (true, true));
+    let records = recorded(&baselines);
+    let mine = &records[&app_key("shop")];
+    assert_eq!(mine.generation, Some(2));
+    assert!(mine
+        .wish
+        .as_ref()
+        .is_some_and(|w| w.deny_ingress && w.deny_egress));
+    // The owner is on the baseline, as a non-controller reference.
+    assert_eq!(
+        baselines[0].body["metadata"]["ownerReferences"][0]["uid"],
+        "uid-shop"
+    );
+}
+
+#[test]
+fn an_invalid_app_is_held_and_the_share_it_recorded_stays_in_the_baseline() {
+    let (_, applied) = plan_one(&[&app(SHOP)], &[], &Nothing);
+    let observed = Fake {
+        baselines: BTreeMap::from([(
+            ("prod".into(), ObjectKind::NetworkPolicy),
+            recorded(&applied),
+        )]),
+        ..Fake::default()
+    };
+    let broken = invalid_app();
+    let (p, baselines) = plan_one(&[&broken], &[], &observed);
+    let hold = p.apps[0].hold.as_ref().expect("held");
+    assert_eq!(hold.reason, HoldReason::InvalidSpec);
+    assert!(hold.message.contains("nosuch"), "{}", hold.message);
+    assert_eq!(p.allows().count(), 0, "a held app renders nothing new");
+    assert!(p.keeps(ObjectKind::NetworkPolicy, Some("uid-shop"), false));
+    // The baseline is exactly the one in place: same body, same records.
+    assert_eq!(baselines, applied);
+}
+
+#[test]
+fn an_invalid_app_that_never_applied_holds_nothing_and_opens_nothing_new() {
+    let broken = invalid_app();
+    let (p, baselines) = plan_one(&[&broken], &[], &Nothing);
+    assert!(p.apps[0].held());
+    assert!(baselines.is_empty());
+}
+
+#[test]
+fn an_app_whose_allows_are_not_in_place_contributes_what_it_recorded_last() {
+    // Applied before: deny ingress only.
+    let before = app(&format!(
+        "baseline: {{denyIngress: true, denyEgress: false}}\n{SHOP}"
+    ));
+    let (_, applied) = plan_one(&[&before], &[], &Nothing);
+    assert_eq!(denies(&applied[0]), (true, false));
+    let observed = Fake {
+        baselines: BTreeMap::from([(
+            ("prod".into(), ObjectKind::NetworkPolicy),
+            recorded(&applied),
+        )]),
+        ..Fake::default()
+    };
+    // Now it also denies egress, but one of its allows could not be written (a name conflict).
+    let now = app(SHOP);
+    let cbs = cluster_baselines(&[], &cluster(), &observed);
+    let p = namespace(
+        "prod",
+        &labels("prod"),
+        &[&now],
+        &cbs,
+        &cluster(),
+        &observed,
+    );
+    let not_in_place = BTreeSet::from(["shop".to_string()]);
+    let b = p.baselines(&cluster(), &not_in_place);
+    assert_eq!(
+        denies(&b[0]),
+        (true, false),
+        "egress is denied only once its allows are in place"
+    );
+    let b = p.baselines(&cluster(), &BTreeSet::new());
+    assert_eq!(denies(&b[0]), (true, true));
+    // With nothing recorded, a brand-new app whose allows failed asks for nothing yet.
+    let p = namespace("prod", &labels("prod"), &[&now], &cbs, &cluster(), &Nothing);
+    assert!(p.baselines(&cluster(), &not_in_place).is_empty());
+}
+
+#[test]
+fn audit_is_held_on_backends_without_staged_policies_and_staged_on_calico() {
+    for (backend, held) in [("NetworkPolicy", true), ("Cilium", true), ("Calico", false)] {
+        let a = app(&format!("backend: {backend}\nmode: Audit\n{SHOP}"));
+        let (p, baselines) = plan_one(&[&a], &[], &Nothing);
+        assert_eq!(p.apps[0].held(), held, "{backend}");
+        if held {
+            assert_eq!(
+                p.apps[0].hold.as_ref().unwrap().reason,
+                HoldReason::AuditUnsupported
+            );
+        } else {
+            assert!(p
+                .allows()
+                .all(|o| o.kind == ObjectKind::CalicoStagedNetworkPolicy));
+            assert_eq!(baselines[0].kind, ObjectKind::CalicoStagedNetworkPolicy);
+        }
+    }
+}
+
+#[test]
+fn a_backend_whose_api_is_not_served_holds_the_app_and_keeps_its_baseline_kind() {
+    let a = app(&format!("backend: Cilium\n{SHOP}"));
+    let mut c = cluster();
+    c.served = Some(BTreeSet::from([ObjectKind::NetworkPolicy]));
+    let observed = Fake {
+        baselines: BTreeMap::from([(
+            ("prod".into(), ObjectKind::CiliumNetworkPolicy),
+            Records::new(),
+        )]),
+        ..Fake::default()
+    };
+    let p = namespace("prod", &labels("prod"), &[&a], &[], &c, &observed);
+    assert_eq!(
+        p.apps[0].hold.as_ref().unwrap().reason,
+        HoldReason::BackendUnavailable
+    );
+    assert!(p.keeps(ObjectKind::CiliumNetworkPolicy, None, true));
+    assert!(p.keeps(ObjectKind::CiliumNetworkPolicy, Some("uid-shop"), false));
+}
+
+const CB: &str = "namespaceSelector: {matchLabels: {env: prod}}\n";
+
+fn prod_labels(ns: &str) -> Labels {
+    let mut l = labels(ns);
+    l.insert("env".into(), "prod".into());
+    l
+}
+
+#[test]
+fn a_cluster_baseline_on_the_standard_backend_is_a_share_of_every_covered_namespace() {
+    let cbs = cluster_baselines(&[cb(CB)], &cluster(), &Nothing);
+    assert!(cbs[0].object.is_none());
+    let p = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &cbs,
+        &cluster(),
+        &Nothing,
+    );
+    let b = p.baselines(&cluster(), &BTreeSet::new());
+    assert_eq!(denies(&b[0]), (true, true));
+    let r = recorded(&b);
+    assert_eq!(r[&cluster_baseline_key("default")].generation, Some(3));
+    assert!(r[&cluster_baseline_key("default")].spec.is_some());
+    let other = namespace("dev", &labels("dev"), &[], &cbs, &cluster(), &Nothing);
+    assert!(other.baselines(&cluster(), &BTreeSet::new()).is_empty());
+}
+
+#[test]
+fn an_invalid_cluster_baseline_keeps_covering_namespaces_new_ones_included_from_its_recorded_spec()
+{
+    let valid = cluster_baselines(&[cb(CB)], &cluster(), &Nothing);
+    let team = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &valid,
+        &cluster(),
+        &Nothing,
+    );
+    let applied = team.baselines(&cluster(), &BTreeSet::new());
+    let observed = Fake {
+        baselines: BTreeMap::from([(
+            ("team".into(), ObjectKind::NetworkPolicy),
+            recorded(&applied),
+        )]),
+        ..Fake::default()
+    };
+    let broken = cb(&format!("{CB}excludeNamespaces: [Not_A_Namespace]\n"));
+    let held = cluster_baselines(&[broken], &cluster(), &observed);
+    assert_eq!(
+        held[0].hold.as_ref().unwrap().reason,
+        HoldReason::InvalidSpec
+    );
+    // The namespace it covered keeps exactly its baseline.
+    let team = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &held,
+        &cluster(),
+        &observed,
+    );
+    assert_eq!(team.baselines(&cluster(), &BTreeSet::new()), applied);
+    // A namespace created since is covered by the last valid spec.
+    let fresh = namespace(
+        "fresh",
+        &prod_labels("fresh"),
+        &[],
+        &held,
+        &cluster(),
+        &observed,
+    );
+    let b = fresh.baselines(&cluster(), &BTreeSet::new());
+    assert_eq!(denies(&b[0]), (true, true));
+}
+
+#[test]
+fn switching_a_cluster_baseline_to_calico_keeps_the_namespace_share_until_the_global_policy_exists()
+{
+    let calico = cb(&format!("backend: Calico\n{CB}"));
+    let valid = cluster_baselines(&[cb(CB)], &cluster(), &Nothing);
+    let team = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &valid,
+        &cluster(),
+        &Nothing,
+    );
+    let applied = team.baselines(&cluster(), &BTreeSet::new());
+    let mut observed = Fake {
+        baselines: BTreeMap::from([(
+            ("team".into(), ObjectKind::NetworkPolicy),
+            recorded(&applied),
+        )]),
+        ..Fake::default()
+    };
+    let plans = cluster_baselines(std::slice::from_ref(&calico), &cluster(), &observed);
+    let gnp = plans[0].object.clone().expect("a GlobalNetworkPolicy");
+    assert!(plans[0].keep_namespace_share);
+    let team = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &plans,
+        &cluster(),
+        &observed,
+    );
+    assert_eq!(team.baselines(&cluster(), &BTreeSet::new()), applied);
+    // Once the GlobalNetworkPolicy is observed, the namespace drops its share.
+    observed
+        .cluster_objects
+        .insert((gnp.kind, gnp.name().to_string()));
+    let plans = cluster_baselines(&[calico], &cluster(), &observed);
+    assert!(!plans[0].keep_namespace_share);
+    let team = namespace(
+        "team",
+        &prod_labels("team"),
+        &[],
+        &plans,
+        &cluster(),
+        &observed,
+    );
+    assert!(team.baselines(&cluster(), &BTreeSet::new()).is_empty());
+}
+
+#[test]
+fn the_whole_plan_writes_allows_then_cluster_objects_then_baselines() {
+    let shop = AppInput {
+        spec: spec(&format!("backend: Cilium\n{SHOP}")),
+        ..app(SHOP)
+    };
+    let global = cb(&format!("backend: Cilium\n{CB}"));
+    let p = plan(
+        &[shop],
+        &[global],
+        &BTreeMap::from([("prod".to_string(), prod_labels("prod"))]),
+        &cluster(),
+        &Nothing,
+    );
+    let kinds: Vec<(ObjectKind, &str)> = p.objects.iter().map(|o| (o.kind, o.name())).collect();
+    assert_eq!(
+        kinds,
+        [
+            (ObjectKind::CiliumNetworkPolicy, "tierflow-shop-web"),
+            (ObjectKind::CiliumNetworkPolicy, "tierflow-shop-db"),
+            (
+                ObjectKind::CiliumClusterwideNetworkPolicy,
+                "tierflow-baseline-default"
+            ),
+            (ObjectKind::CiliumNetworkPolicy, "tierflow-baseline"),
+        ]
+    );
+}
+
+#[test]
+fn records_survive_the_annotation_round_trip() {
+    let (_, applied) = plan_one(&[&app(SHOP)], &[cb(CB)], &Nothing);
+    let text = applied[0].body["metadata"]["annotations"][INPUTS_ANNOTATION]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let back = records_of(&BTreeMap::from([(INPUTS_ANNOTATION.to_string(), text)]));
+    assert_eq!(back, recorded(&applied));
+    assert!(records_of(&BTreeMap::from([(
+        INPUTS_ANNOTATION.to_string(),
+        "{not json".into()
+    )]))
+    .is_empty());
+}
