@@ -5,4 +5,5 @@ mod backends;
 mod clusterbaseline;
 mod control_plane;
 mod from_cluster;
+mod planner;
 mod support;
