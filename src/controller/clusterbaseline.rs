@@ -11,9 +11,9 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
+use super::context::Context;
 use super::observe::Observation;
 use super::report::{policy_enforced, warn_about};
-use super::Context;
 use crate::apply::FIELD_MANAGER;
 use crate::crd::{ClusterBaseline, ClusterBaselineStatus};
 use crate::error::{Error, Result};

@@ -20,9 +20,9 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
 
+use super::context::Context;
 use super::observe::Observation;
 use super::report::{self, Outcome};
-use super::Context;
 use crate::apply::Applied;
 use crate::crd::NamespaceFailure;
 use crate::error::{Error, Result};

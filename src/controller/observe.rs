@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use kube::{Resource, ResourceExt};
 
-use super::Context;
+use super::context::Context;
 use crate::plan::{self, Record, Records};
 use crate::render::ObjectKind;
 use crate::vocab::{BASELINE_NAME, CLUSTER_BASELINE_LABEL, ROLE_CLUSTER_BASELINE, ROLE_LABEL};

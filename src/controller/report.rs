@@ -16,7 +16,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
-use super::Context;
+use super::context::Context;
+use super::memory::Verdict;
 use crate::apply::FIELD_MANAGER;
 use crate::crd::{AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRefStatus};
 use crate::error::Result;
@@ -241,14 +242,6 @@ async fn applied(
         status::remove(&mut st.conditions, L7_ENFORCED);
     }
     verify(ctx, plan, model, backend, generation, st).await;
-}
-
-/// What inline verification concluded, cached by what it depends on (it is deterministic).
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Verdict {
-    flows: Option<FlowsStatus>,
-    verified: Option<Condition>,
-    undercut: Option<Condition>,
 }
 
 /// Simulates the policies in place (this AppNetwork's objects and the baseline it asks for) on

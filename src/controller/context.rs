@@ -1,0 +1,184 @@
+//! The context of every reconcile: the client, the caches, and the operator's settings.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::DynamicObject;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::watch;
+
+use super::detect::Detection;
+use super::memory::Memory;
+use super::retry::Retries;
+use super::watches::{Managed, Triggers};
+use crate::apply::{self, Applied};
+use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
+use crate::error::Result;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::model::Backend;
+use crate::render::{Env, Object, ObjectKind};
+
+/// Everything a reconcile needs: the client, the caches, and what this process remembers of
+/// its own work (never needed for correctness: a restart without it reaches the same objects).
+#[derive(Clone)]
+pub struct Context {
+    /// The API client (every write goes through [`Context::apply`] and [`Context::delete`]).
+    pub client: Client,
+    /// Every AppNetwork of the cluster.
+    pub appnets: Store<AppNetwork>,
+    /// Every object tierflow manages, by kind.
+    pub managed: Managed,
+    /// Every Namespace.
+    pub namespaces: Store<Namespace>,
+    /// NetworkPolicies tierflow did not write (the users' own), to warn when they undercut it.
+    pub user_policies: Store<NetworkPolicy>,
+    /// Every ClusterBaseline.
+    pub cluster_baselines: Store<ClusterBaseline>,
+    /// Publishes Kubernetes events.
+    pub recorder: Recorder,
+    /// The namespace the operator runs in (never covered by a ClusterBaseline unless included).
+    pub operator_namespace: String,
+    /// The backend `Auto` means when set (`--backend`); detection decides otherwise.
+    pub default_backend: Option<Backend>,
+    /// What CNI detection concluded (kept current).
+    pub detection: watch::Receiver<Detection>,
+    /// The API server's endpoints (kept current).
+    pub api_server: Arc<RwLock<Vec<(IpAddr, u16)>>>,
+    /// Namespaces whose last reconcile failed, with why (for ClusterBaseline status).
+    pub failures: Arc<Mutex<BTreeMap<String, NamespaceFailure>>>,
+    /// Routes work to the controllers.
+    pub triggers: Triggers,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// What this process remembers of its own work.
+    pub memory: Memory,
+    /// Per-object retry delays after errors.
+    pub retries: Retries,
+}
+
+impl Context {
+    /// The current detection.
+    pub fn detected(&self) -> Detection {
+        self.detection.borrow().clone()
+    }
+
+    /// Cluster facts for renderers.
+    pub fn env(&self) -> Env {
+        Env {
+            api_server: self
+                .api_server
+                .read()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The AppNetworks of `ns` that are not being deleted.
+    pub fn apps_in(&self, ns: &str) -> Vec<Arc<AppNetwork>> {
+        self.appnets
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.namespace().as_deref() == Some(ns) && a.meta().deletion_timestamp.is_none()
+            })
+            .collect()
+    }
+
+    /// Applies `object` through the one write path, naming the object in any error; counts
+    /// drift corrections (a write of what this process applied before means someone changed
+    /// or deleted it).
+    pub async fn apply(&self, object: &Object) -> Result<Applied> {
+        let live = self
+            .managed
+            .get(object.kind, object.namespace(), object.name());
+        let key = object_key(object.kind, object.namespace(), object.name());
+        let digest = digest(&object.body);
+        let outcome = apply::apply(&self.client, object, live.as_deref())
+            .await
+            .map_err(|e| {
+                e.at(
+                    "apply",
+                    &describe(object.kind, object.namespace(), object.name()),
+                )
+            })?;
+        if outcome != Applied::Unchanged {
+            let before = self
+                .memory
+                .applied
+                .lock()
+                .ok()
+                .and_then(|mut m| m.insert(key, digest));
+            if before == Some(digest) {
+                self.metrics
+                    .drift_corrections
+                    .with_label_values(&[object.kind.kind()])
+                    .inc();
+            }
+        } else if let Ok(mut m) = self.memory.applied.lock() {
+            m.insert(key, digest);
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes one of tierflow's objects (UID-guarded), naming it in any error.
+    pub async fn delete(&self, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
+        let ns = obj.namespace();
+        let name = obj.name_any();
+        if let Ok(mut m) = self.memory.applied.lock() {
+            m.remove(&object_key(kind, ns.as_deref(), &name));
+        }
+        apply::delete(&self.client, kind, obj)
+            .await
+            .map_err(|e| e.at("prune", &describe(kind, ns.as_deref(), &name)))
+    }
+}
+
+fn object_key(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
+    format!("{}/{}/{}", kind.kind(), ns.unwrap_or_default(), name)
+}
+
+fn describe(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(ns) => format!("{} {} {ns}/{name}", kind.api_version(), kind.kind()),
+        None => format!("{} {} {name}", kind.api_version(), kind.kind()),
+    }
+}
+
+fn digest(v: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    v.to_string().hash(&mut h);
+    h.finish()
+}
+
+/// Settings of the operator.
+#[derive(Clone)]
+pub struct Options {
+    /// The namespace the operator runs in.
+    pub operator_namespace: String,
+    /// The backend `Auto` means (`None`: detect the CNI).
+    pub default_backend: Option<Backend>,
+    /// Where reconciles are counted (a fresh registry when `None`).
+    pub metrics: Option<Arc<Metrics>>,
+    /// With leader election: the controllers (the only writers) start once this replica leads.
+    /// The caches are filled either way, so a standby takes over warm.
+    pub leadership: Option<watch::Receiver<Leadership>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            operator_namespace: std::env::var("POD_NAMESPACE")
+                .unwrap_or_else(|_| crate::vocab::DEFAULT_OPERATOR_NAMESPACE.into()),
+            default_backend: None,
+            metrics: None,
+            leadership: None,
+        }
+    }
+}

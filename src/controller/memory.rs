@@ -1,0 +1,28 @@
+//! What this process remembers of its own work. Never needed for correctness: a restart without
+//! it reaches the same objects.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::crd::{Condition, FlowsStatus};
+
+/// What this process remembers of its own work, to spare work and requests. Never needed for
+/// correctness: a restart without it reaches the same objects.
+#[derive(Clone, Default)]
+pub struct Memory {
+    /// Inline verification results by AppNetwork, generation and backend, with a fingerprint of
+    /// what else they depend on (deterministic, so computed once).
+    pub(crate) verdicts: Arc<Mutex<HashMap<String, (String, Verdict)>>>,
+    /// The last status this process wrote per object UID, with the resourceVersion it got.
+    pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
+    /// The last body this process applied per object, to tell drift from a new desired state.
+    pub(crate) applied: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+/// What inline verification concluded, cached by what it depends on (it is deterministic).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Verdict {
+    pub(crate) flows: Option<FlowsStatus>,
+    pub(crate) verified: Option<Condition>,
+    pub(crate) undercut: Option<Condition>,
+}

@@ -1,0 +1,297 @@
+//! Starting the operator: the watches, detection, and the two controllers.
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::channel::mpsc::{unbounded, UnboundedReceiver};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource, ResourceExt};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::context::{Context, Options};
+use super::detect::{self, Detection};
+use super::memory::Memory;
+use super::watches::{self, Managed, Triggers};
+use super::{clusterbaseline, fence, namespace, retry};
+use crate::crd::{AppNetwork, ClusterBaseline};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::vocab::{MANAGED_BY, MANAGER};
+
+/// A started operator.
+pub struct Running {
+    /// The context the controllers use (tests call the reconcilers with it directly).
+    pub context: Arc<Context>,
+    /// The tasks that drive the watches and controllers.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Waits until a task ends (they run forever unless the process is shutting down).
+    pub async fn join(self) {
+        let _ = futures::future::select_all(self.tasks).await;
+    }
+
+    /// Stops every task.
+    pub fn abort(&self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// How long a watch-fed reconcile waits before running, to fold bursts of events.
+const DEBOUNCE: Duration = Duration::from_millis(5);
+
+/// ClusterBaseline status sums up many namespaces; fold bursts of namespace events into one.
+const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Starts the watches and controllers on the current runtime and returns once every cache has
+/// synced and the CNI has been detected.
+pub async fn start(client: Client, options: Options) -> Result<Running> {
+    let client = match &options.leadership {
+        Some(l) => fence::fenced(client, l.clone()),
+        None => client,
+    };
+    let (ns_tx, ns_rx) = unbounded::<ObjectRef<Namespace>>();
+    let (cb_tx, cb_rx) = unbounded::<ObjectRef<ClusterBaseline>>();
+    let mut tasks = Vec::new();
+    let mut synced = Vec::new();
+
+    // The routing needs the namespace and ClusterBaseline stores, which their own watches fill;
+    // they are created first and handed to the triggers.
+    let (namespaces, ns_writer) = kube::runtime::reflector::store::<Namespace>();
+    let (cluster_baselines, cb_writer) = kube::runtime::reflector::store::<ClusterBaseline>();
+    let triggers = Triggers {
+        namespaces: ns_tx,
+        cluster_baselines: cb_tx,
+        ns_store: namespaces.clone(),
+        cb_store: cluster_baselines.clone(),
+    };
+
+    // AppNetworks → their namespace.
+    let t = triggers.clone();
+    let (appnets, task, ready) = watches::watch(
+        Api::<AppNetwork>::all(client.clone()),
+        watcher::Config::default(),
+        move |ev| match ev {
+            Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
+                t.namespace(&a.namespace().unwrap_or_default())
+            }
+            Event::Init | Event::InitDone => {}
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
+
+    // Namespaces → themselves (new namespaces, label changes) and ClusterBaseline status.
+    let t = triggers.clone();
+    let (task, ready) = watches::watch_into(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        ns_writer,
+        move |ev| match ev {
+            Event::Apply(n) | Event::InitApply(n) => {
+                t.namespace(&n.name_any());
+                t.all_cluster_baselines();
+            }
+            Event::Delete(_) => t.all_cluster_baselines(),
+            Event::Init | Event::InitDone => {}
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
+
+    // ClusterBaselines → every namespace (coverage may change) and their own status.
+    let t = triggers.clone();
+    let (task, ready) = watches::watch_into(
+        Api::<ClusterBaseline>::all(client.clone()),
+        watcher::Config::default(),
+        cb_writer,
+        move |ev| match ev {
+            Event::Apply(c) | Event::InitApply(c) => {
+                watches::send(&t.cluster_baselines, ObjectRef::from_obj(c));
+                t.all_namespaces();
+            }
+            Event::Delete(_) => t.all_namespaces(),
+            Event::Init | Event::InitDone => {}
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
+
+    // The users' own NetworkPolicies → their namespace (the Undercut condition).
+    let t = triggers.clone();
+    let (user_policies, task, ready) = watches::watch(
+        Api::<NetworkPolicy>::all(client.clone()),
+        watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}")),
+        move |ev| match ev {
+            Event::Apply(p) | Event::Delete(p) => t.namespace(&p.namespace().unwrap_or_default()),
+            Event::InitApply(_) | Event::Init | Event::InitDone => {}
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
+
+    // The API server's endpoints, for the kubeAPIServer peer on the standard backend.
+    let api_server: Arc<RwLock<Vec<(IpAddr, u16)>>> = Arc::default();
+    let (t, addresses) = (triggers.clone(), api_server.clone());
+    let (_endpoints, task, ready) = watches::watch(
+        Api::<Endpoints>::namespaced(client.clone(), "default"),
+        watcher::Config::default().fields("metadata.name=kubernetes"),
+        move |ev| {
+            let found = match ev {
+                Event::Apply(e) | Event::InitApply(e) => watches::endpoints(e),
+                Event::Delete(_) => Vec::new(),
+                Event::Init | Event::InitDone => return,
+            };
+            let changed = addresses
+                .write()
+                .map(|mut v| std::mem::replace(&mut *v, found.clone()) != found);
+            if changed.unwrap_or(false) {
+                t.all_namespaces();
+            }
+        },
+    );
+    tasks.push(task);
+    synced.push(ready);
+
+    // CNI detection, which also starts and stops the watches of CRD-backed kinds.
+    let managed = Managed::default();
+    let (detection_tx, detection_rx) = watch::channel(Detection::default());
+    let (detect_task, detected) = detect::task(
+        client.clone(),
+        managed.clone(),
+        triggers.clone(),
+        detection_tx,
+    );
+    tasks.push(detect_task);
+    synced.push(detected);
+
+    let metrics = match options.metrics.clone() {
+        Some(m) => m,
+        None => Arc::new(Metrics::new()?),
+    };
+    let reporter = Reporter {
+        controller: MANAGER.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let context = Arc::new(Context {
+        client: client.clone(),
+        appnets,
+        managed,
+        namespaces,
+        user_policies,
+        cluster_baselines,
+        recorder: Recorder::new(client.clone(), reporter),
+        operator_namespace: options.operator_namespace,
+        default_backend: options.default_backend,
+        detection: detection_rx,
+        api_server,
+        failures: Arc::default(),
+        triggers: triggers.clone(),
+        metrics,
+        memory: Memory::default(),
+        retries: retry::Retries::default(),
+    });
+
+    // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,
+    // so readiness is tracked from the watch events themselves.)
+    let sync = futures::future::join_all(synced.iter_mut().map(|rx| rx.wait_for(|ready| *ready)));
+    match tokio::time::timeout(Duration::from_secs(60), sync).await {
+        Ok(results) if results.iter().all(Result::is_ok) => {}
+        _ => {
+            for t in &tasks {
+                t.abort();
+            }
+            return Err(Error::Config("caches did not sync within 60s".into()));
+        }
+    }
+
+    let ctx = context.clone();
+    let gate = options.leadership.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Some(mut leadership) = gate {
+            if leadership.wait_for(|l| l.leading).await.is_err() {
+                return;
+            }
+        }
+        run_controllers(ctx, ns_rx, cb_rx, triggers).await;
+    }));
+    Ok(Running { context, tasks })
+}
+
+/// Runs the two controllers (the only writers) until they end.
+async fn run_controllers(
+    ctx: Arc<Context>,
+    ns_rx: UnboundedReceiver<ObjectRef<Namespace>>,
+    cb_rx: UnboundedReceiver<ObjectRef<ClusterBaseline>>,
+    triggers: Triggers,
+) {
+    let namespaces = Controller::for_stream(futures::stream::pending(), ctx.namespaces.clone())
+        .reconcile_on(ns_rx)
+        .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                let started = std::time::Instant::now();
+                let key = format!("Namespace/{}", obj.name_any());
+                let r = namespace::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("namespace", started, &r);
+                ctx.retries.settle(&key, &r);
+                r
+            },
+            |obj, err, ctx| error_policy(&format!("Namespace/{}", obj.name_any()), err, &ctx),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let cbs = Controller::for_stream(futures::stream::pending(), ctx.cluster_baselines.clone())
+        .reconcile_on(cb_rx)
+        .with_config(
+            kube::runtime::controller::Config::default().debounce(CLUSTER_BASELINE_DEBOUNCE),
+        )
+        .run(
+            |obj, ctx: Arc<Context>| async move {
+                let started = std::time::Instant::now();
+                let key = format!("ClusterBaseline/{}", obj.name_any());
+                let r = clusterbaseline::reconcile(obj, ctx.clone()).await;
+                ctx.metrics.observe("clusterbaseline", started, &r);
+                ctx.retries.settle(&key, &r);
+                r
+            },
+            |obj, err, ctx| error_policy(&format!("ClusterBaseline/{}", obj.name_any()), err, &ctx),
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    // Everything once, now that the controllers listen (a standby that takes over catches up).
+    triggers.everything();
+    futures::join!(namespaces, cbs);
+}
+
+/// Error policy of both controllers: log, and retry after this object's next backoff delay
+/// (persistent errors such as 403 or 422 back off exponentially instead of looping hot).
+fn error_policy(key: &str, err: &Error, ctx: &Context) -> Action {
+    let delay = ctx.retries.next(key);
+    tracing::warn!(object = key, error = %err, reason = err.reason(), retry_in_ms = delay.as_millis() as u64, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// The AppNetwork that controls `obj`, from its controller owner reference.
+pub fn owner_app<K: Resource>(obj: &K) -> Option<ObjectRef<AppNetwork>> {
+    let ns = obj.namespace()?;
+    obj.owner_references()
+        .iter()
+        .find(|o| {
+            o.controller == Some(true)
+                && o.kind == "AppNetwork"
+                && o.api_version == AppNetwork::api_version(&())
+        })
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
+}
