@@ -556,7 +556,7 @@ pub fn namespace(
 }
 
 fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan, Option<Share>) {
-    let mut plan = AppPlan {
+    let plan = AppPlan {
         name: app.name.clone(),
         uid: app.uid.clone(),
         generation: app.generation,
@@ -566,16 +566,29 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
         limitations: Vec::new(),
         hold: None,
     };
-    let model = match validate::app_network(&app.name, &app.namespace, &app.spec) {
-        Ok(m) => m,
-        Err(e) => {
-            plan.hold = Some(invalid_hold(
-                e,
-                "the policies of the last valid spec stay in place",
-            ));
-            return (plan, None);
-        }
-    };
+    match validate::app_network(&app.name, &app.namespace, &app.spec) {
+        Ok(model) => plan_model(plan, model, cluster, owner),
+        Err(e) => (
+            AppPlan {
+                hold: Some(invalid_hold(
+                    e,
+                    "the policies of the last valid spec stay in place",
+                )),
+                ..plan
+            },
+            None,
+        ),
+    }
+}
+
+/// Plans a validated AppNetwork: its backend, whether it is held, its per-tier objects and its
+/// share of the namespace baseline.
+fn plan_model(
+    mut plan: AppPlan,
+    model: AppModel,
+    cluster: &Cluster,
+    owner: Option<Owner>,
+) -> (AppPlan, Option<Share>) {
     let backend = cluster.resolve(model.backend);
     plan.backend = Some(backend);
     if model.audit && !has_staged(backend) {
@@ -602,17 +615,17 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
     plan.objects = rendered.objects;
     plan.limitations = rendered.limitations;
     let share = Share {
-        key: app_key(&app.name),
+        key: app_key(&plan.name),
         kind: baseline_kind,
         audit: model.audit,
         wish: model.baseline.clone(),
         record: Record {
-            generation: app.generation,
+            generation: plan.generation,
             wish: Some(validate::to_applied_baseline(&model.baseline)),
             spec: None,
         },
         owner,
-        app: Some(app.name.clone()),
+        app: Some(plan.name.clone()),
         fallback: None,
     };
     plan.model = Some(model);
@@ -804,23 +817,41 @@ pub fn plan(
     out
 }
 
-/// The objects of ONE AppNetwork on `backend`: its per-tier objects, then its namespace
-/// baseline (from its own wish alone), and what the backend could not express. Verification
-/// uses this.
+/// The objects of ONE validated AppNetwork alone in its namespace on `backend`: its per-tier
+/// objects, then its namespace baseline, and what the backend could not express. Verification
+/// and `explain` use this; it is the same planning as [`namespace`], with the model already
+/// validated. (Held for `Audit` on a backend without staged policies: nothing.)
 pub fn app_objects(
     model: &AppModel,
     backend: Backend,
     env: &Env,
 ) -> (Vec<Object>, Vec<Limitation>) {
-    let rendered = render::tier_objects(model, backend, None, env);
-    let mut objects = rendered.objects;
-    let baseline = NamespaceBaseline::merge([&model.baseline]);
-    if let Some(b) =
-        render::namespace_baseline(&model.namespace, &baseline, backend, model.audit, &[], env)
-    {
-        objects.push(b);
-    }
-    (objects, rendered.limitations)
+    let cluster = Cluster {
+        forced_backend: Some(backend),
+        env: env.clone(),
+        ..Cluster::default()
+    };
+    let plan = AppPlan {
+        name: model.name.clone(),
+        uid: None,
+        generation: None,
+        model: None,
+        backend: None,
+        objects: Vec::new(),
+        limitations: Vec::new(),
+        hold: None,
+    };
+    let (plan, share) = plan_model(plan, model.clone(), &cluster, None);
+    let limitations = plan.limitations.clone();
+    let ns = NamespacePlan {
+        namespace: model.namespace.clone(),
+        apps: vec![plan],
+        keep_baseline_kinds: BTreeSet::new(),
+        shares: share.into_iter().collect(),
+    };
+    let mut objects: Vec<Object> = ns.allows().cloned().collect();
+    objects.extend(ns.baselines(&cluster, &BTreeSet::new()));
+    (objects, limitations)
 }
 
 #[cfg(test)]
