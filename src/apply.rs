@@ -2,7 +2,9 @@
 //! objects tierflow created, guarded by UID preconditions. Writes are skipped when the live
 //! object already says what we want, so a steady state issues no request at all.
 
-use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use kube::api::{
+    ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions,
+};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
@@ -94,13 +96,18 @@ pub fn api(client: &Client, kind: ObjectKind, namespace: Option<&str>) -> Api<Dy
 
 /// Applies `desired` unless `live` (from the cache) already matches it.
 ///
-/// `live` must be the cached object of the same name, or `None` when the cache has none; in that
-/// case the object is read once to make sure we never take over an object someone else made.
+/// `live` must be the cached object of the same name, or `None` when the cache has none. Then
+/// the object is created with a plain POST, which the API server refuses (409) if anything of
+/// that name exists: so a foreign object is never taken over, without a read before every
+/// create. Only on that 409 is the object read, to tell a foreign object (`Conflict`) from one of
+/// ours the cache has not seen yet.
+///
+/// Returns what it did and, when it wrote, the resourceVersion the object got.
 pub async fn apply(
     client: &Client,
     desired: &Object,
     live: Option<&DynamicObject>,
-) -> Result<Applied> {
+) -> Result<(Applied, Option<String>)> {
     let name = desired.name().to_string();
     if name.is_empty() {
         return Err(Error::MissingField("metadata.name"));
@@ -108,40 +115,62 @@ pub async fn apply(
     let api = api(client, desired.kind, desired.namespace());
     let want = &desired.body;
     let existing = match live {
-        Some(l) => Some(l.clone()),
-        None => api.get_opt(&name).await?,
-    };
-    let outcome = match &existing {
-        Some(l) if !is_ours(l) => {
-            return Err(Error::Conflict {
-                kind: desired.kind.kind().to_string(),
-                namespace: l.namespace().unwrap_or_default(),
-                name,
-            })
+        Some(l) => l.clone(),
+        None => {
+            let obj: DynamicObject = serde_json::from_value(want.clone())?;
+            let pp = PostParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PostParams::default()
+            };
+            match api.create(&pp, &obj).await {
+                Ok(created) => return Ok((Applied::Created, created.resource_version())),
+                Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await? {
+                    Some(l) => l,
+                    // Deleted in between: the next reconcile creates it.
+                    None => return Err(kube::Error::Api(s).into()),
+                },
+                Err(e) => return Err(e.into()),
+            }
         }
-        Some(l) if up_to_date(want, &serde_json::to_value(l)?) => return Ok(Applied::Unchanged),
-        Some(_) => Applied::Updated,
-        None => Applied::Created,
     };
+    if !is_ours(&existing) {
+        return Err(Error::Conflict {
+            kind: desired.kind.kind().to_string(),
+            namespace: existing.namespace().unwrap_or_default(),
+            name,
+        });
+    }
+    if up_to_date(want, &serde_json::to_value(&existing)?) {
+        return Ok((Applied::Unchanged, None));
+    }
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let result = serde_json::to_value(api.patch(&name, &pp, &Patch::Apply(want)).await?)?;
-    if want.get("spec") != result.get("spec") {
-        // Someone else's field manager owns fields inside our spec (for example a key added to a
-        // selector with `kubectl edit`), which an apply that omits them cannot remove. Take
-        // ownership of the whole live spec, then apply our intent again, which drops them.
-        tracing::info!(%name, kind = desired.kind.kind(), "taking back fields owned by another field manager");
-        let mut takeover = want.clone();
-        if let Some(spec) = result.get("spec") {
-            takeover["spec"] = spec.clone();
+    let result: DynamicObject = api.patch(&name, &pp, &Patch::Apply(want)).await?;
+    let mut version = result.resource_version();
+    let result_value = serde_json::to_value(&result)?;
+    if want.get("spec") != result_value.get("spec") {
+        // Fields inside our spec are owned by someone else's field manager (a key added to a
+        // selector with `kubectl edit`), or by the create that made the object (a POST records
+        // its fields as an update): an apply that omits them cannot remove them. Replace the
+        // spec with a PUT, guarded by the resourceVersion just returned, keeping the live
+        // metadata; later applies own every field again.
+        tracing::info!(%name, kind = desired.kind.kind(), "replacing a spec with fields another field manager owns");
+        let mut replacement = result;
+        if let Some(spec) = want.get("spec") {
+            replacement.data["spec"] = spec.clone();
         }
-        api.patch(&name, &pp, &Patch::Apply(&takeover)).await?;
-        let again = serde_json::to_value(api.patch(&name, &pp, &Patch::Apply(want)).await?)?;
+        let pp = PostParams {
+            field_manager: Some(FIELD_MANAGER.to_string()),
+            ..PostParams::default()
+        };
+        let replaced = api.replace(&name, &pp, &replacement).await?;
+        version = replaced.resource_version();
+        let again = serde_json::to_value(replaced)?;
         if want.get("spec") != again.get("spec") {
             // The API server changes what we send (a schema default we do not set): never loop.
             tracing::warn!(%name, kind = desired.kind.kind(), "the API server alters this object's spec on every apply; set the defaulted fields in the renderer");
         }
     }
-    Ok(outcome)
+    Ok((Applied::Updated, version))
 }
 
 /// Deletes an object tierflow created, only if it is still the same object (UID precondition).

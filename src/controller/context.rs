@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use super::detect::Detection;
 use super::memory::Memory;
 use super::retry::Retries;
-use super::watches::{Managed, Triggers};
+use super::watches::{object_key, Managed, Triggers, Written};
 use crate::apply::{self, Applied};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::Result;
@@ -90,16 +90,29 @@ impl Context {
             .collect()
     }
 
-    /// Applies `object` through the one write path, naming the object in any error; counts
-    /// drift corrections (a write of what this process applied before means someone changed
-    /// or deleted it).
+    /// Applies `object` through the one write path, naming the object in any error.
+    ///
+    /// Skips the request when the cache has not caught up with this process's own last write of
+    /// exactly this body (the cache lags the API server by milliseconds; without this, a second
+    /// reconcile would write the same object again). A write of a body this process wrote before
+    /// means someone changed or deleted the object since: it is counted as a drift correction.
     pub async fn apply(&self, object: &Object) -> Result<Applied> {
         let live = self
             .managed
             .get(object.kind, object.namespace(), object.name());
         let key = object_key(object.kind, object.namespace(), object.name());
         let digest = digest(&object.body);
-        let outcome = apply::apply(&self.client, object, live.as_deref())
+        let previous = self.managed.written(&key);
+        if let Some(w) = previous.filter(|w| w.digest == digest) {
+            let cached = live
+                .as_ref()
+                .and_then(|l| l.resource_version())
+                .and_then(|rv| rv.parse::<u64>().ok());
+            if cached.is_none_or(|rv| rv < w.resource_version) {
+                return Ok(Applied::Unchanged);
+            }
+        }
+        let (outcome, version) = apply::apply(&self.client, object, live.as_deref())
             .await
             .map_err(|e| {
                 e.at(
@@ -107,21 +120,20 @@ impl Context {
                     &describe(object.kind, object.namespace(), object.name()),
                 )
             })?;
-        if outcome != Applied::Unchanged {
-            let before = self
-                .memory
-                .applied
-                .lock()
-                .ok()
-                .and_then(|mut m| m.insert(key, digest));
-            if before == Some(digest) {
+        if let Some(rv) = version.and_then(|v| v.parse::<u64>().ok()) {
+            self.managed.record(
+                key,
+                Written {
+                    resource_version: rv,
+                    digest,
+                },
+            );
+            if previous.is_some_and(|w| w.digest == digest) {
                 self.metrics
                     .drift_corrections
                     .with_label_values(&[object.kind.kind()])
                     .inc();
             }
-        } else if let Ok(mut m) = self.memory.applied.lock() {
-            m.insert(key, digest);
         }
         Ok(outcome)
     }
@@ -130,17 +142,12 @@ impl Context {
     pub async fn delete(&self, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
         let ns = obj.namespace();
         let name = obj.name_any();
-        if let Ok(mut m) = self.memory.applied.lock() {
-            m.remove(&object_key(kind, ns.as_deref(), &name));
-        }
+        self.managed
+            .forget_writes(&object_key(kind, ns.as_deref(), &name));
         apply::delete(&self.client, kind, obj)
             .await
             .map_err(|e| e.at("prune", &describe(kind, ns.as_deref(), &name)))
     }
-}
-
-fn object_key(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
-    format!("{}/{}/{}", kind.kind(), ns.unwrap_or_default(), name)
 }
 
 fn describe(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {

@@ -15,8 +15,6 @@ pub struct Memory {
     pub(crate) verdicts: Arc<Mutex<HashMap<String, (String, Verdict)>>>,
     /// The last status this process wrote per object UID, with the resourceVersion it got.
     pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
-    /// The last body this process applied per object, to tell drift from a new desired state.
-    pub(crate) applied: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

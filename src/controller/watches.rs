@@ -2,9 +2,9 @@
 //! concern. One generic helper ([`watch`]) drives every watch; [`Triggers`] says which
 //! namespace or ClusterBaseline an event touches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -63,10 +63,26 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
 }
 
 /// The caches of every kind of object tierflow writes (only kinds whose API is served are
-/// watched), with managed fields stripped.
+/// watched), with managed fields stripped, and what this process last wrote to each object.
 #[derive(Clone, Default)]
 pub struct Managed {
     stores: Arc<RwLock<BTreeMap<ObjectKind, Store<DynamicObject>>>>,
+    written: Arc<Mutex<HashMap<String, Written>>>,
+}
+
+/// What this process last wrote to an object: the resourceVersion the write returned and a
+/// digest of the body it sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// The resourceVersion the API server gave the object.
+    pub resource_version: u64,
+    /// A digest of the desired body that was written.
+    pub digest: u64,
+}
+
+/// The key of an object in [`Managed`]'s record of writes.
+pub fn object_key(kind: ObjectKind, namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{}/{}", kind.kind(), namespace.unwrap_or_default(), name)
 }
 
 impl Managed {
@@ -99,6 +115,23 @@ impl Managed {
             .read()
             .map(|m| m.keys().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// What this process last wrote to the object `key`.
+    pub fn written(&self, key: &str) -> Option<Written> {
+        self.written.lock().ok()?.get(key).copied()
+    }
+
+    /// Records a write; returns the previous record.
+    pub fn record(&self, key: String, w: Written) -> Option<Written> {
+        self.written.lock().ok()?.insert(key, w)
+    }
+
+    /// Forgets the writes to `key` (it was deleted).
+    pub fn forget_writes(&self, key: &str) {
+        if let Ok(mut m) = self.written.lock() {
+            m.remove(key);
+        }
     }
 
     pub(crate) fn forget(&self, kind: ObjectKind) {
@@ -233,8 +266,13 @@ pub(crate) fn watch_kind(
         .map_ok(|ev| ev.modify(strip_managed_fields))
         .reflect(writer);
     let t = triggers.clone();
+    let m = managed.clone();
     fan_out(stream, move |ev| match ev {
-        Event::Apply(o) | Event::InitApply(o) | Event::Delete(o) => t.managed(o),
+        Event::Delete(o) => {
+            m.forget_writes(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
+            t.managed(o)
+        }
+        Event::Apply(o) | Event::InitApply(o) => t.managed(o),
         // After a relist, deletions that happened while the watch was down produce no event:
         // look at everything once.
         Event::InitDone => t.everything(),
