@@ -20,5 +20,6 @@ mod lifecycle;
 mod oversized;
 mod panic;
 mod recorder;
+mod status_loss;
 mod workload;
 mod writers;
