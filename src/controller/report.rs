@@ -122,12 +122,7 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
                 );
             }
             warning = Some((hold.reason.reason(), hold.message.clone()));
-            if hold.reason == HoldReason::InvalidSpec {
-                ctx.metrics
-                    .invalid_specs
-                    .with_label_values(&["AppNetwork"])
-                    .inc();
-            }
+            in_place(ctx, ns, plan, &mut st);
         }
         (None, Outcome::Failed { reason, message }) => {
             status::set(
@@ -136,6 +131,7 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
             );
             status::remove(&mut st.conditions, STALLED);
             warning = Some((reason, message.clone()));
+            in_place(ctx, ns, plan, &mut st);
         }
         (None, Outcome::Applied | Outcome::Held) => {
             applied(ctx, plan, generation, &mut st, &mut warning).await;
@@ -143,10 +139,53 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
     }
     if write(ctx, &app, &old, &st).await? {
         if let Some((reason, msg)) = warning {
+            if reason == HoldReason::InvalidSpec.reason() {
+                ctx.metrics
+                    .invalid_specs
+                    .with_label_values(&["AppNetwork"])
+                    .inc();
+            }
             warn_about(ctx, app.as_ref(), reason, &msg).await;
         }
     }
     Ok(())
+}
+
+/// The report of an AppNetwork whose generation is not applied (held, or a write failed): the
+/// objects it owns as observed, whatever the status said before, so the same cluster gives the
+/// same report with or without the old status. What was verified of an older generation is not
+/// repeated.
+fn in_place(ctx: &Context, ns: &str, plan: &AppPlan, st: &mut AppNetworkStatus) {
+    let mut policies = Vec::new();
+    let mut backends = std::collections::BTreeSet::new();
+    for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
+        for obj in ctx.managed.list(kind) {
+            let mine = obj.namespace().as_deref() == Some(ns)
+                && obj.owner_references().iter().any(|o| {
+                    o.controller == Some(true) && Some(o.uid.as_str()) == plan.uid.as_deref()
+                });
+            if mine {
+                backends.insert(crate::plan::backend_of(kind));
+                policies.push(ObjectRefStatus {
+                    api_version: kind.api_version().to_string(),
+                    kind: kind.kind().to_string(),
+                    name: obj.name_any(),
+                });
+            }
+        }
+    }
+    policies.sort();
+    st.policy_count = policies.len() as i64;
+    st.policies = policies;
+    st.backend = match backends.len() {
+        1 => backends.first().map(|b| b.as_str().to_string()),
+        _ => None,
+    };
+    st.audit = st.policies.iter().any(|p| p.kind.starts_with("Staged"));
+    st.flows = None;
+    for c in [VERIFIED, UNDERCUT, L7_ENFORCED] {
+        status::remove(&mut st.conditions, c);
+    }
 }
 
 async fn applied(
@@ -169,6 +208,7 @@ async fn applied(
             name: o.name().to_string(),
         })
         .collect();
+    st.policies.sort();
     st.policy_count = st.policies.len() as i64;
     st.backend = Some(backend.as_str().to_string());
     st.audit = model.audit;

@@ -128,8 +128,10 @@ impl Drop for ProcessLock {
 
 /// What a scenario holds while it runs: the serial locks and the cluster.
 pub struct Scenario {
-    _serial: MutexGuard<'static, ()>,
+    // Fields drop in order: the lock shared between processes goes first, so the next scenario
+    // of this process, which takes the in-process lock next, never finds it still held.
     _process: ProcessLock,
+    _serial: MutexGuard<'static, ()>,
     /// The chaos control plane.
     pub cluster: Cluster,
     /// Where this scenario's operator logs go.

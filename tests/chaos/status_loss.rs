@@ -555,11 +555,16 @@ async fn invalid_inputs_keep_their_objects(name: &str, backend: Backend) {
     let app = inputs.wait_reported(false, "after the restart").await;
     let reported_after = restarted.elapsed();
     wait_startup_pass(&client, &op).await;
-    // The ClusterBaseline's report is rebuilt from what is observed: the one namespace it
-    // covers. (The held AppNetwork's list of policies is not: it is carried over from the status
-    // it had, so after the wipe it lists none; reported below, not asserted.)
+    // Both reports are rebuilt from what is observed: the one namespace the ClusterBaseline
+    // covers, and the policies the held AppNetwork owns — the same as before the wipe.
     inputs.wait_cb_namespaces(1, "after the restart").await;
     let listed_after = policy_count(&app);
+    assert_eq!(
+        listed_after,
+        listed_before,
+        "the held AppNetwork's report depends on the status it had (log {})",
+        op.log.display()
+    );
 
     // 7. Nothing rewritten, nothing pruned, nothing added.
     let after = inputs.snapshot().await;
