@@ -8,14 +8,14 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::watch;
 
 use super::detect::Detection;
 use super::memory::Memory;
 use super::retry::Retries;
-use super::watches::{object_key, Managed, Triggers, Written};
+use super::watches::{object_key, Managed, NsIndex, Triggers, Written};
 use crate::apply::{self, Applied};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::Result;
@@ -32,6 +32,10 @@ pub struct Context {
     pub client: Client,
     /// Every AppNetwork of the cluster.
     pub appnets: Store<AppNetwork>,
+    /// The AppNetworks' names by namespace.
+    pub app_index: NsIndex,
+    /// The users' own NetworkPolicies' names by namespace.
+    pub user_policy_index: NsIndex,
     /// Every object tierflow manages, by kind.
     pub managed: Managed,
     /// Every Namespace.
@@ -81,12 +85,20 @@ impl Context {
 
     /// The AppNetworks of `ns` that are not being deleted.
     pub fn apps_in(&self, ns: &str) -> Vec<Arc<AppNetwork>> {
-        self.appnets
-            .state()
+        self.app_index
+            .names(ns)
             .into_iter()
-            .filter(|a| {
-                a.namespace().as_deref() == Some(ns) && a.meta().deletion_timestamp.is_none()
-            })
+            .filter_map(|name| self.appnets.get(&ObjectRef::new(&name).within(ns)))
+            .filter(|a| a.meta().deletion_timestamp.is_none())
+            .collect()
+    }
+
+    /// The users' own NetworkPolicies in `ns`.
+    pub fn user_policies_in(&self, ns: &str) -> Vec<Arc<NetworkPolicy>> {
+        self.user_policy_index
+            .names(ns)
+            .into_iter()
+            .filter_map(|name| self.user_policies.get(&ObjectRef::new(&name).within(ns)))
             .collect()
     }
 

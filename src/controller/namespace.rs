@@ -229,10 +229,7 @@ async fn prune(
         .map(|o| (o.kind, o.name()))
         .collect();
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
-        for obj in ctx.managed.list(kind) {
-            if obj.namespace().as_deref() != Some(ns) {
-                continue;
-            }
+        for obj in ctx.managed.in_namespace(kind, ns) {
             let name = obj.name_any();
             if wanted.contains(&(kind, name.as_str())) {
                 continue;

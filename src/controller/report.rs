@@ -159,11 +159,11 @@ fn in_place(ctx: &Context, ns: &str, plan: &AppPlan, st: &mut AppNetworkStatus) 
     let mut policies = Vec::new();
     let mut backends = std::collections::BTreeSet::new();
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
-        for obj in ctx.managed.list(kind) {
-            let mine = obj.namespace().as_deref() == Some(ns)
-                && obj.owner_references().iter().any(|o| {
-                    o.controller == Some(true) && Some(o.uid.as_str()) == plan.uid.as_deref()
-                });
+        for obj in ctx.managed.in_namespace(kind, ns) {
+            let mine = obj
+                .owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == plan.uid.as_deref());
             if mine {
                 backends.insert(crate::plan::backend_of(kind));
                 policies.push(ObjectRefStatus {
@@ -302,12 +302,7 @@ async fn verify(
         status::remove(&mut st.conditions, UNDERCUT);
         return;
     }
-    let mut others: Vec<Arc<NetworkPolicy>> = ctx
-        .user_policies
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(model.namespace.as_str()))
-        .collect();
+    let mut others: Vec<Arc<NetworkPolicy>> = ctx.user_policies_in(&model.namespace);
     others.sort_by_key(|p| p.name_any());
     let key = format!(
         "{}/{}@{}/{}/{}",

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use super::context::{Context, Options};
 use super::detect::{self, Detection};
 use super::memory::Memory;
-use super::watches::{self, Managed, Triggers};
+use super::watches::{self, Managed, NsIndex, Triggers};
 use super::{clusterbaseline, fence, namespace, retry};
 use crate::crd::{AppNetwork, ClusterBaseline};
 use crate::error::{Error, Result};
@@ -54,6 +54,14 @@ const DEBOUNCE: Duration = Duration::from_millis(5);
 /// ClusterBaseline status sums up many namespaces; fold bursts of namespace events into one.
 const CLUSTER_BASELINE_DEBOUNCE: Duration = Duration::from_millis(200);
 
+/// Namespaces reconciled at once. Unbounded, a cold start on 1,000 namespaces opened thousands
+/// of connections (3,190 file descriptors) and spent its time in TLS handshakes; the API server's
+/// own throughput peaks at a few concurrent writers on this kind of machine (BENCHMARKS.md).
+const NAMESPACE_CONCURRENCY: u16 = 8;
+
+/// ClusterBaselines reconciled at once.
+const CLUSTER_BASELINE_CONCURRENCY: u16 = 2;
+
 /// Starts the watches and controllers on the current runtime and returns once every cache has
 /// synced and the CNI has been detected.
 pub async fn start(client: Client, options: Options) -> Result<Running> {
@@ -79,14 +87,19 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
 
     // AppNetworks → their namespace.
     let t = triggers.clone();
+    let app_index = NsIndex::default();
+    let index = app_index.clone();
     let (appnets, task, ready) = watches::watch(
         Api::<AppNetwork>::all(client.clone()),
         watcher::Config::default(),
-        move |ev| match ev {
-            Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
-                t.namespace(&a.namespace().unwrap_or_default())
+        move |ev| {
+            index.observe(ev);
+            match ev {
+                Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
+                    t.namespace(&a.namespace().unwrap_or_default())
+                }
+                Event::Init | Event::InitDone => {}
             }
-            Event::Init | Event::InitDone => {}
         },
     );
     tasks.push(task);
@@ -130,12 +143,19 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
 
     // The users' own NetworkPolicies → their namespace (the Undercut condition).
     let t = triggers.clone();
+    let user_policy_index = NsIndex::default();
+    let index = user_policy_index.clone();
     let (user_policies, task, ready) = watches::watch(
         Api::<NetworkPolicy>::all(client.clone()),
         watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}")),
-        move |ev| match ev {
-            Event::Apply(p) | Event::Delete(p) => t.namespace(&p.namespace().unwrap_or_default()),
-            Event::InitApply(_) | Event::Init | Event::InitDone => {}
+        move |ev| {
+            index.observe(ev);
+            match ev {
+                Event::Apply(p) | Event::Delete(p) => {
+                    t.namespace(&p.namespace().unwrap_or_default())
+                }
+                Event::InitApply(_) | Event::Init | Event::InitDone => {}
+            }
         },
     );
     tasks.push(task);
@@ -187,6 +207,8 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let context = Arc::new(Context {
         client: client.clone(),
         appnets,
+        app_index,
+        user_policy_index,
         managed,
         namespaces,
         user_policies,
@@ -238,7 +260,11 @@ async fn run_controllers(
 ) {
     let namespaces = Controller::for_stream(futures::stream::pending(), ctx.namespaces.clone())
         .reconcile_on(ns_rx)
-        .with_config(kube::runtime::controller::Config::default().debounce(DEBOUNCE))
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(DEBOUNCE)
+                .concurrency(NAMESPACE_CONCURRENCY),
+        )
         .run(
             |obj, ctx: Arc<Context>| async move {
                 let started = std::time::Instant::now();
@@ -255,7 +281,9 @@ async fn run_controllers(
     let cbs = Controller::for_stream(futures::stream::pending(), ctx.cluster_baselines.clone())
         .reconcile_on(cb_rx)
         .with_config(
-            kube::runtime::controller::Config::default().debounce(CLUSTER_BASELINE_DEBOUNCE),
+            kube::runtime::controller::Config::default()
+                .debounce(CLUSTER_BASELINE_DEBOUNCE)
+                .concurrency(CLUSTER_BASELINE_CONCURRENCY),
         )
         .run(
             |obj, ctx: Arc<Context>| async move {

@@ -2,7 +2,7 @@
 //! concern. One generic helper ([`watch`]) drives every watch; [`Triggers`] says which
 //! namespace or ClusterBaseline an event touches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -62,11 +62,80 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
+/// The names of the cached objects of one kind, by namespace: a reconcile of one namespace reads
+/// its own objects instead of scanning every object of the cluster (which made a cold start grow
+/// with the square of the namespace count). Kept by the watch that fills the store, relists
+/// included.
+#[derive(Clone, Default)]
+pub struct NsIndex {
+    live: Arc<RwLock<HashMap<String, BTreeSet<String>>>>,
+    relist: Arc<Mutex<Option<HashMap<String, BTreeSet<String>>>>>,
+}
+
+impl NsIndex {
+    /// The names of the objects in `namespace`.
+    pub fn names(&self, namespace: &str) -> Vec<String> {
+        self.live
+            .read()
+            .ok()
+            .and_then(|m| m.get(namespace).map(|s| s.iter().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// Follows one watch event.
+    pub fn observe<K: Resource>(&self, ev: &Event<K>) {
+        let key = |o: &K| {
+            (
+                o.meta().namespace.clone().unwrap_or_default(),
+                o.meta().name.clone().unwrap_or_default(),
+            )
+        };
+        match ev {
+            Event::Apply(o) => {
+                let (ns, name) = key(o);
+                if let Ok(mut m) = self.live.write() {
+                    m.entry(ns).or_default().insert(name);
+                }
+            }
+            Event::Delete(o) => {
+                let (ns, name) = key(o);
+                if let Ok(mut m) = self.live.write() {
+                    if let Some(set) = m.get_mut(&ns) {
+                        set.remove(&name);
+                        if set.is_empty() {
+                            m.remove(&ns);
+                        }
+                    }
+                }
+            }
+            Event::Init => {
+                if let Ok(mut r) = self.relist.lock() {
+                    *r = Some(HashMap::new());
+                }
+            }
+            Event::InitApply(o) => {
+                let (ns, name) = key(o);
+                if let Ok(mut r) = self.relist.lock() {
+                    if let Some(m) = r.as_mut() {
+                        m.entry(ns).or_default().insert(name);
+                    }
+                }
+            }
+            Event::InitDone => {
+                let fresh = self.relist.lock().ok().and_then(|mut r| r.take());
+                if let (Some(fresh), Ok(mut m)) = (fresh, self.live.write()) {
+                    *m = fresh;
+                }
+            }
+        }
+    }
+}
+
 /// The caches of every kind of object tierflow writes (only kinds whose API is served are
 /// watched), with managed fields stripped, and what this process last wrote to each object.
 #[derive(Clone, Default)]
 pub struct Managed {
-    stores: Arc<RwLock<BTreeMap<ObjectKind, Store<DynamicObject>>>>,
+    stores: Arc<RwLock<BTreeMap<ObjectKind, (Store<DynamicObject>, NsIndex)>>>,
     written: Arc<Mutex<HashMap<String, Written>>>,
 }
 
@@ -87,7 +156,21 @@ pub fn object_key(kind: ObjectKind, namespace: Option<&str>, name: &str) -> Stri
 
 impl Managed {
     fn store(&self, kind: ObjectKind) -> Option<Store<DynamicObject>> {
-        self.stores.read().ok()?.get(&kind).cloned()
+        self.stores.read().ok()?.get(&kind).map(|(s, _)| s.clone())
+    }
+
+    /// The cached objects of `kind` in `namespace`.
+    pub fn in_namespace(&self, kind: ObjectKind, namespace: &str) -> Vec<Arc<DynamicObject>> {
+        let Some((store, index)) = self.stores.read().ok().and_then(|m| m.get(&kind).cloned())
+        else {
+            return Vec::new();
+        };
+        let ar = api_resource(kind);
+        index
+            .names(namespace)
+            .into_iter()
+            .filter_map(|name| store.get(&ObjectRef::new_with(&name, ar.clone()).within(namespace)))
+            .collect()
     }
 
     /// The cached object, if its kind is watched and the object exists.
@@ -257,8 +340,9 @@ pub(crate) fn watch_kind(
     let ar = api_resource(kind);
     let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
     let store = writer.as_reader();
+    let index = NsIndex::default();
     if let Ok(mut m) = managed.stores.write() {
-        m.insert(kind, store);
+        m.insert(kind, (store, index.clone()));
     }
     let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
     let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
@@ -267,16 +351,19 @@ pub(crate) fn watch_kind(
         .reflect(writer);
     let t = triggers.clone();
     let m = managed.clone();
-    fan_out(stream, move |ev| match ev {
-        Event::Delete(o) => {
-            m.forget_writes(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
-            t.managed(o)
+    fan_out(stream, move |ev| {
+        index.observe(ev);
+        match ev {
+            Event::Delete(o) => {
+                m.forget_writes(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
+                t.managed(o)
+            }
+            Event::Apply(o) | Event::InitApply(o) => t.managed(o),
+            // After a relist, deletions that happened while the watch was down produce no event:
+            // look at everything once.
+            Event::InitDone => t.everything(),
+            Event::Init => {}
         }
-        Event::Apply(o) | Event::InitApply(o) => t.managed(o),
-        // After a relist, deletions that happened while the watch was down produce no event:
-        // look at everything once.
-        Event::InitDone => t.everything(),
-        Event::Init => {}
     })
 }
 
