@@ -68,9 +68,15 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
 /// included.
 #[derive(Clone, Default)]
 pub struct NsIndex {
-    live: Arc<RwLock<HashMap<String, BTreeSet<String>>>>,
-    relist: Arc<Mutex<Option<HashMap<String, BTreeSet<String>>>>>,
+    live: Arc<RwLock<ByNamespace>>,
+    relist: Arc<Mutex<Option<ByNamespace>>>,
 }
+
+/// Object names by namespace.
+type ByNamespace = HashMap<String, BTreeSet<String>>;
+
+/// One managed kind's cache and its index.
+type KindCache = (Store<DynamicObject>, NsIndex);
 
 impl NsIndex {
     /// The names of the objects in `namespace`.
@@ -135,7 +141,7 @@ impl NsIndex {
 /// watched), with managed fields stripped, and what this process last wrote to each object.
 #[derive(Clone, Default)]
 pub struct Managed {
-    stores: Arc<RwLock<BTreeMap<ObjectKind, (Store<DynamicObject>, NsIndex)>>>,
+    stores: Arc<RwLock<BTreeMap<ObjectKind, KindCache>>>,
     written: Arc<Mutex<HashMap<String, Written>>>,
 }
 
