@@ -5,6 +5,8 @@
 use kube::api::{
     ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions,
 };
+use std::collections::BTreeMap;
+
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::Value;
 
@@ -37,41 +39,171 @@ pub fn is_ours<K: Resource>(obj: &K) -> bool {
             .any(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
 }
 
-/// Whether `live` already says everything `desired` says: same spec, our labels and annotations
-/// present with our values, the same owner references.
-pub fn up_to_date(desired: &Value, live: &Value) -> bool {
-    let sub_map = |path: &str| -> bool {
-        let want = desired.pointer(path).and_then(Value::as_object);
-        let have = live.pointer(path).and_then(Value::as_object);
-        match (want, have) {
-            (None, _) => true,
-            (Some(w), Some(h)) => w.iter().all(|(k, v)| h.get(k) == Some(v)),
-            (Some(w), None) => w.is_empty(),
-        }
-    };
-    let owners = |v: &Value| -> Vec<(String, Option<bool>)> {
-        let mut o: Vec<_> = v
-            .pointer("/metadata/ownerReferences")
-            .and_then(Value::as_array)
-            .into_iter()
+/// An owner reference, as far as tierflow compares and follows it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OwnerRef {
+    /// The owner's UID.
+    pub uid: String,
+    /// Whether it is the managing controller.
+    pub controller: bool,
+    /// The owner's kind.
+    pub kind: String,
+    /// The owner's name.
+    pub name: String,
+}
+
+/// What tierflow keeps of one of its own objects: exactly what [`apply`] compares and what the
+/// prune and report steps read. A cached full object weighs kilobytes (a JSON tree); this, a
+/// few hundred bytes, with the spec reduced to a digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Owned {
+    /// Its kind.
+    pub kind: ObjectKind,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace` (`None` for cluster-scoped kinds).
+    pub namespace: Option<String>,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `metadata.labels`.
+    pub labels: BTreeMap<String, String>,
+    /// tierflow's own annotations (`tierflow.dev/…`); others are never compared.
+    pub annotations: BTreeMap<String, String>,
+    /// `metadata.ownerReferences`, sorted.
+    pub owners: Vec<OwnerRef>,
+    /// A digest of `spec` ([`digest`]).
+    pub spec_digest: u64,
+    /// Whether tierflow created it ([`is_ours`]).
+    pub ours: bool,
+}
+
+impl Owned {
+    /// What tierflow keeps of `obj`.
+    pub fn of(kind: ObjectKind, obj: &DynamicObject) -> Owned {
+        let meta = obj.meta();
+        let mut owners: Vec<OwnerRef> = meta
+            .owner_references
+            .iter()
             .flatten()
-            .map(|r| {
-                (
-                    r.get("uid")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_string(),
-                    r.get("controller").and_then(Value::as_bool),
-                )
+            .map(|o| OwnerRef {
+                uid: o.uid.clone(),
+                controller: o.controller == Some(true),
+                kind: o.kind.clone(),
+                name: o.name.clone(),
             })
             .collect();
-        o.sort();
-        o
+        owners.sort();
+        Owned {
+            kind,
+            name: obj.name_any(),
+            namespace: obj.namespace(),
+            uid: meta.uid.clone(),
+            resource_version: meta.resource_version.clone(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta
+                .annotations
+                .iter()
+                .flatten()
+                .filter(|(k, _)| k.starts_with(crate::vocab::ANNOTATION_PREFIX))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            owners,
+            spec_digest: digest(obj.data.get("spec").unwrap_or(&Value::Null)),
+            ours: is_ours(obj),
+        }
+    }
+
+    /// The controlling owner's UID.
+    pub fn controller_uid(&self) -> Option<&str> {
+        self.owners
+            .iter()
+            .find(|o| o.controller)
+            .map(|o| o.uid.as_str())
+    }
+
+    /// The resourceVersion as a number (etcd's revision), when it is one.
+    pub fn revision(&self) -> Option<u64> {
+        self.resource_version.as_deref()?.parse().ok()
+    }
+}
+
+/// Whether `live` already says everything `desired` says: same spec, our labels and annotations
+/// present with our values, the same owner references (UID and controller flag).
+pub fn up_to_date(desired: &Value, live: &Owned) -> bool {
+    let sub_map = |path: &str, have: &BTreeMap<String, String>| -> bool {
+        desired
+            .pointer(path)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .all(|(k, v)| {
+                v.as_str()
+                    .is_some_and(|v| have.get(k).map(String::as_str) == Some(v))
+            })
     };
-    desired.get("spec") == live.get("spec")
-        && sub_map("/metadata/labels")
-        && sub_map("/metadata/annotations")
-        && owners(desired) == owners(live)
+    let mut want: Vec<(String, bool)> = desired
+        .pointer("/metadata/ownerReferences")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            (
+                r.get("uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                r.get("controller").and_then(Value::as_bool) == Some(true),
+            )
+        })
+        .collect();
+    want.sort();
+    let mut have: Vec<(String, bool)> = live
+        .owners
+        .iter()
+        .map(|o| (o.uid.clone(), o.controller))
+        .collect();
+    have.sort();
+    digest(desired.get("spec").unwrap_or(&Value::Null)) == live.spec_digest
+        && sub_map("/metadata/labels", &live.labels)
+        && sub_map("/metadata/annotations", &live.annotations)
+        && want == have
+}
+
+/// A digest of a JSON value that does not depend on the order of object keys (the API server
+/// and the renderers may order them differently). Two values have the same digest when they
+/// are equal (64 bits: a collision is not a practical concern for a few thousand objects).
+pub fn digest(v: &Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        match v {
+            Value::Null => 0u8.hash(h),
+            Value::Bool(b) => (1u8, b).hash(h),
+            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            Value::String(s) => (3u8, s).hash(h),
+            Value::Array(a) => {
+                (4u8, a.len()).hash(h);
+                for x in a {
+                    feed(x, h);
+                }
+            }
+            Value::Object(m) => {
+                (5u8, m.len()).hash(h);
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                for k in keys {
+                    k.hash(h);
+                    if let Some(x) = m.get(k) {
+                        feed(x, h);
+                    }
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    feed(v, &mut h);
+    h.finish()
 }
 
 /// The API resource of a kind tierflow writes.
@@ -106,7 +238,7 @@ pub fn api(client: &Client, kind: ObjectKind, namespace: Option<&str>) -> Api<Dy
 pub async fn apply(
     client: &Client,
     desired: &Object,
-    live: Option<&DynamicObject>,
+    live: Option<&Owned>,
 ) -> Result<(Applied, Option<String>)> {
     let name = desired.name().to_string();
     if name.is_empty() {
@@ -125,7 +257,7 @@ pub async fn apply(
             match api.create(&pp, &obj).await {
                 Ok(created) => return Ok((Applied::Created, created.resource_version())),
                 Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await? {
-                    Some(l) => l,
+                    Some(l) => Owned::of(desired.kind, &l),
                     // Deleted in between: the next reconcile creates it.
                     None => return Err(kube::Error::Api(s).into()),
                 },
@@ -133,14 +265,14 @@ pub async fn apply(
             }
         }
     };
-    if !is_ours(&existing) {
+    if !existing.ours {
         return Err(Error::Conflict {
             kind: desired.kind.kind().to_string(),
-            namespace: existing.namespace().unwrap_or_default(),
+            namespace: existing.namespace.clone().unwrap_or_default(),
             name,
         });
     }
-    if up_to_date(want, &serde_json::to_value(&existing)?) {
+    if up_to_date(want, &existing) {
         return Ok((Applied::Unchanged, None));
     }
     let pp = PatchParams::apply(FIELD_MANAGER).force();
@@ -175,15 +307,15 @@ pub async fn apply(
 
 /// Deletes an object tierflow created, only if it is still the same object (UID precondition).
 /// Returns whether a delete was issued.
-pub async fn delete(client: &Client, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
-    let api = api(client, kind, obj.namespace().as_deref());
-    if !is_ours(obj) {
+pub async fn delete(client: &Client, obj: &Owned) -> Result<bool> {
+    let api = api(client, obj.kind, obj.namespace.as_deref());
+    if !obj.ours {
         return Ok(false);
     }
-    let name = obj.name_any();
+    let name = obj.name.clone();
     let dp = DeleteParams {
         preconditions: Some(Preconditions {
-            uid: obj.uid(),
+            uid: obj.uid.clone(),
             resource_version: None,
         }),
         ..DeleteParams::background()
@@ -200,23 +332,43 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn identical_objects_are_up_to_date() {
-        let d = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}});
-        let l = json!({"metadata": {"labels": {"a": "1", "user": "x"}, "resourceVersion": "5"}, "spec": {"x": 1}});
-        assert!(up_to_date(&d, &l));
+    fn owned(v: Value) -> Owned {
+        Owned::of(
+            ObjectKind::NetworkPolicy,
+            &serde_json::from_value(v).expect("object"),
+        )
     }
 
     #[test]
-    fn edited_spec_or_label_or_owner_is_drift() {
-        let d = json!({"metadata": {"labels": {"a": "1"}, "ownerReferences": [{"uid": "u", "controller": true}]}, "spec": {"x": 1}});
-        let same = json!({"metadata": {"labels": {"a": "1"}, "ownerReferences": [{"uid": "u", "controller": true}]}, "spec": {"x": 1}});
-        assert!(up_to_date(&d, &same));
-        let spec = json!({"metadata": {"labels": {"a": "1"}, "ownerReferences": [{"uid": "u", "controller": true}]}, "spec": {"x": 2}});
-        let label = json!({"metadata": {"labels": {"a": "2"}, "ownerReferences": [{"uid": "u", "controller": true}]}, "spec": {"x": 1}});
-        let owner = json!({"metadata": {"labels": {"a": "1"}}, "spec": {"x": 1}});
-        assert!(!up_to_date(&d, &spec));
-        assert!(!up_to_date(&d, &label));
-        assert!(!up_to_date(&d, &owner));
+    fn identical_objects_are_up_to_date_whatever_the_order_of_keys() {
+        let d = json!({"metadata": {"name": "a", "labels": {"a": "1"}}, "spec": {"x": 1, "y": [{"p": 1, "q": 2}]}});
+        let l = json!({"metadata": {"name": "a", "labels": {"a": "1", "user": "x"}, "resourceVersion": "5"}, "spec": {"y": [{"q": 2, "p": 1}], "x": 1}});
+        assert!(up_to_date(&d, &owned(l)));
+    }
+
+    #[test]
+    fn edited_spec_or_label_or_owner_or_annotation_is_drift() {
+        let d = json!({"metadata": {"name": "a", "labels": {"a": "1"}, "annotations": {"tierflow.dev/inputs": "{}"}, "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o", "uid": "u", "controller": true}]}, "spec": {"x": 1}});
+        let same = d.clone();
+        assert!(up_to_date(&d, &owned(same)));
+        let mut spec = d.clone();
+        spec["spec"]["x"] = json!(2);
+        let mut label = d.clone();
+        label["metadata"]["labels"]["a"] = json!("2");
+        let mut owner = d.clone();
+        owner["metadata"]["ownerReferences"] = json!([]);
+        let mut note = d.clone();
+        note["metadata"]["annotations"] = json!({"tierflow.dev/inputs": "{\"x\":1}"});
+        for drifted in [spec, label, owner, note] {
+            assert!(!up_to_date(&d, &owned(drifted)));
+        }
+    }
+
+    #[test]
+    fn other_annotations_are_not_kept() {
+        let o = owned(
+            json!({"metadata": {"name": "a", "annotations": {"tierflow.dev/inputs": "{}", "kubectl.kubernetes.io/last-applied-configuration": "{...}"}}}),
+        );
+        assert_eq!(o.annotations.len(), 1);
     }
 }

@@ -135,8 +135,8 @@ pub fn refresh(ctx: &Context, m: &Metrics) {
             covered.extend(
                 objects
                     .iter()
-                    .filter(|o| o.name_any() == BASELINE_NAME)
-                    .filter_map(|o| o.namespace()),
+                    .filter(|o| o.name == BASELINE_NAME)
+                    .filter_map(|o| o.namespace.clone()),
             );
         }
     }

@@ -381,7 +381,10 @@ async fn main() {
         let Some(want) = expected.get(&s.key) else {
             continue;
         };
-        if s.applied && tierflow::apply::up_to_date(want, &s.obj) {
+        let live = serde_json::from_value::<kube::api::DynamicObject>(s.obj.clone())
+            .ok()
+            .map(|o| tierflow::apply::Owned::of(tierflow::render::ObjectKind::NetworkPolicy, &o));
+        if s.applied && live.is_some_and(|l| tierflow::apply::up_to_date(want, &l)) {
             ok.insert(s.key.clone());
         } else {
             ok.remove(&s.key);

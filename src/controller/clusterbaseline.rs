@@ -141,17 +141,17 @@ async fn prune_replaced(ctx: &Context, plan: &ClusterBaselinePlan) -> Result<boo
     let mut pending = false;
     for kind in ctx.managed.kinds().into_iter().filter(|k| !k.namespaced()) {
         for obj in ctx.managed.list(kind) {
-            let mine = obj.labels().get(CLUSTER_BASELINE_LABEL) == Some(&label)
-                && obj.labels().get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE);
+            let mine = obj.labels.get(CLUSTER_BASELINE_LABEL) == Some(&label)
+                && obj.labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE);
             let wanted = plan
                 .object
                 .as_ref()
-                .is_some_and(|w| w.kind == kind && w.name() == obj.name_any());
+                .is_some_and(|w| w.kind == kind && w.name() == obj.name);
             if !mine || wanted {
                 continue;
             }
             if replacement_in_place(ctx, plan) {
-                ctx.delete(kind, &obj).await?;
+                ctx.delete(&obj).await?;
             } else {
                 pending = true;
             }

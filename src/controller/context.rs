@@ -6,17 +6,16 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::DynamicObject;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, Resource};
 use tokio::sync::watch;
 
 use super::detect::Detection;
 use super::memory::Memory;
 use super::retry::Retries;
 use super::watches::{object_key, Managed, NsIndex, Triggers, Written};
-use crate::apply::{self, Applied};
+use crate::apply::{self, Applied, Owned};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::Result;
 use crate::leader::Leadership;
@@ -115,11 +114,8 @@ impl Context {
         let key = object_key(object.kind, object.namespace(), object.name());
         let digest = digest(&object.body);
         let previous = self.managed.written(&key);
-        if let Some(w) = previous.filter(|w| w.digest == digest) {
-            let cached = live
-                .as_ref()
-                .and_then(|l| l.resource_version())
-                .and_then(|rv| rv.parse::<u64>().ok());
+        if let Some(w) = previous.filter(|w| w.digest == digest && !w.gone) {
+            let cached = live.as_ref().and_then(|l| l.revision());
             if cached.is_none_or(|rv| rv < w.resource_version) {
                 return Ok(Applied::Unchanged);
             }
@@ -138,6 +134,7 @@ impl Context {
                 Written {
                     resource_version: rv,
                     digest,
+                    gone: false,
                 },
             );
             if previous.is_some_and(|w| w.digest == digest) {
@@ -151,14 +148,15 @@ impl Context {
     }
 
     /// Deletes one of tierflow's objects (UID-guarded), naming it in any error.
-    pub async fn delete(&self, kind: ObjectKind, obj: &DynamicObject) -> Result<bool> {
-        let ns = obj.namespace();
-        let name = obj.name_any();
+    pub async fn delete(&self, obj: &Owned) -> Result<bool> {
         self.managed
-            .forget_writes(&object_key(kind, ns.as_deref(), &name));
-        apply::delete(&self.client, kind, obj)
-            .await
-            .map_err(|e| e.at("prune", &describe(kind, ns.as_deref(), &name)))
+            .forget_writes(&object_key(obj.kind, obj.namespace.as_deref(), &obj.name));
+        apply::delete(&self.client, obj).await.map_err(|e| {
+            e.at(
+                "prune",
+                &describe(obj.kind, obj.namespace.as_deref(), &obj.name),
+            )
+        })
     }
 }
 

@@ -230,20 +230,20 @@ async fn prune(
         .collect();
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
         for obj in ctx.managed.in_namespace(kind, ns) {
-            let name = obj.name_any();
+            let name = obj.name.clone();
             if wanted.contains(&(kind, name.as_str())) {
                 continue;
             }
-            let role = obj.labels().get(ROLE_LABEL).map(String::as_str);
+            let role = obj.labels.get(ROLE_LABEL).map(String::as_str);
             let prune = match role {
                 Some(ROLE_BASELINE) if name == BASELINE_NAME => {
                     not_in_place.is_empty() && !plan.keeps(kind, None, true)
                 }
                 Some(ROLE_TIER) => {
                     let owner = obj
-                        .owner_references()
+                        .owners
                         .iter()
-                        .find(|o| o.controller == Some(true) && o.kind == "AppNetwork")
+                        .find(|o| o.controller && o.kind == "AppNetwork")
                         .map(|o| o.uid.as_str());
                     match plan
                         .apps
@@ -259,7 +259,7 @@ async fn prune(
             };
             if prune {
                 tracing::info!(namespace = %ns, kind = kind.kind(), %name, "pruning object no longer wanted");
-                if ctx.delete(kind, &obj).await? {
+                if ctx.delete(&obj).await? {
                     deletes += 1;
                 }
             }

@@ -1,8 +1,6 @@
 //! Observation: the planner's inputs read from the caches, and what tierflow's own objects
 //! recorded ([`plan::Observed`]). Status is never read here.
 
-use std::collections::BTreeMap;
-
 use kube::{Resource, ResourceExt};
 
 use super::context::Context;
@@ -72,7 +70,7 @@ pub struct Observation<'a>(pub &'a Context);
 impl plan::Observed for Observation<'_> {
     fn records(&self, namespace: &str, kind: ObjectKind) -> Option<Records> {
         let obj = self.0.managed.get(kind, Some(namespace), BASELINE_NAME)?;
-        Some(plan::records_of(&annotations(obj.as_ref())))
+        Some(plan::records_of(&obj.annotations))
     }
 
     fn cluster_baseline_record(&self, name: &str) -> Option<(ObjectKind, Record)> {
@@ -91,13 +89,13 @@ impl plan::Observed for Observation<'_> {
         };
         for kind in self.0.managed.kinds() {
             for obj in self.0.managed.list(kind) {
-                let labels = obj.labels();
+                let labels = &obj.labels;
                 let cluster_object = !kind.namespaced()
                     && labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE)
                     && labels.get(CLUSTER_BASELINE_LABEL) == Some(&label);
-                let baseline = kind.namespaced() && obj.name_any() == BASELINE_NAME;
+                let baseline = kind.namespaced() && obj.name == BASELINE_NAME;
                 if cluster_object || baseline {
-                    let records = plan::records_of(&annotations(obj.as_ref()));
+                    let records = plan::records_of(&obj.annotations);
                     consider(kind, records.get(&key));
                 }
             }
@@ -108,8 +106,4 @@ impl plan::Observed for Observation<'_> {
     fn cluster_object_exists(&self, kind: ObjectKind, name: &str) -> bool {
         self.0.managed.get(kind, None, name).is_some()
     }
-}
-
-fn annotations<K: Resource>(obj: &K) -> BTreeMap<String, String> {
-    obj.meta().annotations.clone().unwrap_or_default()
 }

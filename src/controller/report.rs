@@ -161,15 +161,15 @@ fn in_place(ctx: &Context, ns: &str, plan: &AppPlan, st: &mut AppNetworkStatus) 
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
         for obj in ctx.managed.in_namespace(kind, ns) {
             let mine = obj
-                .owner_references()
+                .owners
                 .iter()
-                .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == plan.uid.as_deref());
+                .any(|o| o.controller && Some(o.uid.as_str()) == plan.uid.as_deref());
             if mine {
                 backends.insert(crate::plan::backend_of(kind));
                 policies.push(ObjectRefStatus {
                     api_version: kind.api_version().to_string(),
                     kind: kind.kind().to_string(),
-                    name: obj.name_any(),
+                    name: obj.name.clone(),
                 });
             }
         }

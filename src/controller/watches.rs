@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::apply::api_resource;
+use crate::apply::{api_resource, Owned};
 use crate::crd::ClusterBaseline;
 use crate::render::ObjectKind;
 use crate::vocab::{CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER};
@@ -75,8 +75,67 @@ pub struct NsIndex {
 /// Object names by namespace.
 type ByNamespace = HashMap<String, BTreeSet<String>>;
 
-/// One managed kind's cache and its index.
-type KindCache = (Store<DynamicObject>, NsIndex);
+/// One managed kind's cache: what tierflow keeps of each object ([`Owned`]), by namespace
+/// (cluster-scoped objects under ""), relists included.
+#[derive(Default)]
+pub struct KindCache {
+    live: RwLock<OwnedByNamespace>,
+    relist: Mutex<Option<OwnedByNamespace>>,
+}
+
+/// Objects by namespace, then name.
+type OwnedByNamespace = HashMap<String, BTreeMap<String, Arc<Owned>>>;
+
+impl KindCache {
+    fn observe(&self, kind: ObjectKind, ev: &Event<DynamicObject>) {
+        let entry = |o: &DynamicObject| {
+            let owned = Owned::of(kind, o);
+            (
+                owned.namespace.clone().unwrap_or_default(),
+                owned.name.clone(),
+                Arc::new(owned),
+            )
+        };
+        match ev {
+            Event::Apply(o) => {
+                let (ns, name, owned) = entry(o);
+                if let Ok(mut m) = self.live.write() {
+                    m.entry(ns).or_default().insert(name, owned);
+                }
+            }
+            Event::Delete(o) => {
+                let (ns, name, _) = entry(o);
+                if let Ok(mut m) = self.live.write() {
+                    if let Some(objects) = m.get_mut(&ns) {
+                        objects.remove(&name);
+                        if objects.is_empty() {
+                            m.remove(&ns);
+                        }
+                    }
+                }
+            }
+            Event::Init => {
+                if let Ok(mut r) = self.relist.lock() {
+                    *r = Some(HashMap::new());
+                }
+            }
+            Event::InitApply(o) => {
+                let (ns, name, owned) = entry(o);
+                if let Ok(mut r) = self.relist.lock() {
+                    if let Some(m) = r.as_mut() {
+                        m.entry(ns).or_default().insert(name, owned);
+                    }
+                }
+            }
+            Event::InitDone => {
+                let fresh = self.relist.lock().ok().and_then(|mut r| r.take());
+                if let (Some(fresh), Ok(mut m)) = (fresh, self.live.write()) {
+                    *m = fresh;
+                }
+            }
+        }
+    }
+}
 
 impl NsIndex {
     /// The names of the objects in `namespace`.
@@ -141,7 +200,7 @@ impl NsIndex {
 /// watched), with managed fields stripped, and what this process last wrote to each object.
 #[derive(Clone, Default)]
 pub struct Managed {
-    stores: Arc<RwLock<BTreeMap<ObjectKind, KindCache>>>,
+    stores: Arc<RwLock<BTreeMap<ObjectKind, Arc<KindCache>>>>,
     written: Arc<Mutex<HashMap<String, Written>>>,
 }
 
@@ -153,6 +212,9 @@ pub struct Written {
     pub resource_version: u64,
     /// A digest of the desired body that was written.
     pub digest: u64,
+    /// The object was deleted since (by someone else): the next write of the same body is a
+    /// repair, and nothing may be skipped.
+    pub gone: bool,
 }
 
 /// The key of an object in [`Managed`]'s record of writes.
@@ -161,41 +223,44 @@ pub fn object_key(kind: ObjectKind, namespace: Option<&str>, name: &str) -> Stri
 }
 
 impl Managed {
-    fn store(&self, kind: ObjectKind) -> Option<Store<DynamicObject>> {
-        self.stores.read().ok()?.get(&kind).map(|(s, _)| s.clone())
+    fn cache(&self, kind: ObjectKind) -> Option<Arc<KindCache>> {
+        self.stores.read().ok()?.get(&kind).cloned()
     }
 
     /// The cached objects of `kind` in `namespace`.
-    pub fn in_namespace(&self, kind: ObjectKind, namespace: &str) -> Vec<Arc<DynamicObject>> {
-        let Some((store, index)) = self.stores.read().ok().and_then(|m| m.get(&kind).cloned())
-        else {
-            return Vec::new();
-        };
-        let ar = api_resource(kind);
-        index
-            .names(namespace)
-            .into_iter()
-            .filter_map(|name| store.get(&ObjectRef::new_with(&name, ar.clone()).within(namespace)))
-            .collect()
+    pub fn in_namespace(&self, kind: ObjectKind, namespace: &str) -> Vec<Arc<Owned>> {
+        self.cache(kind)
+            .and_then(|c| {
+                c.live
+                    .read()
+                    .ok()
+                    .and_then(|m| m.get(namespace).map(|o| o.values().cloned().collect()))
+            })
+            .unwrap_or_default()
     }
 
     /// The cached object, if its kind is watched and the object exists.
-    pub fn get(
-        &self,
-        kind: ObjectKind,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<Arc<DynamicObject>> {
-        let mut r = ObjectRef::new_with(name, api_resource(kind));
-        if let (true, Some(ns)) = (kind.namespaced(), namespace) {
-            r = r.within(ns);
-        }
-        self.store(kind)?.get(&r)
+    pub fn get(&self, kind: ObjectKind, namespace: Option<&str>, name: &str) -> Option<Arc<Owned>> {
+        let ns = if kind.namespaced() {
+            namespace.unwrap_or_default()
+        } else {
+            ""
+        };
+        let c = self.cache(kind)?;
+        let m = c.live.read().ok()?;
+        m.get(ns)?.get(name).cloned()
     }
 
     /// Every cached object of `kind`.
-    pub fn list(&self, kind: ObjectKind) -> Vec<Arc<DynamicObject>> {
-        self.store(kind).map(|s| s.state()).unwrap_or_default()
+    pub fn list(&self, kind: ObjectKind) -> Vec<Arc<Owned>> {
+        self.cache(kind)
+            .and_then(|c| {
+                c.live
+                    .read()
+                    .ok()
+                    .map(|m| m.values().flat_map(|o| o.values().cloned()).collect())
+            })
+            .unwrap_or_default()
     }
 
     /// The kinds currently watched.
@@ -216,10 +281,19 @@ impl Managed {
         self.written.lock().ok()?.insert(key, w)
     }
 
-    /// Forgets the writes to `key` (it was deleted).
+    /// Forgets the writes to `key` (tierflow deleted it).
     pub fn forget_writes(&self, key: &str) {
         if let Ok(mut m) = self.written.lock() {
             m.remove(key);
+        }
+    }
+
+    /// Marks the object `key` as deleted (seen in a watch event).
+    pub fn deleted(&self, key: &str) {
+        if let Ok(mut m) = self.written.lock() {
+            if let Some(w) = m.get_mut(key) {
+                w.gone = true;
+            }
         }
     }
 
@@ -336,7 +410,8 @@ fn strip_managed_fields<K: Resource>(obj: &mut K) {
     obj.meta_mut().managed_fields = None;
 }
 
-/// Starts the watch and cache of one managed kind (objects with tierflow's label only).
+/// Starts the watch and cache of one managed kind (objects with tierflow's label only). The
+/// cache keeps [`Owned`], not the objects.
 pub(crate) fn watch_kind(
     client: &Client,
     kind: ObjectKind,
@@ -344,24 +419,20 @@ pub(crate) fn watch_kind(
     triggers: &Triggers,
 ) -> (JoinHandle<()>, watch::Receiver<bool>) {
     let ar = api_resource(kind);
-    let writer = reflector::store::Writer::<DynamicObject>::new(ar.clone());
-    let store = writer.as_reader();
-    let index = NsIndex::default();
+    let cache = Arc::new(KindCache::default());
     if let Ok(mut m) = managed.stores.write() {
-        m.insert(kind, (store, index.clone()));
+        m.insert(kind, cache.clone());
     }
     let cfg = watcher::Config::default().labels(&format!("{MANAGED_BY}={MANAGER}"));
     let stream = watcher::watcher(Api::<DynamicObject>::all_with(client.clone(), &ar), cfg)
-        .backoff(WatchBackoff::default())
-        .map_ok(|ev| ev.modify(strip_managed_fields))
-        .reflect(writer);
+        .backoff(WatchBackoff::default());
     let t = triggers.clone();
     let m = managed.clone();
     fan_out(stream, move |ev| {
-        index.observe(ev);
+        cache.observe(kind, ev);
         match ev {
             Event::Delete(o) => {
-                m.forget_writes(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
+                m.deleted(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
                 t.managed(o)
             }
             Event::Apply(o) | Event::InitApply(o) => t.managed(o),

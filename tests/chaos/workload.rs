@@ -7,15 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::{json, Value};
-use tierflow::apply::up_to_date;
+use tierflow::apply::{up_to_date, Owned};
 use tierflow::crd::{AppNetwork, ClusterBaseline};
-use tierflow::model::{Backend, NamespaceBaseline};
-use tierflow::render::{self, Env, Owner};
-use tierflow::validate;
+use tierflow::model::Backend;
+use tierflow::plan;
+use tierflow::render::ObjectKind;
 
 use crate::harness::CHAOS_LABEL;
 use crate::support;
@@ -201,69 +202,60 @@ impl Workload {
             .collect())
     }
 
-    /// What the cluster must contain now, from the live AppNetworks and ClusterBaseline.
+    /// What the cluster must contain now, from the live AppNetworks and ClusterBaseline, as the
+    /// planner (the same one the operator and `tierflow render` use) says.
     async fn desired(&self) -> Result<BTreeMap<(String, String), Value>, String> {
-        let cb = if self.with_cb {
+        let mut cbs = Vec::new();
+        if self.with_cb {
             let cb = Api::<ClusterBaseline>::all(self.client.clone())
                 .get(&self.run)
                 .await
                 .map_err(|e| format!("get ClusterBaseline: {e}"))?;
-            let model = validate::cluster_baseline(&cb.spec).map_err(|e| e.to_string())?;
-            let owner = Owner {
-                api_version: ClusterBaseline::api_version(&()).to_string(),
-                kind: ClusterBaseline::kind(&()).to_string(),
+            cbs.push(plan::ClusterBaselineInput {
                 name: cb.name_any(),
-                uid: cb.uid().unwrap_or_default(),
-            };
-            Some((model, owner))
-        } else {
-            None
+                uid: cb.uid(),
+                generation: cb.metadata.generation,
+                spec: cb.spec.clone(),
+            });
+        }
+        let cluster = plan::Cluster {
+            auto_backend: Some(Backend::NetworkPolicy),
+            operator_namespace: "tierflow-system".into(),
+            ..plan::Cluster::default()
         };
+        let cb_plans = plan::cluster_baselines(&cbs, &cluster, &plan::Nothing);
         let mut out = BTreeMap::new();
         for ns in &self.namespaces {
-            let apps = Api::<AppNetwork>::namespaced(self.client.clone(), ns)
+            let labels = Api::<Namespace>::all(self.client.clone())
+                .get(ns)
+                .await
+                .map_err(|e| format!("get namespace {ns}: {e}"))?
+                .labels()
+                .clone();
+            let apps: Vec<plan::AppInput> = Api::<AppNetwork>::namespaced(self.client.clone(), ns)
                 .list(&ListParams::default())
                 .await
-                .map_err(|e| format!("list AppNetworks in {ns}: {e}"))?;
-            let mut wishes = Vec::new();
-            let mut owners = Vec::new();
-            if let (Some((model, owner)), true) = (&cb, self.covered.contains(ns)) {
-                wishes.push(model.wish.clone());
-                owners.push(owner.clone());
+                .map_err(|e| format!("list AppNetworks in {ns}: {e}"))?
+                .items
+                .into_iter()
+                .map(|app| plan::AppInput {
+                    name: app.name_any(),
+                    namespace: ns.clone(),
+                    uid: app.uid(),
+                    generation: app.metadata.generation,
+                    spec: app.spec,
+                })
+                .collect();
+            let refs: Vec<&plan::AppInput> = apps.iter().collect();
+            let p = plan::namespace(ns, &labels, &refs, &cb_plans, &cluster, &plan::Nothing);
+            if let Some(held) = p.apps.iter().find(|a| a.held()) {
+                return Err(format!("{ns}/{} is held: {:?}", held.name, held.hold));
             }
-            for app in apps.items {
-                let name = app.name_any();
-                let model = validate::app_network(&name, ns, &app.spec)
-                    .map_err(|e| format!("{ns}/{name}: {e}"))?;
-                let owner = Owner {
-                    api_version: AppNetwork::api_version(&()).to_string(),
-                    kind: AppNetwork::kind(&()).to_string(),
-                    name: name.clone(),
-                    uid: app.uid().unwrap_or_default(),
-                };
-                let rendered = render::tier_objects(
-                    &model,
-                    Backend::NetworkPolicy,
-                    Some(&owner),
-                    &Env::default(),
-                );
-                for o in rendered.objects {
-                    out.insert((ns.clone(), o.name().to_string()), o.body);
-                }
-                wishes.push(model.baseline.clone());
-                owners.push(owner);
-            }
-            owners.sort();
-            let merged = NamespaceBaseline::merge(&wishes);
-            if let Some(b) = render::namespace_baseline(
-                ns,
-                &merged,
-                Backend::NetworkPolicy,
-                false,
-                &owners,
-                &Env::default(),
-            ) {
-                out.insert((ns.clone(), b.name().to_string()), b.body);
+            for o in p
+                .allows()
+                .chain(&p.baselines(&cluster, &Default::default()))
+            {
+                out.insert((ns.clone(), o.name().to_string()), o.body.clone());
             }
         }
         Ok(out)
@@ -279,8 +271,11 @@ impl Workload {
             match live.get(key) {
                 None => problems.push(format!("missing {}/{}", key.0, key.1)),
                 Some(np) => {
-                    let have = serde_json::to_value(np).map_err(|e| e.to_string())?;
-                    if up_to_date(want, &have) {
+                    let obj: DynamicObject = serde_json::from_value(
+                        serde_json::to_value(np).map_err(|e| e.to_string())?,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    if up_to_date(want, &Owned::of(ObjectKind::NetworkPolicy, &obj)) {
                         current += 1;
                     } else {
                         problems.push(format!("stale or half-written {}/{}", key.0, key.1));

@@ -619,7 +619,7 @@ async fn a_no_op_reconcile_issues_no_write() {
                     Some(&ns.name),
                     &p.name_any(),
                 )
-                .is_some_and(|c| c.resource_version() == p.resource_version())
+                .is_some_and(|c| c.resource_version == p.resource_version())
         });
         (live.len() == 4 && cached).then_some(())
     })

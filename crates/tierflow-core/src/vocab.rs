@@ -21,6 +21,9 @@ pub const ROLE_BASELINE: &str = "baseline";
 /// Role of cluster-wide baselines (Calico GlobalNetworkPolicy, CiliumClusterwideNetworkPolicy).
 pub const ROLE_CLUSTER_BASELINE: &str = "cluster-baseline";
 
+/// The prefix of every label key and annotation tierflow defines.
+pub const ANNOTATION_PREFIX: &str = "tierflow.dev/";
+
 /// Annotation on every object tierflow writes: the generation of the input it was rendered from
 /// (on a baseline shared by several inputs: absent; see [`INPUTS_ANNOTATION`]).
 pub const GENERATION_ANNOTATION: &str = "tierflow.dev/generation";
