@@ -1,14 +1,16 @@
 //! Precomputation: which pods every peer matches (a bit set per peer) and which policies
 //! select every pod (per direction, in evaluation order). Built once per scenario, lazily,
 //! so that `Scenario::check` only tests bits and walks short rule lists.
+//!
+//! The index is built from the scenario's tables, passed in as [`Tables`], so that it needs
+//! nothing from the engine's root module (which uses it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use super::calico_selector::CalicoSelector;
 use super::cilium;
-use super::model::{Alt, Entity, Flavor, K8sNs, Subject};
-use super::{Mode, Scenario};
+use super::model::{Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, Subject};
 
 /// A fixed-size set of pod indices.
 #[derive(Clone, Debug, Default)]
@@ -56,8 +58,25 @@ pub(crate) struct Index {
     pub by_ip: HashMap<IpAddr, usize>,
 }
 
+/// What the index is built from: the scenario's tables, borrowed.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables<'a> {
+    /// Evaluation mode.
+    pub mode: Mode,
+    /// The namespaces, in the order they were added.
+    pub namespaces: &'a [Namespace],
+    /// Index into `namespaces` by name.
+    pub ns_by_name: &'a HashMap<String, usize>,
+    /// The pods, in the order they were added.
+    pub pods: &'a [Pod],
+    /// The compiled policies.
+    pub policies: &'a [Policy],
+    /// The peer table (rules refer to it by `PeerId`).
+    pub peers: &'a [Peer],
+}
+
 struct World<'a> {
-    s: &'a Scenario,
+    s: Tables<'a>,
     mode: Mode,
     calico_pod: Vec<BTreeMap<String, String>>,
     calico_ns: Vec<BTreeMap<String, String>>,
@@ -191,9 +210,9 @@ impl World<'_> {
     }
 }
 
-/// Builds the index of a scenario.
-pub(crate) fn build(s: &Scenario) -> Index {
-    let mode = s.mode();
+/// Builds the index of a scenario's tables.
+pub(crate) fn build(s: Tables<'_>) -> Index {
+    let mode = s.mode;
     let n_pods = s.pods.len();
     let ns_of_pod: Vec<usize> = s
         .pods

@@ -78,14 +78,14 @@ use std::sync::OnceLock;
 use crate::core::Protocol;
 
 pub use error::EngineError;
-pub use model::{ContainerPort, Pod, PolicyRef};
+pub use model::{ContainerPort, Mode, Pod, PolicyRef};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
 };
 
-use index::Index;
-use model::{proto_number, Peer, PeerId, PortSpec};
+use index::{Index, Tables};
+use model::{proto_number, Namespace, Peer, PeerId, PortSpec};
 use parse::Parsed;
 use read::Sink;
 
@@ -99,30 +99,6 @@ pub enum Endpoint {
     Pod(usize),
     /// An address; if it is some pod's IP, that pod.
     Ip(IpAddr),
-}
-
-/// How policies are evaluated (serialised lower-case).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Plain Kubernetes NetworkPolicy.
-    #[default]
-    Kubernetes,
-    /// Calico (ordered policies, Allow/Deny/Pass/Log, end-of-tier deny).
-    Calico,
-    /// Cilium (union of allows, deny wins).
-    Cilium,
-}
-
-impl Mode {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Kubernetes => "kubernetes",
-            Mode::Calico => "calico",
-            Mode::Cilium => "cilium",
-        }
-    }
 }
 
 /// A traffic direction, seen from the pod a policy selects (serialised lower-case).
@@ -180,12 +156,6 @@ pub struct Verdict {
     /// and whether tierflow manages them.
     #[serde(skip)]
     pub policies: Vec<PolicyRef>,
-}
-
-#[derive(Clone, Debug)]
-struct Namespace {
-    name: String,
-    labels: BTreeMap<String, String>,
 }
 
 /// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
@@ -363,7 +333,16 @@ impl Scenario {
     }
 
     fn index(&self) -> &Index {
-        self.index.get_or_init(|| index::build(self))
+        self.index.get_or_init(|| {
+            index::build(Tables {
+                mode: self.mode(),
+                namespaces: &self.namespaces,
+                ns_by_name: &self.ns_by_name,
+                pods: &self.pods,
+                policies: &self.policies,
+                peers: &self.peers,
+            })
+        })
     }
 
     /// Whether pod `pod` is isolated for (ingress, egress). Out of range: `(false, false)`.

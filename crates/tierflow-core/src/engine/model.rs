@@ -1,6 +1,7 @@
-//! The compiled, flavour-independent policy model every input kind is translated into, and
-//! the pods it is evaluated on (kept here rather than in the engine's root so that the readers
-//! need nothing from it).
+//! The compiled, flavour-independent policy model every input kind is translated into, the
+//! namespaces and pods it is evaluated on, and the evaluation [`Mode`] (kept here rather than
+//! in the engine's root so that the readers and the index need nothing from it: `mod.rs` only
+//! uses its children, never the other way round).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +10,39 @@ use std::net::IpAddr;
 use crate::core::{Cidr, Protocol, Selector};
 
 use super::calico_selector::CalicoSelector;
+
+/// How policies are evaluated (serialised lower-case); see the engine's module documentation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Plain Kubernetes NetworkPolicy.
+    #[default]
+    Kubernetes,
+    /// Calico (ordered policies, Allow/Deny/Pass/Log, end-of-tier deny).
+    Calico,
+    /// Cilium (union of allows, deny wins).
+    Cilium,
+}
+
+impl Mode {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Kubernetes => "kubernetes",
+            Mode::Calico => "calico",
+            Mode::Cilium => "cilium",
+        }
+    }
+}
+
+/// A namespace and its labels (always including `kubernetes.io/metadata.name`).
+#[derive(Clone, Debug)]
+pub(crate) struct Namespace {
+    /// Its name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
 
 /// Index of a peer in `Scenario::peers`.
 pub(crate) type PeerId = u32;

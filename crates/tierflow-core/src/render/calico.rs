@@ -20,7 +20,7 @@
 use serde_json::{json, Map, Value};
 
 use super::common::{cluster_baseline_name, controller_refs, object, push_unique, shared_refs};
-use super::ir::{ApiServer, AppPolicy, Endpoint};
+use super::ir::{self, ApiServer, AppPolicy, Endpoint};
 use super::networkpolicy::NAMESPACE_NAME_LABEL;
 use super::{
     baseline_labels, cluster_baseline_labels, tier_labels, Env, Object, ObjectKind, Owner,
@@ -301,7 +301,11 @@ fn spec(
 /// cannot express: FQDN peers (left out, fail closed) and HTTP rules (enforced as their ports).
 /// The same as [`super::tier_objects`] on this backend.
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>) -> Rendered {
-    super::tier_objects(model, Backend::Calico, owner, &Env::default())
+    let policy = ir::build(model, Backend::Calico, &Env::default());
+    Rendered {
+        objects: objects(model, &policy, owner),
+        limitations: policy.limitations,
+    }
 }
 
 /// The per-tier objects of the intermediate form.

@@ -32,7 +32,7 @@ use serde_json::{json, Map, Value};
 use super::common::{
     cluster_baseline_name, controller_refs, object, push_unique, shared_refs, uncovered_namespaces,
 };
-use super::ir::{ApiServer, AppPolicy, Endpoint, Rule};
+use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule};
 use super::{
     baseline_labels, cluster_baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered,
 };
@@ -284,7 +284,11 @@ fn or_deny_all(rules: Vec<Value>) -> Value {
 /// peers, and DNS (through the DNS proxy when any flow has an FQDN peer). The same as
 /// [`super::tier_objects`] on this backend.
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>) -> Rendered {
-    super::tier_objects(model, Backend::Cilium, owner, &Env::default())
+    let policy = ir::build(model, Backend::Cilium, &Env::default());
+    Rendered {
+        objects: objects(model, &policy, owner),
+        limitations: policy.limitations,
+    }
 }
 
 /// The per-tier objects of the intermediate form.

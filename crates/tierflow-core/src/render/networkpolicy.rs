@@ -25,7 +25,11 @@ fn object(p: &NetworkPolicy) -> Object {
 /// The per-tier objects, and what this backend cannot express (the same as
 /// [`super::tier_objects`] on this backend).
 pub fn tier_objects(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Rendered {
-    super::tier_objects(model, Backend::NetworkPolicy, owner, env)
+    let policy = ir::build(model, Backend::NetworkPolicy, env);
+    Rendered {
+        objects: objects(model, &policy, owner),
+        limitations: policy.limitations,
+    }
 }
 
 /// The per-tier objects of the intermediate form.

@@ -1,0 +1,295 @@
+//! What rendering produces and is given: objects and their kinds, the labels and metadata
+//! they carry, what a backend could not express, and the cluster facts and owner a renderer
+//! receives. Every backend builds on these; kept apart from the renderers' entry points in
+//! `mod.rs` (which call the backends) so that no backend needs anything from there.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
+
+use crate::core::names;
+use crate::vocab::{
+    APP_NETWORK_LABEL, CLUSTER_BASELINE_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE,
+    ROLE_CLUSTER_BASELINE, ROLE_LABEL, ROLE_TIER, TIER_LABEL,
+};
+
+/// Every kind of object tierflow writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ObjectKind {
+    /// `networking.k8s.io/v1` NetworkPolicy.
+    NetworkPolicy,
+    /// `projectcalico.org/v3` NetworkPolicy.
+    CalicoNetworkPolicy,
+    /// `projectcalico.org/v3` GlobalNetworkPolicy.
+    CalicoGlobalNetworkPolicy,
+    /// `projectcalico.org/v3` StagedNetworkPolicy.
+    CalicoStagedNetworkPolicy,
+    /// `projectcalico.org/v3` StagedGlobalNetworkPolicy.
+    CalicoStagedGlobalNetworkPolicy,
+    /// `cilium.io/v2` CiliumNetworkPolicy.
+    CiliumNetworkPolicy,
+    /// `cilium.io/v2` CiliumClusterwideNetworkPolicy.
+    CiliumClusterwideNetworkPolicy,
+}
+
+impl ObjectKind {
+    /// Every kind.
+    pub const ALL: [ObjectKind; 7] = [
+        ObjectKind::NetworkPolicy,
+        ObjectKind::CalicoNetworkPolicy,
+        ObjectKind::CalicoGlobalNetworkPolicy,
+        ObjectKind::CalicoStagedNetworkPolicy,
+        ObjectKind::CalicoStagedGlobalNetworkPolicy,
+        ObjectKind::CiliumNetworkPolicy,
+        ObjectKind::CiliumClusterwideNetworkPolicy,
+    ];
+
+    /// API group.
+    pub fn group(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy => "networking.k8s.io",
+            ObjectKind::CalicoNetworkPolicy
+            | ObjectKind::CalicoGlobalNetworkPolicy
+            | ObjectKind::CalicoStagedNetworkPolicy
+            | ObjectKind::CalicoStagedGlobalNetworkPolicy => "projectcalico.org",
+            ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
+                "cilium.io"
+            }
+        }
+    }
+
+    /// API version (`group/version`).
+    pub fn api_version(self) -> &'static str {
+        match self.group() {
+            "networking.k8s.io" => "networking.k8s.io/v1",
+            "projectcalico.org" => "projectcalico.org/v3",
+            _ => "cilium.io/v2",
+        }
+    }
+
+    /// Version alone.
+    pub fn version(self) -> &'static str {
+        self.api_version().rsplit('/').next().unwrap_or_default()
+    }
+
+    /// Kind.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy | ObjectKind::CalicoNetworkPolicy => "NetworkPolicy",
+            ObjectKind::CalicoGlobalNetworkPolicy => "GlobalNetworkPolicy",
+            ObjectKind::CalicoStagedNetworkPolicy => "StagedNetworkPolicy",
+            ObjectKind::CalicoStagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
+            ObjectKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
+            ObjectKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
+        }
+    }
+
+    /// Resource (plural) name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            ObjectKind::NetworkPolicy | ObjectKind::CalicoNetworkPolicy => "networkpolicies",
+            ObjectKind::CalicoGlobalNetworkPolicy => "globalnetworkpolicies",
+            ObjectKind::CalicoStagedNetworkPolicy => "stagednetworkpolicies",
+            ObjectKind::CalicoStagedGlobalNetworkPolicy => "stagedglobalnetworkpolicies",
+            ObjectKind::CiliumNetworkPolicy => "ciliumnetworkpolicies",
+            ObjectKind::CiliumClusterwideNetworkPolicy => "ciliumclusterwidenetworkpolicies",
+        }
+    }
+
+    /// The CRD that serves this kind (`None` for built-in kinds).
+    pub fn crd_name(self) -> Option<String> {
+        (self != ObjectKind::NetworkPolicy).then(|| format!("{}.{}", self.plural(), self.group()))
+    }
+
+    /// Whether objects of this kind live in a namespace.
+    pub fn namespaced(self) -> bool {
+        !matches!(
+            self,
+            ObjectKind::CalicoGlobalNetworkPolicy
+                | ObjectKind::CalicoStagedGlobalNetworkPolicy
+                | ObjectKind::CiliumClusterwideNetworkPolicy
+        )
+    }
+
+    /// The kind of `apiVersion` + `kind`, if tierflow writes it.
+    pub fn from_type(api_version: &str, kind: &str) -> Option<Self> {
+        ObjectKind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.kind() == kind)
+    }
+}
+
+/// A rendered object: its kind and the full body (apiVersion, kind, metadata, spec).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    /// What it is.
+    pub kind: ObjectKind,
+    /// The object as it will be applied.
+    pub body: Value,
+}
+
+impl Object {
+    /// `metadata.name`.
+    pub fn name(&self) -> &str {
+        self.body
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// `metadata.namespace` (`None` for cluster-scoped kinds).
+    pub fn namespace(&self) -> Option<&str> {
+        self.body
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+    }
+}
+
+/// What kind of thing a backend could not express. The operator's status layer maps kinds to
+/// conditions; rendering only says what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LimitationKind {
+    /// HTTP rules on a backend without L7 rules: the flow is enforced as the L4 ports it uses.
+    L7Unsupported,
+    /// An `fqdn` peer on a backend that cannot match DNS names: the flow is left out.
+    FqdnUnsupported,
+    /// An `fqdn` peer without DNS egress: the backend learns the name's addresses from the
+    /// lookups it sees, so the rendered flow allows nothing.
+    FqdnNeedsDns,
+    /// The API server on a backend that can only name it by address, while its addresses are
+    /// unknown: the flow is left out.
+    ApiServerUnknown,
+}
+
+impl LimitationKind {
+    /// Every kind.
+    pub const ALL: [LimitationKind; 4] = [
+        LimitationKind::L7Unsupported,
+        LimitationKind::FqdnUnsupported,
+        LimitationKind::FqdnNeedsDns,
+        LimitationKind::ApiServerUnknown,
+    ];
+
+    /// CamelCase reason for a status condition (a fixed, bounded set). These are the reasons
+    /// tierflow has always reported, so existing alerts and dashboards keep matching.
+    pub fn reason(self) -> &'static str {
+        match self {
+            LimitationKind::L7Unsupported => "L7Unsupported",
+            LimitationKind::FqdnUnsupported => "UnsupportedOnBackend",
+            LimitationKind::FqdnNeedsDns => "FqdnNeedsDns",
+            LimitationKind::ApiServerUnknown => "ApiServerUnresolved",
+        }
+    }
+
+    /// Whether the AppNetwork cannot be reported ready: a declared flow is missing or allows
+    /// nothing. (`false`: the flow works, enforced weaker than declared.)
+    pub fn blocks_ready(self) -> bool {
+        match self {
+            LimitationKind::L7Unsupported => false,
+            LimitationKind::FqdnUnsupported
+            | LimitationKind::FqdnNeedsDns
+            | LimitationKind::ApiServerUnknown => true,
+        }
+    }
+}
+
+/// Something the backend could not express.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limitation {
+    /// The `spec.flows` index it is about (`None`: not about one flow).
+    pub flow: Option<usize>,
+    /// What kind of limitation.
+    pub kind: LimitationKind,
+    /// What and why, for people.
+    pub message: String,
+}
+
+/// What rendering an AppNetwork produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    /// The per-tier objects.
+    pub objects: Vec<Object>,
+    /// What the backend could not express (fail closed: such flows are left out).
+    pub limitations: Vec<Limitation>,
+}
+
+/// Facts about the cluster a renderer may need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Env {
+    /// The Kubernetes API server's endpoints (`default/kubernetes`), for backends that cannot
+    /// name the API server otherwise.
+    pub api_server: Vec<(IpAddr, u16)>,
+}
+
+/// The object that owns a rendered object.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owner {
+    /// API version of the owner.
+    pub api_version: String,
+    /// Kind of the owner.
+    pub kind: String,
+    /// Name of the owner.
+    pub name: String,
+    /// UID of the owner.
+    pub uid: String,
+}
+
+impl Owner {
+    /// The owner reference; `controller` marks the single managing owner.
+    pub fn reference(&self, controller: bool) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        }
+    }
+}
+
+/// Labels of a per-tier object.
+pub fn tier_labels(app: &str, tier: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+        (APP_NETWORK_LABEL.to_string(), names::label_value(app)),
+        (TIER_LABEL.to_string(), tier.to_string()),
+        (ROLE_LABEL.to_string(), ROLE_TIER.to_string()),
+    ])
+}
+
+/// Labels of a namespace baseline.
+pub fn baseline_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+        (ROLE_LABEL.to_string(), ROLE_BASELINE.to_string()),
+    ])
+}
+
+/// Labels of a cluster-wide baseline.
+pub fn cluster_baseline_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (MANAGED_BY.to_string(), MANAGER.to_string()),
+        (ROLE_LABEL.to_string(), ROLE_CLUSTER_BASELINE.to_string()),
+        (CLUSTER_BASELINE_LABEL.to_string(), names::label_value(name)),
+    ])
+}
+
+/// `metadata` for a rendered object.
+pub fn metadata(
+    name: &str,
+    namespace: Option<&str>,
+    labels: BTreeMap<String, String>,
+    owners: &[OwnerReference],
+) -> Value {
+    let mut m = serde_json::json!({ "name": name, "labels": labels });
+    if let Some(ns) = namespace {
+        m["namespace"] = Value::from(ns);
+    }
+    if !owners.is_empty() {
+        m["ownerReferences"] = serde_json::to_value(owners).unwrap_or(Value::Null);
+    }
+    m
+}
