@@ -237,6 +237,140 @@ pub async fn raw_apply(client: &Client, objects: &[Object], concurrency: usize) 
     started.elapsed()
 }
 
+/// The smallest status a kstatus-compliant operator writes for an AppNetwork of `generation`:
+/// `observedGeneration` and a Ready condition.
+pub fn minimal_status(generation: i64) -> Value {
+    json!({
+        "apiVersion": "tierflow.dev/v1alpha1",
+        "kind": "AppNetwork",
+        "status": {
+            "observedGeneration": generation,
+            "conditions": [{
+                "type": "Ready",
+                "status": "True",
+                "reason": "Applied",
+                "message": "applied",
+                "lastTransitionTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                "observedGeneration": generation,
+            }],
+        },
+    })
+}
+
+/// The raw limit with statuses: the loop of [`raw_apply`], at the same `concurrency`, applying
+/// `objects` AND one status per `(namespace, AppNetwork name, status body)` (each namespace's
+/// objects, then its status, in one stream). Returns the wall time.
+pub async fn raw_apply_with_statuses(
+    client: &Client,
+    objects: &[Object],
+    statuses: &[(String, String, Value)],
+    concurrency: usize,
+) -> Duration {
+    enum Item<'a> {
+        Object(&'a Object),
+        Status(&'a str, &'a str, &'a Value),
+    }
+    let mut by_ns: BTreeMap<&str, Vec<Item>> = BTreeMap::new();
+    for o in objects {
+        by_ns
+            .entry(o.namespace().unwrap_or_default())
+            .or_default()
+            .push(Item::Object(o));
+    }
+    for (ns, name, body) in statuses {
+        by_ns
+            .entry(ns.as_str())
+            .or_default()
+            .push(Item::Status(ns, name, body));
+    }
+    let ar = np_resource();
+    let pp = PatchParams::apply("tierflow-bench-raw").force();
+    let started = std::time::Instant::now();
+    futures::stream::iter(by_ns.into_values().flatten())
+        .map(|item| {
+            let pp = pp.clone();
+            let client = client.clone();
+            let ar = ar.clone();
+            async move {
+                match item {
+                    Item::Object(o) => {
+                        let api: Api<DynamicObject> =
+                            Api::namespaced_with(client, o.namespace().unwrap_or_default(), &ar);
+                        api.patch(o.name(), &pp, &Patch::Apply(&o.body))
+                            .await
+                            .map(|_| ())
+                    }
+                    Item::Status(ns, name, body) => Api::<AppNetwork>::namespaced(client, ns)
+                        .patch_status(name, &pp, &Patch::Apply(body))
+                        .await
+                        .map(|_| ()),
+                }
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .expect("raw apply with statuses");
+    started.elapsed()
+}
+
+/// Creates AppNetwork `name` (examples/shop.yaml, no status) in every namespace; returns
+/// (namespace, generation).
+pub async fn create_apps(client: &Client, namespaces: &[String], name: &str) -> Vec<(String, i64)> {
+    futures::stream::iter(namespaces.iter())
+        .map(|ns| {
+            let api = Api::<AppNetwork>::namespaced(client.clone(), ns);
+            let mut app = shop(ns);
+            app.metadata.name = Some(name.to_string());
+            async move {
+                api.create(&PostParams::default(), &app)
+                    .await
+                    .map(|a| (ns.clone(), a.metadata.generation.unwrap_or(1)))
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+        .expect("create AppNetworks")
+}
+
+/// Deletes AppNetwork `name` in every namespace and waits until no AppNetwork of that name
+/// is left.
+pub async fn delete_apps(client: &Client, namespaces: &[String], name: &str) {
+    futures::stream::iter(namespaces.iter())
+        .map(|ns| {
+            let api = Api::<AppNetwork>::namespaced(client.clone(), ns);
+            async move {
+                match api.delete(name, &Default::default()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffer_unordered(8)
+        .try_for_each(|_| async { Ok(()) })
+        .await
+        .expect("delete AppNetworks");
+    let all: Api<AppNetwork> = Api::all(client.clone());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = all
+            .list_metadata(&ListParams::default())
+            .await
+            .map(|l| l.items.iter().filter(|a| a.name_any() == name).count())
+            .unwrap_or(usize::MAX);
+        if left == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{left} AppNetworks {name} still there"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Deletes every managed NetworkPolicy in `namespaces` (one DELETE collection each) and waits
 /// until none is left.
 pub async fn delete_managed(client: &Client, namespaces: &[String]) {
@@ -289,20 +423,85 @@ pub const WRITE_VERBS: [&str; 6] = [
     "APPLY",
 ];
 
+/// The API server's counters at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Completed requests (`apiserver_request_total`).
+    pub requests: Requests,
+    /// Long-running requests open now (`apiserver_longrunning_gauge`), by (verb, resource):
+    /// a WATCH is counted in `apiserver_request_total` only when it ends.
+    pub open: Requests,
+}
+
+impl Snapshot {
+    /// Reads both from one GET /metrics.
+    pub async fn read(client: &Client) -> Snapshot {
+        let text = metrics_text(client).await;
+        Snapshot {
+            requests: Requests::parse(&text),
+            open: Requests::parse_metric(&text, "apiserver_longrunning_gauge{"),
+        }
+    }
+
+    /// The requests of clients other than the control plane's (which speak protobuf), from
+    /// `before` to `self`: completed requests plus the long-running ones opened and still open
+    /// (WATCHes, by their gauge). In the windows measured the operator is the only such client:
+    /// the bench's own watch was opened before, and its GET /metrics is not counted by the API
+    /// server (a non-resource request it does not instrument).
+    pub fn operator_requests(&self, before: &Snapshot) -> Requests {
+        let mut out = BTreeMap::new();
+        for ((verb, res), v) in self.requests.since(&before.requests).0 {
+            if res.contains("(protobuf") {
+                continue;
+            }
+            *out.entry((verb, res)).or_insert(0.0) += v;
+        }
+        for ((verb, res), v) in self.open.since(&before.open).0 {
+            *out.entry((format!("{verb} (still open)"), res))
+                .or_insert(0.0) += v;
+        }
+        out.retain(|_, v| *v > 0.0);
+        Requests(out)
+    }
+}
+
+async fn metrics_text(client: &Client) -> String {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    client.request_text(req).await.expect("GET /metrics")
+}
+
 impl Requests {
     /// Reads the counters (GET /metrics with the admin identity).
     pub async fn read(client: &Client) -> Requests {
-        let req = http::Request::get("/metrics")
-            .body(Vec::new())
-            .expect("request");
-        let text = client.request_text(req).await.expect("GET /metrics");
-        Requests::parse(&text)
+        Requests::parse(&metrics_text(client).await)
+    }
+
+    /// Sum over every verb.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum::<f64>().round() as u64
+    }
+
+    /// Sum over the verbs for which `pred` holds.
+    pub fn count(&self, pred: impl Fn(&str) -> bool) -> u64 {
+        self.0
+            .iter()
+            .filter(|((verb, _), _)| pred(verb))
+            .map(|(_, v)| *v)
+            .sum::<f64>()
+            .round() as u64
     }
 
     fn parse(text: &str) -> Requests {
+        Requests::parse_metric(text, "apiserver_request_total{")
+    }
+
+    /// `metric{` lines by (verb, resource[/subresource]); protobuf responses marked.
+    fn parse_metric(text: &str, metric: &str) -> Requests {
         let mut out = BTreeMap::new();
         for line in text.lines() {
-            let Some(rest) = line.strip_prefix("apiserver_request_total{") else {
+            let Some(rest) = line.strip_prefix(metric) else {
                 continue;
             };
             let Some((labels, value)) = rest.rsplit_once("} ") else {

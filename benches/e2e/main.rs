@@ -5,13 +5,16 @@
 //! Phases, in order, on a fresh cluster:
 //! 1. the operator on an almost empty cluster, for its base memory;
 //! 2. `BENCH_NAMESPACES` namespaces; the raw limit: the objects the operator will produce,
-//!    server-side applied by a minimal loop at 4, 8 and 16 requests in flight (then deleted);
+//!    server-side applied by a minimal loop at 4, 8 and 16 requests in flight (then deleted),
+//!    and, at each of these, the same loop applying the objects AND one minimal status per
+//!    AppNetwork (onto copies that are deleted before the operator starts);
 //! 3. one AppNetwork (examples/shop.yaml) per namespace and one ClusterBaseline, then the
 //!    operator is started and timed until every expected object exists with the right content;
 //! 4. hot paths: spec change, new namespace, hand-deleted policy (`BENCH_SAMPLES` each);
 //! 5. idle: API writes and operator CPU over `BENCH_IDLE_SECS` with nothing changing;
 //! 6. memory (VmHWM, VmRSS);
-//! 7. a restart on the converged cluster (memory of the caches alone; it must write nothing);
+//! 7. a restart on the converged cluster: time until ready with no writes (or until its last
+//!    write), the writes it made, and the memory of the caches alone;
 //! 8. the raw cost of the AppNetwork status writes — then `target/bench/results.{json,md}`.
 
 mod cluster;
@@ -31,7 +34,7 @@ use tierflow::core::names::BASELINE_NAME;
 use tierflow::crd::{AppNetwork, ClusterBaseline};
 use tokio::time::Instant;
 
-use cluster::{Key, Requests, Tracker, BENCH_LABEL};
+use cluster::{Key, Requests, Snapshot, Tracker, BENCH_LABEL};
 use process::Operator;
 
 /// Settings, from the environment (`hack/bench.sh` sets them).
@@ -201,16 +204,10 @@ fn uid(obj: &Value) -> Option<&str> {
 
 /// The operator's own write counter (`tierflow_api_writes_total`), when it exports one.
 fn operator_writes(op: &Operator) -> Option<u64> {
-    let text = op.scrape()?;
-    let sum: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("tierflow_api_writes_total"))
-        .filter_map(|l| {
-            l.rsplit_once(' ')
-                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
-        })
-        .sum();
-    Some(sum.round() as u64)
+    Some(process::metric_sum(
+        &op.scrape()?,
+        "tierflow_api_writes_total",
+    ))
 }
 
 /// When the operator said its caches synced (its /readyz), polled in the background.
@@ -316,6 +313,37 @@ async fn main() {
         ));
         rep.raw.push((c, took.as_secs_f64()));
         cluster::delete_managed(&client, &names).await;
+
+        // The same loop at the same concurrency, with one minimal status per AppNetwork (what
+        // any kstatus-compliant operator writes), onto fresh AppNetworks without a status.
+        let statuses: Vec<(String, String, Value)> =
+            cluster::create_apps(&client, &names, RAW_STATUS_APP)
+                .await
+                .into_iter()
+                .map(|(ns, generation)| {
+                    (
+                        ns,
+                        RAW_STATUS_APP.to_string(),
+                        cluster::minimal_status(generation),
+                    )
+                })
+                .collect();
+        let raw_client = cluster::client(&cfg.kubeconfig).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (cpu0, req0) = (meter.read(), Requests::read(&client).await);
+        let took = cluster::raw_apply_with_statuses(&raw_client, &raw_objects, &statuses, c).await;
+        let (cpu1, req1) = (meter.read(), Requests::read(&client).await);
+        rep.raw_full_detail
+            .push((c, process::CpuMeter::delta(&cpu0, &cpu1), req1.since(&req0)));
+        say(format!(
+            "raw server-side apply of {} objects + {} minimal statuses at concurrency {c}: {:.2}s",
+            raw_objects.len(),
+            statuses.len(),
+            took.as_secs_f64(),
+        ));
+        rep.raw_full.push((c, took.as_secs_f64()));
+        cluster::delete_managed(&client, &names).await;
+        cluster::delete_apps(&client, &names, RAW_STATUS_APP).await;
     }
 
     // 3. Cold convergence.
@@ -354,7 +382,7 @@ async fn main() {
         apps.len(),
         report::loadavg()
     ));
-    let before = Requests::read(&client).await;
+    let before = Snapshot::read(&client).await;
     let meter_cp = process::CpuMeter::new(&cluster_dir, None);
     let cpu0 = meter_cp.read();
     let t0 = Instant::now();
@@ -394,7 +422,8 @@ async fn main() {
             break;
         }
     }
-    let at_convergence = Requests::read(&client).await;
+    let at_convergence = Snapshot::read(&client).await;
+    rep.cold_operator_counted_writes = operator_writes(&op);
     if let Some(p) = perf {
         p.stop();
         say(format!(
@@ -451,11 +480,27 @@ async fn main() {
             rep.cold_synced = Some(at.saturating_duration_since(t0.into_std()).as_secs_f64());
         }
     }
-    rep.cold_requests = Some(at_convergence.since(&before));
+    rep.cold_requests = Some(at_convergence.requests.since(&before.requests));
+    rep.cold_operator_requests = Some(at_convergence.operator_requests(&before));
     let settled = quiesce(&client, Duration::from_secs(2), Duration::from_secs(120)).await;
-    let after = Requests::read(&client).await;
-    rep.cold_settle_requests = Some(after.since(&at_convergence));
+    let after = Snapshot::read(&client).await;
+    rep.cold_settle_requests = Some(after.requests.since(&at_convergence.requests));
+    rep.cold_operator_requests_until_quiet = Some(after.operator_requests(&before));
+    rep.cold_operator_counted_writes_until_quiet = operator_writes(&op);
     rep.cold_settled = settled;
+    rep.app_networks = apps.len();
+    say(format!(
+        "operator requests until converged: {} ({} until quiet); operator-counted writes {:?}",
+        rep.cold_operator_requests
+            .as_ref()
+            .map(Requests::total)
+            .unwrap_or(0),
+        rep.cold_operator_requests_until_quiet
+            .as_ref()
+            .map(Requests::total)
+            .unwrap_or(0),
+        rep.cold_operator_counted_writes,
+    ));
     tracker.drain();
     let apps_ready = Api::<AppNetwork>::all(client.clone())
         .list(&ListParams::default())
@@ -637,6 +682,7 @@ async fn main() {
     // What the operator caches: namespaces, AppNetworks, managed policies, ClusterBaselines
     // (plus a few CRDs and endpoints, not counted).
     rep.cached_objects = Some(namespaces_now + apps.len() + tracker.store.len() + 1);
+    rep.namespaces_now = Some(namespaces_now);
     say(format!(
         "memory: VmHWM {:.1} MiB, VmRSS {:.1} MiB",
         hwm as f64 / 1024.0,
@@ -655,14 +701,34 @@ async fn main() {
     //    so no burst of requests), and that a restart writes nothing.
     {
         let before = Requests::read(&client).await;
+        let started = std::time::Instant::now();
         let mut warm = cfg.start_operator("operator-restart.log");
-        match ready_poller(&warm) {
-            Some(p) => {
-                let _ = p.await;
+        match warm.metrics_addr.clone() {
+            Some(addr) => {
+                let watch = tokio::task::spawn_blocking(move || {
+                    process::watch_restart(
+                        &addr,
+                        started,
+                        Duration::from_secs(3),
+                        Duration::from_secs(120),
+                    )
+                });
+                // The API server's write count (every client) over the same seconds.
+                quiesce(&client, Duration::from_secs(3), Duration::from_secs(60)).await;
+                let r = watch.await.ok();
+                if let Some(r) = r {
+                    say(format!(
+                        "restart: ready after {:?}, {} writes (the last after {:?}), {} reconciles (the last after {:?})",
+                        r.ready, r.writes, r.last_write, r.reconciles, r.last_reconcile
+                    ));
+                }
+                rep.restart_watch = r;
             }
-            None => tokio::time::sleep(Duration::from_secs(3)).await,
+            None => {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                quiesce(&client, Duration::from_secs(3), Duration::from_secs(60)).await;
+            }
         }
-        quiesce(&client, Duration::from_secs(3), Duration::from_secs(60)).await;
         warm.assert_running();
         let (_, rss) = warm.memory_kib();
         let writes = Requests::read(&client).await.since(&before).writes();

@@ -207,6 +207,80 @@ pub fn wait_ready(addr: &str, limit: Duration) -> Option<Instant> {
     None
 }
 
+/// The sum of every sample of `metric` (name followed by `{` or a space) in a Prometheus text.
+pub fn metric_sum(text: &str, metric: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(metric)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+        })
+        .filter_map(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(_, v)| v.trim().parse::<f64>().ok())
+        })
+        .sum::<f64>()
+        .round() as u64
+}
+
+/// What an operator restarted on a converged cluster did, from its own endpoints.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Restart {
+    /// From spawn to its first `/readyz` 200.
+    pub ready: Option<Duration>,
+    /// From spawn to the last change of its write counter (`None`: it wrote nothing).
+    pub last_write: Option<Duration>,
+    /// Its writes (`tierflow_api_writes_total`) when the watch ended.
+    pub writes: u64,
+    /// Its reconciles (`tierflow_reconcile_total`) when the watch ended.
+    pub reconciles: u64,
+    /// From spawn to the last change of its reconcile counter.
+    pub last_reconcile: Option<Duration>,
+}
+
+impl Restart {
+    /// Converged: ready, and neither its write nor its reconcile counter has moved since (its
+    /// start-up reconciles are done): the latest of the three.
+    pub fn converged(&self) -> Option<Duration> {
+        let r = self.ready?;
+        Some(
+            r.max(self.last_write.unwrap_or(r))
+                .max(self.last_reconcile.unwrap_or(r)),
+        )
+    }
+}
+
+/// Watches an operator started at `started` through `addr`: `/readyz` until it answers 200,
+/// and its `/metrics` write and reconcile counters, every 50 ms; returns once it has been
+/// converged (see [`Restart::converged`]) for `quiet`, or after `limit`.
+pub fn watch_restart(addr: &str, started: Instant, quiet: Duration, limit: Duration) -> Restart {
+    let mut r = Restart::default();
+    while started.elapsed() < limit {
+        let now = Instant::now();
+        if r.ready.is_none() && matches!(http_get(addr, "/readyz"), Some((200, _))) {
+            r.ready = Some(now - started);
+        }
+        if let Some((200, text)) = http_get(addr, "/metrics") {
+            let writes = metric_sum(&text, "tierflow_api_writes_total");
+            if writes != r.writes {
+                r.writes = writes;
+                r.last_write = Some(now - started);
+            }
+            let reconciles = metric_sum(&text, "tierflow_reconcile_total");
+            if reconciles != r.reconciles {
+                r.reconciles = reconciles;
+                r.last_reconcile = Some(now - started);
+            }
+        }
+        if let Some(done) = r.converged() {
+            if started.elapsed().saturating_sub(done) >= quiet {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    r
+}
+
 /// CPU seconds of the control plane's processes, the operator and this bench, to say where the
 /// time of a phase went.
 pub struct CpuMeter {
@@ -260,7 +334,7 @@ impl CpuMeter {
     }
 }
 
-/// Samples how many file descriptors `pid` holds (its API connections, mostly) every 200 ms,
+/// Samples how many file descriptors `pid` holds (its API connections, mostly) every 50 ms,
 /// until stopped; returns the maximum. (Counting entries only, no readlink: cheap enough not
 /// to steal CPU from what is measured, even with thousands of descriptors.)
 pub struct FdSampler {
@@ -281,7 +355,7 @@ impl FdSampler {
                     .map(|d| d.count())
                     .unwrap_or(0);
                 max = max.max(n);
-                std::thread::sleep(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(50));
             }
             max
         });
