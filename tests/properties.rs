@@ -3,7 +3,7 @@
 //! representative endpoints on the same ports and protocols.
 //!
 //! The generator covers tiers with overlapping and expression selectors, tier ports over TCP,
-//! UDP and SCTP, flows between tiers (with HTTP rules now and then, which count as their L4
+//! UDP and SCTP (numbers, a range with `endPort`, and container port names), flows between tiers (with HTTP rules now and then, which count as their L4
 //! ports), namespace peers (by name, by label selector, every namespace; with and without pod
 //! selectors), CIDR peers with `except` (some covering pod address ranges), the baseline both
 //! ways, DNS on and off, and a NodeLocal DNSCache address. Left out on purpose:
@@ -60,8 +60,9 @@ struct Plan {
     dns: u8,
 }
 
+/// A numbered port (0-6), a range (7), or a container port name (8, 9); and the protocol.
 fn port_plan() -> impl Strategy<Value = (u8, u8)> {
-    (0u8..7, 0u8..10)
+    (0u8..10, 0u8..10)
 }
 
 fn outside() -> impl Strategy<Value = Outside> {
@@ -110,13 +111,19 @@ fn plan() -> impl Strategy<Value = Plan> {
 }
 
 fn port(p: (u8, u8)) -> Value {
-    let number = PORT_NUMBERS[usize::from(p.0) % PORT_NUMBERS.len()];
     let protocol = match p.1 {
         0..=6 => "TCP",
         7 | 8 => "UDP",
         _ => "SCTP",
     };
-    json!({"port": number, "protocol": protocol})
+    match p.0 {
+        7 => json!({"port": 30000, "endPort": 30010, "protocol": protocol}),
+        8 => json!({"name": "http", "protocol": protocol}),
+        9 => json!({"name": "metrics", "protocol": protocol}),
+        n => {
+            json!({"port": PORT_NUMBERS[usize::from(n) % PORT_NUMBERS.len()], "protocol": protocol})
+        }
+    }
 }
 
 fn tier_selector(variant: u8, name: &str) -> Value {

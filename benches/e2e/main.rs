@@ -546,7 +546,7 @@ async fn main() {
         let port = 10000 + k as i64;
         let mut flows = cluster::shop(ns).spec.flows;
         if let Some(p) = flows[3].ports.as_mut().and_then(|p| p.first_mut()) {
-            p.port = port as i32;
+            p.port = Some(port as i32);
         }
         let body = json!({"spec": {"flows": flows}});
         tracker.drain();

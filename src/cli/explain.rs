@@ -9,7 +9,7 @@ use crate::core::Port;
 use crate::engine::EngineError;
 use crate::model::{AppModel, Backend};
 use crate::verify::endpoints::{representatives, Options, Role};
-use crate::verify::intent::{checkable, probe_ports};
+use crate::verify::intent::{checkable, probe_number, probe_ports};
 use crate::verify::reach::simulation;
 
 /// One cell of the table.
@@ -94,7 +94,7 @@ pub fn explain(model: &AppModel, backend: Backend) -> Result<Table, EngineError>
             let open: Vec<Port> = ports
                 .iter()
                 .copied()
-                .filter(|p| sim.scenario.allows(a, b, p.number, p.protocol))
+                .filter(|p| sim.scenario.allows(a, b, probe_number(*p), p.protocol))
                 .collect();
             row.push(if open.is_empty() {
                 Cell::Nothing

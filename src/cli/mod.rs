@@ -115,7 +115,7 @@ pub fn parse_port(s: &str) -> Result<Port, String> {
     if number == 0 {
         return Err("0 is not a port number (1-65535)".to_string());
     }
-    Ok(Port { number, protocol })
+    Ok(Port::new(number, protocol))
 }
 
 /// Escapes a cell for a Markdown table.

@@ -160,6 +160,7 @@ pub fn cluster(options: &RenderOptions) -> plan::Cluster {
         forced_backend: options.backend,
         env: Env::default(),
         operator_namespace: options.operator_namespace.clone(),
+        ..plan::Cluster::default()
     }
 }
 

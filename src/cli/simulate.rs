@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::aligned;
 use crate::core::Port;
 use crate::engine::{Endpoint, Scenario};
+use crate::verify::intent::probe_number;
 
 /// One connection and its verdict; serialises as
 /// `{"from", "to", "port", "protocol", "allowed", "decidedBy"}`.
@@ -44,7 +45,7 @@ pub fn ports_for(scenario: &Scenario, given: &[Port]) -> Vec<Port> {
     scenario
         .ports_named_in_policies()
         .into_iter()
-        .map(|(number, protocol)| Port { number, protocol })
+        .map(|(number, protocol)| Port::new(number, protocol))
         .collect()
 }
 
@@ -58,11 +59,16 @@ pub fn simulate(scenario: &Scenario, ports: &[Port]) -> Results {
                 continue;
             }
             for p in ports {
-                let v = scenario.check(Endpoint::Pod(i), Endpoint::Pod(j), p.number, p.protocol);
+                let v = scenario.check(
+                    Endpoint::Pod(i),
+                    Endpoint::Pod(j),
+                    probe_number(*p),
+                    p.protocol,
+                );
                 results.push(Connection {
                     from: format!("{}/{}", a.namespace, a.name),
                     to: format!("{}/{}", b.namespace, b.name),
-                    port: p.number,
+                    port: probe_number(*p),
                     protocol: p.protocol.as_str().to_string(),
                     allowed: v.allowed,
                     decided_by: v.decided_by,

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use super::detect::Detection;
 use super::memory::Memory;
 use super::retry::Retries;
+use super::server_facts::ServerFacts;
 use super::watches::{object_key, Managed, NsIndex, Triggers, Written};
 use crate::apply::{self, Applied, Owned};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
@@ -63,6 +64,8 @@ pub struct Context {
     pub memory: Memory,
     /// Per-object retry delays after errors.
     pub retries: Retries,
+    /// What the served APIs keep (kept current by `server_facts::task`).
+    pub server: Arc<RwLock<ServerFacts>>,
 }
 
 impl Context {

@@ -23,6 +23,7 @@ pub mod observe;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod server_facts;
 pub mod watches;
 
 pub use context::{Context, Options};

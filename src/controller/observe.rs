@@ -19,6 +19,11 @@ impl Context {
             forced_backend: None,
             env: self.env(),
             operator_namespace: self.operator_namespace.clone(),
+            no_port_ranges: self
+                .server
+                .read()
+                .map(|f| f.no_port_ranges.clone())
+                .unwrap_or_default(),
         }
     }
 

@@ -195,6 +195,9 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     );
     tasks.push(detect_task);
     synced.push(detected);
+    let (server_facts, facts_task) =
+        super::server_facts::task(client.clone(), triggers.clone()).await;
+    tasks.push(facts_task);
 
     let metrics = match options.metrics.clone() {
         Some(m) => m,
@@ -223,6 +226,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         metrics,
         memory: Memory::default(),
         retries: retry::Retries::default(),
+        server: server_facts,
     });
 
     // (Store::wait_until_ready keeps a single waker and the controllers wait on the same stores,

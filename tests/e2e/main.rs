@@ -5,5 +5,6 @@ mod backends;
 mod clusterbaseline;
 mod control_plane;
 mod from_cluster;
+mod intent;
 mod planner;
 mod support;

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
 use crate::core::names::NAMESPACE_NAME_LABEL;
 use crate::core::selector::is_dns1123_label;
-use crate::core::{Cidr, Port, Protocol, Selector};
+use crate::core::{Cidr, Port, PortName, Protocol, Selector};
 use crate::crd::{
     AppNetworkSpec, AppliedBaseline, BackendSpec, ClusterBaselineSpec, DnsSpec, HttpRuleSpec,
     ModeSpec, PeerSpec, PortSpec, ProtocolSpec,
@@ -474,26 +474,77 @@ fn ports(list: &[PortSpec], field: &str, errs: &mut Errors) -> Vec<Port> {
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, p) in list.iter().enumerate() {
-        let Ok(number) = u16::try_from(p.port) else {
-            errs.add(
-                format!("{field}[{i}].port"),
-                format!("{} is not a port (1-65535)", p.port),
-            );
-            continue;
-        };
-        if number == 0 {
-            errs.add(format!("{field}[{i}].port"), "0 is not a port (1-65535)");
-            continue;
-        }
-        let port = Port {
-            number,
-            protocol: protocol(p.protocol),
-        };
-        if seen.insert(port) {
-            out.push(port);
+        if let Some(port) = port(p, &format!("{field}[{i}]"), errs) {
+            if seen.insert(port) {
+                out.push(port);
+            }
         }
     }
     out
+}
+
+/// One port entry: a number, a range `port`..=`endPort`, or a container port name.
+fn port(p: &PortSpec, field: &str, errs: &mut Errors) -> Option<Port> {
+    let number = |n: i32, name: &str, errs: &mut Errors| -> Option<u16> {
+        match u16::try_from(n) {
+            Ok(v) if v > 0 => Some(v),
+            _ => {
+                errs.add(
+                    format!("{field}.{name}"),
+                    format!("{n} is not a port (1-65535)"),
+                );
+                None
+            }
+        }
+    };
+    let proto = protocol(p.protocol);
+    match (p.port, &p.name) {
+        (Some(_), Some(_)) => {
+            errs.add(
+                field,
+                "set port or name, not both (a name stands for the number each pod gives it)",
+            );
+            None
+        }
+        (None, None) => {
+            errs.add(
+                field,
+                "set port (a number, with endPort for a range) or name",
+            );
+            None
+        }
+        (None, Some(name)) => {
+            if p.end_port.is_some() {
+                errs.add(
+                    format!("{field}.endPort"),
+                    "endPort cannot be used with a named port (a range needs a numeric port)",
+                );
+                return None;
+            }
+            match PortName::parse(name) {
+                Ok(n) => Some(Port::named(n, proto)),
+                Err(e) => {
+                    errs.add(format!("{field}.name"), e);
+                    None
+                }
+            }
+        }
+        (Some(first), None) => {
+            let first = number(first, "port", errs)?;
+            let Some(end) = p.end_port else {
+                return Some(Port::new(first, proto));
+            };
+            let end = number(end, "endPort", errs)?;
+            if end < first {
+                errs.add(
+                    format!("{field}.endPort"),
+                    format!("endPort {end} is below port {first}"),
+                );
+                return None;
+            }
+            Some(Port::range(first, end, proto))
+        }
+    }
 }
 
 fn protocol(p: ProtocolSpec) -> Protocol {
@@ -881,6 +932,53 @@ tiers:
         ] {
             let e = errors(&format!("{TIERS}flows:\n  - {{from: {{tier: api}}, to: {{fqdn: \"{bad}\"}}, ports: [{{port: 443}}]}}\n"));
             assert!(e[0].contains("is not a DNS name"), "{bad}: {e:?}");
+        }
+    }
+
+    /// Port entries and the error each gives (empty: valid). The CEL rules of the CRD are
+    /// tested against the same table.
+    pub(crate) const PORT_CASES: &[(&str, &str)] = &[
+        ("{port: 80}", ""),
+        ("{port: 30000, endPort: 32767, protocol: UDP}", ""),
+        ("{port: 80, endPort: 80}", ""),
+        ("{name: http}", ""),
+        ("{name: metrics-9090, protocol: UDP}", ""),
+        ("{port: 8080, endPort: 80}", "spec.flows[0].ports[0].endPort: endPort 80 is below port 8080"),
+        ("{name: http, endPort: 90}", "spec.flows[0].ports[0].endPort: endPort cannot be used with a named port (a range needs a numeric port)"),
+        ("{port: 80, name: http}", "spec.flows[0].ports[0]: set port or name, not both (a name stands for the number each pod gives it)"),
+        ("{protocol: TCP}", "spec.flows[0].ports[0]: set port (a number, with endPort for a range) or name"),
+        ("{endPort: 90}", "spec.flows[0].ports[0]: set port (a number, with endPort for a range) or name"),
+        ("{name: HTTP}", "spec.flows[0].ports[0].name: \"HTTP\" is not a port name (lower-case letters, digits and single '-' inside, at least one letter; IANA service name)"),
+        ("{name: \"8080\"}", "spec.flows[0].ports[0].name: \"8080\" is not a port name (lower-case letters, digits and single '-' inside, at least one letter; IANA service name)"),
+        ("{name: a--b}", "spec.flows[0].ports[0].name: \"a--b\" is not a port name (lower-case letters, digits and single '-' inside, at least one letter; IANA service name)"),
+        ("{port: 0}", "spec.flows[0].ports[0].port: 0 is not a port (1-65535)"),
+        ("{port: 80, endPort: 70000}", "spec.flows[0].ports[0].endPort: 70000 is not a port (1-65535)"),
+    ];
+
+    /// A spec whose only flow has the port entry `port`.
+    pub(crate) fn with_port(port: &str) -> String {
+        format!(
+            "{TIERS}flows:\n  - {{from: {{tier: frontend}}, to: {{tier: api}}, ports: [{port}]}}\n"
+        )
+    }
+
+    #[test]
+    fn ports_are_a_number_a_range_or_a_name_with_precise_errors() {
+        for (port, want) in PORT_CASES {
+            let got = app_network("shop", "prod", &spec(&with_port(port)));
+            match (got, *want) {
+                (Ok(m), "") => {
+                    let p = m.flows[0].ports[0];
+                    if port.contains("endPort: 32767") {
+                        assert_eq!(p, Port::range(30000, 32767, Protocol::Udp));
+                    }
+                    if port.contains("name: http") {
+                        assert_eq!(p.name().map(|n| n.to_string()).as_deref(), Some("http"));
+                    }
+                }
+                (Ok(_), want) => panic!("{port}: valid, expected {want}"),
+                (Err(e), want) => assert_eq!(e.to_string(), want, "{port}"),
+            }
         }
     }
 

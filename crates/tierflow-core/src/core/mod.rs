@@ -9,5 +9,5 @@ pub mod port;
 pub mod selector;
 
 pub use cidr::{Cidr, CidrError};
-pub use port::{Port, Protocol};
+pub use port::{Port, PortId, PortName, Protocol};
 pub use selector::{Requirement, Selector, SelectorError, SelectorOp};

@@ -17,15 +17,45 @@ pub enum ProtocolSpec {
     Sctp,
 }
 
-/// A port and protocol.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// A destination port and protocol: one numbered port, a range (`port` to `endPort`), or a
+/// container port by name. Set `port` or `name`, not both.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PortSpec {
-    /// Port number, 1-65535.
+    /// Port number, 1-65535; with endPort, the first port of a range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
-    pub port: i32,
+    pub port: Option<i32>,
+    /// The last port of a range starting at port (inclusive; at least port), for example
+    /// port 30000 and endPort 32767. The standard NetworkPolicy backend needs Kubernetes 1.22 or
+    /// later for it (older API servers drop the field, so tierflow refuses with
+    /// PortRangeUnsupported there); Calico and Cilium always support it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub end_port: Option<i32>,
+    /// A container port name (the `name` of a port in the pod spec, for example http) instead
+    /// of a number: matches whatever number each destination pod gives that name. An IANA
+    /// service name: at most 15 lower-case letters, digits and '-'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: Option<String>,
     /// TCP (default), UDP or SCTP.
     #[serde(default)]
     pub protocol: ProtocolSpec,
+}
+
+impl PortSpec {
+    /// One numbered port.
+    pub fn number(port: i32, protocol: ProtocolSpec) -> Self {
+        PortSpec {
+            port: Some(port),
+            protocol,
+            ..PortSpec::default()
+        }
+    }
 }
 
 /// Where DNS lives, so pods that are denied egress can still resolve names.

@@ -79,6 +79,11 @@ pub struct Cluster {
     pub env: Env,
     /// The operator's namespace (a system namespace for ClusterBaselines).
     pub operator_namespace: String,
+    /// The backends whose served API would drop a port range's end (and so silently narrow
+    /// the range to its first port), each with why, for the message: the standard backend on
+    /// an API server before Kubernetes 1.22, Cilium when its CRD has no `endPort` (before
+    /// Cilium 1.16). Empty offline. Calico's `"first:last"` string ports need nothing.
+    pub no_port_ranges: BTreeMap<Backend, String>,
 }
 
 impl Cluster {
@@ -173,6 +178,9 @@ pub enum HoldReason {
     AuditUnsupported,
     /// The backend's API is not served (its CRD is missing or being deleted).
     BackendUnavailable,
+    /// A port range on a backend whose served API drops the range's end: the standard backend
+    /// before Kubernetes 1.22, Cilium before 1.16 ([`Cluster::no_port_ranges`]).
+    PortRangeUnsupported,
 }
 
 impl HoldReason {
@@ -182,6 +190,7 @@ impl HoldReason {
             HoldReason::InvalidSpec => "InvalidSpec",
             HoldReason::AuditUnsupported => "AuditUnsupported",
             HoldReason::BackendUnavailable => "BackendUnavailable",
+            HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
         }
     }
 }
@@ -310,6 +319,35 @@ fn unavailable_hold(kind: ObjectKind, name: &str) -> Hold {
              deleted); the policies in place stay",
             kind.kind(),
             kind.api_version()
+        ),
+        invalid: None,
+    }
+}
+
+/// The first port range of the model, as its field and value (`spec.tiers[0].ports`,
+/// `30000-32767/UDP`).
+fn first_range(model: &AppModel) -> Option<(String, crate::core::Port)> {
+    let tiers = model.tiers.iter().enumerate().flat_map(|(i, t)| {
+        t.ports
+            .iter()
+            .map(move |p| (format!("spec.tiers[{i}].ports"), *p))
+    });
+    let flows = model.flows.iter().flat_map(|f| {
+        f.ports
+            .iter()
+            .map(move |p| (format!("spec.flows[{}].ports", f.index), *p))
+    });
+    tiers.chain(flows).find(|(_, p)| p.is_range())
+}
+
+fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
+    Hold {
+        reason: HoldReason::PortRangeUnsupported,
+        message: format!(
+            "{field}: the port range {port} needs endPort, but {why}, so the policy would \
+             silently open only port {}; nothing is changed (the policies in place stay). \
+             Upgrade, list the ports one by one, or use another backend",
+            port.bounds().map_or(0, |(a, _)| a),
         ),
         invalid: None,
     }
@@ -595,6 +633,13 @@ fn plan_model(
         plan.hold = Some(audit_hold(backend));
         plan.model = Some(model);
         return (plan, None);
+    }
+    if let Some(why) = cluster.no_port_ranges.get(&backend) {
+        if let Some((field, port)) = first_range(&model) {
+            plan.hold = Some(port_range_hold(&field, port, why));
+            plan.model = Some(model);
+            return (plan, None);
+        }
     }
     let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
     let baseline_kind = baseline_kind(backend, model.audit);

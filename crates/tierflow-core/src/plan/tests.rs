@@ -413,3 +413,45 @@ fn records_survive_the_annotation_round_trip() {
     )]))
     .is_empty());
 }
+
+#[test]
+fn a_port_range_on_a_server_that_drops_end_port_is_held_on_the_standard_backend_only() {
+    let yaml = "tiers:\n  - {name: media, selector: {matchLabels: {app: media}}, ports: [{port: 30000, endPort: 32767, protocol: UDP}]}\n  - {name: web, selector: {matchLabels: {app: web}}}\nflows:\n  - {from: {tier: web}, to: {tier: media}}\n";
+    let old = Cluster {
+        no_port_ranges: BTreeMap::from([(
+            Backend::NetworkPolicy,
+            "this API server (v1.20.2) drops NetworkPolicy endPort".to_string(),
+        )]),
+        ..cluster()
+    };
+    let ns = |c: &Cluster, backend: Option<Backend>| {
+        let c = Cluster {
+            forced_backend: backend,
+            ..c.clone()
+        };
+        namespace("prod", &labels("prod"), &[&app(yaml)], &[], &c, &Nothing)
+    };
+    let held = ns(&old, None);
+    let hold = held.apps[0].hold.as_ref().expect("held");
+    assert_eq!(hold.reason, HoldReason::PortRangeUnsupported);
+    assert_eq!(hold.reason.reason(), "PortRangeUnsupported");
+    assert!(
+        hold.message.starts_with("spec.tiers[0].ports: the port range 30000-32767/UDP needs endPort, but this API server (v1.20.2) drops NetworkPolicy endPort, so the policy would silently open only port 30000"),
+        "{}",
+        hold.message
+    );
+    // Held: nothing of it is written, not even a narrower policy.
+    assert_eq!(held.allows().count(), 0);
+    // Only the backends listed are held; a current server keeps endPort.
+    assert!(!ns(&old, Some(Backend::Calico)).apps[0].held());
+    assert!(!ns(&old, Some(Backend::Cilium)).apps[0].held());
+    let current = ns(&cluster(), None);
+    assert!(!current.apps[0].held());
+    assert_eq!(
+        current.allows().next().unwrap().body["spec"]["ingress"][0]["ports"][0],
+        serde_json::json!({"port": 30000, "endPort": 32767, "protocol": "UDP"})
+    );
+    // Without ranges the old server is fine.
+    let plain = namespace("prod", &labels("prod"), &[&app(SHOP)], &[], &old, &Nothing);
+    assert!(!plain.apps[0].held());
+}

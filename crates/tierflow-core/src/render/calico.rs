@@ -28,7 +28,7 @@ use super::{
 };
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
-use crate::core::{Cidr, Port, Protocol, Selector, SelectorOp};
+use crate::core::{Cidr, Port, PortId, Protocol, Selector, SelectorOp};
 use crate::model::{
     AppModel, Backend, BaselineWish, ClusterBaselineModel, DnsTarget, NamespaceBaseline,
     NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
@@ -132,15 +132,25 @@ fn order(v: f64) -> Value {
 
 /// Ports grouped by protocol, protocols in order of first appearance, ports in spec order:
 /// Calico takes one protocol per rule.
-fn by_protocol(ports: &[Port]) -> Vec<(Protocol, Vec<u16>)> {
-    let mut out: Vec<(Protocol, Vec<u16>)> = Vec::new();
+fn by_protocol(ports: &[Port]) -> Vec<(Protocol, Vec<Value>)> {
+    let mut out: Vec<(Protocol, Vec<Value>)> = Vec::new();
     for p in ports {
         match out.iter_mut().find(|(proto, _)| *proto == p.protocol) {
-            Some((_, numbers)) => numbers.push(p.number),
-            None => out.push((p.protocol, vec![p.number])),
+            Some((_, list)) => list.push(port_value(p)),
+            None => out.push((p.protocol, vec![port_value(p)])),
         }
     }
     out
+}
+
+/// One entry of a Calico `ports` list (`numorstring.Port`): a number as an integer, a range as
+/// the string `"first:last"`, a container port name as itself.
+fn port_value(p: &Port) -> Value {
+    match p.id {
+        PortId::Number(n) => json!(n),
+        PortId::Range(a, b) => json!(format!("{a}:{b}")),
+        PortId::Name(n) => json!(n.as_str()),
+    }
 }
 
 /// An `Allow` rule. `source` and `destination` are always written (Calico returns them even when

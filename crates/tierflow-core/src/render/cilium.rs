@@ -38,7 +38,7 @@ use super::{
 };
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
-use crate::core::{Cidr, Port, Selector};
+use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{
     AppModel, Backend, ClusterBaselineModel, DnsTarget, HttpRule, NamespaceBaseline,
     NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
@@ -163,10 +163,7 @@ fn to_ports(ports: &[Port], rules: Option<&Value>) -> Option<Value> {
     let entries: Vec<Value> = ports
         .chunks(MAX_PORTS_PER_RULE)
         .map(|chunk| {
-            let list: Vec<Value> = chunk
-                .iter()
-                .map(|p| json!({"port": p.number.to_string(), "protocol": p.protocol.as_str()}))
-                .collect();
+            let list: Vec<Value> = chunk.iter().map(port_value).collect();
             let mut entry = json!({ "ports": list });
             if let Some(r) = rules {
                 entry["rules"] = r.clone();
@@ -175,6 +172,17 @@ fn to_ports(ports: &[Port], rules: Option<&Value>) -> Option<Value> {
         })
         .collect();
     Some(Value::Array(entries))
+}
+
+/// One `toPorts[].ports[]` entry: `port` as a string (a number or a container port name, which
+/// Cilium resolves on the destination pod) and, for a range, `endPort`.
+fn port_value(p: &Port) -> Value {
+    let mut v = json!({"port": p.value(), "protocol": p.protocol.as_str()});
+    if let PortId::Range(a, b) = p.id {
+        v["port"] = json!(a.to_string());
+        v["endPort"] = json!(b);
+    }
+    v
 }
 
 /// `rules: {http: [...]}` for a flow with HTTP rules.

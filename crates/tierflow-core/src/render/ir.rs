@@ -186,10 +186,7 @@ fn api_server(caps: Capabilities, ports: &[Port], env: &Env) -> Option<(ApiServe
         let mut own: Vec<Port> = env
             .api_server
             .iter()
-            .map(|(_, p)| Port {
-                number: *p,
-                protocol: Protocol::Tcp,
-            })
+            .map(|(_, p)| Port::new(*p, Protocol::Tcp))
             .collect();
         own.sort();
         own.dedup();

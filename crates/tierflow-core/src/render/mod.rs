@@ -161,3 +161,50 @@ flows:
         }
     }
 }
+
+#[cfg(test)]
+mod port_forms {
+    use serde_json::json;
+
+    use super::fixtures::model_of;
+    use super::*;
+
+    const MEDIA: &str = "tiers:\n  - {name: media, selector: {matchLabels: {app: media}}, ports: [{port: 30000, endPort: 32767, protocol: UDP}, {name: http}, {port: 8080}]}\n  - {name: web, selector: {matchLabels: {app: web}}}\nflows:\n  - {from: {tier: web}, to: {tier: media}}\n";
+
+    fn media_ingress(backend: Backend) -> Value {
+        let r = tier_objects(&model_of(MEDIA), backend, None, &Env::default());
+        let media = r
+            .objects
+            .iter()
+            .find(|o| o.name() == "tierflow-shop-media")
+            .unwrap();
+        media.body["spec"]["ingress"].clone()
+    }
+
+    #[test]
+    fn ranges_and_names_are_written_the_way_each_backend_spells_them() {
+        assert_eq!(
+            media_ingress(Backend::NetworkPolicy)[0]["ports"],
+            json!([
+                {"port": 30000, "endPort": 32767, "protocol": "UDP"},
+                {"port": "http", "protocol": "TCP"},
+                {"port": 8080, "protocol": "TCP"},
+            ])
+        );
+        // Calico: one rule per protocol; a range is the string "first:last".
+        let calico = media_ingress(Backend::Calico);
+        assert_eq!(calico[0]["protocol"], "UDP");
+        assert_eq!(calico[0]["destination"]["ports"], json!(["30000:32767"]));
+        assert_eq!(calico[1]["protocol"], "TCP");
+        assert_eq!(calico[1]["destination"]["ports"], json!(["http", 8080]));
+        // Cilium: ports are strings, a range has endPort, a name is the port.
+        assert_eq!(
+            media_ingress(Backend::Cilium)[0]["toPorts"][0]["ports"],
+            json!([
+                {"port": "30000", "endPort": 32767, "protocol": "UDP"},
+                {"port": "http", "protocol": "TCP"},
+                {"port": "8080", "protocol": "TCP"},
+            ])
+        );
+    }
+}

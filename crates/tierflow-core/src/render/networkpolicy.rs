@@ -14,7 +14,7 @@ use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule, TierPolicy};
 use super::{baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered};
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
-use crate::core::{Cidr, Port, Selector};
+use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
 use crate::validate::label_selector;
 
@@ -228,9 +228,12 @@ fn ip_block(cidr: &Cidr, except: &[Cidr]) -> NetworkPolicyPeer {
 fn ports(list: &[Port]) -> Vec<NetworkPolicyPort> {
     list.iter()
         .map(|p| NetworkPolicyPort {
-            port: Some(IntOrString::Int(i32::from(p.number))),
+            port: Some(match p.id {
+                PortId::Number(n) | PortId::Range(n, _) => IntOrString::Int(i32::from(n)),
+                PortId::Name(n) => IntOrString::String(n.to_string()),
+            }),
             protocol: Some(p.protocol.as_str().to_string()),
-            end_port: None,
+            end_port: p.end().map(i32::from),
         })
         .collect()
 }

@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::Value;
 
-use crate::core::{Cidr, Port, Selector};
+use crate::core::{Cidr, Port, PortName, Protocol, Selector};
 use crate::engine::{ContainerPort, Endpoint, EngineError, Pod, Scenario, NAMESPACE_NAME_LABEL};
 use crate::model::{AppModel, NamespaceMatch, Peer};
 use crate::render::Env;
@@ -106,6 +106,10 @@ pub struct Representatives {
     pub namespaces: BTreeMap<String, BTreeMap<String, String>>,
     /// The made-up API server endpoint, when a flow goes to the API server.
     pub api_server: Option<(IpAddr, u16)>,
+    /// The number every pod representative gives each container port name the intent uses
+    /// (each pod declares every such name, so a named port resolves the same way on every
+    /// pod; numbers are chosen away from every declared port and range).
+    pub named_ports: BTreeMap<(PortName, Protocol), u16>,
     /// What could not be represented, and why.
     pub notes: Vec<String>,
     /// Addresses of the pods' twins (see [`Simulation`]), by endpoint index.
@@ -257,15 +261,50 @@ struct Builder<'m> {
     made_up: usize,
 }
 
+/// The numbered ports a tier serves, as container ports (ranges and names are not container
+/// ports; names are added to every pod from [`Representatives::named_ports`]).
 fn container_ports(ports: &[Port]) -> Vec<ContainerPort> {
     ports
         .iter()
-        .map(|p| ContainerPort {
-            name: None,
-            port: p.number,
-            protocol: p.protocol,
+        .filter_map(|p| {
+            Some(ContainerPort {
+                name: None,
+                port: p.number()?,
+                protocol: p.protocol,
+            })
         })
         .collect()
+}
+
+/// A number for every container port name the model uses, away from every declared number and
+/// range (and their neighbours, which `verify` probes too).
+fn named_port_numbers(model: &AppModel) -> BTreeMap<(PortName, Protocol), u16> {
+    let all: Vec<Port> = model
+        .tiers
+        .iter()
+        .flat_map(|t| t.ports.iter())
+        .chain(model.flows.iter().flat_map(|f| f.ports.iter()))
+        .copied()
+        .collect();
+    let taken = |n: u16| {
+        all.iter().filter_map(Port::bounds).any(|(a, b)| {
+            (u32::from(a).saturating_sub(1)..=u32::from(b) + 1).contains(&u32::from(n))
+        })
+    };
+    let mut out = BTreeMap::new();
+    let mut next: u16 = 40000;
+    for p in &all {
+        let Some(name) = p.name() else { continue };
+        if out.contains_key(&(name, p.protocol)) {
+            continue;
+        }
+        while taken(next) || taken(next.saturating_add(1)) {
+            next = next.saturating_add(1);
+        }
+        out.insert((name, p.protocol), next);
+        next = next.saturating_add(2);
+    }
+    out
 }
 
 /// A short pod name from labels: the value of `app`, `name` or the first label, else `pod`.
@@ -368,6 +407,16 @@ impl Builder<'_> {
         }
         self.names.insert((namespace.to_string(), name.clone()));
         let display = self.unique_display(display.unwrap_or_else(|| format!("{namespace}/{name}")));
+        let mut ports = ports;
+        for ((n, protocol), number) in &self.out.named_ports {
+            if !ports.iter().any(|c| c.name.as_deref() == Some(n.as_str())) {
+                ports.push(ContainerPort {
+                    name: Some(n.to_string()),
+                    port: *number,
+                    protocol: *protocol,
+                });
+            }
+        }
         let index = self.out.endpoints.len();
         self.out.endpoints.push(Representative {
             name: display,
@@ -480,6 +529,7 @@ impl Builder<'_> {
 
     fn build(mut self, options: Options) -> Representatives {
         let model = self.model;
+        self.out.named_ports = named_port_numbers(model);
         self.namespace(&model.namespace.clone(), BTreeMap::new());
 
         // Tiers.

@@ -55,16 +55,35 @@ pub fn in_peer(model: &AppModel, reps: &Representatives, peer: &Peer, e: &Repres
     }
 }
 
-fn flow_port(reps: &Representatives, f: &Flow, port: Port) -> bool {
-    if f.ports.is_empty() && f.to == Peer::KubeApiServer {
-        return reps.api_server.is_some_and(|(_, p)| {
-            port == Port {
-                number: p,
-                protocol: Protocol::Tcp,
-            }
-        });
+/// The number of a probe port (probes are always single numbered ports).
+pub fn probe_number(probe: Port) -> u16 {
+    probe.bounds().map_or(0, |(a, _)| a)
+}
+
+/// Whether the declared port `declared` holds the connection to `to` on the probe `probe`: a
+/// number or range holds the numbers it names; a name holds the number the destination pod
+/// gives that name (an address has no container ports).
+pub fn port_holds(declared: &Port, to: &Representative, probe: Port) -> bool {
+    let number = probe_number(probe);
+    match &to.place {
+        Place::Pod { ports, .. } => declared.matches_on(
+            number,
+            probe.protocol,
+            ports
+                .iter()
+                .map(|c| (c.name.as_deref(), c.port, c.protocol)),
+        ),
+        Place::Address(_) => declared.contains(number, probe.protocol),
     }
-    f.ports.contains(&port)
+}
+
+fn flow_port(reps: &Representatives, f: &Flow, to: &Representative, port: Port) -> bool {
+    if f.ports.is_empty() && f.to == Peer::KubeApiServer {
+        return reps
+            .api_server
+            .is_some_and(|(_, p)| port == Port::new(p, Protocol::Tcp));
+    }
+    f.ports.iter().any(|d| port_holds(d, to, port))
 }
 
 fn is_dns(dns: &DnsTarget, e: &Representative, port: Port) -> bool {
@@ -91,7 +110,7 @@ pub fn declared_by(
         .flows
         .iter()
         .filter(|f| {
-            flow_port(reps, f, port)
+            flow_port(reps, f, to, port)
                 && in_peer(model, reps, &f.from, from)
                 && in_peer(model, reps, &f.to, to)
         })
@@ -173,13 +192,16 @@ pub fn expected(
     }
 }
 
-/// Every port the intent names: tier ports, flow ports, DNS, the API server's port.
+/// Every port the intent names, as single probe ports: numbered tier and flow ports, both ends
+/// of every range, the number the representatives give every named port, DNS, the API
+/// server's port.
 pub fn declared_ports(model: &AppModel, reps: &Representatives) -> Vec<Port> {
     let mut out: Vec<Port> = model
         .tiers
         .iter()
         .flat_map(|t| t.ports.iter().copied())
         .chain(model.flows.iter().flat_map(|f| f.ports.iter().copied()))
+        .flat_map(|p| probes_of(reps, p))
         .chain(DNS_PORTS)
         .chain(reps.api_server.map(|(_, p)| Port::tcp(p)))
         .collect();
@@ -188,32 +210,35 @@ pub fn declared_ports(model: &AppModel, reps: &Representatives) -> Vec<Port> {
     out
 }
 
+/// The single ports that stand for a declared one: itself, both ends of a range, or the number
+/// of a name.
+fn probes_of(reps: &Representatives, p: Port) -> Vec<Port> {
+    if let Some(name) = p.name() {
+        return reps
+            .named_ports
+            .get(&(name, p.protocol))
+            .map(|n| Port::new(*n, p.protocol))
+            .into_iter()
+            .collect();
+    }
+    match p.bounds() {
+        Some((a, b)) if a != b => vec![Port::new(a, p.protocol), Port::new(b, p.protocol)],
+        _ => vec![p],
+    }
+}
+
 /// Ports no AppNetwork is likely to declare, probed to see what is open beyond the declared.
 const UNDECLARED: [Port; 5] = [
-    Port {
-        number: 22,
-        protocol: Protocol::Tcp,
-    },
-    Port {
-        number: 5353,
-        protocol: Protocol::Udp,
-    },
-    Port {
-        number: 9999,
-        protocol: Protocol::Tcp,
-    },
-    Port {
-        number: 12345,
-        protocol: Protocol::Udp,
-    },
-    Port {
-        number: 65535,
-        protocol: Protocol::Tcp,
-    },
+    Port::tcp(22),
+    Port::udp(5353),
+    Port::tcp(9999),
+    Port::udp(12345),
+    Port::tcp(65535),
 ];
 
 /// The ports to probe: the declared ones, two undeclared ones and, when `thorough`, every
-/// declared port with the other protocol (TCP ↔ UDP, SCTP → TCP) and the next port number.
+/// declared port with the other protocol (TCP ↔ UDP, SCTP → TCP), the next port number and,
+/// for a range, the port before it.
 pub fn probe_ports(model: &AppModel, reps: &Representatives, thorough: bool) -> Vec<Port> {
     let declared = declared_ports(model, reps);
     let mut out = declared.clone();
@@ -226,19 +251,17 @@ pub fn probe_ports(model: &AppModel, reps: &Representatives, thorough: bool) -> 
     );
     if thorough {
         for p in &declared {
+            let number = probe_number(*p);
             let other = match p.protocol {
                 Protocol::Tcp => Protocol::Udp,
                 Protocol::Udp | Protocol::Sctp => Protocol::Tcp,
             };
-            out.push(Port {
-                number: p.number,
-                protocol: other,
-            });
-            if let Some(next) = p.number.checked_add(1) {
-                out.push(Port {
-                    number: next,
-                    protocol: p.protocol,
-                });
+            out.push(Port::new(number, other));
+            if let Some(next) = number.checked_add(1) {
+                out.push(Port::new(next, p.protocol));
+            }
+            if let Some(before) = number.checked_sub(1).filter(|n| *n > 0) {
+                out.push(Port::new(before, p.protocol));
             }
         }
     }

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
-use super::intent::{checkable, expected, probe_ports};
+use super::intent::{checkable, expected, probe_number, probe_ports};
 use crate::core::Port;
 use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
@@ -61,7 +61,10 @@ pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, Engine
                 continue;
             };
             for p in &ports {
-                cells.insert((i, j, *p), sim.scenario.allows(a, b, p.number, p.protocol));
+                cells.insert(
+                    (i, j, *p),
+                    sim.scenario.allows(a, b, probe_number(*p), p.protocol),
+                );
             }
         }
     }
@@ -345,14 +348,14 @@ fn compare(
             for p in ports {
                 report.checked += 1;
                 let want = expected(model, reps, from, to, *p);
-                let got = sim.scenario.allows(a, b, p.number, p.protocol);
+                let got = sim.scenario.allows(a, b, probe_number(*p), p.protocol);
                 if got != want.allowed {
-                    let verdict = sim.scenario.check(a, b, p.number, p.protocol);
+                    let verdict = sim.scenario.check(a, b, probe_number(*p), p.protocol);
                     report.differences.push(Difference {
                         backend: report.backend,
                         from: from.name.clone(),
                         to: self_or_twin(&to.name, i == j),
-                        port: p.number,
+                        port: probe_number(*p),
                         protocol: p.protocol.as_str().to_string(),
                         expected: want.allowed,
                         got,
@@ -434,7 +437,9 @@ pub fn verify(model: &AppModel) -> Verification {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::Port;
     use crate::crd::AppNetworkSpec;
+    use crate::verify::intent::probe_ports;
     use serde_json::json;
 
     fn model() -> AppModel {
@@ -601,5 +606,54 @@ mod tests {
             .any(|d| d.from == "monitoring/unselected" && d.to == "api" && d.port == 8080));
         // Nothing is blocked: an extra allow only opens.
         assert!(report.blocked_flows().is_empty());
+    }
+
+    const RANGES_AND_NAMES: &str = "tiers:\n  - {name: media, selector: {matchLabels: {app: media}}, ports: [{port: 30000, endPort: 32767, protocol: UDP}, {name: http}]}\n  - {name: web, selector: {matchLabels: {app: web}}}\nflows:\n  - {from: {tier: web}, to: {tier: media}}\n  - {from: {namespace: monitoring}, to: {tier: media}, ports: [{name: metrics}]}\n  - {from: {tier: web}, to: {cidr: 198.51.100.0/24}, ports: [{port: 8000, endPort: 8010}]}\n";
+
+    #[test]
+    fn every_backend_allows_exactly_the_declared_ranges_and_named_ports() {
+        let model = crate::render::fixtures::model_of(RANGES_AND_NAMES);
+        let reps = representatives(&model, Options { near_misses: true });
+        let ports = probe_ports(&model, &reps, true);
+        // Both ends of each range, and just outside them, are probed.
+        for n in [29999, 30000, 32767, 32768] {
+            assert!(ports.contains(&Port::udp(n)), "{n}: {ports:?}");
+        }
+        for n in [7999, 8000, 8010, 8011] {
+            assert!(ports.contains(&Port::tcp(n)), "{n}: {ports:?}");
+        }
+        // Every pod gives each name the same number, away from the declared ports.
+        let http = reps.named_ports.values().copied().collect::<Vec<_>>();
+        assert_eq!(http.len(), 2, "{:?}", reps.named_ports);
+        for backend in Backend::ALL {
+            let report = verify_backend(&model, backend);
+            assert!(report.passed(), "{backend:?}: {:?}", report.differences);
+            assert!(report.checked > 0);
+        }
+    }
+
+    #[test]
+    fn a_range_narrowed_to_its_first_port_is_caught() {
+        // What an API server that drops endPort would store.
+        let model = crate::render::fixtures::model_of(RANGES_AND_NAMES);
+        let mut objects = rendered(&model, Backend::NetworkPolicy);
+        for o in &mut objects {
+            if let Some(rules) = o["spec"]["ingress"].as_array_mut() {
+                for r in rules {
+                    for p in r["ports"].as_array_mut().into_iter().flatten() {
+                        p.as_object_mut().map(|m| m.remove("endPort"));
+                    }
+                }
+            }
+        }
+        let report = verify_objects(&model, objects, Backend::NetworkPolicy);
+        assert!(
+            report
+                .differences
+                .iter()
+                .any(|d| d.to == "media" && d.port == 32767 && d.expected && !d.got),
+            "{:?}",
+            report.differences
+        );
     }
 }
