@@ -164,7 +164,7 @@ flows:
 
 #[cfg(test)]
 mod port_forms {
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     use super::fixtures::model_of;
     use super::*;
