@@ -300,6 +300,10 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
 /// split peers, `except` outside its CIDR.
 fn structural(s: &Scenario, out: &mut Vec<Finding>) {
     for p in s.policies() {
+        if p.flavor == Flavor::ClusterNetworkPolicy {
+            // Linted on their own (`lint/cnp.rs`): their peers are not in the peer table.
+            continue;
+        }
         let obj = Some(p.display.clone());
         for (dir, sec) in [
             (Direction::Ingress, &p.ingress),
@@ -314,7 +318,7 @@ fn structural(s: &Scenario, out: &mut Vec<Finding>) {
                     (rule.dst, rule.src)
                 };
                 let peer_key = match p.flavor {
-                    Flavor::Kubernetes => {
+                    Flavor::Kubernetes | Flavor::ClusterNetworkPolicy => {
                         if ingress {
                             "from"
                         } else {
@@ -344,7 +348,7 @@ fn structural(s: &Scenario, out: &mut Vec<Finding>) {
                     .any(|a| matches!(a, Alt::CiliumEntity(Entity::All)));
                 if allows && (peer.is_none() || everything) {
                     let what = match p.flavor {
-                        Flavor::Kubernetes => {
+                        Flavor::Kubernetes | Flavor::ClusterNetworkPolicy => {
                             format!("has no {peer_key}")
                         }
                         Flavor::Calico => {

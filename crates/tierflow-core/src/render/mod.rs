@@ -8,6 +8,7 @@
 
 pub mod calico;
 pub mod cilium;
+pub mod cnp;
 mod common;
 pub mod ir;
 pub mod networkpolicy;
@@ -44,11 +45,13 @@ pub enum ObjectKind {
     CiliumNetworkPolicy,
     /// `cilium.io/v2` CiliumClusterwideNetworkPolicy.
     CiliumClusterwideNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy.
+    ClusterNetworkPolicy,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 7] = [
+    pub const ALL: [ObjectKind; 8] = [
         ObjectKind::NetworkPolicy,
         ObjectKind::CalicoNetworkPolicy,
         ObjectKind::CalicoGlobalNetworkPolicy,
@@ -56,6 +59,7 @@ impl ObjectKind {
         ObjectKind::CalicoStagedGlobalNetworkPolicy,
         ObjectKind::CiliumNetworkPolicy,
         ObjectKind::CiliumClusterwideNetworkPolicy,
+        ObjectKind::ClusterNetworkPolicy,
     ];
 
     /// API group.
@@ -69,6 +73,7 @@ impl ObjectKind {
             ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
                 "cilium.io"
             }
+            ObjectKind::ClusterNetworkPolicy => "policy.networking.k8s.io",
         }
     }
 
@@ -77,6 +82,7 @@ impl ObjectKind {
         match self.group() {
             "networking.k8s.io" => "networking.k8s.io/v1",
             "projectcalico.org" => "projectcalico.org/v3",
+            "policy.networking.k8s.io" => "policy.networking.k8s.io/v1alpha2",
             _ => "cilium.io/v2",
         }
     }
@@ -95,6 +101,7 @@ impl ObjectKind {
             ObjectKind::CalicoStagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             ObjectKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
             ObjectKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
+            ObjectKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         }
     }
 
@@ -107,6 +114,7 @@ impl ObjectKind {
             ObjectKind::CalicoStagedGlobalNetworkPolicy => "stagedglobalnetworkpolicies",
             ObjectKind::CiliumNetworkPolicy => "ciliumnetworkpolicies",
             ObjectKind::CiliumClusterwideNetworkPolicy => "ciliumclusterwidenetworkpolicies",
+            ObjectKind::ClusterNetworkPolicy => "clusternetworkpolicies",
         }
     }
 
@@ -122,6 +130,7 @@ impl ObjectKind {
             ObjectKind::CalicoGlobalNetworkPolicy
                 | ObjectKind::CalicoStagedGlobalNetworkPolicy
                 | ObjectKind::CiliumClusterwideNetworkPolicy
+                | ObjectKind::ClusterNetworkPolicy
         )
     }
 
@@ -316,7 +325,10 @@ pub fn tier_objects(
 ) -> Rendered {
     let policy = ir::build(model, backend, env);
     let objects = match backend {
-        Backend::NetworkPolicy => networkpolicy::objects(model, &policy, owner),
+        // No namespaced form: the allows are NetworkPolicies (`Backend::for_namespaces`).
+        Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => {
+            networkpolicy::objects(model, &policy, owner)
+        }
         Backend::Calico => calico::objects(model, &policy, owner),
         Backend::Cilium => cilium::objects(model, &policy, owner),
     };
@@ -336,7 +348,9 @@ pub fn namespace_baseline(
     env: &Env,
 ) -> Option<Object> {
     match backend {
-        Backend::NetworkPolicy => networkpolicy::baseline_object(namespace, baseline, owners, env),
+        Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => {
+            networkpolicy::baseline_object(namespace, baseline, owners, env)
+        }
         Backend::Calico => calico::baseline(namespace, baseline, audit, owners),
         Backend::Cilium => cilium::baseline(namespace, baseline, owners),
     }
@@ -350,6 +364,7 @@ pub fn cluster_baseline(
     backend: Backend,
     operator_namespace: &str,
     owner: Option<&Owner>,
+    env: &Env,
 ) -> Option<Object> {
     if !backend.capabilities().cluster_wide_object {
         return None;
@@ -358,6 +373,9 @@ pub fn cluster_baseline(
         Backend::NetworkPolicy => None,
         Backend::Calico => calico::cluster_baseline(name, model, operator_namespace, owner),
         Backend::Cilium => cilium::cluster_baseline(name, model, operator_namespace, owner),
+        Backend::ClusterNetworkPolicy => {
+            cnp::cluster_baseline(name, model, operator_namespace, owner, env)
+        }
     }
 }
 
@@ -384,7 +402,7 @@ mod tests {
         let cb = crate::validate::cluster_baseline(&spec).unwrap();
         for b in Backend::ALL {
             assert_eq!(
-                cluster_baseline("x", &cb, b, "tierflow-system", None).is_some(),
+                cluster_baseline("x", &cb, b, "tierflow-system", None, &Env::default()).is_some(),
                 b.capabilities().cluster_wide_object
             );
         }
