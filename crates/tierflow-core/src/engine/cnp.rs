@@ -533,3 +533,6 @@ impl Scenario {
 fn in_any(nets: &[Cidr], ip: &IpAddr) -> bool {
     nets.iter().any(|n| n.contains_addr(ip))
 }
+
+#[cfg(test)]
+mod conformance;
