@@ -293,6 +293,73 @@ mod tests {
         );
     }
 
+    /// The CRD's CEL rules (standard channel, v0.2.0), checked offline on every rendered
+    /// variant: the CRD has exactly two, `isCIDR(self)` on every `networks` entry and
+    /// `self.start < self.end` on every port `range`. A 1.20 API server ignores
+    /// `x-kubernetes-validations`, so they are checked here; the structural schema (enums,
+    /// types, required fields, maxItems, maxLength) is enforced by the API server in the e2e
+    /// check. The limits are checked too.
+    #[test]
+    fn every_rendered_variant_satisfies_the_crds_cel_rules_and_limits() {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(m) => {
+                    if let Some(nets) = m.get("networks").and_then(Value::as_array) {
+                        for n in nets {
+                            let n = n.as_str().unwrap();
+                            // isCIDR: a network in CIDR form (host bits allowed upstream; we
+                            // write none).
+                            assert!(n.parse::<ipnet::IpNet>().is_ok(), "isCIDR({n})");
+                            assert_eq!(Cidr::parse(n).unwrap().to_string(), n);
+                        }
+                    }
+                    if let Some(r) = m.get("range") {
+                        assert!(r["start"].as_u64() < r["end"].as_u64(), "{r}");
+                    }
+                    for (k, x) in m {
+                        if k == "name" {
+                            out.push(x.as_str().unwrap_or_default().to_string());
+                        }
+                        walk(x, out);
+                    }
+                }
+                Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+                _ => {}
+            }
+        }
+        let env = Env {
+            api_server: vec![
+                ("10.0.0.1".parse().unwrap(), 6443),
+                ("fd00::1".parse().unwrap(), 443),
+            ],
+        };
+        for yaml in [
+            "{}",
+            "{denyIngress: false}",
+            "{denyEgress: false}",
+            "{allowKubeAPIServer: true, dns: {nodeLocalAddress: 169.254.20.10}}",
+            "{namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [a, b]}]}, includeSystemNamespaces: [kube-system]}",
+        ] {
+            let o = cluster_baseline("default", &model(yaml), "tierflow-system", None, &env).unwrap();
+            let spec = &o.body["spec"];
+            let mut names = Vec::new();
+            walk(spec, &mut names);
+            assert!(names.iter().all(|n| n.chars().count() <= crate::vocab::CNP_MAX_RULE_NAME));
+            for dir in ["ingress", "egress"] {
+                let rules = spec[dir].as_array().map(Vec::as_slice).unwrap_or_default();
+                assert!(rules.len() <= crate::vocab::CNP_MAX_RULES);
+                for r in rules {
+                    let peers = r.get("to").or(r.get("from")).unwrap().as_array().unwrap();
+                    assert!(!peers.is_empty() && peers.len() <= crate::vocab::CNP_MAX_PEERS);
+                    // Each peer sets exactly one field (maxProperties/minProperties 1).
+                    assert!(peers.iter().all(|p| p.as_object().unwrap().len() == 1), "{r}");
+                }
+            }
+            let p = spec["priority"].as_i64().unwrap();
+            assert!((0..=1000).contains(&p));
+        }
+    }
+
     /// Simulated: every covered namespace is deny-all plus DNS; excluded, system and opted-out
     /// namespaces are untouched; a NetworkPolicy in a covered namespace decides before it.
     #[test]
