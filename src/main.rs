@@ -44,6 +44,9 @@ enum BackendArg {
     Networkpolicy,
     Calico,
     Cilium,
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy (ClusterBaselines; AppNetworks
+    /// are written as standard NetworkPolicy).
+    Clusternetworkpolicy,
 }
 
 impl From<BackendArg> for Backend {
@@ -52,6 +55,7 @@ impl From<BackendArg> for Backend {
             BackendArg::Networkpolicy => Backend::NetworkPolicy,
             BackendArg::Calico => Backend::Calico,
             BackendArg::Cilium => Backend::Cilium,
+            BackendArg::Clusternetworkpolicy => Backend::ClusterNetworkPolicy,
         }
     }
 }

@@ -586,7 +586,7 @@ proptest! {
                 let o = owner("ClusterBaseline", &name);
                 for backend in Backend::ALL {
                     if let Some(obj) =
-                        render::cluster_baseline(&name, &model, backend, "tierflow-system", Some(&o))
+                        render::cluster_baseline(&name, &model, backend, "tierflow-system", Some(&o), &env())
                     {
                         well_formed(&obj, None)?;
                     }

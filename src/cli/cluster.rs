@@ -69,7 +69,12 @@ pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
     typed::<Pod>(&client, &mut out).await?;
     typed::<NetworkPolicy>(&client, &mut out).await?;
     let discovery = Discovery::new(client.clone())
-        .filter(&["projectcalico.org", "crd.projectcalico.org", "cilium.io"])
+        .filter(&[
+            "projectcalico.org",
+            "crd.projectcalico.org",
+            "cilium.io",
+            "policy.networking.k8s.io",
+        ])
         .run()
         .await
         .map_err(|e| cluster_error("discovering the served APIs", e))?;
@@ -93,6 +98,11 @@ pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
             "cilium.io",
             "v2",
             &["CiliumNetworkPolicy", "CiliumClusterwideNetworkPolicy"],
+        ),
+        (
+            "policy.networking.k8s.io",
+            "v1alpha2",
+            &["ClusterNetworkPolicy"],
         ),
     ];
     for (group, version, kinds) in wanted {

@@ -212,7 +212,8 @@ impl Input {
                      Namespace, Pod and List, networking.k8s.io/v1 NetworkPolicy, \
                      projectcalico.org/v3 NetworkPolicy and GlobalNetworkPolicy (and their Staged \
                      variants), cilium.io/v2 CiliumNetworkPolicy and \
-                     CiliumClusterwideNetworkPolicy)"
+                     CiliumClusterwideNetworkPolicy, policy.networking.k8s.io/v1alpha2 \
+                     ClusterNetworkPolicy)"
                 ),
             ),
         };

@@ -148,6 +148,23 @@ pub fn decide(
             "no known CNI detected; using standard NetworkPolicy".to_string(),
         )
     };
+    // Where tierflow would write standard NetworkPolicy and the cluster serves the standard
+    // cluster-wide API, ClusterBaselines become ONE ClusterNetworkPolicy (Baseline tier);
+    // AppNetworks stay standard NetworkPolicy (`Backend::for_namespaces`). Calico's v3 API and
+    // Cilium's CRDs win: tierflow writes those natively (Calico 3.32 serves both).
+    let (backend, reason) =
+        if backend == Backend::NetworkPolicy && kinds.contains(&ObjectKind::ClusterNetworkPolicy) {
+            (
+                Backend::ClusterNetworkPolicy,
+                format!(
+                    "{reason}; clusternetworkpolicies.policy.networking.k8s.io is served: \
+                 ClusterBaselines are written as one ClusterNetworkPolicy, AppNetworks as \
+                 standard NetworkPolicy"
+                ),
+            )
+        } else {
+            (backend, reason)
+        };
     Detection {
         cni,
         backend,
@@ -416,6 +433,42 @@ mod tests {
             (Cni::Flannel, Backend::NetworkPolicy, false)
         );
         assert!(d.reason.contains("does not enforce"));
+    }
+
+    #[test]
+    fn the_cluster_network_policy_crd_is_used_where_no_native_backend_is() {
+        const CNP: &str = "clusternetworkpolicies.policy.networking.k8s.io";
+        let d = decide(&crds(&[CNP]), &ds(&[]), &crds(&[]));
+        assert_eq!(
+            (d.cni, d.backend),
+            (Cni::Unknown, Backend::ClusterNetworkPolicy)
+        );
+        assert!(d.kinds.contains(&ObjectKind::ClusterNetworkPolicy));
+        assert!(d.reason.contains("ClusterNetworkPolicy"));
+        let d = decide(
+            &crds(&[CNP, "networkpolicies.crd.projectcalico.org"]),
+            &ds(&["calico-node"]),
+            &crds(&[]),
+        );
+        assert_eq!(
+            (d.cni, d.backend),
+            (Cni::CalicoWithoutV3Api, Backend::ClusterNetworkPolicy)
+        );
+        // Calico 3.32 serves both: its own v3 API wins (ordered tiers, staged policies).
+        let d = decide(
+            &crds(&[CNP, "networkpolicies.projectcalico.org"]),
+            &ds(&["calico-node"]),
+            &crds(&[]),
+        );
+        assert_eq!((d.cni, d.backend), (Cni::Calico, Backend::Calico));
+        assert!(d.kinds.contains(&ObjectKind::ClusterNetworkPolicy));
+        // Cilium with its CRDs: Cilium.
+        let d = decide(
+            &crds(&[CNP, "ciliumnetworkpolicies.cilium.io"]),
+            &ds(&["cilium"]),
+            &crds(&[]),
+        );
+        assert_eq!(d.backend, Backend::Cilium);
     }
 
     #[test]

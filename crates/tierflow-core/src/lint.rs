@@ -13,6 +13,8 @@
 //! Made-up pods get addresses in 10.244.0.0/16, the default pod network of kind and flannel,
 //! so that `ipBlock` rules treat them as cluster addresses.
 
+mod cnp;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -107,6 +109,38 @@ pub const CODES: &[(&str, Severity, &str)] = &[
         "selector-matches-nothing",
         Severity::Warning,
         "a policy's pod selector matches no pod of the input (only checked when pods are given)",
+    ),
+    (
+        "cnp-same-priority-overlap",
+        Severity::Warning,
+        "two ClusterNetworkPolicies of the same tier and priority can select the same pods: \
+         their relative order is undefined by the API",
+    ),
+    (
+        "cnp-accept-all-networks",
+        Severity::Warning,
+        "a ClusterNetworkPolicy Accept to networks 0.0.0.0/0 or ::/0: networks match pod \
+         addresses too, so it accepts traffic to every pod, not only to the outside world",
+    ),
+    (
+        "cnp-deny-without-dns",
+        Severity::Error,
+        "an Admin or Baseline egress Deny matches DNS (kube-dns, UDP or TCP 53) with no Accept \
+         before it: the pods it selects cannot resolve names (decided by simulation)",
+    ),
+    (
+        "cnp-empty-namespaces",
+        Severity::Warning,
+        "a ClusterNetworkPolicy subject, or an Accept / Pass peer, is `namespaces: {}`: every \
+         namespace, the system ones included (a Deny peer is exempt: it is how deny-all is \
+         written)",
+    ),
+    (
+        "cnp-over-limits",
+        Severity::Error,
+        "a ClusterNetworkPolicy past the API's limits: more than 25 rules in a direction, more \
+         than 25 peers in a rule, or a rule name longer than 100 characters (the API server \
+         rejects it)",
     ),
 ];
 
@@ -287,6 +321,7 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
     }
     simulate(&base, &namespaces, pods_given, &mut out);
     default_deny(&base, &namespaces, &mut out);
+    cnp::lint(objects, &base, &mut out);
 
     out.sort_by(|a, b| {
         (a.severity, a.code, &a.object, &a.message)
@@ -300,6 +335,10 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
 /// split peers, `except` outside its CIDR.
 fn structural(s: &Scenario, out: &mut Vec<Finding>) {
     for p in s.policies() {
+        if p.flavor == Flavor::ClusterNetworkPolicy {
+            // Linted on their own (`lint/cnp.rs`): their peers are not in the peer table.
+            continue;
+        }
         let obj = Some(p.display.clone());
         for (dir, sec) in [
             (Direction::Ingress, &p.ingress),
@@ -314,7 +353,7 @@ fn structural(s: &Scenario, out: &mut Vec<Finding>) {
                     (rule.dst, rule.src)
                 };
                 let peer_key = match p.flavor {
-                    Flavor::Kubernetes => {
+                    Flavor::Kubernetes | Flavor::ClusterNetworkPolicy => {
                         if ingress {
                             "from"
                         } else {
@@ -344,7 +383,7 @@ fn structural(s: &Scenario, out: &mut Vec<Finding>) {
                     .any(|a| matches!(a, Alt::CiliumEntity(Entity::All)));
                 if allows && (peer.is_none() || everything) {
                     let what = match p.flavor {
-                        Flavor::Kubernetes => {
+                        Flavor::Kubernetes | Flavor::ClusterNetworkPolicy => {
                             format!("has no {peer_key}")
                         }
                         Flavor::Calico => {
@@ -735,7 +774,7 @@ spec:
             assert!(seen.insert(*code), "{code} twice");
             assert!(!description.is_empty());
         }
-        assert_eq!(seen.len(), 10);
+        assert_eq!(seen.len(), 15);
     }
 
     #[test]

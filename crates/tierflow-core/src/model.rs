@@ -16,6 +16,10 @@ pub enum Backend {
     Calico,
     /// Cilium `cilium.io/v2`.
     Cilium,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy, the CNI-neutral cluster-scoped
+    /// API (kubernetes-sigs/network-policy-api). Cluster-wide only: an AppNetwork on it is
+    /// written as standard NetworkPolicy ([`Backend::for_namespaces`]).
+    ClusterNetworkPolicy,
 }
 
 impl Backend {
@@ -25,6 +29,7 @@ impl Backend {
             Backend::NetworkPolicy => "NetworkPolicy",
             Backend::Calico => "Calico",
             Backend::Cilium => "Cilium",
+            Backend::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         }
     }
 
@@ -34,12 +39,29 @@ impl Backend {
             "networkpolicy" | "standard" => Some(Backend::NetworkPolicy),
             "calico" => Some(Backend::Calico),
             "cilium" => Some(Backend::Cilium),
+            "clusternetworkpolicy" | "cnp" => Some(Backend::ClusterNetworkPolicy),
             _ => None,
         }
     }
 
     /// Every backend.
-    pub const ALL: [Backend; 3] = [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium];
+    pub const ALL: [Backend; 4] = [
+        Backend::NetworkPolicy,
+        Backend::Calico,
+        Backend::Cilium,
+        Backend::ClusterNetworkPolicy,
+    ];
+
+    /// The backend that writes an AppNetwork's per-tier objects and the namespace baselines:
+    /// this one, unless it has no namespaced form (then standard NetworkPolicy, see
+    /// [`Capabilities::namespaced_objects`]).
+    pub fn for_namespaces(self) -> Backend {
+        if self.capabilities().namespaced_objects {
+            self
+        } else {
+            Backend::NetworkPolicy
+        }
+    }
 
     /// What this backend's policy API can express: one row per backend. Everything that decides
     /// by backend whether a rule is expressible reads this table instead of naming backends.
@@ -52,6 +74,7 @@ impl Backend {
                 cluster_wide_object: false,
                 api_server_entity: false,
                 deny_rules: false,
+                namespaced_objects: true,
             },
             Backend::Calico => Capabilities {
                 // Open-source Calico has no application layer policy.
@@ -63,6 +86,7 @@ impl Backend {
                 // Destination `services: default/kubernetes`.
                 api_server_entity: true,
                 deny_rules: true,
+                namespaced_objects: true,
             },
             Backend::Cilium => Capabilities {
                 l7_http: true,
@@ -72,6 +96,22 @@ impl Backend {
                 // `toEntities: [kube-apiserver]`.
                 api_server_entity: true,
                 deny_rules: true,
+                namespaced_objects: true,
+            },
+            Backend::ClusterNetworkPolicy => Capabilities {
+                l7_http: false,
+                // `domainNames` is experimental-channel only; not written.
+                fqdn: false,
+                staged: false,
+                // ONE `tier: Baseline` object per ClusterBaseline.
+                cluster_wide_object: true,
+                // Peers are namespaces, pods and CIDRs: the API server only by its addresses.
+                api_server_entity: false,
+                // `action: Deny` (and `Pass`), ordered by priority.
+                deny_rules: true,
+                // Cluster-scoped only. Its Baseline tier is evaluated after NetworkPolicies,
+                // so the namespaces' allows are standard NetworkPolicy.
+                namespaced_objects: false,
             },
         }
     }
@@ -111,6 +151,12 @@ pub struct Capabilities {
     /// Has explicit deny rules (which win over allows). Without it, denying is only the absence
     /// of an allow in a policy that isolates the pod. (No renderer writes deny rules today.)
     pub deny_rules: bool,
+    /// Has a namespaced policy kind for an AppNetwork's per-tier objects and a namespace's
+    /// baseline. Without it (ClusterNetworkPolicy, cluster-scoped only) those are written as
+    /// standard NetworkPolicy: an AppNetwork's allows must be NetworkPolicies because the
+    /// ClusterNetworkPolicy Baseline tier is evaluated after them (an allow written as an
+    /// `Admin` Accept would override every other namespace's and the platform's denies).
+    pub namespaced_objects: bool,
 }
 
 /// Which backend an object asks for.
@@ -425,7 +471,19 @@ mod tests {
         assert_eq!(Backend::names_with(|c| c.fqdn).as_deref(), Some("Cilium"));
         assert_eq!(
             Backend::names_with(|c| c.cluster_wide_object).as_deref(),
-            Some("Calico or Cilium")
+            Some("Calico or Cilium or ClusterNetworkPolicy")
+        );
+        assert_eq!(
+            Backend::ClusterNetworkPolicy.for_namespaces(),
+            Backend::NetworkPolicy
+        );
+        for b in [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium] {
+            assert_eq!(b.for_namespaces(), b);
+            assert_eq!(Backend::parse(b.as_str()), Some(b));
+        }
+        assert_eq!(
+            Backend::parse("ClusterNetworkPolicy"),
+            Some(Backend::ClusterNetworkPolicy)
         );
         assert_eq!(Backend::names_with(|_| false), None);
     }

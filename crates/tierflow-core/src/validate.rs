@@ -256,6 +256,7 @@ fn backend_request(b: BackendSpec) -> BackendRequest {
         BackendSpec::NetworkPolicy => BackendRequest::Fixed(Backend::NetworkPolicy),
         BackendSpec::Calico => BackendRequest::Fixed(Backend::Calico),
         BackendSpec::Cilium => BackendRequest::Fixed(Backend::Cilium),
+        BackendSpec::ClusterNetworkPolicy => BackendRequest::Fixed(Backend::ClusterNetworkPolicy),
     }
 }
 

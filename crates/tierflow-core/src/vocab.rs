@@ -93,3 +93,15 @@ pub const CALICO_TIER_ORDER: f64 = 100.0;
 /// Calico `order` of baselines: evaluated after every tier allow (and after Kubernetes
 /// NetworkPolicies, which Calico evaluates at order 1000).
 pub const CALICO_BASELINE_ORDER: f64 = 10000.0;
+
+/// ClusterNetworkPolicy `priority` of a ClusterBaseline's `tier: Baseline` object: the last
+/// (1000 is the highest number the API allows; lower runs first), so that the platform's own
+/// Baseline policies decide before tierflow's deny-all.
+pub const CNP_BASELINE_PRIORITY: i64 = 1000;
+/// The ClusterNetworkPolicy limits (kubernetes-sigs/network-policy-api v0.2.0): rules per
+/// direction, peers per rule, characters of a rule name.
+pub const CNP_MAX_RULES: usize = 25;
+/// See [`CNP_MAX_RULES`].
+pub const CNP_MAX_PEERS: usize = 25;
+/// See [`CNP_MAX_RULES`].
+pub const CNP_MAX_RULE_NAME: usize = 100;

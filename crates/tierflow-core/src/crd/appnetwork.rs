@@ -26,6 +26,8 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefSta
 #[serde(rename_all = "camelCase")]
 pub struct AppNetworkSpec {
     /// Which policy API to write: Auto (detect the CNI), NetworkPolicy, Calico or Cilium.
+    /// ClusterNetworkPolicy has no namespaced form: an AppNetwork asking for it (or resolving
+    /// to it through Auto) is written as standard NetworkPolicy.
     #[serde(default)]
     pub backend: BackendSpec,
     /// Enforce (default) or Audit (Calico staged policies: see what would be denied first).

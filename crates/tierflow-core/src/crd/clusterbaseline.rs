@@ -25,8 +25,9 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec};
 #[serde(rename_all = "camelCase")]
 pub struct ClusterBaselineSpec {
     /// Which policy API to write: Auto (detect the CNI), NetworkPolicy (one object per
-    /// namespace), Calico (one GlobalNetworkPolicy) or Cilium (one
-    /// CiliumClusterwideNetworkPolicy).
+    /// namespace), Calico (one GlobalNetworkPolicy), Cilium (one
+    /// CiliumClusterwideNetworkPolicy) or ClusterNetworkPolicy (one
+    /// policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy in the Baseline tier).
     #[serde(default)]
     pub backend: BackendSpec,
     /// Enforce (default) or Audit (Calico staged policies).

@@ -153,6 +153,11 @@ pub enum BackendSpec {
     Calico,
     /// Cilium `cilium.io/v2` policies.
     Cilium,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy (kubernetes-sigs/network-policy-api).
+    /// A ClusterBaseline becomes ONE ClusterNetworkPolicy in the Baseline tier. It has no
+    /// namespaced form: an AppNetwork asking for it is written as standard NetworkPolicy, which
+    /// that API evaluates before its Baseline tier.
+    ClusterNetworkPolicy,
 }
 
 /// Enforce the policies, or stage them for review.

@@ -8,7 +8,8 @@
 //! NetworkPolicy; `projectcalico.org/v3` (or `crd.projectcalico.org/v1`) NetworkPolicy,
 //! GlobalNetworkPolicy, and the `Staged*` kinds (read, never enforced, listed by
 //! [`Scenario::staged_policies`]); `cilium.io/v2` CiliumNetworkPolicy and
-//! CiliumClusterwideNetworkPolicy. Anything else is an [`EngineError::UnknownKind`]; `null`
+//! CiliumClusterwideNetworkPolicy; `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy
+//! (evaluated in every mode, around the others: see `cnp.rs`). Anything else is an [`EngineError::UnknownKind`]; `null`
 //! (an empty YAML document) is skipped but still counts for document numbers.
 //! Every namespace carries `kubernetes.io/metadata.name: <name>`, as the API server (1.21+)
 //! sets it; a pod whose namespace was never declared gets a namespace with only that label.
@@ -62,6 +63,7 @@
 mod calico;
 mod calico_selector;
 mod cilium;
+mod cnp;
 mod error;
 mod index;
 mod json;
@@ -169,6 +171,9 @@ pub struct Scenario {
     peers: Vec<Peer>,
     staged: Vec<String>,
     index: OnceLock<Index>,
+    /// ClusterNetworkPolicies (`cnp.rs`): their tier, priority, subject and peers.
+    cnps: Vec<cnp::Meta>,
+    cnp_index: OnceLock<cnp::CnpIndex>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -248,6 +253,7 @@ impl Scenario {
                 self.index = OnceLock::new();
             }
             Parsed::List(items) => items.into_iter().for_each(|p| self.absorb(p)),
+            Parsed::Cnp(cnp) => self.absorb_cnp(*cnp),
         }
     }
 
@@ -272,6 +278,7 @@ impl Scenario {
             }
         }
         self.index = OnceLock::new();
+        self.cnp_index = OnceLock::new();
     }
 
     /// Adds a pod (replacing one with the same namespace and name, which keeps its index).
@@ -294,6 +301,7 @@ impl Scenario {
             }
         }
         self.index = OnceLock::new();
+        self.cnp_index = OnceLock::new();
     }
 
     /// The pods, in the order they were added ([`Endpoint::Pod`] indexes this).
@@ -522,6 +530,22 @@ impl Scenario {
     }
 
     fn eval<'a, T: Trace<'a>>(
+        &'a self,
+        idx: &'a Index,
+        dir: Direction,
+        local: usize,
+        conn: &Conn,
+        trace: &mut T,
+    ) -> bool {
+        if self.cnps.is_empty() {
+            self.eval_policies(idx, dir, local, conn, trace)
+        } else {
+            self.eval_with_cnp(idx, dir, local, conn, trace)
+        }
+    }
+
+    /// Every policy but ClusterNetworkPolicies, in the scenario's mode.
+    fn eval_policies<'a, T: Trace<'a>>(
         &'a self,
         idx: &'a Index,
         dir: Direction,

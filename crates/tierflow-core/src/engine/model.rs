@@ -56,6 +56,8 @@ pub(crate) enum Flavor {
     Calico,
     /// `cilium.io/v2` CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy.
     Cilium,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy (evaluated by `cnp.rs`).
+    ClusterNetworkPolicy,
 }
 
 /// What a matching rule does.

@@ -30,6 +30,8 @@ pub(crate) enum Parsed {
     Staged(String),
     /// Items of a `List`.
     List(Vec<Parsed>),
+    /// A ClusterNetworkPolicy.
+    Cnp(Box<super::cnp::Cnp>),
 }
 
 /// Reads one top-level object (1-based `document`).
@@ -72,6 +74,7 @@ pub(crate) fn parse_object(
                 "GlobalNetworkPolicy"
                     | "StagedGlobalNetworkPolicy"
                     | "CiliumClusterwideNetworkPolicy"
+                    | "ClusterNetworkPolicy"
             )
     );
     let ns = namespace.unwrap_or("default");
@@ -167,6 +170,17 @@ pub(crate) fn parse_object(
                 sink,
             )
             .map(|policies| identify(policies, &name))
+        }
+        ("policy.networking.k8s.io/v1alpha2", "ClusterNetworkPolicy") => {
+            let name = require_name()?;
+            let spec = spec_of(&ctx, m, path)?;
+            let mut cnp = super::cnp::read(&ctx, spec, &join(path, "spec"), &name)?;
+            if let Parsed::Policies(mut ps) = identify(vec![cnp.policy.clone()], &name) {
+                if let Some(p) = ps.pop() {
+                    cnp.policy = p;
+                }
+            }
+            Ok(Parsed::Cnp(Box::new(cnp)))
         }
         _ if kind.ends_with("List") && get(m, "items").is_some() => {
             let items_path = join(path, "items");

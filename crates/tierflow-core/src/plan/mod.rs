@@ -410,6 +410,7 @@ fn cluster_baseline(
         backend,
         &cluster.operator_namespace,
         owner.as_ref(),
+        &cluster.env,
     );
     if let Some(o) = &object {
         if !cluster.serves(o.kind) {
@@ -627,7 +628,10 @@ fn plan_model(
     cluster: &Cluster,
     owner: Option<Owner>,
 ) -> (AppPlan, Option<Share>) {
-    let backend = cluster.resolve(model.backend);
+    // A cluster-scoped-only backend (ClusterNetworkPolicy) writes an AppNetwork as standard
+    // NetworkPolicy: its Baseline tier is evaluated after NetworkPolicies, so the namespace's
+    // allows and baseline compose with it (see `Capabilities::namespaced_objects`).
+    let backend = cluster.resolve(model.backend).for_namespaces();
     plan.backend = Some(backend);
     if model.audit && !has_staged(backend) {
         plan.hold = Some(audit_hold(backend));
@@ -760,6 +764,7 @@ pub fn backend_of(kind: ObjectKind) -> Backend {
         ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
             Backend::Cilium
         }
+        ObjectKind::ClusterNetworkPolicy => Backend::ClusterNetworkPolicy,
     }
 }
 
@@ -783,8 +788,8 @@ fn has_staged(backend: Backend) -> bool {
 
 /// The kind of the namespace baseline on `backend`.
 pub fn baseline_kind(backend: Backend, audit: bool) -> ObjectKind {
-    match (backend, audit) {
-        (Backend::NetworkPolicy, _) => ObjectKind::NetworkPolicy,
+    match (backend.for_namespaces(), audit) {
+        (Backend::NetworkPolicy | Backend::ClusterNetworkPolicy, _) => ObjectKind::NetworkPolicy,
         (Backend::Calico, false) => ObjectKind::CalicoNetworkPolicy,
         (Backend::Calico, true) => ObjectKind::CalicoStagedNetworkPolicy,
         (Backend::Cilium, _) => ObjectKind::CiliumNetworkPolicy,

@@ -455,3 +455,92 @@ fn a_port_range_on_a_server_that_drops_end_port_is_held_on_the_standard_backend_
     let plain = namespace("prod", &labels("prod"), &[&app(SHOP)], &[], &old, &Nothing);
     assert!(!plain.apps[0].held());
 }
+
+#[test]
+fn a_cluster_baseline_on_cluster_network_policy_is_one_object_and_apps_stay_network_policy() {
+    let cluster = Cluster {
+        auto_backend: Some(Backend::ClusterNetworkPolicy),
+        ..cluster()
+    };
+    let namespaces = BTreeMap::from([
+        ("prod".to_string(), labels("prod")),
+        ("dev".to_string(), labels("dev")),
+    ]);
+    let mut cnp_app = app(SHOP);
+    cnp_app.spec.backend = crate::crd::BackendSpec::ClusterNetworkPolicy;
+    let plan = plan(&[cnp_app], &[cb("{}")], &namespaces, &cluster, &Nothing);
+    let kinds: Vec<ObjectKind> = plan.objects.iter().map(|o| o.kind).collect();
+    // The AppNetwork's allows and baseline are NetworkPolicies; the ClusterBaseline is ONE
+    // ClusterNetworkPolicy and no namespace gets a share of it.
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == ObjectKind::ClusterNetworkPolicy)
+            .count(),
+        1
+    );
+    assert!(kinds.iter().all(|k| matches!(
+        k,
+        ObjectKind::NetworkPolicy | ObjectKind::ClusterNetworkPolicy
+    )));
+    let baselines: Vec<&Object> = plan
+        .objects
+        .iter()
+        .filter(|o| o.name() == crate::vocab::BASELINE_NAME)
+        .collect();
+    assert_eq!(baselines.len(), 1, "only the AppNetwork's own namespace");
+    assert_eq!(baselines[0].namespace(), Some("prod"));
+    let (_, a) = plan.apps().next().unwrap();
+    assert_eq!(a.backend, Some(Backend::NetworkPolicy));
+    let cbp = &plan.cluster_baselines[0];
+    assert_eq!(cbp.backend, Some(Backend::ClusterNetworkPolicy));
+    assert!(cbp.object.as_ref().unwrap().body["metadata"]["annotations"]
+        .get(INPUTS_ANNOTATION)
+        .is_some());
+}
+
+#[test]
+fn a_cluster_baseline_on_cluster_network_policy_is_held_where_its_crd_is_not_served() {
+    let cluster = Cluster {
+        auto_backend: Some(Backend::ClusterNetworkPolicy),
+        served: Some(BTreeSet::from([ObjectKind::NetworkPolicy])),
+        ..cluster()
+    };
+    let plans = cluster_baselines(&[cb("{}")], &cluster, &Nothing);
+    let cluster = super::tests::cluster;
+    let hold = plans[0].hold.as_ref().unwrap();
+    assert_eq!(hold.reason, HoldReason::BackendUnavailable);
+    assert!(
+        hold.message.contains("policy.networking.k8s.io/v1alpha2"),
+        "{}",
+        hold.message
+    );
+    // Audit has no staged form on this API.
+    let audit = Cluster {
+        auto_backend: Some(Backend::ClusterNetworkPolicy),
+        ..cluster()
+    };
+    let plans = cluster_baselines(&[cb("{mode: Audit}")], &audit, &Nothing);
+    assert_eq!(
+        plans[0].hold.as_ref().map(|h| h.reason),
+        Some(HoldReason::AuditUnsupported)
+    );
+}
+
+#[test]
+fn switching_a_cluster_baseline_to_cluster_network_policy_keeps_the_namespace_share_until_it_exists(
+) {
+    let to_cnp = Cluster {
+        auto_backend: Some(Backend::ClusterNetworkPolicy),
+        ..cluster()
+    };
+    let mut fake = Fake::default();
+    let plans = cluster_baselines(&[cb("{}")], &to_cnp, &fake);
+    assert!(plans[0].keep_namespace_share);
+    fake.cluster_objects.insert((
+        ObjectKind::ClusterNetworkPolicy,
+        "tierflow-baseline-default".to_string(),
+    ));
+    let plans = cluster_baselines(&[cb("{}")], &to_cnp, &fake);
+    assert!(!plans[0].keep_namespace_share);
+}

@@ -386,7 +386,7 @@ mod tests {
             let kinds: Vec<(Option<usize>, LimitationKind)> =
                 p.limitations.iter().map(|l| (l.flow, l.kind)).collect();
             let expected = match backend {
-                Backend::NetworkPolicy => vec![
+                Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => vec![
                     (Some(0), LimitationKind::FqdnUnsupported),
                     (Some(1), LimitationKind::L7Unsupported),
                     (Some(2), LimitationKind::ApiServerUnknown),

@@ -8,6 +8,7 @@
 
 pub mod calico;
 pub mod cilium;
+pub mod cnp;
 mod common;
 pub mod ir;
 pub mod networkpolicy;
@@ -36,7 +37,10 @@ pub fn tier_objects(
 ) -> Rendered {
     let policy = ir::build(model, backend, env);
     let objects = match backend {
-        Backend::NetworkPolicy => networkpolicy::objects(model, &policy, owner),
+        // No namespaced form: the allows are NetworkPolicies (`Backend::for_namespaces`).
+        Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => {
+            networkpolicy::objects(model, &policy, owner)
+        }
         Backend::Calico => calico::objects(model, &policy, owner),
         Backend::Cilium => cilium::objects(model, &policy, owner),
     };
@@ -56,7 +60,9 @@ pub fn namespace_baseline(
     env: &Env,
 ) -> Option<Object> {
     match backend {
-        Backend::NetworkPolicy => networkpolicy::baseline_object(namespace, baseline, owners, env),
+        Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => {
+            networkpolicy::baseline_object(namespace, baseline, owners, env)
+        }
         Backend::Calico => calico::baseline(namespace, baseline, audit, owners),
         Backend::Cilium => cilium::baseline(namespace, baseline, owners),
     }
@@ -70,6 +76,7 @@ pub fn cluster_baseline(
     backend: Backend,
     operator_namespace: &str,
     owner: Option<&Owner>,
+    env: &Env,
 ) -> Option<Object> {
     if !backend.capabilities().cluster_wide_object {
         return None;
@@ -78,6 +85,9 @@ pub fn cluster_baseline(
         Backend::NetworkPolicy => None,
         Backend::Calico => calico::cluster_baseline(name, model, operator_namespace, owner),
         Backend::Cilium => cilium::cluster_baseline(name, model, operator_namespace, owner),
+        Backend::ClusterNetworkPolicy => {
+            cnp::cluster_baseline(name, model, operator_namespace, owner, env)
+        }
     }
 }
 
@@ -104,7 +114,7 @@ mod tests {
         let cb = crate::validate::cluster_baseline(&spec).unwrap();
         for b in Backend::ALL {
             assert_eq!(
-                cluster_baseline("x", &cb, b, "tierflow-system", None).is_some(),
+                cluster_baseline("x", &cb, b, "tierflow-system", None, &Env::default()).is_some(),
                 b.capabilities().cluster_wide_object
             );
         }

@@ -32,11 +32,13 @@ pub enum ObjectKind {
     CiliumNetworkPolicy,
     /// `cilium.io/v2` CiliumClusterwideNetworkPolicy.
     CiliumClusterwideNetworkPolicy,
+    /// `policy.networking.k8s.io/v1alpha2` ClusterNetworkPolicy.
+    ClusterNetworkPolicy,
 }
 
 impl ObjectKind {
     /// Every kind.
-    pub const ALL: [ObjectKind; 7] = [
+    pub const ALL: [ObjectKind; 8] = [
         ObjectKind::NetworkPolicy,
         ObjectKind::CalicoNetworkPolicy,
         ObjectKind::CalicoGlobalNetworkPolicy,
@@ -44,6 +46,7 @@ impl ObjectKind {
         ObjectKind::CalicoStagedGlobalNetworkPolicy,
         ObjectKind::CiliumNetworkPolicy,
         ObjectKind::CiliumClusterwideNetworkPolicy,
+        ObjectKind::ClusterNetworkPolicy,
     ];
 
     /// API group.
@@ -57,6 +60,7 @@ impl ObjectKind {
             ObjectKind::CiliumNetworkPolicy | ObjectKind::CiliumClusterwideNetworkPolicy => {
                 "cilium.io"
             }
+            ObjectKind::ClusterNetworkPolicy => "policy.networking.k8s.io",
         }
     }
 
@@ -65,6 +69,7 @@ impl ObjectKind {
         match self.group() {
             "networking.k8s.io" => "networking.k8s.io/v1",
             "projectcalico.org" => "projectcalico.org/v3",
+            "policy.networking.k8s.io" => "policy.networking.k8s.io/v1alpha2",
             _ => "cilium.io/v2",
         }
     }
@@ -83,6 +88,7 @@ impl ObjectKind {
             ObjectKind::CalicoStagedGlobalNetworkPolicy => "StagedGlobalNetworkPolicy",
             ObjectKind::CiliumNetworkPolicy => "CiliumNetworkPolicy",
             ObjectKind::CiliumClusterwideNetworkPolicy => "CiliumClusterwideNetworkPolicy",
+            ObjectKind::ClusterNetworkPolicy => "ClusterNetworkPolicy",
         }
     }
 
@@ -95,6 +101,7 @@ impl ObjectKind {
             ObjectKind::CalicoStagedGlobalNetworkPolicy => "stagedglobalnetworkpolicies",
             ObjectKind::CiliumNetworkPolicy => "ciliumnetworkpolicies",
             ObjectKind::CiliumClusterwideNetworkPolicy => "ciliumclusterwidenetworkpolicies",
+            ObjectKind::ClusterNetworkPolicy => "clusternetworkpolicies",
         }
     }
 
@@ -110,6 +117,7 @@ impl ObjectKind {
             ObjectKind::CalicoGlobalNetworkPolicy
                 | ObjectKind::CalicoStagedGlobalNetworkPolicy
                 | ObjectKind::CiliumClusterwideNetworkPolicy
+                | ObjectKind::ClusterNetworkPolicy
         )
     }
 

@@ -285,7 +285,7 @@ fn backend_notes(model: &AppModel, backend: Backend) -> Vec<String> {
             continue;
         }
         notes.push(match backend {
-            Backend::NetworkPolicy => format!(
+            Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => format!(
                 "spec.flows[{}]: the API server is checked as a made-up endpoint written as \
                  ipBlock (the operator writes the live default/kubernetes endpoints)",
                 f.index
@@ -414,8 +414,11 @@ pub fn verify_backend(model: &AppModel, backend: Backend) -> BackendReport {
 pub fn verify(model: &AppModel) -> Verification {
     let reps = representatives(model, Options { near_misses: true });
     let ports = probe_ports(model, &reps, true);
+    // An AppNetwork on a backend without a namespaced form is written as standard
+    // NetworkPolicy: verifying it again would check the same objects.
     let backends = Backend::ALL
         .into_iter()
+        .filter(|b| b.for_namespaces() == *b)
         .map(|b| verify_on(model, &reps, &ports, b))
         .collect();
     Verification {
@@ -557,7 +560,7 @@ mod tests {
             // The deny is tierflow's own baseline, recognised by its label.
             let baseline = PolicyRef {
                 kind: match backend {
-                    Backend::NetworkPolicy => "NetworkPolicy",
+                    Backend::NetworkPolicy | Backend::ClusterNetworkPolicy => "NetworkPolicy",
                     Backend::Calico => "projectcalico.org/v3 NetworkPolicy",
                     Backend::Cilium => "cilium.io/v2 CiliumNetworkPolicy",
                 }
