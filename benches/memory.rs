@@ -1,8 +1,9 @@
 //! What one cached object costs in memory, by representation.
 //!
-//! The operator keeps every managed NetworkPolicy in a reflector store as a `DynamicObject`
-//! (a `serde_json::Value` tree), and every AppNetwork and Namespace as typed objects, all with
-//! `metadata.managedFields`. This measures the heap bytes one object takes in each form, with
+//! The operator keeps what it compares of every managed object (`tierflow::apply::Owned`: names,
+//! labels, tierflow's annotations, owners and a digest of the spec); it used to keep a
+//! `DynamicObject` (a `serde_json::Value` tree) with `metadata.managedFields`. AppNetworks and
+//! Namespaces are typed objects, with managedFields stripped since. This measures the heap bytes one object takes in each form, with
 //! a counting allocator, from real objects as the API server returns them
 //! (`benches/fixtures/*.json`, captured from a bench cluster, managedFields included), so a
 //! change in how the caches store objects can be judged before running the cluster bench.
@@ -98,6 +99,30 @@ fn per_object<T: DeserializeOwned>(v: &Value) -> (f64, f64) {
     )
 }
 
+/// Average (heap bytes, allocations) of what the operator keeps of one of its own objects
+/// (`tierflow::apply::Owned`), built from the wire the way its watch does (the parsed object is
+/// dropped once the compact form is made).
+fn per_owned(v: &Value) -> (f64, f64) {
+    let wire = wire(v);
+    let (b0, n0) = (BYTES.load(Ordering::SeqCst), BLOCKS.load(Ordering::SeqCst));
+    let kept: Vec<Arc<tierflow::apply::Owned>> = wire
+        .iter()
+        .map(|w| {
+            let obj: DynamicObject = serde_json::from_slice(w).expect("deserialize");
+            Arc::new(tierflow::apply::Owned::of(
+                tierflow::render::ObjectKind::NetworkPolicy,
+                &obj,
+            ))
+        })
+        .collect();
+    let (b1, n1) = (BYTES.load(Ordering::SeqCst), BLOCKS.load(Ordering::SeqCst));
+    drop(kept);
+    (
+        (b1 - b0) as f64 / COPIES as f64,
+        (n1 - n0) as f64 / COPIES as f64,
+    )
+}
+
 fn main() {
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let tier = fixture("tier-policy");
@@ -121,7 +146,12 @@ fn main() {
     ] {
         let bare = without_managed_fields(v.clone());
         row(
-            &format!("{label} as DynamicObject (cached today)"),
+            &format!("{label} as apply::Owned (cached today)"),
+            compact(v),
+            per_owned(v),
+        );
+        row(
+            &format!("{label} as DynamicObject (cached until 2026-11-30)"),
             compact(v),
             per_object::<DynamicObject>(v),
         );

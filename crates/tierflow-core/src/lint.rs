@@ -145,7 +145,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
 ];
 
 const DNS_NAMESPACE: &str = "kube-system";
-const DNS_LABEL: (&str, &str) = ("k8s-app", "kube-dns");
+const DNS_LABEL: (&str, &str) = (crate::vocab::DNS_LABEL_KEY, crate::vocab::DNS_LABEL_VALUE);
 
 fn finding(code: &'static str, object: Option<String>, message: String) -> Finding {
     let severity = CODES

@@ -32,6 +32,9 @@ pub const GENERATION_ANNOTATION: &str = "tierflow.dev/generation";
 /// input whose spec is now invalid is found again by observation, with or without its status.
 pub const INPUTS_ANNOTATION: &str = "tierflow.dev/inputs";
 
+/// tierflow's own API (`group/version`) of AppNetwork and ClusterBaseline.
+pub const API_VERSION: &str = "tierflow.dev/v1alpha1";
+
 /// The name of the one baseline object per namespace and backend.
 pub const BASELINE_NAME: &str = "tierflow-baseline";
 

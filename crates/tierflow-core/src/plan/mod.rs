@@ -33,7 +33,7 @@ use crate::model::{
 };
 use crate::render::{self, Env, Limitation, Object, ObjectKind, Owner};
 use crate::validate::{self, InvalidSpec};
-use crate::vocab::{INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
+use crate::vocab::{API_VERSION, INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
 
 /// Labels of a namespace.
 pub type Labels = BTreeMap<String, String>;
@@ -288,16 +288,13 @@ impl ClusterBaselinePlan {
 
     fn owner(&self) -> Option<Owner> {
         Some(Owner {
-            api_version: CLUSTER_BASELINE_API_VERSION.to_string(),
+            api_version: API_VERSION.to_string(),
             kind: "ClusterBaseline".to_string(),
             name: self.name.clone(),
             uid: self.uid.clone()?,
         })
     }
 }
-
-const API_VERSION: &str = "tierflow.dev/v1alpha1";
-const CLUSTER_BASELINE_API_VERSION: &str = API_VERSION;
 
 fn audit_hold(backend: Backend) -> Hold {
     Hold {

@@ -613,7 +613,7 @@ impl Builder<'_> {
             self.pod(NewPod {
                 role: Role::Dns,
                 namespace: dns.namespace.to_string(),
-                base: "kube-dns".to_string(),
+                base: crate::vocab::DNS_LABEL_VALUE.to_string(),
                 labels,
                 ports,
                 display: None,
