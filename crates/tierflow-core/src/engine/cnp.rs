@@ -46,6 +46,9 @@ use super::model::{
 };
 use super::read::{k8s_selector, parse_cidr, port_number};
 
+#[cfg(test)]
+mod conformance;
+
 /// The tier of a ClusterNetworkPolicy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Tier {
