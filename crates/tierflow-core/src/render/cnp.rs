@@ -434,6 +434,28 @@ mod tests {
                 ("fd00::1".parse().unwrap(), 443),
             ],
         };
+        let check = |spec: &Value| {
+            let mut names = Vec::new();
+            walk(spec, &mut names);
+            assert!(names
+                .iter()
+                .all(|n| n.chars().count() <= crate::vocab::CNP_MAX_RULE_NAME));
+            for dir in ["ingress", "egress"] {
+                let rules = spec[dir].as_array().map(Vec::as_slice).unwrap_or_default();
+                assert!(rules.len() <= crate::vocab::CNP_MAX_RULES);
+                for r in rules {
+                    let peers = r.get("to").or(r.get("from")).unwrap().as_array().unwrap();
+                    assert!(!peers.is_empty() && peers.len() <= crate::vocab::CNP_MAX_PEERS);
+                    // Each peer sets exactly one field (maxProperties/minProperties 1).
+                    assert!(
+                        peers.iter().all(|p| p.as_object().unwrap().len() == 1),
+                        "{r}"
+                    );
+                }
+            }
+            let p = spec["priority"].as_i64().unwrap();
+            assert!((0..=1000).contains(&p));
+        };
         for yaml in [
             "{}",
             "{denyIngress: false}",
@@ -442,23 +464,22 @@ mod tests {
             "{namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [a, b]}]}, includeSystemNamespaces: [kube-system]}",
         ] {
             let o = cluster_baseline("default", &model(yaml), "tierflow-system", None, &env).unwrap();
-            let spec = &o.body["spec"];
-            let mut names = Vec::new();
-            walk(spec, &mut names);
-            assert!(names.iter().all(|n| n.chars().count() <= crate::vocab::CNP_MAX_RULE_NAME));
-            for dir in ["ingress", "egress"] {
-                let rules = spec[dir].as_array().map(Vec::as_slice).unwrap_or_default();
-                assert!(rules.len() <= crate::vocab::CNP_MAX_RULES);
-                for r in rules {
-                    let peers = r.get("to").or(r.get("from")).unwrap().as_array().unwrap();
-                    assert!(!peers.is_empty() && peers.len() <= crate::vocab::CNP_MAX_PEERS);
-                    // Each peer sets exactly one field (maxProperties/minProperties 1).
-                    assert!(peers.iter().all(|p| p.as_object().unwrap().len() == 1), "{r}");
-                }
-            }
-            let p = spec["priority"].as_i64().unwrap();
-            assert!((0..=1000).contains(&p));
+            check(&o.body["spec"]);
         }
+        // The guardrails object, every peer and port form.
+        let g = guardrails(
+            "default",
+            &model(
+                "{guardrails: {priority: 99, rules: [
+                   {name: a, action: Deny, direction: Egress, peers: [{cidr: 169.254.169.254/32}, {allNamespaces: true}], ports: [{port: 30000, endPort: 32767}, {name: http}]},
+                   {name: b, action: Allow, direction: Ingress, peers: [{namespaceSelector: {matchLabels: {team: x}}, podSelector: {matchLabels: {app: p}}}], ports: [{port: 9090, protocol: UDP}]}]}}",
+            ),
+            "tierflow-system",
+            None,
+        )
+        .unwrap();
+        assert_eq!(g.body["spec"]["tier"], TIER_ADMIN);
+        check(&g.body["spec"]);
     }
 
     /// Simulated: every covered namespace is deny-all plus DNS; excluded, system and opted-out
