@@ -42,7 +42,8 @@ pub async fn reconcile(cb: Arc<ClusterBaseline>, ctx: Arc<Context>) -> Result<Ac
     // 1. Its cluster-wide object, then what it replaces.
     let mut pending_switch = false;
     if plan.hold.is_none() {
-        if let Some(obj) = &plan.object {
+        // Guardrails first: the platform's rules are in place before anything they constrain.
+        for obj in plan.guardrails.iter().chain(&plan.object) {
             ctx.apply(obj).await?;
         }
         pending_switch = prune_replaced(&ctx, plan).await?;
@@ -145,8 +146,9 @@ async fn prune_replaced(ctx: &Context, plan: &ClusterBaselinePlan) -> Result<boo
                 && obj.labels.get(ROLE_LABEL).map(String::as_str) == Some(ROLE_CLUSTER_BASELINE);
             let wanted = plan
                 .object
-                .as_ref()
-                .is_some_and(|w| w.kind == kind && w.name() == obj.name);
+                .iter()
+                .chain(&plan.guardrails)
+                .any(|w| w.kind == kind && w.name() == obj.name);
             if !mine || wanted {
                 continue;
             }

@@ -366,6 +366,47 @@ pub struct ClusterBaselineModel {
     pub backend: BackendRequest,
     /// Stage instead of enforcing.
     pub audit: bool,
+    /// Rules no namespace can override (`None`: none declared).
+    pub guardrails: Option<Guardrails>,
+}
+
+/// A ClusterBaseline's guardrails: ordered rules evaluated before every namespace's policies,
+/// for the pods of the namespaces it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guardrails {
+    /// Order among every ClusterBaseline's guardrails, 0-99, lower first.
+    pub priority: u8,
+    /// The rules, in evaluation order (never empty).
+    pub rules: Vec<Guardrail>,
+}
+
+/// One guardrail rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guardrail {
+    /// Its name (a DNS label, unique).
+    pub name: String,
+    /// Allow (`true`) or Deny (`false`).
+    pub allow: bool,
+    /// Ingress (`true`: to the covered pods) or egress (`false`: from them).
+    pub ingress: bool,
+    /// The other end (any of them).
+    pub peers: Vec<GuardrailPeer>,
+    /// Destination ports (empty: every port).
+    pub ports: Vec<Port>,
+}
+
+/// The other end of a guardrail rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardrailPeer {
+    /// Pods in some namespaces ([`NamespaceMatch::Selector`] or [`NamespaceMatch::All`]).
+    Pods {
+        /// The namespaces.
+        namespaces: NamespaceMatch,
+        /// The pods in them (`None`: every pod).
+        pods: Option<Selector>,
+    },
+    /// An address block.
+    Cidr(Cidr),
 }
 
 impl ClusterBaselineModel {
@@ -414,6 +455,7 @@ mod tests {
             wish: BaselineWish::default(),
             backend: BackendRequest::Auto,
             audit: false,
+            guardrails: None,
         }
     }
 

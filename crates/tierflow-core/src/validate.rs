@@ -13,12 +13,13 @@ use crate::core::names::NAMESPACE_NAME_LABEL;
 use crate::core::selector::is_dns1123_label;
 use crate::core::{Cidr, Port, PortName, Protocol, Selector};
 use crate::crd::{
-    AppNetworkSpec, AppliedBaseline, BackendSpec, ClusterBaselineSpec, DnsSpec, HttpRuleSpec,
-    ModeSpec, PeerSpec, PortSpec, ProtocolSpec,
+    AppNetworkSpec, AppliedBaseline, BackendSpec, ClusterBaselineSpec, DnsSpec, GuardrailAction,
+    GuardrailDirection, GuardrailPeerSpec, GuardrailsSpec, HttpRuleSpec, ModeSpec, PeerSpec,
+    PortSpec, ProtocolSpec,
 };
 use crate::model::{
     AppModel, Backend, BackendRequest, BaselineWish, ClusterBaselineModel, DnsTarget, Flow,
-    HttpRule, NamespaceMatch, Peer, Tier,
+    Guardrail, GuardrailPeer, Guardrails, HttpRule, NamespaceMatch, Peer, Tier,
 };
 
 /// One problem in a spec.
@@ -328,6 +329,10 @@ pub fn cluster_baseline(spec: &ClusterBaselineSpec) -> Result<ClusterBaselineMod
         "spec.includeSystemNamespaces",
     );
     let dns = dns_target(&spec.dns, "spec.dns", &mut errs);
+    let guardrails = spec
+        .guardrails
+        .as_ref()
+        .and_then(|g| guardrails(g, "spec.guardrails", &mut errs));
     if errs.0.is_empty() {
         Ok(ClusterBaselineModel {
             selector,
@@ -341,9 +346,128 @@ pub fn cluster_baseline(spec: &ClusterBaselineSpec) -> Result<ClusterBaselineMod
             },
             backend: backend_request(spec.backend),
             audit: spec.mode == ModeSpec::Audit,
+            guardrails,
         })
     } else {
         Err(InvalidSpec(errs.0))
+    }
+}
+
+/// A ClusterBaseline's guardrails (`None` when there is no rule).
+fn guardrails(g: &GuardrailsSpec, field: &str, errs: &mut Errors) -> Option<Guardrails> {
+    let priority = match u8::try_from(g.priority) {
+        Ok(p) if i32::from(p) <= crate::vocab::GUARDRAIL_MAX_PRIORITY => p,
+        _ => {
+            errs.add(
+                format!("{field}.priority"),
+                format!(
+                    "{} is not a guardrail priority (0-{})",
+                    g.priority,
+                    crate::vocab::GUARDRAIL_MAX_PRIORITY
+                ),
+            );
+            0
+        }
+    };
+    let mut names = HashSet::new();
+    let mut rules = Vec::with_capacity(g.rules.len());
+    let (mut ingress, mut egress) = (0, 0);
+    for (i, r) in g.rules.iter().enumerate() {
+        let rf = format!("{field}.rules[{i}]");
+        if !is_dns1123_label(&r.name) {
+            errs.add(
+                format!("{rf}.name"),
+                format!("{:?} is not a DNS label", r.name),
+            );
+        } else if !names.insert(r.name.as_str()) {
+            errs.add(
+                format!("{rf}.name"),
+                format!("duplicate rule name {:?}", r.name),
+            );
+        }
+        let is_ingress = r.direction == GuardrailDirection::Ingress;
+        *if is_ingress {
+            &mut ingress
+        } else {
+            &mut egress
+        } += 1;
+        if r.peers.is_empty() {
+            errs.add(format!("{rf}.peers"), "at least one peer is required");
+        }
+        let peers: Vec<GuardrailPeer> = r
+            .peers
+            .iter()
+            .enumerate()
+            .filter_map(|(j, p)| guardrail_peer(p, &format!("{rf}.peers[{j}]"), errs))
+            .collect();
+        let ports = ports(&r.ports, &format!("{rf}.ports"), errs);
+        rules.push(Guardrail {
+            name: r.name.clone(),
+            allow: r.action == GuardrailAction::Allow,
+            ingress: is_ingress,
+            peers,
+            ports,
+        });
+    }
+    let max = crate::vocab::CNP_MAX_RULES;
+    for (n, dir) in [(ingress, "Ingress"), (egress, "Egress")] {
+        if n > max {
+            errs.add(
+                format!("{field}.rules"),
+                format!("{n} {dir} rules; at most {max} per direction"),
+            );
+        }
+    }
+    (!rules.is_empty()).then_some(Guardrails { priority, rules })
+}
+
+fn guardrail_peer(p: &GuardrailPeerSpec, field: &str, errs: &mut Errors) -> Option<GuardrailPeer> {
+    let pods = |errs: &mut Errors| match &p.pod_selector {
+        Some(s) => selector(s, &format!("{field}.podSelector"), errs).map(Some),
+        None => Some(None),
+    };
+    match (&p.namespace_selector, p.all_namespaces, &p.cidr) {
+        (Some(ns), false, None) => {
+            let ns = selector(ns, &format!("{field}.namespaceSelector"), errs)?;
+            if ns.is_empty() {
+                errs.add(
+                    format!("{field}.namespaceSelector"),
+                    "an empty selector matches every namespace: use allNamespaces: true",
+                );
+                return None;
+            }
+            Some(GuardrailPeer::Pods {
+                namespaces: NamespaceMatch::Selector(ns),
+                pods: pods(errs)?,
+            })
+        }
+        (None, true, None) => Some(GuardrailPeer::Pods {
+            namespaces: NamespaceMatch::All,
+            pods: pods(errs)?,
+        }),
+        (None, false, Some(c)) => {
+            if p.pod_selector.is_some() {
+                errs.add(
+                    format!("{field}.podSelector"),
+                    "a cidr peer takes no pod selector",
+                );
+                return None;
+            }
+            match Cidr::parse(c) {
+                Ok(c) => Some(GuardrailPeer::Cidr(c)),
+                Err(e) => {
+                    errs.add(format!("{field}.cidr"), e.to_string());
+                    None
+                }
+            }
+        }
+        _ => {
+            errs.add(
+                field,
+                "set exactly one of namespaceSelector, allNamespaces and cidr",
+            );
+            None
+        }
     }
 }
 

@@ -108,3 +108,9 @@ pub const CNP_MAX_RULES: usize = 25;
 pub const CNP_MAX_PEERS: usize = 25;
 /// See [`CNP_MAX_RULES`].
 pub const CNP_MAX_RULE_NAME: usize = 100;
+
+/// The default `spec.guardrails.priority` of a ClusterBaseline (0-99).
+pub const GUARDRAIL_DEFAULT_PRIORITY: i32 = 50;
+/// The highest guardrail priority: below [`CALICO_TIER_ORDER`], so that on Calico every
+/// guardrail is ordered before tierflow's own namespaced policies.
+pub const GUARDRAIL_MAX_PRIORITY: i32 = 99;

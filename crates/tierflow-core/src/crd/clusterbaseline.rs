@@ -3,7 +3,7 @@ use kube_derive::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec};
+use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, PortSpec};
 
 /// Deny-all plus DNS egress for every namespace matching a selector, including namespaces
 /// created later. kube-system, kube-public, kube-node-lease and the operator's own namespace are
@@ -55,6 +55,92 @@ pub struct ClusterBaselineSpec {
     /// Allow every pod egress to the Kubernetes API server.
     #[serde(default, rename = "allowKubeAPIServer")]
     pub allow_kube_api_server: bool,
+    /// Ordered Deny / Allow rules no namespace can override, for the pods of the covered
+    /// namespaces (the same selection as the baseline: selector, exclusions, system namespaces,
+    /// opt-out label). Written as a ClusterNetworkPolicy in the Admin tier, or a Calico
+    /// GlobalNetworkPolicy ordered before every namespace's policies, or Cilium deny rules.
+    /// Where the backend cannot express a rule exactly, nothing is written and the
+    /// ClusterBaseline reports Ready=False, reason GuardrailUnsupported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<GuardrailsSpec>,
+}
+
+/// Guardrails: ordered rules evaluated before the namespaces' own policies.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailsSpec {
+    /// Order among the guardrails of every ClusterBaseline, 0-99, lower first (default 50): the
+    /// ClusterNetworkPolicy priority in the Admin tier and the Calico order (below the order
+    /// 100 of tierflow's own namespaced policies). Give overlapping guardrails of different
+    /// ClusterBaselines different priorities: at equal priority their order is undefined.
+    #[serde(default = "default_guardrail_priority")]
+    #[schemars(range(min = 0, max = 99))]
+    pub priority: i32,
+    /// The rules, in evaluation order: for a connection, the first rule that matches it
+    /// decides (Deny or Allow), before any namespace's policy. At most 25 per direction.
+    #[serde(default)]
+    pub rules: Vec<GuardrailSpec>,
+}
+
+fn default_guardrail_priority() -> i32 {
+    crate::vocab::GUARDRAIL_DEFAULT_PRIORITY
+}
+
+/// One guardrail rule.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailSpec {
+    /// A DNS label, unique among the rules (it names the rule in the rendered objects and in
+    /// simulation verdicts).
+    pub name: String,
+    /// Deny (no namespace policy can open it) or Allow (no namespace policy can close it).
+    pub action: GuardrailAction,
+    /// Ingress (connections to the covered pods, from the peers) or Egress (connections from
+    /// the covered pods, to the peers).
+    pub direction: GuardrailDirection,
+    /// The other end of the connection; the rule matches when any peer does. At least one.
+    pub peers: Vec<GuardrailPeerSpec>,
+    /// Destination ports (number, range or name); empty: every port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortSpec>,
+}
+
+/// What a guardrail rule does.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GuardrailAction {
+    /// The connection is denied, whatever the namespaces' policies allow.
+    Deny,
+    /// The connection is allowed, whatever the namespaces' policies deny.
+    Allow,
+}
+
+/// The direction of a guardrail rule, seen from the covered pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GuardrailDirection {
+    /// Connections arriving at the covered pods.
+    Ingress,
+    /// Connections leaving the covered pods.
+    Egress,
+}
+
+/// The other end of a guardrail rule: pods (by namespace and pod labels) or an address block.
+/// Set namespaceSelector or allNamespaces (optionally with podSelector), or cidr.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailPeerSpec {
+    /// Pods in the namespaces with these labels (must not be empty: use allNamespaces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// Pods in every namespace.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_namespaces: bool,
+    /// Only the pods with these labels in those namespaces (default: every pod).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// An address block, for example 169.254.169.254/32 (egress on ClusterNetworkPolicy; it
+    /// also matches pod addresses there and on Calico, not on Cilium).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
 }
 
 /// What tierflow observed and did.

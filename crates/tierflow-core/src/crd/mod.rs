@@ -9,7 +9,8 @@ pub use appnetwork::{
     FlowsStatus, HttpRuleSpec, PeerSpec, TierSpec,
 };
 pub use clusterbaseline::{
-    ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, NamespaceFailure,
+    ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, GuardrailAction,
+    GuardrailDirection, GuardrailPeerSpec, GuardrailSpec, GuardrailsSpec, NamespaceFailure,
 };
 pub use common::{
     BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefStatus, PortSpec, ProtocolSpec,

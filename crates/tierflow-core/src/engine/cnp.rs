@@ -24,10 +24,13 @@
 //! ports). Absent `protocols`: every port.
 //!
 //! **Not simulated**: `nodes` and `domainNames` peers (experimental channel) never match; a rule
-//! holding only such peers matches nothing. [`Scenario::unsimulated`] lists every such peer,
+//! holding only such peers matches nothing. `Scenario::unsimulated` lists every such peer,
 //! so the CLI can say so.
+//!
+//! This module needs nothing from the engine's root: the scenario's tables are passed in as
+//! [`Tables`], and the root calls [`Cnps::tier`] around its own evaluation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
@@ -36,11 +39,15 @@ use serde_json::{Map, Value};
 use crate::core::{Cidr, Protocol, Selector};
 
 use super::error::EngineError;
-use super::index::Index;
 use super::json::{at, get, join, Ctx};
-use super::model::{Action, Flavor, Policy, PolicyRef, PortSpec, PortVal, Rule, Section, Subject};
+use super::model::{
+    port_matches, section as policy_section, Action, Conn, Direction, Effect, Ep, Flavor,
+    Namespace, Pod, Policy, PolicyRef, PortSpec, PortVal, Rule, Section, Subject, Trace,
+};
 use super::read::{k8s_selector, parse_cidr, port_number};
-use super::{Conn, Direction, Effect, Ep, Scenario, Trace};
+
+#[cfg(test)]
+mod conformance;
 
 /// The tier of a ClusterNetworkPolicy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,12 +115,41 @@ pub(crate) struct Cnp {
     pub meta: Meta,
 }
 
-/// Per pod: the ClusterNetworkPolicies (indices into `Scenario::cnps`) applying to it, in
-/// evaluation order (Admin by priority, then Baseline by priority; ties by name).
+/// Per pod: the ClusterNetworkPolicies (indices into [`Cnps`]) applying to it, in evaluation
+/// order (Admin by priority, then Baseline by priority; ties by name). The subject is the same
+/// for both directions.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct CnpIndex {
-    ingress: Vec<Vec<usize>>,
-    egress: Vec<Vec<usize>>,
+    applying: Vec<Vec<usize>>,
+}
+
+/// Every ClusterNetworkPolicy of a scenario, with the per-pod index built lazily from it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Cnps {
+    metas: Vec<Meta>,
+    index: OnceLock<CnpIndex>,
+}
+
+/// What evaluation reads from the scenario, borrowed.
+#[derive(Clone, Copy)]
+pub(crate) struct Tables<'a> {
+    /// The namespaces.
+    pub namespaces: &'a [Namespace],
+    /// Index into `namespaces` by name.
+    pub ns_by_name: &'a HashMap<String, usize>,
+    /// The pods (`Ep::Pod` indexes them).
+    pub pods: &'a [Pod],
+    /// The compiled policies (`Meta::pid` indexes them).
+    pub policies: &'a [Policy],
+}
+
+impl<'a> Tables<'a> {
+    fn ns_labels(&self, name: &str) -> Option<&'a BTreeMap<String, String>> {
+        self.ns_by_name
+            .get(name)
+            .and_then(|&i| self.namespaces.get(i))
+            .map(|n| &n.labels)
+    }
 }
 
 const MAX_PRIORITY: u64 = 1000;
@@ -362,22 +398,27 @@ fn protocols(ctx: &Ctx, list: &[Value], path: &str) -> Result<Vec<PortSpec>, Eng
     Ok(out)
 }
 
-impl Scenario {
-    /// Takes a read ClusterNetworkPolicy in (its policy for verdicts and lint, its meta for
-    /// evaluation).
-    pub(super) fn absorb_cnp(&mut self, cnp: Cnp) {
-        let mut meta = cnp.meta;
-        meta.pid = u32::try_from(self.policies.len()).unwrap_or(u32::MAX);
-        self.policies.push(cnp.policy);
-        self.cnps.push(meta);
-        self.index = OnceLock::new();
-        self.cnp_index = OnceLock::new();
+impl Cnps {
+    /// Whether there is none.
+    pub fn is_empty(&self) -> bool {
+        self.metas.is_empty()
     }
 
-    /// Field paths (`name: path`) of the ClusterNetworkPolicy peers the engine does not
-    /// simulate (`nodes`, `domainNames`): they never match.
+    /// Adds one, whose compiled policy is `policies[pid]`.
+    pub fn push(&mut self, pid: u32, mut meta: Meta) {
+        meta.pid = pid;
+        self.metas.push(meta);
+        self.invalidate();
+    }
+
+    /// Forgets the index (namespaces or pods changed).
+    pub fn invalidate(&mut self) {
+        self.index = OnceLock::new();
+    }
+
+    /// Field paths (`name: path`) of the peers that are not simulated.
     pub fn unsimulated(&self) -> Vec<String> {
-        self.cnps
+        self.metas
             .iter()
             .flat_map(|m| {
                 m.unsimulated
@@ -387,90 +428,56 @@ impl Scenario {
             .collect()
     }
 
-    fn cnp_index(&self) -> &CnpIndex {
-        self.cnp_index.get_or_init(|| {
-            let mut order: Vec<usize> = (0..self.cnps.len()).collect();
+    fn index(&self, t: Tables<'_>) -> &CnpIndex {
+        self.index.get_or_init(|| {
+            let mut order: Vec<usize> = (0..self.metas.len()).collect();
             order.sort_by(|&a, &b| {
-                let (ma, mb) = (&self.cnps[a], &self.cnps[b]);
+                let (ma, mb) = (&self.metas[a], &self.metas[b]);
                 (ma.tier, ma.priority, &ma.name).cmp(&(mb.tier, mb.priority, &mb.name))
             });
             let empty = BTreeMap::new();
-            let mut lists = Vec::with_capacity(self.pods.len());
-            for pod in &self.pods {
-                let ns = self.namespace_labels(&pod.namespace).unwrap_or(&empty);
-                let list: Vec<usize> = order
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        let s = &self.cnps[i].subject;
-                        s.namespaces.matches(ns)
-                            && s.pods.as_ref().is_none_or(|p| p.matches(&pod.labels))
-                    })
-                    .collect();
-                lists.push(list);
-            }
-            CnpIndex {
-                ingress: lists.clone(),
-                egress: lists,
-            }
-        })
-    }
-
-    fn cnp_peer_matches(&self, peer: &CnpPeer, ep: Ep) -> bool {
-        let empty = BTreeMap::new();
-        match (peer, ep) {
-            (CnpPeer::NotSimulated, _) => false,
-            (CnpPeer::Networks(nets), Ep::Ip(ip)) => in_any(nets, &ip),
-            (CnpPeer::Networks(nets), Ep::Pod(p)) => self
+            let applying = t
                 .pods
-                .get(p)
-                .and_then(|p| p.ip)
-                .is_some_and(|ip| in_any(nets, &ip)),
-            (_, Ep::Ip(_)) => false,
-            (CnpPeer::Namespaces(ns), Ep::Pod(p)) => self.pods.get(p).is_some_and(|pod| {
-                ns.matches(self.namespace_labels(&pod.namespace).unwrap_or(&empty))
-            }),
-            (CnpPeer::Pods { namespaces, pods }, Ep::Pod(p)) => {
-                self.pods.get(p).is_some_and(|pod| {
-                    pods.matches(&pod.labels)
-                        && namespaces
-                            .matches(self.namespace_labels(&pod.namespace).unwrap_or(&empty))
+                .iter()
+                .map(|pod| {
+                    let ns = t.ns_labels(&pod.namespace).unwrap_or(&empty);
+                    order
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            let s = &self.metas[i].subject;
+                            s.namespaces.matches(ns)
+                                && s.pods.as_ref().is_none_or(|p| p.matches(&pod.labels))
+                        })
+                        .collect()
                 })
-            }
-        }
+                .collect();
+            CnpIndex { applying }
+        })
     }
 
-    /// The first rule of `meta`'s policy matching the connection in `dir`.
-    fn cnp_rule(&self, meta: &Meta, dir: Direction, conn: &Conn) -> Option<&Rule> {
-        let (sec, peers, other) = match dir {
-            Direction::Ingress => (self.section(meta.pid, dir)?, &meta.ingress, conn.src),
-            Direction::Egress => (self.section(meta.pid, dir)?, &meta.egress, conn.dst),
-        };
-        sec.rules.iter().zip(peers).find_map(|(r, peers)| {
-            let hit = !r.never
-                && peers.iter().any(|p| self.cnp_peer_matches(p, other))
-                && r.ports
-                    .as_ref()
-                    .is_none_or(|ports| ports.iter().any(|s| self.port_matches(s, conn)));
-            hit.then_some(r)
-        })
+    /// The ClusterNetworkPolicies applying to pod `local` (the same in both directions), in
+    /// evaluation order.
+    pub fn applying(&self, t: Tables<'_>, local: usize) -> &[usize] {
+        self.index(t).applying.get(local).map_or(&[], Vec::as_slice)
     }
 
     /// Evaluates one tier for the pod: `Some(verdict)` when an Accept or Deny decided, `None`
     /// when nothing matched or a Pass ended the tier.
-    fn cnp_tier<'a, T: Trace<'a>>(
-        &'a self,
+    pub fn tier<'a, T: Trace<'a>>(
+        &self,
+        t: Tables<'a>,
         list: &[usize],
         tier: Tier,
         dir: Direction,
         conn: &Conn,
         trace: &mut T,
     ) -> Option<bool> {
-        for meta in list.iter().filter_map(|&i| self.cnps.get(i)) {
+        for meta in list.iter().filter_map(|&i| self.metas.get(i)) {
             if meta.tier != tier {
                 continue;
             }
-            let Some(r) = self.cnp_rule(meta, dir, conn) else {
+            let Some(r) = rule(t, meta, dir, conn) else {
                 continue;
             };
             match r.action {
@@ -491,43 +498,45 @@ impl Scenario {
         }
         None
     }
+}
 
-    /// One end of a connection in an input with ClusterNetworkPolicies: Admin tier, then the
-    /// other policies (`eval_policies`), then Baseline tier, then allow.
-    pub(super) fn eval_with_cnp<'a, T: Trace<'a>>(
-        &'a self,
-        idx: &'a Index,
-        dir: Direction,
-        local: usize,
-        conn: &Conn,
-        trace: &mut T,
-    ) -> bool {
-        let cnps = self.cnp_index();
-        let list: &[usize] = match dir {
-            Direction::Ingress => cnps.ingress.get(local),
-            Direction::Egress => cnps.egress.get(local),
-        }
-        .map_or(&[], Vec::as_slice);
-        if let Some(v) = self.cnp_tier(list, Tier::Admin, dir, conn, trace) {
-            return v;
-        }
-        let selecting = match dir {
-            Direction::Ingress => idx.ingress.get(local),
-            Direction::Egress => idx.egress.get(local),
-        }
-        .map_or(&[][..], Vec::as_slice);
-        if !selecting.is_empty() {
-            let isolated = selecting
-                .iter()
-                .any(|&pid| self.section(pid, dir).is_some_and(|s| s.isolates));
-            let verdict = self.eval_policies(idx, dir, local, conn, trace);
-            if isolated || !verdict {
-                return verdict;
-            }
-        }
-        self.cnp_tier(list, Tier::Baseline, dir, conn, trace)
-            .unwrap_or(true)
+fn peer_matches(t: Tables<'_>, peer: &CnpPeer, ep: Ep) -> bool {
+    let empty = BTreeMap::new();
+    match (peer, ep) {
+        (CnpPeer::NotSimulated, _) => false,
+        (CnpPeer::Networks(nets), Ep::Ip(ip)) => in_any(nets, &ip),
+        (CnpPeer::Networks(nets), Ep::Pod(p)) => t
+            .pods
+            .get(p)
+            .and_then(|p| p.ip)
+            .is_some_and(|ip| in_any(nets, &ip)),
+        (_, Ep::Ip(_)) => false,
+        (CnpPeer::Namespaces(ns), Ep::Pod(p)) => t
+            .pods
+            .get(p)
+            .is_some_and(|pod| ns.matches(t.ns_labels(&pod.namespace).unwrap_or(&empty))),
+        (CnpPeer::Pods { namespaces, pods }, Ep::Pod(p)) => t.pods.get(p).is_some_and(|pod| {
+            pods.matches(&pod.labels)
+                && namespaces.matches(t.ns_labels(&pod.namespace).unwrap_or(&empty))
+        }),
     }
+}
+
+/// The first rule of `meta`'s policy matching the connection in `dir`.
+fn rule<'a>(t: Tables<'a>, meta: &Meta, dir: Direction, conn: &Conn) -> Option<&'a Rule> {
+    let sec = policy_section(t.policies, meta.pid, dir)?;
+    let (peers, other) = match dir {
+        Direction::Ingress => (&meta.ingress, conn.src),
+        Direction::Egress => (&meta.egress, conn.dst),
+    };
+    sec.rules.iter().zip(peers).find_map(|(r, peers)| {
+        let hit = !r.never
+            && peers.iter().any(|p| peer_matches(t, p, other))
+            && r.ports
+                .as_ref()
+                .is_none_or(|ports| ports.iter().any(|s| port_matches(t.pods, s, conn)));
+        hit.then_some(r)
+    })
 }
 
 fn in_any(nets: &[Cidr], ip: &IpAddr) -> bool {

@@ -80,14 +80,14 @@ use std::sync::OnceLock;
 use crate::core::Protocol;
 
 pub use error::EngineError;
-pub use model::{ContainerPort, Mode, Pod, PolicyRef};
+pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyRef};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
 };
 
 use index::{Index, Tables};
-use model::{proto_number, Namespace, Peer, PeerId, PortSpec};
+use model::{proto_number, Conn, Ep, Namespace, Peer, PeerId, PortSpec, Trace};
 use parse::Parsed;
 use read::Sink;
 
@@ -101,30 +101,6 @@ pub enum Endpoint {
     Pod(usize),
     /// An address; if it is some pod's IP, that pod.
     Ip(IpAddr),
-}
-
-/// A traffic direction, seen from the pod a policy selects (serialised lower-case).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    /// Traffic arriving at the pod.
-    Ingress,
-    /// Traffic leaving the pod.
-    Egress,
-}
-
-/// What a policy did to a connection (serialised camelCase: `allow`, `defaultDeny`, ...).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Effect {
-    /// A rule allowed it.
-    Allow,
-    /// A rule denied it.
-    Deny,
-    /// A Calico Pass rule sent it past the tier (to the allowing profile).
-    Pass,
-    /// The policy isolated the pod and nothing allowed the connection.
-    DefaultDeny,
 }
 
 /// One policy's part in a verdict (see [`Scenario::explain`]); serialised camelCase.
@@ -172,27 +148,7 @@ pub struct Scenario {
     staged: Vec<String>,
     index: OnceLock<Index>,
     /// ClusterNetworkPolicies (`cnp.rs`): their tier, priority, subject and peers.
-    cnps: Vec<cnp::Meta>,
-    cnp_index: OnceLock<cnp::CnpIndex>,
-}
-
-#[derive(Clone, Copy, Debug)]
-enum Ep {
-    Pod(usize),
-    Ip(IpAddr),
-}
-
-struct Conn {
-    src: Ep,
-    dst: Ep,
-    port: u16,
-    proto: Protocol,
-    family: Option<u8>,
-}
-
-trait Trace<'a> {
-    const ALL: bool;
-    fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect);
+    cnps: cnp::Cnps,
 }
 
 struct NoTrace;
@@ -253,7 +209,13 @@ impl Scenario {
                 self.index = OnceLock::new();
             }
             Parsed::List(items) => items.into_iter().for_each(|p| self.absorb(p)),
-            Parsed::Cnp(cnp) => self.absorb_cnp(*cnp),
+            Parsed::Cnp(cnp) => {
+                let cnp = *cnp;
+                let pid = u32::try_from(self.policies.len()).unwrap_or(u32::MAX);
+                self.policies.push(cnp.policy);
+                self.cnps.push(pid, cnp.meta);
+                self.index = OnceLock::new();
+            }
         }
     }
 
@@ -278,7 +240,7 @@ impl Scenario {
             }
         }
         self.index = OnceLock::new();
-        self.cnp_index = OnceLock::new();
+        self.cnps.invalidate();
     }
 
     /// Adds a pod (replacing one with the same namespace and name, which keeps its index).
@@ -301,7 +263,7 @@ impl Scenario {
             }
         }
         self.index = OnceLock::new();
-        self.cnp_index = OnceLock::new();
+        self.cnps.invalidate();
     }
 
     /// The pods, in the order they were added ([`Endpoint::Pod`] indexes this).
@@ -522,11 +484,7 @@ impl Scenario {
     }
 
     fn section(&self, pid: u32, dir: Direction) -> Option<&Section> {
-        let p = self.policies.get(pid as usize)?;
-        match dir {
-            Direction::Ingress => p.ingress.as_ref(),
-            Direction::Egress => p.egress.as_ref(),
-        }
+        model::section(&self.policies, pid, dir)
     }
 
     fn eval<'a, T: Trace<'a>>(
@@ -683,23 +641,7 @@ impl Scenario {
     }
 
     fn port_matches(&self, spec: &PortSpec, conn: &Conn) -> bool {
-        if spec.proto.is_some_and(|p| p != conn.proto) {
-            return false;
-        }
-        match &spec.val {
-            PortVal::Any => true,
-            PortVal::Range(lo, hi) => (*lo..=*hi).contains(&conn.port),
-            PortVal::Named(name) => match conn.dst {
-                Ep::Pod(d) => self.pods.get(d).is_some_and(|pod| {
-                    pod.ports.iter().any(|cp| {
-                        cp.name.as_deref() == Some(name.as_str())
-                            && cp.port == conn.port
-                            && cp.protocol == conn.proto
-                    })
-                }),
-                Ep::Ip(_) => false,
-            },
-        }
+        model::port_matches(&self.pods, spec, conn)
     }
 
     fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
@@ -756,5 +698,58 @@ impl Scenario {
     /// How many pods policy `policy` selects.
     pub(crate) fn selected_count(&self, policy: usize) -> usize {
         self.index().selected.get(policy).copied().unwrap_or(0)
+    }
+
+    /// Field paths (`name: path`) of the ClusterNetworkPolicy peers the engine does not
+    /// simulate (`nodes`, `domainNames`): they never match.
+    pub fn unsimulated(&self) -> Vec<String> {
+        self.cnps.unsimulated()
+    }
+
+    /// What ClusterNetworkPolicy evaluation reads from the scenario.
+    fn cnp_tables(&self) -> cnp::Tables<'_> {
+        cnp::Tables {
+            namespaces: &self.namespaces,
+            ns_by_name: &self.ns_by_name,
+            pods: &self.pods,
+            policies: &self.policies,
+        }
+    }
+
+    /// One end of a connection in an input with ClusterNetworkPolicies: Admin tier, then the
+    /// other policies (`eval_policies`), then Baseline tier, then allow.
+    fn eval_with_cnp<'a, T: Trace<'a>>(
+        &'a self,
+        idx: &'a Index,
+        dir: Direction,
+        local: usize,
+        conn: &Conn,
+        trace: &mut T,
+    ) -> bool {
+        let tables = self.cnp_tables();
+        let list = self.cnps.applying(tables, local);
+        if let Some(v) = self
+            .cnps
+            .tier(tables, list, cnp::Tier::Admin, dir, conn, trace)
+        {
+            return v;
+        }
+        let selecting = match dir {
+            Direction::Ingress => idx.ingress.get(local),
+            Direction::Egress => idx.egress.get(local),
+        }
+        .map_or(&[][..], Vec::as_slice);
+        if !selecting.is_empty() {
+            let isolated = selecting
+                .iter()
+                .any(|&pid| self.section(pid, dir).is_some_and(|s| s.isolates));
+            let verdict = self.eval_policies(idx, dir, local, conn, trace);
+            if isolated || !verdict {
+                return verdict;
+            }
+        }
+        self.cnps
+            .tier(tables, list, cnp::Tier::Baseline, dir, conn, trace)
+            .unwrap_or(true)
     }
 }

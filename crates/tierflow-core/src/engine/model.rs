@@ -374,3 +374,90 @@ pub struct Pod {
     /// Container ports (needed for named ports).
     pub ports: Vec<ContainerPort>,
 }
+
+/// A traffic direction, seen from the pod a policy selects (serialised lower-case).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Traffic arriving at the pod.
+    Ingress,
+    /// Traffic leaving the pod.
+    Egress,
+}
+
+/// What a policy did to a connection (serialised camelCase: `allow`, `defaultDeny`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Effect {
+    /// A rule allowed it.
+    Allow,
+    /// A rule denied it.
+    Deny,
+    /// A Calico Pass rule sent it past the tier (to the allowing profile).
+    Pass,
+    /// The policy isolated the pod and nothing allowed the connection.
+    DefaultDeny,
+}
+
+/// One end of a connection being evaluated: a pod (index into the pods) or an address that
+/// belongs to no pod.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Ep {
+    /// A pod.
+    Pod(usize),
+    /// An address outside the pods.
+    Ip(IpAddr),
+}
+
+/// A connection being evaluated.
+pub(crate) struct Conn {
+    /// Source.
+    pub src: Ep,
+    /// Destination.
+    pub dst: Ep,
+    /// Destination port.
+    pub port: u16,
+    /// Transport protocol.
+    pub proto: Protocol,
+    /// IP family (4 or 6) when some end has an address.
+    pub family: Option<u8>,
+}
+
+/// Records which rules decided (or nothing, when only the answer is wanted).
+pub(crate) trait Trace<'a> {
+    /// Whether every deciding rule is wanted (not only the first).
+    const ALL: bool;
+    /// Records that `rule` of policy `policy` (or its default deny) had `effect`.
+    fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect);
+}
+
+/// The section of policy `pid` for `dir`, if it applies to that direction.
+pub(crate) fn section(policies: &[Policy], pid: u32, dir: Direction) -> Option<&Section> {
+    let p = policies.get(pid as usize)?;
+    match dir {
+        Direction::Ingress => p.ingress.as_ref(),
+        Direction::Egress => p.egress.as_ref(),
+    }
+}
+
+/// Whether a port condition matches the connection (a named port is resolved on the
+/// destination pod's container ports, and never matches an address).
+pub(crate) fn port_matches(pods: &[Pod], spec: &PortSpec, conn: &Conn) -> bool {
+    if spec.proto.is_some_and(|p| p != conn.proto) {
+        return false;
+    }
+    match &spec.val {
+        PortVal::Any => true,
+        PortVal::Range(lo, hi) => (*lo..=*hi).contains(&conn.port),
+        PortVal::Named(name) => match conn.dst {
+            Ep::Pod(d) => pods.get(d).is_some_and(|pod| {
+                pod.ports.iter().any(|cp| {
+                    cp.name.as_deref() == Some(name.as_str())
+                        && cp.port == conn.port
+                        && cp.protocol == conn.proto
+                })
+            }),
+            Ep::Ip(_) => false,
+        },
+    }
+}

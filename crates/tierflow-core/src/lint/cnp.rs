@@ -1,4 +1,4 @@
-//! ClusterNetworkPolicy findings (codes `cnp-*` in [`CODES`](super::CODES)). Structure and
+//! ClusterNetworkPolicy findings (codes `cnp-*` in [`CODES`](super::finding::CODES)). Structure and
 //! limits are read off the objects as written; whether DNS survives a Deny is decided by the
 //! engine, on a made-up pod each policy selects.
 
@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde_json::Value;
 
-use super::{finding, Finding};
+use super::finding::{finding, Finding};
 use crate::core::{Protocol, Selector};
 use crate::engine::{ContainerPort, Direction, Effect, Endpoint, Pod, Scenario};
 use crate::vocab::{CNP_MAX_PEERS, CNP_MAX_RULES, CNP_MAX_RULE_NAME, NAMESPACE_NAME_LABEL};

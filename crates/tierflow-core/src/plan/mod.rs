@@ -181,6 +181,9 @@ pub enum HoldReason {
     /// A port range on a backend whose served API drops the range's end: the standard backend
     /// before Kubernetes 1.22, Cilium before 1.16 ([`Cluster::no_port_ranges`]).
     PortRangeUnsupported,
+    /// A ClusterBaseline's guardrails cannot be written exactly on its backend (an Allow on
+    /// Cilium, anything on standard NetworkPolicy, ...): nothing weaker is written.
+    GuardrailUnsupported,
 }
 
 impl HoldReason {
@@ -191,6 +194,7 @@ impl HoldReason {
             HoldReason::AuditUnsupported => "AuditUnsupported",
             HoldReason::BackendUnavailable => "BackendUnavailable",
             HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
+            HoldReason::GuardrailUnsupported => "GuardrailUnsupported",
         }
     }
 }
@@ -257,6 +261,9 @@ pub struct ClusterBaselinePlan {
     pub backend: Option<Backend>,
     /// Its one cluster-wide object (Calico, Cilium), when it has one and is not held.
     pub object: Option<Object>,
+    /// Its guardrails' one cluster-wide object, when it has guardrails and is not held
+    /// (written before [`object`](Self::object)).
+    pub guardrails: Option<Object>,
     /// Set when its objects are held as they are.
     pub hold: Option<Hold>,
     /// While switching away from the standard backend: the new cluster-wide object is not in
@@ -382,6 +389,7 @@ fn cluster_baseline(
         model: None,
         backend: None,
         object: None,
+        guardrails: None,
         hold: None,
         keep_namespace_share: false,
         record: None,
@@ -401,6 +409,32 @@ fn cluster_baseline(
         return plan;
     }
     let owner = plan.owner();
+    let guardrails = match render::guardrails(
+        &cb.name,
+        &model,
+        backend,
+        &cluster.operator_namespace,
+        owner.as_ref(),
+    ) {
+        Ok(g) => g,
+        Err(why) => {
+            plan.hold = Some(Hold {
+                reason: HoldReason::GuardrailUnsupported,
+                message: format!(
+                    "{why}; nothing is changed on the {} backend (the policies in place stay)",
+                    backend.as_str()
+                ),
+                invalid: None,
+            });
+            hold_cluster_baseline(&mut plan, observed);
+            return plan;
+        }
+    };
+    if let Some(g) = guardrails.as_ref().filter(|g| !cluster.serves(g.kind)) {
+        plan.hold = Some(unavailable_hold(g.kind, g.name()));
+        hold_cluster_baseline(&mut plan, observed);
+        return plan;
+    }
     let object = render::cluster_baseline(
         &cb.name,
         &model,
@@ -420,7 +454,9 @@ fn cluster_baseline(
         plan.keep_namespace_share = !observed.cluster_object_exists(o.kind, o.name());
     }
     let (key, record) = record_of_cb(cb);
-    plan.object = object.map(|o| with_records(o, &BTreeMap::from([(key, record.clone())])));
+    let records = BTreeMap::from([(key, record.clone())]);
+    plan.guardrails = guardrails.map(|o| with_records(o, &records));
+    plan.object = object.map(|o| with_records(o, &records));
     plan.record = Some(record);
     plan.model = Some(model);
     plan.backend = Some(backend);
@@ -855,7 +891,7 @@ pub fn plan(
     out.objects.extend(
         cbs.iter()
             .filter(|c| c.hold.is_none())
-            .filter_map(|c| c.object.clone()),
+            .flat_map(|c| c.guardrails.iter().chain(&c.object).cloned()),
     );
     for p in &out.namespaces {
         out.objects.extend(p.baselines(cluster, &BTreeSet::new()));
@@ -901,5 +937,7 @@ pub fn app_objects(
     (objects, limitations)
 }
 
+#[cfg(test)]
+mod guardrail_tests;
 #[cfg(test)]
 mod tests;

@@ -19,7 +19,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::common::{cluster_baseline_name, controller_refs, object, push_unique, shared_refs};
+use super::common::{
+    cluster_baseline_name, controller_refs, direction_not_denied, guardrails_name, object,
+    push_unique, shared_refs,
+};
 use super::ir::{self, ApiServer, AppPolicy, Endpoint};
 use super::networkpolicy::NAMESPACE_NAME_LABEL;
 use super::{
@@ -30,8 +33,8 @@ use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Protocol, Selector, SelectorOp};
 use crate::model::{
-    AppModel, Backend, BaselineWish, ClusterBaselineModel, DnsTarget, NamespaceBaseline,
-    NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
+    AppModel, Backend, BaselineWish, ClusterBaselineModel, DnsTarget, GuardrailPeer,
+    NamespaceBaseline, NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
 };
 
 pub use super::common::uncovered_namespaces;
@@ -468,6 +471,75 @@ pub fn cluster_baseline(
     Some(object(
         kind,
         &cluster_baseline_name(name),
+        None,
+        cluster_baseline_labels(name),
+        &controller_refs(owner),
+        s,
+    ))
+}
+
+/// A ClusterBaseline's guardrails as ONE GlobalNetworkPolicy (staged in audit mode) over the
+/// covered namespaces, ordered at the guardrails' priority, before every namespaced policy:
+/// per rule, one Calico rule per peer and protocol, in order; Allow and Deny are both final.
+/// `Err` for a rule in a direction the ClusterBaseline does not deny: the policy would select
+/// the pods in that direction and Calico's end-of-tier deny would then deny what no rule
+/// denied.
+pub fn guardrails(
+    name: &str,
+    model: &ClusterBaselineModel,
+    operator_namespace: &str,
+    owner: Option<&Owner>,
+) -> Result<Object, String> {
+    if let Some(why) = direction_not_denied(model, "Calico") {
+        return Err(why);
+    }
+    let Some(g) = &model.guardrails else {
+        return Err("no guardrails".to_string());
+    };
+    let kind = if model.audit {
+        ObjectKind::CalicoStagedGlobalNetworkPolicy
+    } else {
+        ObjectKind::CalicoGlobalNetworkPolicy
+    };
+    let (mut ingress, mut egress) = (Vec::new(), Vec::new());
+    for r in &g.rules {
+        let action = if r.allow { "Allow" } else { "Deny" };
+        for p in &r.peers {
+            let peer = match p {
+                GuardrailPeer::Pods { namespaces, pods } => Endpoint::Pods {
+                    namespaces: namespaces.clone(),
+                    pods: pods.clone(),
+                },
+                GuardrailPeer::Cidr(c) => Endpoint::Cidr {
+                    cidr: *c,
+                    except: Vec::new(),
+                },
+            };
+            let Some(entity) = peer_entity(&peer) else {
+                continue;
+            };
+            let out = if r.ingress { &mut ingress } else { &mut egress };
+            for mut rule in allow_ports(&entity, &r.ports, r.ingress) {
+                rule["action"] = json!(action);
+                out.push(rule);
+            }
+        }
+    }
+    let mut s = spec(
+        kind,
+        f64::from(g.priority),
+        &types(!ingress.is_empty(), !egress.is_empty()),
+        ingress,
+        egress,
+    );
+    s.insert("selector".into(), json!("all()"));
+    s.insert(
+        "namespaceSelector".into(),
+        json!(cluster_namespace_selector(model, operator_namespace)),
+    );
+    Ok(object(
+        kind,
+        &guardrails_name(name),
         None,
         cluster_baseline_labels(name),
         &controller_refs(owner),

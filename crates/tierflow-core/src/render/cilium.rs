@@ -30,7 +30,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Map, Value};
 
 use super::common::{
-    cluster_baseline_name, controller_refs, object, push_unique, shared_refs, uncovered_namespaces,
+    cluster_baseline_name, controller_refs, direction_not_denied, guardrails_name, object,
+    push_unique, shared_refs, uncovered_namespaces,
 };
 use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule};
 use super::{
@@ -40,7 +41,7 @@ use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{
-    AppModel, Backend, ClusterBaselineModel, DnsTarget, HttpRule, NamespaceBaseline,
+    AppModel, Backend, ClusterBaselineModel, DnsTarget, GuardrailPeer, HttpRule, NamespaceBaseline,
     NamespaceMatch, OPT_OUT_LABEL, OPT_OUT_VALUE,
 };
 
@@ -421,6 +422,72 @@ pub fn cluster_baseline(
     Some(object(
         ObjectKind::CiliumClusterwideNetworkPolicy,
         &cluster_baseline_name(name),
+        None,
+        cluster_baseline_labels(name),
+        &controller_refs(owner),
+        spec,
+    ))
+}
+
+/// A ClusterBaseline's guardrails as ONE CiliumClusterwideNetworkPolicy of deny rules
+/// (`ingressDeny` / `egressDeny`, which win over every allow) over the covered namespaces.
+/// `Err` for an Allow rule (Cilium allows are a union: they cannot override a namespace's deny
+/// rules) and for a rule in a direction the ClusterBaseline does not deny (a deny section puts
+/// the pods in default deny for that direction). A CIDR peer matches addresses outside the
+/// pods only, as every Cilium CIDR rule.
+pub fn guardrails(
+    name: &str,
+    model: &ClusterBaselineModel,
+    operator_namespace: &str,
+    owner: Option<&Owner>,
+) -> Result<Object, String> {
+    let Some(g) = &model.guardrails else {
+        return Err("no guardrails".to_string());
+    };
+    if let Some(r) = g.rules.iter().find(|r| r.allow) {
+        return Err(format!(
+            "guardrail {:?} is an Allow rule: Cilium cannot express an allow that overrides a \
+             namespace's deny (allows are a union and deny rules win); use Calico or \
+             ClusterNetworkPolicy, or drop the rule",
+            r.name
+        ));
+    }
+    if let Some(why) = direction_not_denied(model, "Cilium") {
+        return Err(why);
+    }
+    let (mut ingress, mut egress) = (Vec::new(), Vec::new());
+    for r in &g.rules {
+        let ports = to_ports(&r.ports, None);
+        for p in &r.peers {
+            let (field, peer) = match (p, r.ingress) {
+                (GuardrailPeer::Pods { namespaces, pods }, true) => (
+                    "fromEndpoints",
+                    json!([pod_peer(namespaces, pods.as_ref())]),
+                ),
+                (GuardrailPeer::Pods { namespaces, pods }, false) => {
+                    ("toEndpoints", json!([pod_peer(namespaces, pods.as_ref())]))
+                }
+                (GuardrailPeer::Cidr(c), true) => ("fromCIDRSet", cidr_set(c, &[])),
+                (GuardrailPeer::Cidr(c), false) => ("toCIDRSet", cidr_set(c, &[])),
+            };
+            let out = if r.ingress { &mut ingress } else { &mut egress };
+            out.push(rule(field, peer, ports.clone()));
+        }
+    }
+    let mut spec = Map::new();
+    spec.insert(
+        "endpointSelector".into(),
+        cluster_endpoint_selector(model, operator_namespace),
+    );
+    if !ingress.is_empty() {
+        spec.insert("ingressDeny".into(), Value::Array(ingress));
+    }
+    if !egress.is_empty() {
+        spec.insert("egressDeny".into(), Value::Array(egress));
+    }
+    Ok(object(
+        ObjectKind::CiliumClusterwideNetworkPolicy,
+        &guardrails_name(name),
         None,
         cluster_baseline_labels(name),
         &controller_refs(owner),

@@ -25,11 +25,15 @@
 
 use serde_json::{json, Map, Value};
 
-use super::common::{cluster_baseline_name, controller_refs, object, uncovered_namespaces};
+use super::common::{
+    cluster_baseline_name, controller_refs, guardrails_name, object, uncovered_namespaces,
+};
 use super::{cluster_baseline_labels, ir, Env, Object, ObjectKind, Owner};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, Protocol, Selector};
-use crate::model::{Backend, BaselineWish, ClusterBaselineModel, DnsTarget};
+use crate::model::{
+    Backend, BaselineWish, ClusterBaselineModel, DnsTarget, GuardrailPeer, NamespaceMatch,
+};
 use crate::validate::label_selector;
 use crate::vocab::{CNP_BASELINE_PRIORITY, NAMESPACE_NAME_LABEL, OPT_OUT_LABEL, OPT_OUT_VALUE};
 
@@ -177,6 +181,96 @@ pub fn cluster_baseline(
     Some(object(
         ObjectKind::ClusterNetworkPolicy,
         &cluster_baseline_name(name),
+        None,
+        cluster_baseline_labels(name),
+        &controller_refs(owner),
+        spec,
+    ))
+}
+
+fn guardrail_peer(p: &GuardrailPeer, ingress: bool, rule: &str) -> Result<Value, String> {
+    let ns = |m: &NamespaceMatch| match m {
+        NamespaceMatch::Selector(s) => serde_json::to_value(label_selector(s)).unwrap_or(json!({})),
+        NamespaceMatch::Named(n) => json!({"matchLabels": {NAMESPACE_NAME_LABEL: n}}),
+        NamespaceMatch::All | NamespaceMatch::Own => json!({}),
+    };
+    match p {
+        GuardrailPeer::Pods {
+            namespaces,
+            pods: None,
+        } => Ok(json!({"namespaces": ns(namespaces)})),
+        GuardrailPeer::Pods {
+            namespaces,
+            pods: Some(pods),
+        } => Ok(json!({"pods": {
+            "namespaceSelector": ns(namespaces),
+            "podSelector": serde_json::to_value(label_selector(pods)).unwrap_or(json!({})),
+        }})),
+        GuardrailPeer::Cidr(c) if !ingress => Ok(networks([c.to_string()])),
+        GuardrailPeer::Cidr(c) => Err(format!(
+            "guardrail {rule:?}: an ingress rule from {c} cannot be written as a \
+             ClusterNetworkPolicy (v1alpha2 ingress peers are namespaces and pods only)"
+        )),
+    }
+}
+
+/// A ClusterBaseline's guardrails as ONE `tier: Admin` ClusterNetworkPolicy over the covered
+/// namespaces, at the guardrails' priority, rules in order (`Accept` / `Deny`, both final).
+/// `Err` for what v1alpha2 cannot express (an ingress rule from a CIDR).
+pub fn guardrails(
+    name: &str,
+    model: &ClusterBaselineModel,
+    operator_namespace: &str,
+    owner: Option<&Owner>,
+) -> Result<Object, String> {
+    let Some(g) = &model.guardrails else {
+        return Err("no guardrails".to_string());
+    };
+    let (mut ingress, mut egress) = (Vec::new(), Vec::new());
+    for r in &g.rules {
+        let peers = r
+            .peers
+            .iter()
+            .map(|p| guardrail_peer(p, r.ingress, &r.name))
+            .collect::<Result<Vec<Value>, String>>()?;
+        let mut rule = Map::new();
+        rule.insert("name".into(), json!(r.name));
+        rule.insert(
+            "action".into(),
+            json!(if r.allow { "Accept" } else { "Deny" }),
+        );
+        rule.insert(
+            (if r.ingress { "from" } else { "to" }).into(),
+            Value::Array(peers),
+        );
+        if !r.ports.is_empty() {
+            rule.insert(
+                "protocols".into(),
+                Value::Array(r.ports.iter().map(protocol_entry).collect()),
+            );
+        }
+        if r.ingress {
+            ingress.push(Value::Object(rule));
+        } else {
+            egress.push(Value::Object(rule));
+        }
+    }
+    let mut spec = Map::new();
+    spec.insert("tier".into(), json!(TIER_ADMIN));
+    spec.insert("priority".into(), json!(g.priority));
+    spec.insert(
+        "subject".into(),
+        json!({"namespaces": namespace_selector(model, operator_namespace)}),
+    );
+    if !ingress.is_empty() {
+        spec.insert("ingress".into(), Value::Array(ingress));
+    }
+    if !egress.is_empty() {
+        spec.insert("egress".into(), Value::Array(egress));
+    }
+    Ok(object(
+        ObjectKind::ClusterNetworkPolicy,
+        &guardrails_name(name),
         None,
         cluster_baseline_labels(name),
         &controller_refs(owner),
@@ -340,6 +434,28 @@ mod tests {
                 ("fd00::1".parse().unwrap(), 443),
             ],
         };
+        let check = |spec: &Value| {
+            let mut names = Vec::new();
+            walk(spec, &mut names);
+            assert!(names
+                .iter()
+                .all(|n| n.chars().count() <= crate::vocab::CNP_MAX_RULE_NAME));
+            for dir in ["ingress", "egress"] {
+                let rules = spec[dir].as_array().map(Vec::as_slice).unwrap_or_default();
+                assert!(rules.len() <= crate::vocab::CNP_MAX_RULES);
+                for r in rules {
+                    let peers = r.get("to").or(r.get("from")).unwrap().as_array().unwrap();
+                    assert!(!peers.is_empty() && peers.len() <= crate::vocab::CNP_MAX_PEERS);
+                    // Each peer sets exactly one field (maxProperties/minProperties 1).
+                    assert!(
+                        peers.iter().all(|p| p.as_object().unwrap().len() == 1),
+                        "{r}"
+                    );
+                }
+            }
+            let p = spec["priority"].as_i64().unwrap();
+            assert!((0..=1000).contains(&p));
+        };
         for yaml in [
             "{}",
             "{denyIngress: false}",
@@ -348,23 +464,22 @@ mod tests {
             "{namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [a, b]}]}, includeSystemNamespaces: [kube-system]}",
         ] {
             let o = cluster_baseline("default", &model(yaml), "tierflow-system", None, &env).unwrap();
-            let spec = &o.body["spec"];
-            let mut names = Vec::new();
-            walk(spec, &mut names);
-            assert!(names.iter().all(|n| n.chars().count() <= crate::vocab::CNP_MAX_RULE_NAME));
-            for dir in ["ingress", "egress"] {
-                let rules = spec[dir].as_array().map(Vec::as_slice).unwrap_or_default();
-                assert!(rules.len() <= crate::vocab::CNP_MAX_RULES);
-                for r in rules {
-                    let peers = r.get("to").or(r.get("from")).unwrap().as_array().unwrap();
-                    assert!(!peers.is_empty() && peers.len() <= crate::vocab::CNP_MAX_PEERS);
-                    // Each peer sets exactly one field (maxProperties/minProperties 1).
-                    assert!(peers.iter().all(|p| p.as_object().unwrap().len() == 1), "{r}");
-                }
-            }
-            let p = spec["priority"].as_i64().unwrap();
-            assert!((0..=1000).contains(&p));
+            check(&o.body["spec"]);
         }
+        // The guardrails object, every peer and port form.
+        let g = guardrails(
+            "default",
+            &model(
+                "{guardrails: {priority: 99, rules: [
+                   {name: a, action: Deny, direction: Egress, peers: [{cidr: 169.254.169.254/32}, {allNamespaces: true}], ports: [{port: 30000, endPort: 32767}, {name: http}]},
+                   {name: b, action: Allow, direction: Ingress, peers: [{namespaceSelector: {matchLabels: {team: x}}, podSelector: {matchLabels: {app: p}}}], ports: [{port: 9090, protocol: UDP}]}]}}",
+            ),
+            "tierflow-system",
+            None,
+        )
+        .unwrap();
+        assert_eq!(g.body["spec"]["tier"], TIER_ADMIN);
+        check(&g.body["spec"]);
     }
 
     /// Simulated: every covered namespace is deny-all plus DNS; excluded, system and opted-out

@@ -62,6 +62,33 @@ pub(crate) fn cluster_baseline_name(name: &str) -> String {
     fit(&format!("tierflow-baseline-{name}"), MAX_NAME)
 }
 
+/// The name of a ClusterBaseline's guardrails object.
+pub(crate) fn guardrails_name(name: &str) -> String {
+    fit(&format!("tierflow-guardrails-{name}"), MAX_NAME)
+}
+
+/// Why a backend that isolates pods per direction (Calico, Cilium) cannot hold a guardrail in
+/// a direction the ClusterBaseline does not deny: the guardrail's own object would isolate
+/// the covered pods in that direction, denying what nothing else denied.
+pub(crate) fn direction_not_denied(model: &ClusterBaselineModel, backend: &str) -> Option<String> {
+    let g = model.guardrails.as_ref()?;
+    let r = g.rules.iter().find(|r| {
+        if r.ingress {
+            !model.wish.deny_ingress
+        } else {
+            !model.wish.deny_egress
+        }
+    })?;
+    let dir = if r.ingress { "ingress" } else { "egress" };
+    Some(format!(
+        "guardrail {:?} is an {dir} rule, but the ClusterBaseline does not deny {dir}: on {backend} \
+         the guardrail's policy would isolate every covered pod for {dir} (denying what no rule \
+         denied); set deny{} or use the ClusterNetworkPolicy backend",
+        r.name,
+        if r.ingress { "Ingress" } else { "Egress" }
+    ))
+}
+
 /// The namespaces a ClusterBaseline never covers: its `excludeNamespaces`, plus the system
 /// namespaces and the operator's own namespace unless `includeSystemNamespaces` lists them
 /// (the same decision as [`ClusterBaselineModel::coverage`]), sorted.

@@ -91,6 +91,43 @@ pub fn cluster_baseline(
     }
 }
 
+/// A ClusterBaseline's guardrails as ONE cluster-scoped object of `backend`: `Ok(None)`
+/// without guardrails, `Err(why)` when the backend cannot express every rule exactly (the
+/// planner then holds the ClusterBaseline rather than render something weaker).
+///
+/// - ClusterNetworkPolicy: `tier: Admin` at the guardrails' priority, rules in order.
+/// - Calico: a GlobalNetworkPolicy whose `order` is the priority (before the order 100 of
+///   tierflow's namespaced policies, Kubernetes NetworkPolicies' 1000 and the baselines'
+///   10000), rules in order; only in directions the ClusterBaseline denies.
+/// - Cilium: a CiliumClusterwideNetworkPolicy of deny rules (deny wins over every allow);
+///   Allow rules cannot override a namespace's deny there, so they are refused; only in
+///   directions the ClusterBaseline denies.
+/// - NetworkPolicy: no deny and no precedence; refused.
+pub fn guardrails(
+    name: &str,
+    model: &ClusterBaselineModel,
+    backend: Backend,
+    operator_namespace: &str,
+    owner: Option<&Owner>,
+) -> Result<Option<Object>, String> {
+    if model.guardrails.is_none() {
+        return Ok(None);
+    }
+    match backend {
+        Backend::NetworkPolicy => Err(
+            "guardrails need rules evaluated before the namespaces' own policies; standard \
+             NetworkPolicy has neither deny rules nor precedence (use ClusterNetworkPolicy, \
+             Calico or Cilium)"
+                .to_string(),
+        ),
+        Backend::Calico => calico::guardrails(name, model, operator_namespace, owner).map(Some),
+        Backend::Cilium => cilium::guardrails(name, model, operator_namespace, owner).map(Some),
+        Backend::ClusterNetworkPolicy => {
+            cnp::guardrails(name, model, operator_namespace, owner).map(Some)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
