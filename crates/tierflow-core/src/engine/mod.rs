@@ -61,7 +61,7 @@
 //! the destination (if it is a pod). An [`Endpoint::Ip`] that is some pod's IP is that pod.
 
 mod calico;
-mod calico_selector;
+pub(crate) mod calico_selector;
 mod cilium;
 mod cnp;
 mod error;
