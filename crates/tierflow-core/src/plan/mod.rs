@@ -181,6 +181,11 @@ pub enum HoldReason {
     /// A port range on a backend whose served API drops the range's end: the standard backend
     /// before Kubernetes 1.22, Cilium before 1.16 ([`Cluster::no_port_ranges`]).
     PortRangeUnsupported,
+    /// What the backend's CNI would refuse (Calico's API server) or silently not enforce (the
+    /// Cilium agent) on some supported release, and no rendering avoids: a label key too long
+    /// once Cilium rewrites it, an HTTP path that is not a Go regular expression, a Calico
+    /// selector over 1,024 characters, more than 1,024 rules ([`crate::admit`]).
+    BackendLimit,
 }
 
 impl HoldReason {
@@ -191,6 +196,7 @@ impl HoldReason {
             HoldReason::AuditUnsupported => "AuditUnsupported",
             HoldReason::BackendUnavailable => "BackendUnavailable",
             HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
+            HoldReason::BackendLimit => "BackendLimit",
         }
     }
 }
@@ -353,6 +359,25 @@ fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
     }
 }
 
+/// A hold for the first of `objects` that the backend's CNI refuses or would not enforce on
+/// some supported release ([`crate::admit::report`]); renderers avoid every limit they can
+/// (names, ports per rule), so what is left cannot be expressed validly on the backend.
+fn admission_hold<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Option<Hold> {
+    objects.into_iter().find_map(|o| {
+        let why = crate::admit::report(&o.body)?;
+        Some(Hold {
+            reason: HoldReason::BackendLimit,
+            message: format!(
+                "{} {}: {why}; it cannot be expressed validly on this backend, so nothing is \
+                 changed (the policies in place stay)",
+                o.kind.kind(),
+                o.name()
+            ),
+            invalid: None,
+        })
+    })
+}
+
 fn invalid_hold(e: InvalidSpec, what: &str) -> Hold {
     Hold {
         reason: HoldReason::InvalidSpec,
@@ -412,6 +437,11 @@ fn cluster_baseline(
         owner.as_ref(),
         &cluster.env,
     );
+    if let Some(hold) = admission_hold(object.iter()) {
+        plan.hold = Some(hold);
+        hold_cluster_baseline(&mut plan, observed);
+        return plan;
+    }
     if let Some(o) = &object {
         if !cluster.serves(o.kind) {
             plan.hold = Some(unavailable_hold(o.kind, o.name()));
@@ -646,6 +676,21 @@ fn plan_model(
         }
     }
     let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
+    // Its own share of the namespace baseline, alone: the merged baseline only adds the DNS
+    // targets and denies of the other shares, each checked with its own input.
+    let own_baseline = render::namespace_baseline(
+        &model.namespace,
+        &NamespaceBaseline::merge([&model.baseline]),
+        backend,
+        model.audit,
+        &[],
+        &cluster.env,
+    );
+    if let Some(hold) = admission_hold(rendered.objects.iter().chain(own_baseline.iter())) {
+        plan.hold = Some(hold);
+        plan.model = Some(model);
+        return (plan, None);
+    }
     let baseline_kind = baseline_kind(backend, model.audit);
     if let Some(missing) = rendered
         .objects
