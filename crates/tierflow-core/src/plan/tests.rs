@@ -649,7 +649,7 @@ fn a_cluster_baseline_whose_calico_namespace_selector_is_too_long_is_held() {
     let c = cb(&format!("{{excludeNamespaces: [{}]}}", many.join(", ")));
     let p = plan(
         &[],
-        &[c.clone()],
+        std::slice::from_ref(&c),
         &BTreeMap::new(),
         &on(Backend::Calico),
         &Nothing,
