@@ -15,6 +15,8 @@ pub mod metrics;
 pub mod server;
 pub mod status;
 
-pub use tierflow_core::{core, crd, engine, lint, model, plan, render, validate, verify, vocab};
+pub use tierflow_core::{
+    admit, core, crd, engine, lint, model, plan, render, validate, verify, vocab,
+};
 
 pub use error::{Error, Result};

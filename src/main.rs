@@ -512,6 +512,9 @@ async fn simulate(
 ) -> Result<u8, CliError> {
     let input = read_objects(&objects).await?;
     let scenario = Scenario::from_values(input.values()).map_err(|e| input.locate(e))?;
+    for r in scenario.refused() {
+        eprintln!("tierflow: left out of the simulation: {r}");
+    }
     if scenario.pods().len() < 2 {
         eprintln!("tierflow: the input holds fewer than two pods, so there is nothing to simulate");
     }

@@ -470,3 +470,102 @@ fn more_ports_than_cilium_takes_in_one_entry_are_all_allowed() {
         45
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the CNIs accept: for generated AppNetworks and ClusterBaselines with the inputs that
+// break CNI rules (long label keys, dotted names, many ports, many exclusions, arbitrary HTTP
+// paths), every object planned for Calico and Cilium passes `tierflow::admit`, or the input is
+// held with reason `BackendLimit` and a message naming the limit.
+
+mod admission {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use tierflow::admit;
+    use tierflow::crd::{AppNetworkSpec, ClusterBaselineSpec};
+    use tierflow::model::Backend;
+    use tierflow::plan::{self, AppInput, Cluster, ClusterBaselineInput, HoldReason, Nothing};
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("app".to_string()),
+            (1usize..64).prop_map(|n| format!("k{}", "e".repeat(n - 1))),
+            (1usize..63).prop_map(|n| format!("example.com/{}", "k".repeat(n))),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("/api/.*".to_string()),
+            Just("*.js".to_string()),
+            Just("/static/**".to_string()),
+            Just("/(?=x)".to_string()),
+            Just("(a)\\1".to_string()),
+            "[a-z/*.+?(){}\\[\\]\\\\|^$]{0,12}",
+        ]
+    }
+
+    prop_compose! {
+        fn app_spec()(tier_key in key(), ns_key in key(), ports in 1usize..70,
+                      path in path(), dotted in any::<bool>())
+                     -> (String, String) {
+            let ports: Vec<String> = (0..ports).map(|p| format!("{{port: {}}}", 1000 + p)).collect();
+            let yaml = format!(
+                "tiers:\n  - {{name: api, selector: {{matchLabels: {{'{tier_key}': api}}}}, ports: [{}]}}\n  - {{name: web, selector: {{matchLabels: {{app: web}}}}}}\nflows:\n  - {{from: {{tier: web}}, to: {{tier: api}}, http: [{{path: {}}}]}}\n  - {{from: {{namespaceSelector: {{matchLabels: {{'{ns_key}': ops}}}}}}, to: {{tier: api}}}}\n",
+                ports.join(", "),
+                serde_json::to_string(&path).unwrap(),
+            );
+            (if dotted { "payments.v2".to_string() } else { "shop".to_string() }, yaml)
+        }
+    }
+
+    fn check(p: &plan::Plan) -> Result<(), TestCaseError> {
+        for o in &p.objects {
+            prop_assert!(
+                admit::report(&o.body).is_none(),
+                "{}: {:?}",
+                o.name(),
+                admit::report(&o.body)
+            );
+        }
+        for (_, a) in p.apps() {
+            if let Some(h) = &a.hold {
+                prop_assert_eq!(h.reason, HoldReason::BackendLimit, "{}", h.message);
+                prop_assert!(
+                    h.message.contains("will not enforce") || h.message.contains("refuses")
+                );
+            }
+        }
+        for c in &p.cluster_baselines {
+            if let Some(h) = &c.hold {
+                prop_assert_eq!(h.reason, HoldReason::BackendLimit, "{}", h.message);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn every_object_for_calico_and_cilium_is_admitted_or_the_input_is_held(
+            (name, yaml) in app_spec(),
+            exclusions in 0usize..150,
+            cb_key in key(),
+        ) {
+            let Ok(spec) = serde_yaml::from_str::<AppNetworkSpec>(&yaml) else { return Ok(()) };
+            let excl: Vec<String> = (0..exclusions).map(|i| format!("legacy-{i}")).collect();
+            let cb: ClusterBaselineSpec = serde_yaml::from_str(&format!(
+                "{{excludeNamespaces: [{}], namespaceSelector: {{matchLabels: {{'{cb_key}': x}}}}}}",
+                excl.join(", ")
+            )).unwrap();
+            let app = AppInput { name, namespace: "prod".into(), uid: None, generation: None, spec };
+            let cbi = ClusterBaselineInput { name: "all.v1".into(), uid: None, generation: None, spec: cb };
+            for backend in [Backend::Calico, Backend::Cilium] {
+                let cluster = Cluster { forced_backend: Some(backend), operator_namespace: "tierflow-system".into(), ..Cluster::default() };
+                let p = plan::plan(std::slice::from_ref(&app), std::slice::from_ref(&cbi), &BTreeMap::new(), &cluster, &Nothing);
+                check(&p)?;
+            }
+        }
+    }
+}

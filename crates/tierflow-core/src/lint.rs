@@ -31,6 +31,41 @@ pub use finding::{Finding, Severity, CODES};
 const DNS_NAMESPACE: &str = "kube-system";
 const DNS_LABEL: (&str, &str) = (crate::vocab::DNS_LABEL_KEY, crate::vocab::DNS_LABEL_VALUE);
 
+/// The CNI's admission rules ([`crate::admit`]), for each object and each item of a list.
+fn admission(o: &serde_json::Value, out: &mut Vec<Finding>) {
+    if let Some(items) = o.get("items").and_then(serde_json::Value::as_array) {
+        for item in items {
+            admission(item, out);
+        }
+        return;
+    }
+    let Some(report) = crate::admit::report(o) else {
+        return;
+    };
+    let code = if crate::admit::refusal(o).is_some() {
+        "cni-refuses-policy"
+    } else {
+        "cni-refuses-policy-on-some-releases"
+    };
+    let meta = o.get("metadata");
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
+    let object = match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(serde_json::Value::as_str)
+    {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    };
+    out.push(finding(
+        code,
+        Some(object),
+        format!("{}: {report}", crate::admit::display(o)),
+    ));
+}
+
 fn fmt_labels(labels: &BTreeMap<String, String>) -> String {
     labels
         .iter()
@@ -175,6 +210,9 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
         }
     }
 
+    for o in objects {
+        admission(o, &mut out);
+    }
     structural(&base, &mut out);
     if pods_given {
         for (i, p) in base.policies().iter().enumerate() {
@@ -645,7 +683,33 @@ spec:
             assert!(seen.insert(*code), "{code} twice");
             assert!(!description.is_empty());
         }
-        assert_eq!(seen.len(), 15);
+        assert_eq!(seen.len(), 17);
+    }
+
+    #[test]
+    fn policies_their_cni_refuses_are_reported_and_not_simulated() {
+        let key = format!("k8s:io.cilium.k8s.namespace.labels.{}", "n".repeat(40));
+        let cnp = serde_json::json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+            "metadata": {"name": "allow", "namespace": "shop"},
+            "spec": {"endpointSelector": {}, "ingress": [{"fromEndpoints": [{"matchLabels": {key: "x"}}]}]}});
+        let calico = serde_json::json!({"apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+            "metadata": {"name": "payments.v2", "namespace": "shop"}, "spec": {"selector": "all()"}});
+        let found = lint(&[cnp.clone(), calico], false).unwrap();
+        let refused: Vec<&Finding> = found
+            .iter()
+            .filter(|f| f.code.starts_with("cni-"))
+            .collect();
+        assert_eq!(refused.len(), 2, "{found:#?}");
+        assert_eq!(refused[0].code, "cni-refuses-policy");
+        assert_eq!(refused[0].object.as_deref(), Some("shop/allow"));
+        assert!(refused[0]
+            .message
+            .starts_with("CiliumNetworkPolicy shop/allow: Cilium will not enforce this policy: "));
+        assert_eq!(refused[1].code, "cni-refuses-policy-on-some-releases");
+        // The engine leaves the refused policy out (nothing isolates the namespace).
+        let s = Scenario::from_values([cnp]).unwrap();
+        assert_eq!(s.refused().len(), 1);
+        assert!(s.policies().is_empty());
     }
 
     #[test]
@@ -971,7 +1035,9 @@ spec:
   endpointSelector: {}
   egress: [{toCIDRSet: [{cidr: 10.0.0.0/8, except: [11.0.0.0/8]}]}]
 ";
-        assert!(has(cilium, false, "ipblock-except-outside-cidr"));
+        // Cilium's own CIDRRule.sanitize refuses it, so the agent enforces nothing of the
+        // policy: reported as such, and left out of the simulation.
+        assert!(has(cilium, false, "cni-refuses-policy"));
         assert!(!has(BASELINE, false, "ipblock-except-outside-cidr"));
     }
 

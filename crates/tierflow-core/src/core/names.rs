@@ -34,6 +34,21 @@ pub fn tier_policy_name(app: &str, tier: &str) -> String {
     fit(&format!("tierflow-{app}-{tier}"), MAX_NAME)
 }
 
+/// A policy name every supported Calico release accepts: Calico v3.28 allows no dot in a
+/// policy name, v3.29-v3.31 only a `<tier>.` prefix, v3.32+ one dot
+/// (projectcalico/calico `libcalico-go/lib/validator/v3/validator.go`, see
+/// `crate::admit::calico`). A name with dots gets them as `-` plus a hash of the original
+/// name, so `payments.v2` and `payments-v2` stay distinct; other names are unchanged.
+pub fn calico_policy_name(name: &str) -> String {
+    if !name.contains('.') {
+        return name.to_string();
+    }
+    fit(
+        &format!("{}-{}", name.replace('.', "-"), short_hash(name)),
+        MAX_NAME,
+    )
+}
+
 /// A label value naming an object (names may be longer than label values allow).
 pub fn label_value(s: &str) -> String {
     fit(s, MAX_LABEL_VALUE)
@@ -46,6 +61,17 @@ mod tests {
     #[test]
     fn short_names_are_kept_as_they_are() {
         assert_eq!(tier_policy_name("shop", "api"), "tierflow-shop-api");
+    }
+
+    #[test]
+    fn calico_names_never_have_a_dot_and_stay_distinct() {
+        assert_eq!(calico_policy_name("tierflow-shop-api"), "tierflow-shop-api");
+        let dotted = calico_policy_name("tierflow-payments.v2-api");
+        assert!(dotted.starts_with("tierflow-payments-v2-api-") && !dotted.contains('.'));
+        assert_ne!(dotted, calico_policy_name("tierflow-payments-v2-api"));
+        assert_eq!(dotted, calico_policy_name("tierflow-payments.v2-api"));
+        let long = calico_policy_name(&format!("tierflow-{}.x-api", "a".repeat(260)));
+        assert!(long.len() <= MAX_NAME && !long.contains('.'));
     }
 
     #[test]

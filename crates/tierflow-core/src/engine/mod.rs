@@ -61,7 +61,7 @@
 //! the destination (if it is a pod). An [`Endpoint::Ip`] that is some pod's IP is that pod.
 
 mod calico;
-mod calico_selector;
+pub(crate) mod calico_selector;
 mod cilium;
 mod cnp;
 mod error;
@@ -149,6 +149,9 @@ pub struct Scenario {
     index: OnceLock<Index>,
     /// ClusterNetworkPolicies (`cnp.rs`): their tier, priority, subject and peers.
     cnps: cnp::Cnps,
+    /// Calico and Cilium policies their CNI refuses or would not enforce on any supported
+    /// release ([`crate::admit::refusal`]): left out, each as `Kind ns/name: why`.
+    refused: Vec<String>,
 }
 
 struct NoTrace;
@@ -183,6 +186,25 @@ impl Scenario {
             if v.is_null() {
                 continue;
             }
+            // A policy its CNI refuses (Calico) or does not enforce (Cilium) is not simulated as
+            // if it worked: it is left out and reported. What the engine cannot read at all is
+            // still an error naming the field.
+            let before = s.refused.len();
+            let kept = s.drop_refused(v.clone());
+            if s.refused.len() > before {
+                parse::parse_object(
+                    i + 1,
+                    &v,
+                    "",
+                    &mut Sink {
+                        peers: &mut Vec::new(),
+                    },
+                )?;
+            }
+            let v = kept;
+            if v.is_null() {
+                continue;
+            }
             let parsed = parse::parse_object(
                 i + 1,
                 &v,
@@ -194,6 +216,34 @@ impl Scenario {
             s.absorb(parsed);
         }
         Ok(s)
+    }
+
+    /// `v` without the policies its CNI refuses (recorded in `refused`); a list keeps its
+    /// other items, a refused object becomes `null`.
+    fn drop_refused(&mut self, mut v: serde_json::Value) -> serde_json::Value {
+        if let Some(items) = v.get_mut("items").and_then(|i| i.as_array_mut()) {
+            let kept: Vec<serde_json::Value> = std::mem::take(items)
+                .into_iter()
+                .map(|item| self.drop_refused(item))
+                .filter(|item| !item.is_null())
+                .collect();
+            *items = kept;
+            return v;
+        }
+        match crate::admit::refusal(&v) {
+            Some(why) => {
+                self.refused
+                    .push(format!("{}: {why}", crate::admit::display(&v)));
+                serde_json::Value::Null
+            }
+            None => v,
+        }
+    }
+
+    /// The Calico and Cilium policies of the input their CNI refuses or would not enforce,
+    /// left out of the simulation, each as `Kind ns/name: Cilium will not enforce this policy: …`.
+    pub fn refused(&self) -> &[String] {
+        &self.refused
     }
 
     fn absorb(&mut self, parsed: Parsed) {

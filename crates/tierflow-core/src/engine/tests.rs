@@ -1103,7 +1103,7 @@ spec:
     - action: Allow
       source: {serviceAccounts: {names: [web]}}
     - action: Allow
-      destination: {services: {name: api}}
+      source: {services: {name: api, namespace: prod}}
 ",
     );
     expect(&s, &[("prod/web", "prod/api", 8080, TCP, false)]);
@@ -1376,7 +1376,7 @@ specs:
   - endpointSelector: {matchLabels: {app: api}}
     ingress:
       - fromEndpoints: [{matchLabels: {io.kubernetes.pod.namespace: monitoring}}]
-        toPorts: [{ports: [{port: metrics}], rules: {http: [{method: GET}]}}]
+        toPorts: [{ports: [{port: metrics, protocol: TCP}], rules: {http: [{method: GET}]}}]
   - endpointSelector: {matchLabels: {app: db}}
     ingress:
       - fromEndpoints: [{matchLabels: {app: api}}]

@@ -120,6 +120,20 @@ pub const CODES: &[(&str, Severity, &str)] = &[
          than 25 peers in a rule, or a rule name longer than 100 characters (the API server \
          rejects it)",
     ),
+    (
+        "cni-refuses-policy",
+        Severity::Error,
+        "a Calico or Cilium policy its CNI refuses (Calico's API server) or accepts and then does \
+         not enforce at all (the Cilium agent), on every supported release: a label key too long \
+         once Cilium rewrites it, an HTTP path that is not a Go regular expression, a Calico name \
+         or limit (crate::admit). It is left out of every other check",
+    ),
+    (
+        "cni-refuses-policy-on-some-releases",
+        Severity::Warning,
+        "a Calico policy some supported Calico releases refuse (a dotted name: v3.28 allows \
+         none, v3.29-v3.31 only a `<tier>.` prefix)",
+    ),
 ];
 
 /// A finding with the severity its code has in [`CODES`].

@@ -184,6 +184,11 @@ pub enum HoldReason {
     /// A ClusterBaseline's guardrails cannot be written exactly on its backend (an Allow on
     /// Cilium, anything on standard NetworkPolicy, ...): nothing weaker is written.
     GuardrailUnsupported,
+    /// What the backend's CNI would refuse (Calico's API server) or silently not enforce (the
+    /// Cilium agent) on some supported release, and no rendering avoids: a label key too long
+    /// once Cilium rewrites it, an HTTP path that is not a Go regular expression, a Calico
+    /// selector over 1,024 characters, more than 1,024 rules ([`crate::admit`]).
+    BackendLimit,
 }
 
 impl HoldReason {
@@ -195,6 +200,7 @@ impl HoldReason {
             HoldReason::BackendUnavailable => "BackendUnavailable",
             HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
             HoldReason::GuardrailUnsupported => "GuardrailUnsupported",
+            HoldReason::BackendLimit => "BackendLimit",
         }
     }
 }
@@ -357,6 +363,25 @@ fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
     }
 }
 
+/// A hold for the first of `objects` that the backend's CNI refuses or would not enforce on
+/// some supported release ([`crate::admit::report`]); renderers avoid every limit they can
+/// (names, ports per rule), so what is left cannot be expressed validly on the backend.
+fn admission_hold<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Option<Hold> {
+    objects.into_iter().find_map(|o| {
+        let why = crate::admit::report(&o.body)?;
+        Some(Hold {
+            reason: HoldReason::BackendLimit,
+            message: format!(
+                "{} {}: {why}; it cannot be expressed validly on this backend, so nothing is \
+                 changed (the policies in place stay)",
+                o.kind.kind(),
+                o.name()
+            ),
+            invalid: None,
+        })
+    })
+}
+
 fn invalid_hold(e: InvalidSpec, what: &str) -> Hold {
     Hold {
         reason: HoldReason::InvalidSpec,
@@ -443,6 +468,11 @@ fn cluster_baseline(
         owner.as_ref(),
         &cluster.env,
     );
+    if let Some(hold) = admission_hold(object.iter()) {
+        plan.hold = Some(hold);
+        hold_cluster_baseline(&mut plan, observed);
+        return plan;
+    }
     if let Some(o) = &object {
         if !cluster.serves(o.kind) {
             plan.hold = Some(unavailable_hold(o.kind, o.name()));
@@ -679,6 +709,21 @@ fn plan_model(
         }
     }
     let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
+    // Its own share of the namespace baseline, alone: the merged baseline only adds the DNS
+    // targets and denies of the other shares, each checked with its own input.
+    let own_baseline = render::namespace_baseline(
+        &model.namespace,
+        &NamespaceBaseline::merge([&model.baseline]),
+        backend,
+        model.audit,
+        &[],
+        &cluster.env,
+    );
+    if let Some(hold) = admission_hold(rendered.objects.iter().chain(own_baseline.iter())) {
+        plan.hold = Some(hold);
+        plan.model = Some(model);
+        return (plan, None);
+    }
     let baseline_kind = baseline_kind(backend, model.audit);
     if let Some(missing) = rendered
         .objects

@@ -544,3 +544,125 @@ fn switching_a_cluster_baseline_to_cluster_network_policy_keeps_the_namespace_sh
     let plans = cluster_baselines(&[cb("{}")], &to_cnp, &fake);
     assert!(!plans[0].keep_namespace_share);
 }
+
+/// Every object planned for `apps` and `cbs` on `backend` passes the CNI's admission rules.
+fn admitted(plan: &Plan) -> bool {
+    plan.objects
+        .iter()
+        .all(|o| crate::admit::report(&o.body).is_none())
+}
+
+fn on(backend: Backend) -> Cluster {
+    Cluster {
+        forced_backend: Some(backend),
+        ..cluster()
+    }
+}
+
+#[test]
+fn a_dotted_app_name_gets_calico_names_every_supported_release_accepts() {
+    let mut a = app(SHOP);
+    a.name = "payments.v2".into();
+    let p = plan(&[a], &[], &BTreeMap::new(), &on(Backend::Calico), &Nothing);
+    let (_, ap) = p.apps().next().unwrap();
+    assert!(ap.hold.is_none(), "{:?}", ap.hold);
+    assert!(admitted(&p));
+    assert!(ap.objects.iter().all(|o| !o.name().contains('.')));
+    // Other backends keep the name: Kubernetes and Cilium allow dots.
+    let mut a = app(SHOP);
+    a.name = "payments.v2".into();
+    let p = plan(&[a], &[], &BTreeMap::new(), &on(Backend::Cilium), &Nothing);
+    assert_eq!(p.objects[0].name(), "tierflow-payments.v2-web");
+}
+
+#[test]
+fn more_than_fifty_ports_are_split_over_calico_rules() {
+    let ports: Vec<String> = (1000..1060).map(|p| format!("{{port: {p}}}")).collect();
+    let yaml = format!(
+        "tiers:\n  - {{name: api, selector: {{matchLabels: {{app: api}}}}, ports: [{}]}}\n  - {{name: web, selector: {{matchLabels: {{app: web}}}}}}\nflows:\n  - {{from: {{tier: web}}, to: {{tier: api}}}}\n",
+        ports.join(", ")
+    );
+    let p = plan(
+        &[app(&yaml)],
+        &[],
+        &BTreeMap::new(),
+        &on(Backend::Calico),
+        &Nothing,
+    );
+    assert!(p.apps().all(|(_, a)| a.hold.is_none()));
+    assert!(admitted(&p));
+    let api = p
+        .objects
+        .iter()
+        .find(|o| o.name() == "tierflow-shop-api")
+        .unwrap();
+    let ingress = api.body["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 2);
+    assert_eq!(
+        ingress[0]["destination"]["ports"].as_array().unwrap().len(),
+        50
+    );
+}
+
+#[test]
+fn what_cilium_would_not_enforce_is_held_with_the_limit_named() {
+    let long_ns_key = "tiers:\n  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 80}]}\nflows:\n  - {from: {namespaceSelector: {matchLabels: {averyveryverylongnamespacelabelkey: ops}}}, to: {tier: api}}\n";
+    let glob = "tiers:\n  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 80}]}\n  - {name: web, selector: {matchLabels: {app: web}}}\nflows:\n  - {from: {tier: web}, to: {tier: api}, http: [{path: '/static/(?=x)'}]}\n";
+    for (yaml, want) in [
+        (long_ns_key, "name part must be 1 to 63 characters"),
+        (glob, "is not a Go regular expression"),
+    ] {
+        let p = plan(
+            &[app(yaml)],
+            &[],
+            &BTreeMap::new(),
+            &on(Backend::Cilium),
+            &Nothing,
+        );
+        let (_, a) = p.apps().next().unwrap();
+        let hold = a.hold.as_ref().expect("held");
+        assert_eq!(hold.reason, HoldReason::BackendLimit);
+        assert_eq!(hold.reason.reason(), "BackendLimit");
+        assert!(
+            hold.message.contains("Cilium will not enforce this policy")
+                && hold.message.contains(want),
+            "{}",
+            hold.message
+        );
+        assert!(p.objects.is_empty());
+        // The same intent on Calico is valid (no such limits there).
+        let p = plan(
+            &[app(yaml)],
+            &[],
+            &BTreeMap::new(),
+            &on(Backend::Calico),
+            &Nothing,
+        );
+        assert!(p.apps().all(|(_, a)| a.hold.is_none()));
+        assert!(admitted(&p));
+    }
+}
+
+#[test]
+fn a_cluster_baseline_whose_calico_namespace_selector_is_too_long_is_held() {
+    let many: Vec<String> = (0..120).map(|i| format!("legacy-namespace-{i}")).collect();
+    let c = cb(&format!("{{excludeNamespaces: [{}]}}", many.join(", ")));
+    let p = plan(
+        &[],
+        std::slice::from_ref(&c),
+        &BTreeMap::new(),
+        &on(Backend::Calico),
+        &Nothing,
+    );
+    let hold = p.cluster_baselines[0].hold.as_ref().expect("held");
+    assert_eq!(hold.reason, HoldReason::BackendLimit);
+    assert!(
+        hold.message.contains("spec.namespaceSelector") && hold.message.contains("1024"),
+        "{}",
+        hold.message
+    );
+    // Cilium writes the exclusions as a list: no such limit.
+    let p = plan(&[], &[c], &BTreeMap::new(), &on(Backend::Cilium), &Nothing);
+    assert!(p.cluster_baselines[0].hold.is_none());
+    assert!(admitted(&p));
+}

@@ -29,7 +29,7 @@ use super::{
     baseline_labels, cluster_baseline_labels, tier_labels, Env, Object, ObjectKind, Owner,
     Rendered, CALICO_BASELINE_ORDER, CALICO_TIER_ORDER,
 };
-use crate::core::names::{tier_policy_name, BASELINE_NAME};
+use crate::core::names::{calico_policy_name, tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Protocol, Selector, SelectorOp};
 use crate::model::{
@@ -134,7 +134,8 @@ fn order(v: f64) -> Value {
 }
 
 /// Ports grouped by protocol, protocols in order of first appearance, ports in spec order:
-/// Calico takes one protocol per rule.
+/// Calico takes one protocol per rule, and at most [`MAX_PORTS_PER_RULE`] ports in one rule
+/// (longer lists become several rules).
 fn by_protocol(ports: &[Port]) -> Vec<(Protocol, Vec<Value>)> {
     let mut out: Vec<(Protocol, Vec<Value>)> = Vec::new();
     for p in ports {
@@ -143,8 +144,18 @@ fn by_protocol(ports: &[Port]) -> Vec<(Protocol, Vec<Value>)> {
             None => out.push((p.protocol, vec![port_value(p)])),
         }
     }
-    out
+    out.into_iter()
+        .flat_map(|(proto, list)| {
+            list.chunks(MAX_PORTS_PER_RULE)
+                .map(|c| (proto, c.to_vec()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
+
+/// Calico refuses a rule with more ports than this (`policy_common.go` line 208; the same
+/// limit as `crate::admit::calico::MAX_PORTS`, which the planner checks every object against).
+pub const MAX_PORTS_PER_RULE: usize = 50;
 
 /// One entry of a Calico `ports` list (`numorstring.Port`): a number as an integer, a range as
 /// the string `"first:last"`, a container port name as itself.
@@ -359,7 +370,7 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
             s.insert("selector".into(), json!(selector(&t.selector)));
             object(
                 kind,
-                &tier_policy_name(&model.name, &t.name),
+                &calico_policy_name(&tier_policy_name(&model.name, &t.name)),
                 Some(&model.namespace),
                 tier_labels(&model.name, &t.name),
                 &owners,
@@ -470,7 +481,7 @@ pub fn cluster_baseline(
     );
     Some(object(
         kind,
-        &cluster_baseline_name(name),
+        &calico_policy_name(&cluster_baseline_name(name)),
         None,
         cluster_baseline_labels(name),
         &controller_refs(owner),
