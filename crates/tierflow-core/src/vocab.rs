@@ -87,6 +87,13 @@ pub const CILIUM_K8S_NAMESPACE_LABELS_PREFIX: &str =
     concat!(k8s_prefix!(), namespace_labels_prefix!());
 /// Cilium: the entity of the Kubernetes API server.
 pub const CILIUM_KUBE_APISERVER_ENTITY: &str = "kube-apiserver";
+/// Cilium: the entity of every address outside the cluster (both families).
+pub const CILIUM_WORLD_ENTITY: &str = "world";
+/// The label of the NodeLocal DNSCache pods, in the DNS namespace (the Kubernetes addon's
+/// `nodelocaldns.yaml` and Cilium's `examples/kubernetes-local-redirect/node-local-dns.yaml`).
+pub const NODE_LOCAL_DNS_LABEL_KEY: &str = "k8s-app";
+/// Its value.
+pub const NODE_LOCAL_DNS_LABEL_VALUE: &str = "node-local-dns";
 
 /// Calico `order` of per-tier policies: evaluated before baselines.
 pub const CALICO_TIER_ORDER: f64 = 100.0;
@@ -105,3 +112,8 @@ pub const CNP_MAX_RULES: usize = 25;
 pub const CNP_MAX_PEERS: usize = 25;
 /// See [`CNP_MAX_RULES`].
 pub const CNP_MAX_RULE_NAME: usize = 100;
+
+/// The NodeLocal DNSCache pods' selector ([`NODE_LOCAL_DNS_LABEL_KEY`]).
+pub fn node_local_dns_pods() -> crate::core::Selector {
+    crate::core::Selector::labels([(NODE_LOCAL_DNS_LABEL_KEY, NODE_LOCAL_DNS_LABEL_VALUE)])
+}

@@ -84,9 +84,25 @@ pub struct Cluster {
     /// an API server before Kubernetes 1.22, Cilium when its CRD has no `endPort` (before
     /// Cilium 1.16). Empty offline. Calico's `"first:last"` string ports need nothing.
     pub no_port_ranges: BTreeMap<Backend, String>,
+    /// The cluster's own pod and service ranges, both families (the operator's
+    /// `--cluster-cidr`, else the nodes' `spec.podCIDRs`; the CLI's `--cluster-cidr`): what a
+    /// `world` peer leaves out on backends without a world entity. Empty: unknown, and such
+    /// a peer is held there ([`HoldReason::ClusterRangesUnknown`]).
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
+    /// Where [`Self::cluster_cidrs`] came from, for status (`--cluster-cidr`, `node
+    /// spec.podCIDRs`).
+    pub cluster_cidrs_source: String,
 }
 
 impl Cluster {
+    /// The renderers' facts: [`Self::env`] with the cluster's ranges.
+    pub fn render_env(&self) -> Env {
+        Env {
+            cluster_cidrs: self.cluster_cidrs.clone(),
+            ..self.env.clone()
+        }
+    }
+
     /// The backend an input asking for `request` gets.
     pub fn resolve(&self, request: BackendRequest) -> Backend {
         if let Some(b) = self.forced_backend {
@@ -181,6 +197,10 @@ pub enum HoldReason {
     /// A port range on a backend whose served API drops the range's end: the standard backend
     /// before Kubernetes 1.22, Cilium before 1.16 ([`Cluster::no_port_ranges`]).
     PortRangeUnsupported,
+    /// A `world` peer on a backend that writes it as "every address minus the cluster's
+    /// ranges", while those ranges are unknown ([`Cluster::cluster_cidrs`]): writing it would
+    /// open pod-to-pod traffic.
+    ClusterRangesUnknown,
 }
 
 impl HoldReason {
@@ -191,6 +211,7 @@ impl HoldReason {
             HoldReason::AuditUnsupported => "AuditUnsupported",
             HoldReason::BackendUnavailable => "BackendUnavailable",
             HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
+            HoldReason::ClusterRangesUnknown => "ClusterRangesUnknown",
         }
     }
 }
@@ -353,6 +374,34 @@ fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
     }
 }
 
+/// The first `world` peer of the model, as its field (`spec.flows[2].to`).
+pub fn first_world(model: &AppModel) -> Option<String> {
+    model.flows.iter().find_map(|f| {
+        if f.from == crate::model::Peer::World {
+            Some(format!("spec.flows[{}].from", f.index))
+        } else if f.to == crate::model::Peer::World {
+            Some(format!("spec.flows[{}].to", f.index))
+        } else {
+            None
+        }
+    })
+}
+
+fn cluster_ranges_hold(field: &str, backend: Backend) -> Hold {
+    Hold {
+        reason: HoldReason::ClusterRangesUnknown,
+        message: format!(
+            "{field}: a world peer on {} is every address minus the cluster's pod and service \
+             ranges, and none are known (the operator's --cluster-cidr is not set and no node \
+             has spec.podCIDRs), so it would also match pods; nothing is changed (the policies \
+             in place stay). Start the operator with --cluster-cidr for every pod and service \
+             range",
+            backend.as_str()
+        ),
+        invalid: None,
+    }
+}
+
 fn invalid_hold(e: InvalidSpec, what: &str) -> Hold {
     Hold {
         reason: HoldReason::InvalidSpec,
@@ -410,7 +459,7 @@ fn cluster_baseline(
         backend,
         &cluster.operator_namespace,
         owner.as_ref(),
-        &cluster.env,
+        &cluster.render_env(),
     );
     if let Some(o) = &object {
         if !cluster.serves(o.kind) {
@@ -645,7 +694,14 @@ fn plan_model(
             return (plan, None);
         }
     }
-    let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
+    if cluster.cluster_cidrs.is_empty() && !backend.capabilities().world_entity {
+        if let Some(field) = first_world(&model) {
+            plan.hold = Some(cluster_ranges_hold(&field, backend));
+            plan.model = Some(model);
+            return (plan, None);
+        }
+    }
+    let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.render_env());
     let baseline_kind = baseline_kind(backend, model.audit);
     if let Some(missing) = rendered
         .objects
@@ -719,7 +775,7 @@ impl NamespacePlan {
                 backend,
                 audit,
                 &owners,
-                &cluster.env,
+                &cluster.render_env(),
             ) else {
                 continue;
             };
@@ -879,6 +935,7 @@ pub fn app_objects(
     let cluster = Cluster {
         forced_backend: Some(backend),
         env: env.clone(),
+        cluster_cidrs: env.cluster_cidrs.clone(),
         ..Cluster::default()
     };
     let plan = AppPlan {
