@@ -97,6 +97,11 @@ pub struct Representative {
     pub place: Place,
     /// What it is, for the legend.
     pub about: String,
+    /// Not compared across backends: an address inside the cluster's ranges that is no pod,
+    /// with a `world` peer in the intent. Cilium gives such an address the `world` identity
+    /// (it is no endpoint), "every address minus the cluster" does not; neither is wrong, and
+    /// a real cluster has no such senders but nodes and services.
+    pub unchecked: bool,
 }
 
 impl Representative {
@@ -469,6 +474,7 @@ impl Builder<'_> {
                 ports: ports.clone(),
             },
             about,
+            unchecked: false,
         });
         self.pods.push(index);
     }
@@ -488,6 +494,7 @@ impl Builder<'_> {
             role,
             place: Place::Address(ip),
             about,
+            unchecked: false,
         });
     }
 
@@ -788,6 +795,15 @@ impl Builder<'_> {
             }
         }
         self.out.cluster_cidrs = cluster.clone();
+        if world {
+            for e in &mut self.out.endpoints {
+                if let Place::Address(ip) = e.place {
+                    if cluster.iter().any(|c| c.contains_addr(&ip)) {
+                        e.unchecked = true;
+                    }
+                }
+            }
+        }
 
         // Addresses: pods avoid every CIDR peer; the API server is one more such address.
         let used: BTreeSet<IpAddr> = self

@@ -290,7 +290,7 @@ pub fn checkable(from: &Representative, to: &Representative, api_server_as_addre
     if !from.is_pod() && !to.is_pod() {
         return false;
     }
-    if from.role == Role::ApiServer {
+    if from.role == Role::ApiServer || from.unchecked || to.unchecked {
         return false;
     }
     if to.role == Role::ApiServer && !api_server_as_address {
