@@ -1278,7 +1278,7 @@ mod all_addresses_tests {
     #[test]
     fn all_addresses_without_except_match_pods_and_v4_only_is_flagged_on_dual_stack() {
         let internet = np("internet", json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}]));
-        let found = codes(&[internet.clone()]);
+        let found = codes(std::slice::from_ref(&internet));
         assert!(found.contains(&"all-addresses-matches-pods"), "{found:?}");
         // Single-stack input: no IPv6 finding.
         assert!(!found.contains(&"ipv4-only-all-addresses"), "{found:?}");
