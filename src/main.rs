@@ -13,7 +13,7 @@ use kube::Client;
 use tierflow::cli::input::Input;
 use tierflow::cli::render::{NamespaceLabels, RenderOptions};
 use tierflow::cli::{self, CliError};
-use tierflow::core::Port;
+use tierflow::core::{Cidr, Port};
 use tierflow::crd;
 use tierflow::engine::Scenario;
 use tierflow::metrics::Metrics;
@@ -122,6 +122,11 @@ enum Command {
         /// Namespace of the Lease (default: POD_NAMESPACE, else tierflow-system).
         #[arg(long, env = "TIERFLOW_LEASE_NAMESPACE")]
         lease_namespace: Option<String>,
+        /// The cluster's own pod and service ranges, both families (repeatable): what a
+        /// `world` peer leaves out on NetworkPolicy and Calico. Default: the nodes'
+        /// `spec.podCIDRs` (the service range cannot be read from the API).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
     },
     /// Print the CustomResourceDefinitions tierflow serves.
     Crds,
@@ -143,6 +148,10 @@ enum Command {
         /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
         #[arg(long, default_value = "tierflow-system")]
         operator_namespace: String,
+        /// The cluster's own pod and service ranges, both families (repeatable): what a
+        /// `world` peer leaves out on NetworkPolicy and Calico.
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
     },
     /// Reachability between every ordered pair of distinct pods of the input, per port.
     Simulate {
@@ -167,6 +176,10 @@ enum Command {
         /// Output format (markdown for pull-request comments).
         #[arg(long, value_enum, default_value = "text")]
         output: ExplainOutput,
+        /// The cluster's own pod and service ranges, both families (repeatable): what a
+        /// `world` peer leaves out on NetworkPolicy and Calico (default: made-up ranges).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
     },
     /// Check that every backend allows exactly the declared flows and DNS; exit 1 otherwise.
     Verify {
@@ -176,6 +189,10 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyOutput,
+        /// The cluster's own pod and service ranges, both families (repeatable): what a
+        /// `world` peer leaves out on NetworkPolicy and Calico (default: made-up ranges).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
     },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
@@ -217,6 +234,7 @@ async fn main() -> ExitCode {
             metrics_addr,
             leader_elect,
             lease_namespace,
+            cluster_cidrs,
         } => {
             init_logging(log_format);
             let result = run(
@@ -224,6 +242,7 @@ async fn main() -> ExitCode {
                 metrics_addr,
                 leader_elect,
                 lease_namespace,
+                cluster_cidrs,
             )
             .await;
             return match result {
@@ -244,12 +263,14 @@ async fn main() -> ExitCode {
             backend,
             namespace_labels,
             operator_namespace,
+            cluster_cidrs,
         } => render(
             &files,
             summary,
             backend.map(Backend::from),
             &namespace_labels,
             operator_namespace,
+            cluster_cidrs,
         ),
         Command::Simulate {
             objects,
@@ -260,8 +281,13 @@ async fn main() -> ExitCode {
             files,
             backend,
             output,
-        } => explain(&files, backend.map(Backend::from), output),
-        Command::Verify { files, output } => verify(&files, output),
+            cluster_cidrs,
+        } => explain(&files, backend.map(Backend::from), output, &cluster_cidrs),
+        Command::Verify {
+            files,
+            output,
+            cluster_cidrs,
+        } => verify(&files, output, &cluster_cidrs),
         Command::Lint {
             objects,
             pods,
@@ -282,6 +308,7 @@ async fn run(
     metrics_addr: SocketAddr,
     leader_elect: bool,
     lease_namespace: Option<String>,
+    cluster_cidrs: Vec<Cidr>,
 ) -> tierflow::Result<()> {
     let metrics = Arc::new(Metrics::new()?);
     let client = counting_writes(Client::try_default().await?, metrics.clone());
@@ -336,6 +363,7 @@ async fn run(
 
     let options = controller::Options {
         default_backend: backend,
+        cluster_cidrs,
         operator_namespace,
         metrics: Some(metrics),
         leadership,
@@ -471,6 +499,7 @@ fn render(
     backend: Option<Backend>,
     namespace_labels: &[String],
     operator_namespace: String,
+    cluster_cidrs: Vec<Cidr>,
 ) -> Result<u8, CliError> {
     let input = cli::input::read_files(files)?;
     if summary {
@@ -490,6 +519,7 @@ fn render(
         backend,
         namespace_labels: NamespaceLabels::default(),
         operator_namespace,
+        cluster_cidrs,
     };
     for spec in namespace_labels {
         options
@@ -531,6 +561,7 @@ fn explain(
     files: &[PathBuf],
     backend: Option<Backend>,
     output: ExplainOutput,
+    cluster_cidrs: &[Cidr],
 ) -> Result<u8, CliError> {
     let input = cli::input::read_files(files)?;
     let models = app_networks(&input, "explain")?;
@@ -541,7 +572,7 @@ fn explain(
             ..Default::default()
         }
         .resolve(model.backend);
-        let table = cli::explain::explain(model, backend).map_err(|e| {
+        let table = cli::explain::explain_in(model, backend, cluster_cidrs).map_err(|e| {
             CliError::Output(format!(
                 "the engine cannot read what {}/{} renders to on {}: {e}",
                 model.namespace,
@@ -568,11 +599,11 @@ struct VerifyReport {
     app_networks: Vec<cli::Verification>,
 }
 
-fn verify(files: &[PathBuf], output: VerifyOutput) -> Result<u8, CliError> {
+fn verify(files: &[PathBuf], output: VerifyOutput, cluster: &[Cidr]) -> Result<u8, CliError> {
     let input = cli::input::read_files(files)?;
     let results: Vec<cli::Verification> = app_networks(&input, "verify")?
         .iter()
-        .map(cli::verify)
+        .map(|m| cli::verify_in(m, cluster))
         .collect();
     let passed = results.iter().all(cli::Verification::passed);
     match output {

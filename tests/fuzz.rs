@@ -471,6 +471,7 @@ fn owner(kind: &str, name: &str) -> Owner {
 fn env() -> Env {
     Env {
         api_server: vec![("192.0.2.10".parse().expect("ip"), 6443)],
+        ..Env::default()
     }
 }
 

@@ -5,7 +5,8 @@
 //! The generator covers tiers with overlapping and expression selectors, tier ports over TCP,
 //! UDP and SCTP (numbers, a range with `endPort`, and container port names), flows between tiers (with HTTP rules now and then, which count as their L4
 //! ports), namespace peers (by name, by label selector, every namespace; with and without pod
-//! selectors), CIDR peers with `except` (some covering pod address ranges), the baseline both
+//! selectors), CIDR peers with `except` (some covering pod address ranges), `world` peers (the simulation's
+//! made-up cluster ranges left out; Cilium's world entity), the baseline both
 //! ways, DNS on and off, and a NodeLocal DNSCache address. Left out on purpose:
 //! - `fqdn` and `kubeAPIServer` peers: not checkable offline on every backend (verify says so);
 //!   `tests/cli.rs` covers how verify reports them.
@@ -38,6 +39,7 @@ enum Outside {
     NamespaceSelector { sel: u8, pods: u8 },
     All { pods: u8 },
     Cidr(u8),
+    World,
     Own { pods: u8 },
 }
 
@@ -71,6 +73,7 @@ fn outside() -> impl Strategy<Value = Outside> {
         (0u8..6, 0u8..4).prop_map(|(sel, pods)| Outside::NamespaceSelector { sel, pods }),
         (1u8..4).prop_map(|pods| Outside::All { pods }),
         (0u8..9).prop_map(Outside::Cidr),
+        Just(Outside::World),
         (1u8..4).prop_map(|pods| Outside::Own { pods }),
     ]
 }
@@ -239,6 +242,7 @@ fn outside_peer(o: &Outside, plan: &Plan, source: bool) -> Value {
             }
             p
         }
+        Outside::World => json!({"world": true}),
         // Pods of the app's own namespace outside every tier are refused by validation (tierflow
         // itself isolates them); the plan's "own" peers become pods of another namespace.
         Outside::Own { pods } => with_pods(json!({"namespace": "monitoring"}), *pods),
@@ -386,6 +390,7 @@ fn the_generator_produces_valid_specs_of_every_shape() {
         Outside::All { pods: 2 },
         Outside::Cidr(0),
         Outside::Cidr(4),
+        Outside::World,
         Outside::Own { pods: 3 },
     ];
     let plan = Plan {
@@ -501,7 +506,7 @@ mod admission {
             Just("/static/**".to_string()),
             Just("/(?=x)".to_string()),
             Just("(a)\\1".to_string()),
-            "[a-z/*.+?(){}\\[\\]\\\\|^$]{0,12}",
+            "[a-z/*.+?(){}\\[\\]\\\\|^$]{1,12}",
         ]
     }
 

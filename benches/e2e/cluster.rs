@@ -148,7 +148,10 @@ pub async fn env(client: &Client) -> Env {
     }
     api_server.sort();
     api_server.dedup();
-    Env { api_server }
+    Env {
+        api_server,
+        ..Env::default()
+    }
 }
 
 fn owner_of(kind: &str, name: &str, uid: &str) -> Owner {

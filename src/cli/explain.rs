@@ -67,7 +67,23 @@ pub struct Table {
 
 /// Builds the truth table of `model` rendered for `backend`.
 pub fn explain(model: &AppModel, backend: Backend) -> Result<Table, EngineError> {
-    let reps = representatives(model, Options::default());
+    explain_in(model, backend, &[])
+}
+
+/// [`explain`] on a cluster whose pod and service ranges are `cluster` (`--cluster-cidr`;
+/// empty: made-up ranges, which a note names when a `world` peer uses them).
+pub fn explain_in(
+    model: &AppModel,
+    backend: Backend,
+    cluster: &[crate::core::Cidr],
+) -> Result<Table, EngineError> {
+    let reps = representatives(
+        model,
+        Options {
+            near_misses: false,
+            cluster_cidrs: cluster.to_vec(),
+        },
+    );
     let ports = probe_ports(model, &reps, false);
     let (sim, render_notes) = simulation(model, &reps, backend)?;
     let api_as_address = !backend.capabilities().api_server_entity;
@@ -107,6 +123,17 @@ pub fn explain(model: &AppModel, backend: Backend) -> Result<Table, EngineError>
         cells.push(row);
     }
     let mut notes = reps.notes.clone();
+    if cluster.is_empty() && crate::plan::first_world(model).is_some() {
+        notes.push(format!(
+            "world peers: no --cluster-cidr given, so the cluster's ranges are assumed to be {} \
+             (the pods here get addresses in them)",
+            reps.cluster_cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
     if model.audit {
         notes.push(
             "mode Audit: simulated the enforcing form of the policies (Calico stages exactly \

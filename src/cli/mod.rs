@@ -20,8 +20,8 @@ use std::fmt;
 use crate::core::{Port, Protocol};
 
 pub use crate::verify::{
-    reachability, verify, verify_backend, verify_objects, BackendReport, Difference, Matrix,
-    Options, Representatives, Verification,
+    reachability, verify, verify_backend, verify_in, verify_objects, BackendReport, Difference,
+    Matrix, Options, Representatives, Verification,
 };
 
 /// Exit code: everything is fine.
@@ -99,6 +99,12 @@ pub enum CliError {
 }
 
 /// Parses a port as the command line takes it: `80`, `80/TCP`, `53/udp`, `9999/SCTP`.
+/// Parses a `--cluster-cidr` value (a canonical CIDR of either family).
+pub fn parse_cidr(s: &str) -> Result<crate::core::Cidr, String> {
+    crate::core::Cidr::parse(s).map_err(|e| e.to_string())
+}
+
+/// Parses a port given on the command line.
 pub fn parse_port(s: &str) -> Result<Port, String> {
     let (number, protocol) = match s.split_once('/') {
         Some((n, p)) => (

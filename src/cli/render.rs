@@ -73,6 +73,8 @@ pub struct RenderOptions {
     pub namespace_labels: NamespaceLabels,
     /// The operator's namespace (a system namespace for ClusterBaselines).
     pub operator_namespace: String,
+    /// The cluster's pod and service ranges (`--cluster-cidr`), for `world` peers.
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
 }
 
 /// What `render` produced: objects in apply order (per-tier allows, cluster-wide objects, then
@@ -160,6 +162,8 @@ pub fn cluster(options: &RenderOptions) -> plan::Cluster {
         forced_backend: options.backend,
         env: Env::default(),
         operator_namespace: options.operator_namespace.clone(),
+        cluster_cidrs: options.cluster_cidrs.clone(),
+        cluster_cidrs_source: "--cluster-cidr".to_string(),
         ..plan::Cluster::default()
     }
 }

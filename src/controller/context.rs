@@ -50,6 +50,8 @@ pub struct Context {
     pub operator_namespace: String,
     /// The backend `Auto` means when set (`--backend`); detection decides otherwise.
     pub default_backend: Option<Backend>,
+    /// The cluster's pod and service ranges (`--cluster-cidr`); empty: the nodes' pod ranges.
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
     /// What CNI detection concluded (kept current).
     pub detection: watch::Receiver<Detection>,
     /// The API server's endpoints (kept current).
@@ -82,6 +84,7 @@ impl Context {
                 .read()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
+            cluster_cidrs: self.cluster().cluster_cidrs,
         }
     }
 
@@ -184,6 +187,8 @@ pub struct Options {
     pub operator_namespace: String,
     /// The backend `Auto` means (`None`: detect the CNI).
     pub default_backend: Option<Backend>,
+    /// The cluster's pod and service ranges (`--cluster-cidr`; empty: read the nodes').
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
     /// Where reconciles are counted (a fresh registry when `None`).
     pub metrics: Option<Arc<Metrics>>,
     /// With leader election: the controllers (the only writers) start once this replica leads.
@@ -197,6 +202,7 @@ impl Default for Options {
             operator_namespace: std::env::var("POD_NAMESPACE")
                 .unwrap_or_else(|_| crate::vocab::DEFAULT_OPERATOR_NAMESPACE.into()),
             default_backend: None,
+            cluster_cidrs: Vec::new(),
             metrics: None,
             leadership: None,
         }

@@ -13,6 +13,7 @@
 //! caches; [`fence`] refuses writes from a replica that no longer leads; [`retry`] backs off per
 //! object.
 
+pub mod cluster_ranges;
 pub mod clusterbaseline;
 pub mod context;
 pub mod detect;

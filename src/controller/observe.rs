@@ -5,7 +5,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::Context;
 use crate::plan::{self, Record, Records};
-use crate::render::ObjectKind;
+use crate::render::{Env, ObjectKind};
 use crate::vocab::{BASELINE_NAME, CLUSTER_BASELINE_LABEL, ROLE_CLUSTER_BASELINE, ROLE_LABEL};
 
 impl Context {
@@ -13,17 +13,40 @@ impl Context {
     /// endpoints and the operator's namespace.
     pub fn cluster(&self) -> plan::Cluster {
         let d = self.detected();
+        let flag = !self.cluster_cidrs.is_empty();
+        let cluster_cidrs = if flag {
+            self.cluster_cidrs.clone()
+        } else {
+            self.server
+                .read()
+                .map(|f| f.node_pod_cidrs.clone())
+                .unwrap_or_default()
+        };
+        let env = Env {
+            api_server: self
+                .api_server
+                .read()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+            cluster_cidrs: Vec::new(),
+        };
         plan::Cluster {
             served: Some(d.kinds.clone()),
             auto_backend: Some(self.default_backend.unwrap_or(d.backend)),
             forced_backend: None,
-            env: self.env(),
+            env,
             operator_namespace: self.operator_namespace.clone(),
             no_port_ranges: self
                 .server
                 .read()
                 .map(|f| f.no_port_ranges.clone())
                 .unwrap_or_default(),
+            cluster_cidrs_source: if cluster_cidrs.is_empty() {
+                String::new()
+            } else {
+                super::cluster_ranges::source(flag).to_string()
+            },
+            cluster_cidrs,
         }
     }
 

@@ -19,7 +19,9 @@ use serde_json::json;
 use super::context::Context;
 use super::memory::Verdict;
 use crate::apply::FIELD_MANAGER;
-use crate::crd::{AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRefStatus};
+use crate::crd::{
+    AppNetwork, AppNetworkStatus, Condition, FlowsStatus, ObjectRefStatus, WorldStatus,
+};
 use crate::error::Result;
 use crate::model::{AppModel, Backend};
 use crate::plan::{AppPlan, HoldReason};
@@ -188,6 +190,30 @@ fn in_place(ctx: &Context, ns: &str, plan: &AppPlan, st: &mut AppNetworkStatus) 
     }
 }
 
+/// What a `world` peer was written as: the entity, or the cluster ranges left out (and where
+/// they came from). `None` when the AppNetwork has no world peer.
+pub fn world_status(
+    cluster: &crate::plan::Cluster,
+    model: &AppModel,
+    backend: Backend,
+) -> Option<WorldStatus> {
+    crate::plan::first_world(model)?;
+    if backend.capabilities().world_entity {
+        return Some(WorldStatus {
+            cluster_cidrs: Vec::new(),
+            source: format!("the {} world entity (no ranges needed)", backend.as_str()),
+        });
+    }
+    Some(WorldStatus {
+        cluster_cidrs: cluster
+            .cluster_cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        source: cluster.cluster_cidrs_source.clone(),
+    })
+}
+
 async fn applied(
     ctx: &Context,
     plan: &AppPlan,
@@ -212,6 +238,7 @@ async fn applied(
     st.policy_count = st.policies.len() as i64;
     st.backend = Some(backend.as_str().to_string());
     st.audit = model.audit;
+    st.world = world_status(&ctx.cluster(), model, backend);
     status::remove(&mut st.conditions, STALLED);
 
     let blocking: Vec<_> = plan
@@ -394,8 +421,10 @@ async fn compute(
     let has_others = !others.is_empty();
     let m = model.clone();
     let Ok((report, combined)) = tokio::task::spawn_blocking(move || {
-        let ours = crate::verify::verify_objects(&m, objects, backend);
-        let combined = has_others.then(|| crate::verify::verify_objects(&m, with_others, backend));
+        let cluster = &env.cluster_cidrs;
+        let ours = crate::verify::verify_objects(&m, objects, backend, cluster);
+        let combined =
+            has_others.then(|| crate::verify::verify_objects(&m, with_others, backend, cluster));
         (ours, combined)
     })
     .await

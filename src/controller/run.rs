@@ -219,6 +219,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         recorder: Recorder::new(client.clone(), reporter),
         operator_namespace: options.operator_namespace,
         default_backend: options.default_backend,
+        cluster_cidrs: options.cluster_cidrs,
         detection: detection_rx,
         api_server,
         failures: Arc::default(),

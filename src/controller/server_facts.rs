@@ -1,5 +1,5 @@
 //! Facts about the served APIs that decide what may be written: whether a port range's end
-//! survives a write. Read at startup and every [`REFRESH`] (a CRD may be installed or upgraded
+//! survives a write, and the nodes' pod ranges (`super::cluster_ranges`). Read at startup and every [`REFRESH`] (a CRD may be installed or upgraded
 //! later); a change re-plans every namespace.
 //!
 //! - **NetworkPolicy `endPort`** (standard backend): added in Kubernetes 1.21 behind the alpha
@@ -38,6 +38,9 @@ pub struct ServerFacts {
     /// The backends that would drop a port range's end, with why (for the status message):
     /// [`crate::plan::Cluster::no_port_ranges`].
     pub no_port_ranges: BTreeMap<Backend, String>,
+    /// The pod ranges the nodes carry (`super::cluster_ranges`), for `world` peers when the
+    /// operator has no `--cluster-cidr`.
+    pub node_pod_cidrs: Vec<crate::core::Cidr>,
 }
 
 /// The first minor version of Kubernetes 1.x that keeps `endPort` by default.
@@ -100,7 +103,10 @@ pub async fn read(client: &Client) -> ServerFacts {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot read the CiliumNetworkPolicy CRD"),
     }
-    ServerFacts { no_port_ranges: no }
+    ServerFacts {
+        no_port_ranges: no,
+        node_pod_cidrs: super::cluster_ranges::read(client).await,
+    }
 }
 
 /// Reads the facts now, then keeps them current; a change re-plans every namespace.

@@ -182,3 +182,129 @@ async fn on_a_cilium_crd_without_end_port_ranges_are_refused_and_names_accepted(
     assert!(app.name_any() == "named");
     ns.delete().await;
 }
+
+const WORLD: &str = r#"
+dns: {nodeLocalAddress: "fd00::10"}
+tiers:
+  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}
+flows:
+  - {from: {world: true}, to: {tier: web}}
+  - {from: {tier: web}, to: {world: true}, ports: [{port: 443}]}
+  - {from: {tier: web}, to: {cidr: "2001:db8::/32", except: ["2001:db8:1::/48"]}, ports: [{port: 8443}]}
+"#;
+
+/// This control plane has no nodes (so no `spec.podCIDRs`) and the test operator runs without
+/// `--cluster-cidr`: a world peer on the standard backend is refused, never written as a bare
+/// `0.0.0.0/0`; on Cilium (the world entity) it is applied, and the real Cilium CRD accepts it.
+#[tokio::test]
+async fn a_world_peer_without_cluster_ranges_is_refused_where_it_needs_them() {
+    let (client, ns, third_party) = setup("world").await;
+    apply_app(&client, &ns.name, "world", WORLD).await;
+    let app = wait_ready(&client, &ns.name, "world", "False").await;
+    let (_, reason, message) = ready(&app);
+    assert_eq!(reason, "ClusterRangesUnknown", "{message}");
+    assert!(
+        message.starts_with("spec.flows[0].from: a world peer on NetworkPolicy"),
+        "{message}"
+    );
+    assert!(policy(&client, &ns.name, "tierflow-world-web")
+        .await
+        .is_none());
+    if third_party {
+        apply_app(
+            &client,
+            &ns.name,
+            "cworld",
+            &format!("backend: Cilium\n{WORLD}"),
+        )
+        .await;
+        let app = wait_ready(&client, &ns.name, "cworld", "True").await;
+        assert_eq!(ready(&app).1, "Applied");
+        let world = app
+            .status
+            .as_ref()
+            .and_then(|s| s.world.clone())
+            .expect("status.world");
+        assert!(world.cluster_cidrs.is_empty() && world.source.contains("world entity"));
+        let web = spec_of(
+            &client,
+            ObjectKind::CiliumNetworkPolicy,
+            &ns.name,
+            "tierflow-cworld-web",
+        )
+        .await;
+        assert_eq!(web["ingress"][0]["fromEntities"], json!(["world"]));
+        assert!(web["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["toEntities"] == json!(["world"])));
+        assert!(web["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["toCIDRSet"]
+                == json!([{"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48"]}])));
+    }
+    ns.delete().await;
+}
+
+/// What `tierflow render --cluster-cidr ...` writes for world and IPv6 peers, created as is:
+/// the API server (NetworkPolicy) and the real Calico and Cilium schemas accept every object.
+#[tokio::test]
+async fn rendered_world_and_ipv6_objects_are_accepted_on_every_backend() {
+    use tierflow::cli::render::{render_input, RenderOptions};
+    use tierflow::core::Cidr;
+    use tierflow::model::Backend;
+    let (client, ns, third_party) = setup("world-render").await;
+    let cluster: Vec<Cidr> = [
+        "10.244.0.0/16",
+        "10.96.0.0/12",
+        "fd00:10:244::/56",
+        "fd00:10:96::/112",
+    ]
+    .iter()
+    .map(|c| Cidr::parse(c).unwrap())
+    .collect();
+    let doc = format!(
+        "apiVersion: tierflow.dev/v1alpha1\nkind: AppNetwork\nmetadata: {{name: offline, namespace: {}}}\nspec:\n{}",
+        ns.name,
+        WORLD.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    );
+    let input = tierflow::cli::input::parse("world.yaml", &doc).unwrap();
+    let backends: &[Backend] = if third_party {
+        &[Backend::NetworkPolicy, Backend::Calico, Backend::Cilium]
+    } else {
+        &[Backend::NetworkPolicy]
+    };
+    for backend in backends {
+        let out = render_input(
+            &input,
+            &RenderOptions {
+                backend: Some(*backend),
+                cluster_cidrs: cluster.clone(),
+                ..RenderOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(!out.objects.is_empty());
+        for o in &out.objects {
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), &ns.name, &api_resource(o.kind));
+            let mut body: DynamicObject = serde_json::from_value(o.body.clone()).unwrap();
+            body.metadata.name = Some(format!("{}-{}", o.name(), backend.as_str().to_lowercase()));
+            let created = api
+                .create(&Default::default(), &body)
+                .await
+                .unwrap_or_else(|e| panic!("{backend:?} {}: {e}", o.name()));
+            // Nothing pruned: the spec reads back as written.
+            assert_eq!(
+                created.data["spec"],
+                o.body["spec"],
+                "{backend:?} {}",
+                o.name()
+            );
+        }
+    }
+    ns.delete().await;
+}

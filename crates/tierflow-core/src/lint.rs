@@ -214,6 +214,7 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
         admission(o, &mut out);
     }
     structural(&base, &mut out);
+    all_addresses(&base, &mut out);
     if pods_given {
         for (i, p) in base.policies().iter().enumerate() {
             if !matches!(p.subject, Subject::Nothing) && base.selected_count(i) == 0 {
@@ -238,6 +239,99 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
     });
     out.dedup();
     Ok(out)
+}
+
+/// The "every address" networks a peer alternative holds, with their exceptions (Kubernetes
+/// `ipBlock`, Calico `nets` / `notNets`, Cilium CIDR sets).
+fn networks(alt: &Alt) -> Vec<(crate::core::Cidr, Vec<crate::core::Cidr>)> {
+    match alt {
+        Alt::K8sBlock { cidr, except } | Alt::CiliumCidr { cidr, except } => {
+            vec![(*cidr, except.clone())]
+        }
+        Alt::Calico(e) => e.nets.iter().map(|n| (*n, e.not_nets.clone())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// `0.0.0.0/0` without `::/0` on a dual-stack input (per policy and direction, since one rule
+/// cannot mix families on Calico), and every-address blocks that also match pods.
+fn all_addresses(s: &Scenario, out: &mut Vec<Finding>) {
+    let policies = || {
+        s.policies()
+            .iter()
+            .filter(|p| p.flavor != Flavor::ClusterNetworkPolicy)
+    };
+    let sections = |p: &'_ crate::engine::Policy| -> Vec<(Direction, Vec<Alt>)> {
+        [
+            (Direction::Ingress, &p.ingress),
+            (Direction::Egress, &p.egress),
+        ]
+        .into_iter()
+        .filter_map(|(dir, sec)| {
+            let sec = sec.as_ref()?;
+            let alts = sec
+                .rules
+                .iter()
+                .filter(|r| r.action == Action::Allow && !r.never)
+                .filter_map(|r| {
+                    if dir == Direction::Ingress {
+                        r.src
+                    } else {
+                        r.dst
+                    }
+                })
+                .filter_map(|id| s.peer(id))
+                .flat_map(|a| a.iter().cloned())
+                .collect();
+            Some((dir, alts))
+        })
+        .collect()
+    };
+    let dual = s.pods().iter().any(|p| p.ip.is_some_and(|ip| ip.is_ipv6()))
+        || policies().any(|p| {
+            sections(p)
+                .iter()
+                .any(|(_, alts)| alts.iter().flat_map(networks).any(|(c, _)| !c.is_ipv4()))
+        });
+    for p in policies() {
+        let obj = Some(p.display.clone());
+        for (dir, alts) in sections(p) {
+            let nets: Vec<_> = alts.iter().flat_map(networks).collect();
+            let v4 = nets.iter().any(|(c, _)| c.is_all() && c.is_ipv4());
+            let v6 = nets.iter().any(|(c, _)| c.is_all() && !c.is_ipv4());
+            let d = match dir {
+                Direction::Ingress => "ingress",
+                Direction::Egress => "egress",
+            };
+            if dual && v4 && !v6 {
+                out.push(finding(
+                    "ipv4-only-all-addresses",
+                    obj.clone(),
+                    format!(
+                        "spec.{d}: allows 0.0.0.0/0 but not ::/0 on a dual-stack input, so the \
+                         same traffic over IPv6 is denied; add ::/0 (with the cluster's IPv6 \
+                         ranges in except)"
+                    ),
+                ));
+            }
+            if p.flavor == Flavor::Kubernetes || p.flavor == Flavor::Calico {
+                for (c, except) in &nets {
+                    if c.is_all() && except.is_empty() {
+                        out.push(finding(
+                            "all-addresses-matches-pods",
+                            obj.clone(),
+                            format!(
+                                "spec.{d}: {c} with no except also matches every pod of the \
+                                 cluster (NetworkPolicy and Calico match pod addresses); if the \
+                                 internet was meant, except the cluster's pod and service \
+                                 ranges (tierflow: a world peer)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Findings read off the compiled rules: permissive namespace selectors, unrestricted peers,
@@ -683,7 +777,7 @@ spec:
             assert!(seen.insert(*code), "{code} twice");
             assert!(!description.is_empty());
         }
-        assert_eq!(seen.len(), 17);
+        assert_eq!(seen.len(), 19);
     }
 
     #[test]
@@ -1081,5 +1175,47 @@ spec:
         assert!(found.len() >= 2);
         assert_eq!(found[0].severity, Severity::Error);
         assert!(found.windows(2).all(|w| w[0].severity <= w[1].severity));
+    }
+}
+
+#[cfg(test)]
+mod all_addresses_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn np(name: &str, blocks: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+               "metadata": {"name": name, "namespace": "shop"},
+               "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+                        "egress": [{"to": blocks, "ports": [{"port": 443, "protocol": "TCP"}]}]}})
+    }
+
+    fn codes(objects: &[serde_json::Value]) -> Vec<&'static str> {
+        lint(objects, false)
+            .unwrap()
+            .iter()
+            .map(|f| f.code)
+            .collect()
+    }
+
+    #[test]
+    fn all_addresses_without_except_match_pods_and_v4_only_is_flagged_on_dual_stack() {
+        let internet = np("internet", json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}]));
+        let found = codes(std::slice::from_ref(&internet));
+        assert!(found.contains(&"all-addresses-matches-pods"), "{found:?}");
+        // Single-stack input: no IPv6 finding.
+        assert!(!found.contains(&"ipv4-only-all-addresses"), "{found:?}");
+        // An IPv6 network anywhere makes the input dual-stack.
+        let v6 = np("v6", json!([{"ipBlock": {"cidr": "2001:db8::/32"}}]));
+        assert!(codes(&[internet, v6]).contains(&"ipv4-only-all-addresses"));
+        // tierflow's world peer: both families, the cluster left out: neither finding.
+        let world = np(
+            "world",
+            json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.244.0.0/16"]}},
+                   {"ipBlock": {"cidr": "::/0", "except": ["fd00:10:244::/56"]}}]),
+        );
+        let found = codes(&[world]);
+        assert!(!found.contains(&"all-addresses-matches-pods"), "{found:?}");
+        assert!(!found.contains(&"ipv4-only-all-addresses"), "{found:?}");
     }
 }

@@ -75,6 +75,7 @@ impl Backend {
                 api_server_entity: false,
                 deny_rules: false,
                 namespaced_objects: true,
+                world_entity: false,
             },
             Backend::Calico => Capabilities {
                 // Open-source Calico has no application layer policy.
@@ -87,6 +88,7 @@ impl Backend {
                 api_server_entity: true,
                 deny_rules: true,
                 namespaced_objects: true,
+                world_entity: false,
             },
             Backend::Cilium => Capabilities {
                 l7_http: true,
@@ -97,6 +99,8 @@ impl Backend {
                 api_server_entity: true,
                 deny_rules: true,
                 namespaced_objects: true,
+                // `fromEntities` / `toEntities: [world]`.
+                world_entity: true,
             },
             Backend::ClusterNetworkPolicy => Capabilities {
                 l7_http: false,
@@ -112,6 +116,8 @@ impl Backend {
                 // Cluster-scoped only. Its Baseline tier is evaluated after NetworkPolicies,
                 // so the namespaces' allows are standard NetworkPolicy.
                 namespaced_objects: false,
+                // Its `Networks` peers are CIDRs (and its AppNetworks are NetworkPolicies).
+                world_entity: false,
             },
         }
     }
@@ -157,6 +163,10 @@ pub struct Capabilities {
     /// ClusterNetworkPolicy Baseline tier is evaluated after them (an allow written as an
     /// `Admin` Accept would override every other namespace's and the platform's denies).
     pub namespaced_objects: bool,
+    /// Can name "outside the cluster" itself (an entity), whatever the cluster's ranges.
+    /// Without it, a `world` peer is every address minus the cluster's pod and service ranges,
+    /// and is refused while those are unknown (`HoldReason::ClusterRangesUnknown`).
+    pub world_entity: bool,
 }
 
 /// Which backend an object asks for.
@@ -279,6 +289,8 @@ pub enum Peer {
         /// Networks inside it to leave out.
         except: Vec<Cidr>,
     },
+    /// Any address outside the cluster: every address minus the cluster's own ranges.
+    World,
     /// A DNS name or `*.` wildcard (destinations only).
     Fqdn(String),
     /// The Kubernetes API server (destinations only).

@@ -693,6 +693,7 @@ fn peer(
         ("namespaceSelector", p.namespace_selector.is_some()),
         ("allNamespaces", p.all_namespaces == Some(true)),
         ("cidr", p.cidr.is_some()),
+        ("world", p.world == Some(true)),
         ("fqdn", p.fqdn.is_some()),
         ("kubeAPIServer", p.kube_api_server == Some(true)),
     ]
@@ -781,6 +782,16 @@ fn peer(
             pods: pods(errs)?,
         }),
         Some("cidr") => cidr_peer(p, field, errs),
+        Some("world") => {
+            if p.selector.is_some() {
+                errs.add(
+                    format!("{field}.selector"),
+                    "a world peer takes no pod selector",
+                );
+                return None;
+            }
+            Some(Peer::World)
+        }
         Some("fqdn") => {
             let name = p.fqdn.clone().unwrap_or_default();
             if p.selector.is_some() {
@@ -816,7 +827,7 @@ fn peer(
         _ => {
             errs.add(
                 field,
-                "set one of tier, namespace, namespaceSelector, allNamespaces, cidr, fqdn or kubeAPIServer",
+                "set one of tier, namespace, namespaceSelector, allNamespaces, cidr, world, fqdn or kubeAPIServer",
             );
             None
         }

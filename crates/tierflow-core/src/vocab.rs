@@ -90,6 +90,13 @@ pub const CILIUM_K8S_NAMESPACE_LABELS_PREFIX: &str =
     concat!(k8s_prefix!(), namespace_labels_prefix!());
 /// Cilium: the entity of the Kubernetes API server.
 pub const CILIUM_KUBE_APISERVER_ENTITY: &str = "kube-apiserver";
+/// Cilium: the entity of every address outside the cluster (both families).
+pub const CILIUM_WORLD_ENTITY: &str = "world";
+/// The label of the NodeLocal DNSCache pods, in the DNS namespace (the Kubernetes addon's
+/// `nodelocaldns.yaml` and Cilium's `examples/kubernetes-local-redirect/node-local-dns.yaml`).
+pub const NODE_LOCAL_DNS_LABEL_KEY: &str = "k8s-app";
+/// Its value.
+pub const NODE_LOCAL_DNS_LABEL_VALUE: &str = "node-local-dns";
 
 /// Calico `order` of per-tier policies: evaluated before baselines.
 pub const CALICO_TIER_ORDER: f64 = 100.0;
@@ -114,3 +121,8 @@ pub const GUARDRAIL_DEFAULT_PRIORITY: i32 = 50;
 /// The highest guardrail priority: below [`CALICO_TIER_ORDER`], so that on Calico every
 /// guardrail is ordered before tierflow's own namespaced policies.
 pub const GUARDRAIL_MAX_PRIORITY: i32 = 99;
+
+/// The NodeLocal DNSCache pods' selector ([`NODE_LOCAL_DNS_LABEL_KEY`]).
+pub fn node_local_dns_pods() -> crate::core::Selector {
+    crate::core::Selector::labels([(NODE_LOCAL_DNS_LABEL_KEY, NODE_LOCAL_DNS_LABEL_VALUE)])
+}

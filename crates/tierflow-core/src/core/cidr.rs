@@ -44,6 +44,20 @@ impl Cidr {
         Cidr(IpNet::from(addr))
     }
 
+    /// Every address of one family: `0.0.0.0/0` (`v4`) or `::/0`.
+    pub fn all(v4: bool) -> Self {
+        if v4 {
+            Cidr(IpNet::V4(ipnet::Ipv4Net::default()))
+        } else {
+            Cidr(IpNet::V6(ipnet::Ipv6Net::default()))
+        }
+    }
+
+    /// Whether this is every address of its family (`0.0.0.0/0`, `::/0`).
+    pub fn is_all(&self) -> bool {
+        self.prefix_len() == 0
+    }
+
     /// Whether `other` lies entirely inside this network (same address family).
     pub fn contains(&self, other: &Cidr) -> bool {
         self.0.contains(&other.0)
@@ -80,6 +94,13 @@ mod tests {
         assert_eq!(Cidr::parse("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
         assert_eq!(Cidr::parse("fd00::/8").unwrap().to_string(), "fd00::/8");
         assert_eq!(Cidr::parse("0.0.0.0/0").unwrap().prefix_len(), 0);
+    }
+
+    #[test]
+    fn all_of_a_family() {
+        assert_eq!(Cidr::all(true).to_string(), "0.0.0.0/0");
+        assert_eq!(Cidr::all(false).to_string(), "::/0");
+        assert!(Cidr::all(false).is_all() && !Cidr::parse("::/1").unwrap().is_all());
     }
 
     #[test]

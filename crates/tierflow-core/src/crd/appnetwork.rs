@@ -118,7 +118,7 @@ pub struct HttpRuleSpec {
 }
 
 /// One end of a flow. Set exactly one of `tier`, `namespace`, `namespaceSelector`,
-/// `allNamespaces`, `cidr`, `fqdn` or `kubeAPIServer`; `selector` narrows a namespace peer to
+/// `allNamespaces`, `cidr`, `world`, `fqdn` or `kubeAPIServer`; `selector` narrows a namespace peer to
 /// some of its pods and is rendered in the same peer (namespace AND pods). Pods of this
 /// AppNetwork's own namespace take part in flows only as tiers, since tierflow isolates every pod
 /// of the namespace; an `allNamespaces` peer that also selects a tier's pods brings that tier's
@@ -147,6 +147,13 @@ pub struct PeerSpec {
     /// Networks inside `cidr` to leave out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub except: Option<Vec<String>>,
+    /// Any address outside the cluster (the internet), IPv4 and IPv6: Cilium's `world` entity;
+    /// on NetworkPolicy and Calico every address minus the cluster's pod and service ranges
+    /// (the operator's `--cluster-cidr`, else the nodes' pod ranges). Unlike `cidr: 0.0.0.0/0`,
+    /// it never matches pods. Without known cluster ranges those backends refuse it
+    /// (ClusterRangesUnknown) rather than open pod traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<bool>,
     /// A DNS name (api.example.com) or wildcard (*.example.com), as a destination. Enforced on
     /// Cilium (toFQDNs); on other backends the flow is not rendered (fail closed) and Ready=False.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,10 +192,25 @@ pub struct AppNetworkStatus {
     /// The CNI tierflow detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cni: Option<String>,
+    /// What the `world` peers were written as: on NetworkPolicy and Calico, every address minus
+    /// these cluster ranges; on Cilium, its `world` entity. Absent without world peers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world: Option<WorldStatus>,
     /// How many declared flows the policies in place are verified to allow (by simulating them
     /// on representative pods for every tier and peer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flows: Option<FlowsStatus>,
+}
+
+/// What `world` peers were written as.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorldStatus {
+    /// The cluster's own ranges left out of "every address" (empty with a world entity).
+    #[serde(default, rename = "clusterCIDRs")]
+    pub cluster_cidrs: Vec<String>,
+    /// Where they came from: `--cluster-cidr`, the nodes' `spec.podCIDRs`, or the entity.
+    pub source: String,
 }
 
 /// Declared flows, and how many the policies in place are verified to allow.

@@ -6,7 +6,7 @@ mod common;
 
 pub use appnetwork::{
     AppNetwork, AppNetworkSpec, AppNetworkStatus, AppliedBaseline, BaselineSpec, FlowSpec,
-    FlowsStatus, HttpRuleSpec, PeerSpec, TierSpec,
+    FlowsStatus, HttpRuleSpec, PeerSpec, TierSpec, WorldStatus,
 };
 pub use clusterbaseline::{
     ClusterBaseline, ClusterBaselineSpec, ClusterBaselineStatus, GuardrailAction,

@@ -134,6 +134,20 @@ pub const CODES: &[(&str, Severity, &str)] = &[
         "a Calico policy some supported Calico releases refuse (a dotted name: v3.28 allows \
          none, v3.29-v3.31 only a `<tier>.` prefix)",
     ),
+    (
+        "ipv4-only-all-addresses",
+        Severity::Warning,
+        "on a dual-stack input (an IPv6 pod address or IPv6 network anywhere), a policy allows \
+         0.0.0.0/0 in a direction without ::/0: IPv6 traffic to or from the same places is \
+         denied",
+    ),
+    (
+        "all-addresses-matches-pods",
+        Severity::Warning,
+        "an ipBlock (Calico: nets) of 0.0.0.0/0 or ::/0 without the cluster's ranges in except \
+         (notNets): on NetworkPolicy and Calico it also matches every pod of the cluster, which \
+         is rarely meant by \"the internet\" (tierflow's world peer leaves the cluster out)",
+    ),
 ];
 
 /// A finding with the severity its code has in [`CODES`].

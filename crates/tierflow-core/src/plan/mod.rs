@@ -84,9 +84,25 @@ pub struct Cluster {
     /// an API server before Kubernetes 1.22, Cilium when its CRD has no `endPort` (before
     /// Cilium 1.16). Empty offline. Calico's `"first:last"` string ports need nothing.
     pub no_port_ranges: BTreeMap<Backend, String>,
+    /// The cluster's own pod and service ranges, both families (the operator's
+    /// `--cluster-cidr`, else the nodes' `spec.podCIDRs`; the CLI's `--cluster-cidr`): what a
+    /// `world` peer leaves out on backends without a world entity. Empty: unknown, and such
+    /// a peer is held there ([`HoldReason::ClusterRangesUnknown`]).
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
+    /// Where [`Self::cluster_cidrs`] came from, for status (`--cluster-cidr`, `node
+    /// spec.podCIDRs`).
+    pub cluster_cidrs_source: String,
 }
 
 impl Cluster {
+    /// The renderers' facts: [`Self::env`] with the cluster's ranges.
+    pub fn render_env(&self) -> Env {
+        Env {
+            cluster_cidrs: self.cluster_cidrs.clone(),
+            ..self.env.clone()
+        }
+    }
+
     /// The backend an input asking for `request` gets.
     pub fn resolve(&self, request: BackendRequest) -> Backend {
         if let Some(b) = self.forced_backend {
@@ -189,6 +205,10 @@ pub enum HoldReason {
     /// once Cilium rewrites it, an HTTP path that is not a Go regular expression, a Calico
     /// selector over 1,024 characters, more than 1,024 rules ([`crate::admit`]).
     BackendLimit,
+    /// A `world` peer on a backend that writes it as "every address minus the cluster's
+    /// ranges", while those ranges are unknown ([`Cluster::cluster_cidrs`]): writing it would
+    /// open pod-to-pod traffic.
+    ClusterRangesUnknown,
 }
 
 impl HoldReason {
@@ -201,6 +221,7 @@ impl HoldReason {
             HoldReason::PortRangeUnsupported => "PortRangeUnsupported",
             HoldReason::GuardrailUnsupported => "GuardrailUnsupported",
             HoldReason::BackendLimit => "BackendLimit",
+            HoldReason::ClusterRangesUnknown => "ClusterRangesUnknown",
         }
     }
 }
@@ -382,6 +403,34 @@ fn admission_hold<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Option<H
     })
 }
 
+/// The first `world` peer of the model, as its field (`spec.flows[2].to`).
+pub fn first_world(model: &AppModel) -> Option<String> {
+    model.flows.iter().find_map(|f| {
+        if f.from == crate::model::Peer::World {
+            Some(format!("spec.flows[{}].from", f.index))
+        } else if f.to == crate::model::Peer::World {
+            Some(format!("spec.flows[{}].to", f.index))
+        } else {
+            None
+        }
+    })
+}
+
+fn cluster_ranges_hold(field: &str, backend: Backend) -> Hold {
+    Hold {
+        reason: HoldReason::ClusterRangesUnknown,
+        message: format!(
+            "{field}: a world peer on {} is every address minus the cluster's pod and service \
+             ranges, and none are known (the operator's --cluster-cidr is not set and no node \
+             has spec.podCIDRs), so it would also match pods; nothing is changed (the policies \
+             in place stay). Start the operator with --cluster-cidr for every pod and service \
+             range",
+            backend.as_str()
+        ),
+        invalid: None,
+    }
+}
+
 fn invalid_hold(e: InvalidSpec, what: &str) -> Hold {
     Hold {
         reason: HoldReason::InvalidSpec,
@@ -466,7 +515,7 @@ fn cluster_baseline(
         backend,
         &cluster.operator_namespace,
         owner.as_ref(),
-        &cluster.env,
+        &cluster.render_env(),
     );
     if let Some(hold) = admission_hold(object.iter()) {
         plan.hold = Some(hold);
@@ -708,7 +757,15 @@ fn plan_model(
             return (plan, None);
         }
     }
-    let rendered = render::tier_objects(&model, backend, owner.as_ref(), &cluster.env);
+    if cluster.cluster_cidrs.is_empty() && !backend.capabilities().world_entity {
+        if let Some(field) = first_world(&model) {
+            plan.hold = Some(cluster_ranges_hold(&field, backend));
+            plan.model = Some(model);
+            return (plan, None);
+        }
+    }
+    let env = cluster.render_env();
+    let rendered = render::tier_objects(&model, backend, owner.as_ref(), &env);
     // Its own share of the namespace baseline, alone: the merged baseline only adds the DNS
     // targets and denies of the other shares, each checked with its own input.
     let own_baseline = render::namespace_baseline(
@@ -717,7 +774,7 @@ fn plan_model(
         backend,
         model.audit,
         &[],
-        &cluster.env,
+        &env,
     );
     if let Some(hold) = admission_hold(rendered.objects.iter().chain(own_baseline.iter())) {
         plan.hold = Some(hold);
@@ -797,7 +854,7 @@ impl NamespacePlan {
                 backend,
                 audit,
                 &owners,
-                &cluster.env,
+                &cluster.render_env(),
             ) else {
                 continue;
             };
@@ -957,6 +1014,7 @@ pub fn app_objects(
     let cluster = Cluster {
         forced_backend: Some(backend),
         env: env.clone(),
+        cluster_cidrs: env.cluster_cidrs.clone(),
         ..Cluster::default()
     };
     let plan = AppPlan {

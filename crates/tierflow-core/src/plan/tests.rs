@@ -666,3 +666,43 @@ fn a_cluster_baseline_whose_calico_namespace_selector_is_too_long_is_held() {
     assert!(p.cluster_baselines[0].hold.is_none());
     assert!(admitted(&p));
 }
+const WORLD: &str = "
+tiers:
+  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}
+flows:
+  - {from: {world: true}, to: {tier: web}}
+  - {from: {tier: web}, to: {world: true}, ports: [{port: 443}]}
+";
+
+#[test]
+fn a_world_peer_without_cluster_ranges_is_held_where_it_would_match_pods() {
+    let web = app(WORLD);
+    for backend in [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium] {
+        let c = Cluster {
+            forced_backend: Some(backend),
+            ..cluster()
+        };
+        let p = namespace("prod", &labels("prod"), &[&web], &[], &c, &Nothing);
+        let held = p.apps[0].hold.as_ref().map(|h| h.reason);
+        if backend == Backend::Cilium {
+            // The world entity needs no ranges.
+            assert_eq!(held, None);
+        } else {
+            assert_eq!(held, Some(HoldReason::ClusterRangesUnknown), "{backend:?}");
+            let msg = &p.apps[0].hold.as_ref().unwrap().message;
+            assert!(
+                msg.starts_with("spec.flows[0].from: a world peer on"),
+                "{msg}"
+            );
+            assert!(p.apps[0].objects.is_empty());
+        }
+        // With ranges, nothing is held.
+        let known = Cluster {
+            cluster_cidrs: vec![crate::core::Cidr::parse("10.244.0.0/16").unwrap()],
+            ..c
+        };
+        let p = namespace("prod", &labels("prod"), &[&web], &[], &known, &Nothing);
+        assert!(p.apps[0].hold.is_none(), "{backend:?}");
+        assert_eq!(p.allows().count(), 1);
+    }
+}

@@ -209,8 +209,28 @@ fn entity(pairs: impl IntoIterator<Item = (&'static str, Value)>) -> Map<String,
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// The entity rules matching one resolved peer (one per rule to write).
+///
+/// A `world` peer is one entity rule per address family with a known cluster range: `nets`
+/// every address of the family, `notNets` the cluster's ranges of that family. Calico's
+/// validator refuses a rule whose `nets` / `notNets` mix IPv4 and IPv6 ("rule contains both
+/// IPv4 and IPv6 CIDRs": projectcalico/calico `libcalico-go/lib/validator/v3/validator.go`,
+/// `validateRule`, at 1c40a89292e7), so the families cannot share one rule.
+fn peer_entities(p: &Endpoint) -> Vec<Map<String, Value>> {
+    match p {
+        Endpoint::World { cluster } => ir::world_blocks(cluster)
+            .into_iter()
+            .map(|(all, except)| {
+                let not: Vec<String> = except.iter().map(ToString::to_string).collect();
+                entity([("nets", json!([all.to_string()])), ("notNets", json!(not))])
+            })
+            .collect(),
+        other => peer_entity(other).into_iter().collect(),
+    }
+}
+
 /// The entity rule matching one resolved peer (`None` for FQDN and named API server peers,
-/// which are not entity rules here).
+/// which are not entity rules here, and world peers: [`peer_entities`]).
 fn peer_entity(p: &Endpoint) -> Option<Map<String, Value>> {
     match p {
         Endpoint::Pods { namespaces, pods } => {
@@ -251,7 +271,7 @@ fn peer_entity(p: &Endpoint) -> Option<Map<String, Value>> {
             let nets: Vec<String> = hosts.iter().map(ToString::to_string).collect();
             Some(entity([("nets", json!(nets))]))
         }
-        Endpoint::Fqdn(_) | Endpoint::ApiServer(_) => None,
+        Endpoint::Fqdn(_) | Endpoint::ApiServer(_) | Endpoint::World { .. } => None,
     }
 }
 
@@ -280,8 +300,17 @@ fn dns_rules(dns: &DnsTarget) -> Vec<Value> {
     ]);
     let mut rules = allow_ports(&pods, &DNS_PORTS, false);
     if let Some(addr) = dns.node_local {
+        // The cache's address (host network), and its pods behind a local redirect.
         let nets = entity([("nets", json!([Cidr::host(addr).to_string()]))]);
         rules.extend(allow_ports(&nets, &DNS_PORTS, false));
+        let pods = entity([
+            ("namespaceSelector", json!(namespace_named(&dns.namespace))),
+            (
+                "selector",
+                json!(selector(&crate::vocab::node_local_dns_pods())),
+            ),
+        ]);
+        rules.extend(allow_ports(&pods, &DNS_PORTS, false));
     }
     rules
 }
@@ -346,7 +375,7 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
         .map(|t| {
             let mut ingress = Vec::new();
             for r in &t.ingress {
-                if let Some(src) = peer_entity(&r.peer) {
+                for src in peer_entities(&r.peer) {
                     push_unique(&mut ingress, allow_ports(&src, &r.ports, true));
                 }
             }
@@ -360,7 +389,7 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
                         push_unique(&mut egress, [api_server_rule()]);
                     }
                     to => {
-                        if let Some(dst) = peer_entity(to) {
+                        for dst in peer_entities(to) {
                             push_unique(&mut egress, allow_ports(&dst, &r.ports, false));
                         }
                     }

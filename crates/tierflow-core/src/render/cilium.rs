@@ -48,7 +48,7 @@ use crate::model::{
 use crate::vocab::{
     CILIUM_K8S_NAMESPACE_LABELS_PREFIX as NAMESPACE_LABELS_PREFIX,
     CILIUM_K8S_POD_NAMESPACE_LABEL as POD_NAMESPACE_LABEL, CILIUM_K8S_PREFIX as K8S_PREFIX,
-    CILIUM_KUBE_APISERVER_ENTITY as KUBE_APISERVER_ENTITY,
+    CILIUM_KUBE_APISERVER_ENTITY as KUBE_APISERVER_ENTITY, CILIUM_WORLD_ENTITY as WORLD_ENTITY,
 };
 /// Cilium rejects a `toPorts` entry with more ports than this (`maxPorts` in
 /// `pkg/policy/api`), so longer lists are split over several entries.
@@ -215,6 +215,7 @@ fn ingress_rule(r: &Rule) -> Option<Value> {
         Endpoint::Cidr { cidr, except } => {
             Some(rule("fromCIDRSet", cidr_set(cidr, except), to_ports))
         }
+        Endpoint::World { .. } => Some(rule("fromEntities", json!([WORLD_ENTITY]), to_ports)),
         Endpoint::Fqdn(_) | Endpoint::ApiServer(_) => None,
     }
 }
@@ -240,6 +241,7 @@ fn egress_rule(r: &Rule) -> Option<Value> {
         Endpoint::Cidr { cidr, except } => {
             Some(rule("toCIDRSet", cidr_set(cidr, except), to_ports))
         }
+        Endpoint::World { .. } => Some(rule("toEntities", json!([WORLD_ENTITY]), to_ports)),
         Endpoint::Fqdn(name) => Some(rule("toFQDNs", json!([fqdn_selector(name)]), to_ports)),
         // No ports: any port of the API server entity (it has only its own).
         Endpoint::ApiServer(ApiServer::Named) => {
@@ -269,10 +271,21 @@ fn dns_rules(dns: &DnsTarget, proxy: bool) -> Vec<Value> {
         json!([sel.value()]),
         to_ports(&DNS_PORTS, l7.as_ref()),
     )];
-    if let Some(addr) = dns.node_local {
+    if dns.node_local.is_some() {
+        // NodeLocal DNSCache on Cilium: Cilium documents it as pods (not on the host network)
+        // that a CiliumLocalRedirectPolicy puts behind the kube-dns service or the cache's
+        // address (<https://docs.cilium.io/en/stable/network/kubernetes/local-redirect-policy/#node-local-dns-cache>;
+        // cilium/cilium `examples/kubernetes-local-redirect/node-local-dns.yaml` and
+        // `node-local-dns-lrp.yaml` at 38ad0ab17b14: label `k8s-app: node-local-dns`). The
+        // redirect happens at the socket, so policy sees those pods. A `toCIDRSet` for the
+        // address could allow nothing: the address is local to the node, whose traffic Cilium
+        // gives the `host` / `remote-node` identity, which CIDR rules never select.
+        let mut sel = pods(&crate::vocab::node_local_dns_pods());
+        sel.labels
+            .insert(POD_NAMESPACE_LABEL.to_string(), dns.namespace.clone());
         rules.push(rule(
-            "toCIDRSet",
-            json!([{"cidr": Cidr::host(addr).to_string()}]),
+            "toEndpoints",
+            json!([sel.value()]),
             to_ports(&DNS_PORTS, l7.as_ref()),
         ));
     }
@@ -634,10 +647,31 @@ mod tests {
         let r = tier_objects(&m, None);
         let egress = rules(&r.objects[0], "egress");
         assert_eq!(egress[0], dns_rule(false));
+        // Not a toCIDRSet: the cache's pods, as Cilium's local redirect policy runs them.
         assert_eq!(
             egress[1],
-            json!({"toCIDRSet": [{"cidr": "169.254.20.10/32"}],
+            json!({"toEndpoints": [{"matchLabels": {"k8s:io.kubernetes.pod.namespace": "kube-system", "k8s:k8s-app": "node-local-dns"}}],
                    "toPorts": [{"ports": [{"port": "53", "protocol": "UDP"}, {"port": "53", "protocol": "TCP"}]}]})
+        );
+        // The same for an IPv6 cache address.
+        m.dns.as_mut().unwrap().node_local = Some("fd00::a".parse().unwrap());
+        let r6 = tier_objects(&m, None);
+        assert_eq!(rules(&r6.objects[0], "egress")[1], egress[1]);
+    }
+
+    #[test]
+    fn a_world_peer_is_the_world_entity_in_both_directions() {
+        let m = model_of(
+            "tiers:\n  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}\nflows:\n  - {from: {world: true}, to: {tier: web}}\n  - {from: {tier: web}, to: {world: true}, ports: [{port: 443}]}\n",
+        );
+        let r = tier_objects(&m, None);
+        let ingress = rules(&r.objects[0], "ingress");
+        assert_eq!(ingress[0]["fromEntities"], json!(["world"]));
+        let egress = rules(&r.objects[0], "egress");
+        assert_eq!(egress[1]["toEntities"], json!(["world"]));
+        assert_eq!(
+            egress[1]["toPorts"][0]["ports"],
+            json!([{"port": "443", "protocol": "TCP"}])
         );
     }
 

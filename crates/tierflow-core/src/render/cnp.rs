@@ -384,6 +384,7 @@ mod tests {
         assert_eq!(none.body["spec"]["egress"].as_array().unwrap().len(), 2);
         let env = Env {
             api_server: vec![("10.0.0.1".parse().unwrap(), 6443)],
+            ..Env::default()
         };
         let o = cluster_baseline("x", &m, "t", None, &env).unwrap();
         let rule = &o.body["spec"]["egress"][1];
@@ -433,6 +434,7 @@ mod tests {
                 ("10.0.0.1".parse().unwrap(), 6443),
                 ("fd00::1".parse().unwrap(), 443),
             ],
+            ..Env::default()
         };
         let check = |spec: &Value| {
             let mut names = Vec::new();

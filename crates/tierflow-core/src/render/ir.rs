@@ -31,6 +31,14 @@ pub enum Endpoint {
         /// Networks inside it to leave out.
         except: Vec<Cidr>,
     },
+    /// Any address outside the cluster. Backends with [`Capabilities::world_entity`] name it
+    /// as such; the others write, per address family with a known cluster range, every
+    /// address of the family minus `cluster` (a family without one is left out: fail closed,
+    /// never pod traffic).
+    World {
+        /// The cluster's own ranges ([`Env::cluster_cidrs`], sorted and unique).
+        cluster: Vec<Cidr>,
+    },
     /// A DNS name or `*.` wildcard (egress only; only on backends with
     /// [`Capabilities::fqdn`]).
     Fqdn(String),
@@ -131,7 +139,7 @@ pub fn build(model: &AppModel, backend: Backend, env: &Env) -> AppPolicy {
             let mut egress = Vec::new();
             for (f, r) in model.flows.iter().zip(&resolved) {
                 if f.to == Peer::Tier(t) {
-                    if let Some(from) = source(model, &f.from) {
+                    if let Some(from) = source(model, env, &f.from) {
                         merge(&mut ingress, from, &f.ports, &r.http, f.index);
                     }
                 }
@@ -253,7 +261,7 @@ fn resolve(
                 None
             }
         },
-        to => source(model, to),
+        to => source(model, env, to),
     };
     let http = if f.http.is_empty() || caps.l7_http {
         f.http.clone()
@@ -273,7 +281,7 @@ fn resolve(
 }
 
 /// A pod or network peer (`None` for destination-only peers and unknown tiers).
-fn source(model: &AppModel, p: &Peer) -> Option<Endpoint> {
+fn source(model: &AppModel, env: &Env, p: &Peer) -> Option<Endpoint> {
     match p {
         Peer::Tier(i) => model.tiers.get(*i).map(|t| Endpoint::Pods {
             namespaces: NamespaceMatch::Own,
@@ -287,8 +295,31 @@ fn source(model: &AppModel, p: &Peer) -> Option<Endpoint> {
             cidr: *cidr,
             except: except.clone(),
         }),
+        Peer::World => {
+            let mut cluster = env.cluster_cidrs.clone();
+            cluster.sort();
+            cluster.dedup();
+            Some(Endpoint::World { cluster })
+        }
         Peer::Fqdn(_) | Peer::KubeApiServer => None,
     }
+}
+
+/// A world peer as networks, for backends without a world entity: per family with a known
+/// cluster range, every address of the family minus the cluster's ranges of that family
+/// (IPv4 first). A family without a known range is left out (fail closed).
+pub fn world_blocks(cluster: &[Cidr]) -> Vec<(Cidr, Vec<Cidr>)> {
+    [true, false]
+        .into_iter()
+        .filter_map(|v4| {
+            let except: Vec<Cidr> = cluster
+                .iter()
+                .filter(|c| c.is_ipv4() == v4)
+                .copied()
+                .collect();
+            (!except.is_empty()).then(|| (Cidr::all(v4), except))
+        })
+        .collect()
 }
 
 /// Adds a rule, or the flow to an equal rule already there (renders the same either way).
@@ -320,6 +351,7 @@ mod tests {
                 ("10.0.0.1".parse().unwrap(), 6443),
                 ("10.0.0.1".parse().unwrap(), 443),
             ],
+            ..Env::default()
         }
     }
 

@@ -255,3 +255,127 @@ mod port_forms {
         );
     }
 }
+
+#[cfg(test)]
+mod world_tests {
+    use super::fixtures::model_of;
+    use super::*;
+    use crate::core::Cidr;
+    use serde_json::json;
+
+    const WORLD: &str = "
+tiers:
+  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}
+flows:
+  - {from: {world: true}, to: {tier: web}}
+  - {from: {tier: web}, to: {world: true}, ports: [{port: 443}]}
+";
+
+    fn env(ranges: &[&str]) -> Env {
+        Env {
+            cluster_cidrs: ranges.iter().map(|r| Cidr::parse(r).unwrap()).collect(),
+            ..Env::default()
+        }
+    }
+
+    const DUAL: [&str; 4] = [
+        "10.244.0.0/16",
+        "10.96.0.0/12",
+        "fd00:10:244::/56",
+        "fd00:10:96::/112",
+    ];
+
+    #[test]
+    fn networkpolicy_world_is_every_address_minus_the_cluster_per_family() {
+        let r = tier_objects(&model_of(WORLD), Backend::NetworkPolicy, None, &env(&DUAL));
+        let spec = &r.objects[0].body["spec"];
+        let blocks = json!([
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.96.0.0/12", "10.244.0.0/16"]}},
+            {"ipBlock": {"cidr": "::/0", "except": ["fd00:10:96::/112", "fd00:10:244::/56"]}}
+        ]);
+        assert_eq!(spec["ingress"][0]["from"], blocks);
+        assert_eq!(spec["egress"][1]["to"], blocks);
+        // Only IPv4 ranges known: only IPv4 is written (an IPv6 ::/0 would match IPv6 pods).
+        let r = tier_objects(
+            &model_of(WORLD),
+            Backend::NetworkPolicy,
+            None,
+            &env(&DUAL[..2]),
+        );
+        let from = &r.objects[0].body["spec"]["ingress"][0]["from"];
+        assert_eq!(from.as_array().unwrap().len(), 1);
+        assert_eq!(from[0]["ipBlock"]["cidr"], "0.0.0.0/0");
+    }
+
+    #[test]
+    fn calico_world_is_one_rule_per_family_never_mixing_families() {
+        let r = tier_objects(&model_of(WORLD), Backend::Calico, None, &env(&DUAL));
+        let ingress = r.objects[0].body["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(ingress.len(), 2);
+        assert_eq!(
+            ingress[0]["source"],
+            json!({"nets": ["0.0.0.0/0"], "notNets": ["10.96.0.0/12", "10.244.0.0/16"]})
+        );
+        assert_eq!(
+            ingress[1]["source"],
+            json!({"nets": ["::/0"], "notNets": ["fd00:10:96::/112", "fd00:10:244::/56"]})
+        );
+        for rule in r.objects[0].body["spec"]["egress"].as_array().unwrap() {
+            for side in ["source", "destination"] {
+                let nets: Vec<String> = ["nets", "notNets"]
+                    .iter()
+                    .flat_map(|f| rule[side][f].as_array().cloned().unwrap_or_default())
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                let v4 = nets.iter().filter(|n| n.contains('.')).count();
+                assert!(v4 == 0 || v4 == nets.len(), "mixed families in {rule}");
+            }
+        }
+    }
+
+    #[test]
+    fn ipv6_cidr_peers_and_excepts_render_on_every_backend() {
+        let m = model_of(
+            "tiers:\n  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}\nflows:\n  - {from: {cidr: \"2001:db8::/32\", except: [\"2001:db8:1::/48\"]}, to: {tier: web}}\n",
+        );
+        let np = tier_objects(&m, Backend::NetworkPolicy, None, &Env::default());
+        assert_eq!(
+            np.objects[0].body["spec"]["ingress"][0]["from"],
+            json!([{"ipBlock": {"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48"]}}])
+        );
+        let calico = tier_objects(&m, Backend::Calico, None, &Env::default());
+        assert_eq!(
+            calico.objects[0].body["spec"]["ingress"][0]["source"],
+            json!({"nets": ["2001:db8::/32"], "notNets": ["2001:db8:1::/48"]})
+        );
+        let cilium = tier_objects(&m, Backend::Cilium, None, &Env::default());
+        assert_eq!(
+            cilium.objects[0].body["spec"]["ingress"][0]["fromCIDRSet"],
+            json!([{"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48"]}])
+        );
+    }
+
+    #[test]
+    fn an_ipv6_node_local_dns_address_is_a_slash_128() {
+        let mut m = model_of(WORLD);
+        m.dns.as_mut().unwrap().node_local = Some("fd00::10".parse().unwrap());
+        let np = tier_objects(&m, Backend::NetworkPolicy, None, &env(&DUAL));
+        let dns = &np.objects[0].body["spec"]["egress"][0]["to"];
+        assert_eq!(dns[1], json!({"ipBlock": {"cidr": "fd00::10/128"}}));
+        assert_eq!(
+            dns[2]["podSelector"],
+            json!({"matchLabels": {"k8s-app": "node-local-dns"}})
+        );
+        let calico = tier_objects(&m, Backend::Calico, None, &env(&DUAL));
+        let egress = calico.objects[0].body["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(egress
+            .iter()
+            .any(|r| r["destination"]["nets"] == json!(["fd00::10/128"])));
+    }
+}

@@ -17,6 +17,7 @@ use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
 use crate::validate::label_selector;
+use crate::vocab::node_local_dns_pods;
 
 fn object(p: &NetworkPolicy) -> Object {
     typed_object(ObjectKind::NetworkPolicy, p)
@@ -166,7 +167,14 @@ fn dns_rule(dns: &DnsTarget) -> NetworkPolicyEgressRule {
         ip_block: None,
     }];
     if let Some(addr) = dns.node_local {
+        // The cache's address (a host-network listener, /32 or /128), and its pods where it
+        // runs as pods behind a local redirect (Cilium's setup, also with this backend).
         to.push(ip_block(&Cidr::host(addr), &[]));
+        to.push(NetworkPolicyPeer {
+            namespace_selector: Some(namespace_named(&dns.namespace)),
+            pod_selector: Some(label_selector(&node_local_dns_pods())),
+            ip_block: None,
+        });
     }
     NetworkPolicyEgressRule {
         to: Some(to),
@@ -209,6 +217,14 @@ fn peers(p: &Endpoint) -> Option<Vec<NetworkPolicyPeer>> {
         Endpoint::Cidr { cidr, except } => ip_block(cidr, except),
         Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => {
             return Some(hosts.iter().map(|h| ip_block(h, &[])).collect());
+        }
+        // Per family with a known cluster range: all of it minus the cluster's ranges.
+        Endpoint::World { cluster } => {
+            let blocks: Vec<NetworkPolicyPeer> = ir::world_blocks(cluster)
+                .iter()
+                .map(|(all, except)| ip_block(all, except))
+                .collect();
+            return (!blocks.is_empty()).then_some(blocks);
         }
         Endpoint::ApiServer(_) | Endpoint::Fqdn(_) => return None,
     };

@@ -229,6 +229,9 @@ pub struct Env {
     /// The Kubernetes API server's endpoints (`default/kubernetes`), for backends that cannot
     /// name the API server otherwise.
     pub api_server: Vec<(IpAddr, u16)>,
+    /// The cluster's own pod and service ranges (`plan::Cluster::cluster_cidrs`): what a
+    /// `world` peer leaves out on backends without a world entity.
+    pub cluster_cidrs: Vec<crate::core::Cidr>,
 }
 
 /// The object that owns a rendered object.

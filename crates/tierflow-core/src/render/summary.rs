@@ -24,6 +24,7 @@ fn peer(model: &AppModel, p: &Peer) -> String {
         }
         Peer::Fqdn(name) => format!("DNS name {name}"),
         Peer::KubeApiServer => "the Kubernetes API server".to_string(),
+        Peer::World => "outside the cluster (world)".to_string(),
         Peer::Cidr { cidr, except } if except.is_empty() => format!("{cidr}"),
         Peer::Cidr { cidr, except } => {
             let ex: Vec<String> = except.iter().map(ToString::to_string).collect();

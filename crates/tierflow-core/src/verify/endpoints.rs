@@ -5,13 +5,21 @@
 //!   its `In` / `Exists` expressions, the tier's ports as container ports.
 //! - An "other" pod in the app's namespace that no tier selects.
 //! - The DNS pod (the AppNetwork's DNS target, `kube-system` / `k8s-app=kube-dns` when DNS is
-//!   off) with named ports `dns` (UDP 53) and `dns-tcp` (TCP 53), and the NodeLocal DNSCache
-//!   address when set.
+//!   off) with named ports `dns` (UDP 53) and `dns-tcp` (TCP 53), and with a NodeLocal
+//!   DNSCache address a NodeLocal DNSCache pod (`k8s-app=node-local-dns` in the DNS
+//!   namespace, as with Cilium's local redirect policy; the address itself is a host-network
+//!   listener no policy simulation can stand for).
 //! - One pod for every namespace peer: in the named namespace, or in a made-up namespace whose
 //!   labels satisfy the namespace selector (the namespace whose `kubernetes.io/metadata.name`
 //!   the selector names, if it names one), or in `any-ns` for `allNamespaces`; its labels
 //!   satisfy the peer's pod selector.
 //! - One address for every CIDR peer: the first usable address not in `except`.
+//! - For a `world` peer, one address outside the cluster per address family with a cluster
+//!   range (203.0.113.10 and 2001:db8::10, documentation addresses, unless a range holds them).
+//!   The cluster's ranges are [`Options::cluster_cidrs`], or when none are given made-up ones
+//!   that hold every pod address handed out here ([`DEFAULT_POOLS`]); pods are given
+//!   addresses inside them, so that "every address minus the cluster's ranges" never matches
+//!   a pod, as on a real cluster.
 //! - The Kubernetes API server (a made-up endpoint, also given to the standard renderer in
 //!   [`Representatives::env`]) when a flow goes to it. FQDN peers have no representative:
 //!   offline nothing resolves names.
@@ -43,12 +51,14 @@ pub enum Role {
     OtherPod,
     /// A DNS pod.
     Dns,
-    /// The NodeLocal DNSCache address.
+    /// A NodeLocal DNSCache pod.
     NodeLocalDns,
     /// A pod of a namespace peer, first named by this flow (index into `spec.flows`).
     Peer(usize),
     /// An address of a CIDR peer, first named by this flow.
     Cidr(usize),
+    /// An address outside the cluster (a `world` peer's), of one family.
+    World,
     /// The Kubernetes API server.
     ApiServer,
     /// A probe just outside some peer.
@@ -87,6 +97,11 @@ pub struct Representative {
     pub place: Place,
     /// What it is, for the legend.
     pub about: String,
+    /// Not compared across backends: an address inside the cluster's ranges that is no pod,
+    /// with a `world` peer in the intent. Cilium gives such an address the `world` identity
+    /// (it is no endpoint), "every address minus the cluster" does not; neither is wrong, and
+    /// a real cluster has no such senders but nodes and services.
+    pub unchecked: bool,
 }
 
 impl Representative {
@@ -110,6 +125,8 @@ pub struct Representatives {
     /// (each pod declares every such name, so a named port resolves the same way on every
     /// pod; numbers are chosen away from every declared port and range).
     pub named_ports: BTreeMap<(PortName, Protocol), u16>,
+    /// The cluster's own ranges the simulation assumes (given, or made up).
+    pub cluster_cidrs: Vec<Cidr>,
     /// What could not be represented, and why.
     pub notes: Vec<String>,
     /// Addresses of the pods' twins (see [`Simulation`]), by endpoint index.
@@ -117,10 +134,49 @@ pub struct Representatives {
 }
 
 /// What to build.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Options {
     /// Also build probes just outside each peer (see the module documentation).
     pub near_misses: bool,
+    /// The cluster's pod and service ranges (`--cluster-cidr`); empty: [`DEFAULT_POOLS`].
+    pub cluster_cidrs: Vec<Cidr>,
+}
+
+/// Where pods get their addresses when no cluster ranges are given, and so the cluster ranges
+/// the simulation then assumes.
+pub const DEFAULT_POOLS: [&str; 6] = [
+    "10.244.0.0/16",
+    "100.64.0.0/16",
+    "172.16.0.0/16",
+    "192.168.0.0/16",
+    "fd00:10:244::/64",
+    "fdff:ffff::/64",
+];
+
+/// The cluster ranges a simulation assumes: `given`, or [`DEFAULT_POOLS`].
+pub fn assumed_cluster(given: &[Cidr]) -> Vec<Cidr> {
+    if given.is_empty() {
+        DEFAULT_POOLS
+            .into_iter()
+            .filter_map(|p| Cidr::parse(p).ok())
+            .collect()
+    } else {
+        given.to_vec()
+    }
+}
+
+/// An address of one family outside every range of `cluster` and not in `used`: a
+/// documentation address first (203.0.113.10, 2001:db8::10), else the first one found after it.
+fn outside(v4: bool, cluster: &[Cidr], used: &BTreeSet<IpAddr>) -> Option<IpAddr> {
+    let start: IpAddr = if v4 {
+        IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10))
+    } else {
+        IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10))
+    };
+    let (_, first) = to_u128(start);
+    (0..4096u128)
+        .filter_map(|k| from_u128(v4, first.wrapping_add(k.wrapping_mul(65_537))))
+        .find(|ip| !used.contains(ip) && !cluster.iter().any(|c| c.contains_addr(ip)))
 }
 
 pub use crate::vocab::API_SERVER_PORT;
@@ -190,19 +246,8 @@ struct Allocator {
 }
 
 impl Allocator {
-    fn new(avoid: Vec<(Cidr, Vec<Cidr>)>, used: BTreeSet<IpAddr>) -> Self {
-        let pools = [
-            "10.244.0.0/16",
-            "100.64.0.0/16",
-            "172.16.0.0/16",
-            "192.168.0.0/16",
-            "fd00:10:244::/64",
-            "fdff:ffff::/64",
-        ]
-        .into_iter()
-        .filter_map(|p| Cidr::parse(p).ok())
-        .filter_map(|c| bounds(&c))
-        .collect::<Vec<_>>();
+    fn new(avoid: Vec<(Cidr, Vec<Cidr>)>, used: BTreeSet<IpAddr>, cluster: &[Cidr]) -> Self {
+        let pools = cluster.iter().filter_map(bounds).collect::<Vec<_>>();
         let next = pools.first().map_or(0, |p| p.1 + 1);
         Allocator {
             avoid,
@@ -429,6 +474,7 @@ impl Builder<'_> {
                 ports: ports.clone(),
             },
             about,
+            unchecked: false,
         });
         self.pods.push(index);
     }
@@ -448,6 +494,7 @@ impl Builder<'_> {
             role,
             place: Place::Address(ip),
             about,
+            unchecked: false,
         });
     }
 
@@ -621,15 +668,35 @@ impl Builder<'_> {
             });
         }
         if let Some(addr) = dns.node_local {
-            self.address(
-                Role::NodeLocalDns,
-                addr,
-                "the NodeLocal DNSCache address".to_string(),
-            );
+            let labels = node_local_dns_labels();
+            self.pod(NewPod {
+                role: Role::NodeLocalDns,
+                namespace: dns.namespace.to_string(),
+                base: crate::vocab::NODE_LOCAL_DNS_LABEL_VALUE.to_string(),
+                labels,
+                ports: vec![
+                    ContainerPort {
+                        name: Some("dns".into()),
+                        port: 53,
+                        protocol: crate::core::Protocol::Udp,
+                    },
+                    ContainerPort {
+                        name: Some("dns-tcp".into()),
+                        port: 53,
+                        protocol: crate::core::Protocol::Tcp,
+                    },
+                ],
+                display: None,
+                about: format!(
+                    "a NodeLocal DNSCache pod in {} (the cache at {addr})",
+                    dns.namespace
+                ),
+            });
         }
 
         // Peers, flow by flow.
         let mut cidrs: Vec<(Cidr, Vec<Cidr>)> = Vec::new();
+        let mut world = false;
         for f in &model.flows {
             for (side, peer) in [("from", &f.from), ("to", &f.to)] {
                 match peer {
@@ -687,6 +754,7 @@ impl Builder<'_> {
                             )),
                         }
                     }
+                    Peer::World => world = true,
                     Peer::Fqdn(name) => self.out.notes.push(format!(
                         "spec.flows[{}].{side}: fqdn {name:?} is not checkable offline (no DNS \
                          here); its flow is not simulated",
@@ -701,6 +769,42 @@ impl Builder<'_> {
             self.near_misses(&cidrs);
         }
 
+        let cluster = assumed_cluster(&options.cluster_cidrs);
+        if world {
+            for v4 in [true, false] {
+                if !cluster.iter().any(|c| c.is_ipv4() == v4) {
+                    continue;
+                }
+                let used: BTreeSet<IpAddr> = self
+                    .out
+                    .endpoints
+                    .iter()
+                    .filter_map(|e| match e.place {
+                        Place::Address(ip) => Some(ip),
+                        Place::Pod { .. } => None,
+                    })
+                    .collect();
+                if let Some(ip) = outside(v4, &cluster, &used) {
+                    let family = if v4 { "IPv4" } else { "IPv6" };
+                    self.address(
+                        Role::World,
+                        ip,
+                        format!("an {family} address outside the cluster (world)"),
+                    );
+                }
+            }
+        }
+        self.out.cluster_cidrs = cluster.clone();
+        if world {
+            for e in &mut self.out.endpoints {
+                if let Place::Address(ip) = e.place {
+                    if cluster.iter().any(|c| c.contains_addr(&ip)) {
+                        e.unchecked = true;
+                    }
+                }
+            }
+        }
+
         // Addresses: pods avoid every CIDR peer; the API server is one more such address.
         let used: BTreeSet<IpAddr> = self
             .out
@@ -711,7 +815,7 @@ impl Builder<'_> {
                 Place::Pod { .. } => None,
             })
             .collect();
-        let mut alloc = Allocator::new(cidrs, used);
+        let mut alloc = Allocator::new(cidrs, used, &cluster);
         let mut missing = false;
         let pods = std::mem::take(&mut self.pods);
         self.out.twin_ips = vec![None; self.out.endpoints.len()];
@@ -875,6 +979,14 @@ fn describe_pods(model: &AppModel, namespaces: &NamespaceMatch, pods: Option<&Se
     }
 }
 
+/// The labels of a NodeLocal DNSCache pod.
+pub fn node_local_dns_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        crate::vocab::NODE_LOCAL_DNS_LABEL_KEY.to_string(),
+        crate::vocab::NODE_LOCAL_DNS_LABEL_VALUE.to_string(),
+    )])
+}
+
 /// Builds the representatives of an AppNetwork (see the module documentation).
 pub fn representatives(model: &AppModel, options: Options) -> Representatives {
     Builder {
@@ -912,10 +1024,11 @@ impl Simulation {
 }
 
 impl Representatives {
-    /// The renderer environment: the made-up API server endpoint.
+    /// The renderer environment: the made-up API server endpoint and the cluster's ranges.
     pub fn env(&self) -> Env {
         Env {
             api_server: self.api_server.into_iter().collect(),
+            cluster_cidrs: self.cluster_cidrs.clone(),
         }
     }
 

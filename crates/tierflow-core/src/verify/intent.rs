@@ -51,6 +51,14 @@ pub fn in_peer(model: &AppModel, reps: &Representatives, peer: &Peer, e: &Repres
         // Pod addresses avoid every CIDR peer (see `endpoints`), so only addresses match.
         (Peer::Cidr { cidr, except }, Place::Address(ip)) => in_cidr_peer(cidr, except, ip),
         (Peer::KubeApiServer, Place::Address(_)) => e.role == Role::ApiServer,
+        // Outside every cluster range, of a family the cluster has a range of (a backend
+        // without a world entity writes only those families).
+        (Peer::World, Place::Address(ip)) => {
+            reps.cluster_cidrs
+                .iter()
+                .any(|c| c.is_ipv4() == ip.is_ipv4())
+                && !reps.cluster_cidrs.iter().any(|c| c.contains_addr(ip))
+        }
         _ => false,
     }
 }
@@ -93,8 +101,13 @@ fn is_dns(dns: &DnsTarget, e: &Representative, port: Port) -> bool {
     match &e.place {
         Place::Pod {
             namespace, labels, ..
-        } => *namespace == dns.namespace && dns.pods.matches(labels),
-        Place::Address(ip) => dns.node_local == Some(*ip),
+        } => {
+            *namespace == dns.namespace
+                && (dns.pods.matches(labels)
+                    || (dns.node_local.is_some()
+                        && *labels == super::endpoints::node_local_dns_labels()))
+        }
+        Place::Address(_) => false,
     }
 }
 
@@ -277,7 +290,7 @@ pub fn checkable(from: &Representative, to: &Representative, api_server_as_addre
     if !from.is_pod() && !to.is_pod() {
         return false;
     }
-    if from.role == Role::ApiServer {
+    if from.role == Role::ApiServer || from.unchecked || to.unchecked {
         return false;
     }
     if to.role == Role::ApiServer && !api_server_as_address {

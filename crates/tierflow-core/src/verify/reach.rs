@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
 use super::intent::{checkable, expected, probe_number, probe_ports};
-use crate::core::Port;
+use crate::core::{Cidr, Port};
 use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
 use crate::plan::app_objects;
@@ -47,7 +47,7 @@ pub struct Matrix {
 /// The reachability matrix of `model` rendered for `backend`, over the representatives with
 /// near misses and the thorough probe ports (the same ground `verify` covers).
 pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, EngineError> {
-    let reps = representatives(model, Options { near_misses: true });
+    let reps = representatives(model, thorough(&[]));
     let ports = probe_ports(model, &reps, true);
     let (sim, _) = simulation(model, &reps, backend)?;
     let mut cells = BTreeMap::new();
@@ -372,12 +372,16 @@ fn compare(
 /// Verifies objects written by hand (or by another tool) against the intent of `model`: the
 /// same check as [`verify_backend`], on `objects` instead of tierflow's rendering. `backend`
 /// only labels the report and says whether the API server counts as an address.
+///
+/// `cluster` are the cluster's ranges the objects were rendered with (empty: the made-up ones
+/// of [`super::endpoints::DEFAULT_POOLS`]); the pods are given addresses inside them.
 pub fn verify_objects(
     model: &AppModel,
     objects: Vec<serde_json::Value>,
     backend: Backend,
+    cluster: &[Cidr],
 ) -> BackendReport {
-    let reps = representatives(model, Options { near_misses: true });
+    let reps = representatives(model, thorough(cluster));
     let ports = probe_ports(model, &reps, true);
     let mut report = BackendReport {
         backend,
@@ -404,7 +408,7 @@ fn self_or_twin(name: &str, twin: bool) -> String {
 /// Verifies one backend: renders `model` for it and checks every connection between the
 /// representatives (with near misses) on the declared ports and the probes.
 pub fn verify_backend(model: &AppModel, backend: Backend) -> BackendReport {
-    let reps = representatives(model, Options { near_misses: true });
+    let reps = representatives(model, thorough(&[]));
     let ports = probe_ports(model, &reps, true);
     verify_on(model, &reps, &ports, backend)
 }
@@ -412,7 +416,21 @@ pub fn verify_backend(model: &AppModel, backend: Backend) -> BackendReport {
 /// Verifies every backend (see the module documentation of [`intent`](super::intent) for
 /// what is expected).
 pub fn verify(model: &AppModel) -> Verification {
-    let reps = representatives(model, Options { near_misses: true });
+    verify_in(model, &[])
+}
+
+/// The representatives `verify` uses: near misses, and the cluster's ranges.
+fn thorough(cluster: &[Cidr]) -> Options {
+    Options {
+        near_misses: true,
+        cluster_cidrs: cluster.to_vec(),
+    }
+}
+
+/// [`verify`] on a cluster whose pod and service ranges are `cluster` (`--cluster-cidr`;
+/// empty: made-up ranges).
+pub fn verify_in(model: &AppModel, cluster: &[Cidr]) -> Verification {
+    let reps = representatives(model, thorough(cluster));
     let ports = probe_ports(model, &reps, true);
     // An AppNetwork on a backend without a namespaced form is written as standard
     // NetworkPolicy: verifying it again would check the same objects.
@@ -480,6 +498,7 @@ mod tests {
             &model(),
             objects.into_iter().map(|o| o.body).collect(),
             Backend::NetworkPolicy,
+            &[],
         );
         let wrong: Vec<String> = report
             .differences
@@ -513,6 +532,7 @@ mod tests {
             &model(),
             objects.into_iter().map(|o| o.body).collect(),
             Backend::Cilium,
+            &[],
         );
         assert!(
             report
@@ -541,14 +561,14 @@ mod tests {
     fn blocked_flows_names_the_flows_of_a_removed_tier_policy() {
         let model = three_tier();
         for backend in Backend::ALL {
-            let intact = verify_objects(&model, rendered(&model, backend), backend);
+            let intact = verify_objects(&model, rendered(&model, backend), backend, &[]);
             assert!(intact.passed(), "{backend:?}: {:?}", intact.differences);
             assert!(intact.blocked_flows().is_empty());
             let objects: Vec<serde_json::Value> = rendered(&model, backend)
                 .into_iter()
                 .filter(|o| o["metadata"]["name"] != "tierflow-shop-database")
                 .collect();
-            let report = verify_objects(&model, objects, backend);
+            let report = verify_objects(&model, objects, backend, &[]);
             // spec.flows[1] is api -> database, spec.flows[2] database -> database: the
             // baseline now denies both; nothing else changes.
             assert_eq!(
@@ -587,7 +607,7 @@ mod tests {
             "metadata": {"name": "allow-all", "namespace": "production"},
             "spec": {"podSelector": {}, "ingress": [{}], "policyTypes": ["Ingress"]},
         }));
-        let report = verify_objects(&model, objects, Backend::NetworkPolicy);
+        let report = verify_objects(&model, objects, Backend::NetworkPolicy, &[]);
         let opened: Vec<&Difference> = report.opened_by_unmanaged().collect();
         assert!(!opened.is_empty(), "{:?}", report.differences);
         let allow_all = PolicyRef {
@@ -616,7 +636,7 @@ mod tests {
     #[test]
     fn every_backend_allows_exactly_the_declared_ranges_and_named_ports() {
         let model = crate::render::fixtures::model_of(RANGES_AND_NAMES);
-        let reps = representatives(&model, Options { near_misses: true });
+        let reps = representatives(&model, thorough(&[]));
         let ports = probe_ports(&model, &reps, true);
         // Both ends of each range, and just outside them, are probed.
         for n in [29999, 30000, 32767, 32768] {
@@ -649,7 +669,7 @@ mod tests {
                 }
             }
         }
-        let report = verify_objects(&model, objects, Backend::NetworkPolicy);
+        let report = verify_objects(&model, objects, Backend::NetworkPolicy, &[]);
         assert!(
             report
                 .differences
@@ -658,5 +678,56 @@ mod tests {
             "{:?}",
             report.differences
         );
+    }
+
+    #[test]
+    fn world_ipv6_peers_and_node_local_dns_verify_on_every_backend() {
+        let spec: AppNetworkSpec = serde_yaml::from_str(
+            "dns: {nodeLocalAddress: \"fd00::10\"}\ntiers:\n  - {name: web, selector: {matchLabels: {app: web}}, ports: [{port: 443}]}\n  - {name: db, selector: {matchLabels: {app: db}}, ports: [{port: 5432}]}\nflows:\n  - {from: {world: true}, to: {tier: web}}\n  - {from: {tier: web}, to: {world: true}, ports: [{port: 443}]}\n  - {from: {tier: web}, to: {tier: db}}\n  - {from: {tier: db}, to: {cidr: \"2001:db8:5::/48\", except: [\"2001:db8:5:1::/64\"]}, ports: [{port: 9000}]}\n",
+        )
+        .unwrap();
+        let model = crate::validate::app_network("shop", "production", &spec).unwrap();
+        // Made-up ranges (offline), and given dual-stack ranges.
+        let given: Vec<Cidr> = ["10.0.0.0/16", "10.96.0.0/12", "fd00:10::/56"]
+            .iter()
+            .map(|c| Cidr::parse(c).unwrap())
+            .collect();
+        for cluster in [Vec::new(), given] {
+            let v = verify_in(&model, &cluster);
+            assert!(v.passed(), "{cluster:?}: {v}");
+            // Both world addresses were probed, and the pods sit inside the cluster ranges.
+            let reps = representatives(&model, thorough(&cluster));
+            let world: Vec<_> = reps
+                .endpoints
+                .iter()
+                .filter(|e| e.role == Role::World)
+                .collect();
+            assert_eq!(world.len(), 2, "{world:?}");
+            for e in &reps.endpoints {
+                if let super::super::endpoints::Place::Pod { ip: Some(ip), .. } = &e.place {
+                    assert!(
+                        reps.cluster_cidrs.iter().any(|c| c.contains_addr(ip)),
+                        "{e:?}"
+                    );
+                }
+            }
+        }
+        // The world peer never reaches a pod of another namespace on any backend: db is not
+        // reachable from "any-ns" pods, and web only from the world and its declared peers.
+        for backend in [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium] {
+            let m = reachability(&model, backend).unwrap();
+            let web = m.endpoints.iter().position(|n| n == "web").unwrap();
+            for ((from, to, _), allowed) in &m.cells {
+                if *to == web && *allowed {
+                    let name = &m.endpoints[*from];
+                    assert!(
+                        name.contains(':')
+                            || name.contains('.') && !name.contains('/')
+                            || name == "web",
+                        "{backend:?}: {name} reaches web"
+                    );
+                }
+            }
+        }
     }
 }
