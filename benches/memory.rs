@@ -173,23 +173,23 @@ fn main() {
     }
     let app_bare = without_managed_fields(app.clone());
     row(
-        "AppNetwork (cached today)",
+        "AppNetwork with managedFields (cached until 2026-11-30)",
         compact(&app),
         per_object::<AppNetwork>(&app),
     );
     row(
-        "AppNetwork, no managedFields",
+        "AppNetwork, no managedFields (cached today)",
         compact(&app_bare),
         per_object::<AppNetwork>(&app_bare),
     );
     let ns_bare = without_managed_fields(ns.clone());
     row(
-        "Namespace (cached today)",
+        "Namespace with managedFields (cached until 2026-11-30)",
         compact(&ns),
         per_object::<Namespace>(&ns),
     );
     row(
-        "Namespace, no managedFields",
+        "Namespace, no managedFields (cached today)",
         compact(&ns_bare),
         per_object::<Namespace>(&ns_bare),
     );
