@@ -181,7 +181,9 @@ enum Command {
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
     },
-    /// Check that every backend allows exactly the declared flows and DNS; exit 1 otherwise.
+    /// Check that every backend allows exactly the declared flows and DNS, that every
+    /// ClusterBaseline gives each namespace it covers deny-all plus DNS, and that no declared
+    /// flow is one a guardrail denies; exit 1 otherwise.
     Verify {
         /// AppNetwork manifests (YAML; `-` for standard input).
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
@@ -193,6 +195,13 @@ enum Command {
         /// `world` peer leaves out on NetworkPolicy and Calico (default: made-up ranges).
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
     },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
@@ -287,7 +296,19 @@ async fn main() -> ExitCode {
             files,
             output,
             cluster_cidrs,
-        } => verify(&files, output, &cluster_cidrs),
+            namespace_labels,
+            operator_namespace,
+        } => verify(
+            &files,
+            output,
+            &namespace_labels,
+            RenderOptions {
+                backend: None,
+                namespace_labels: NamespaceLabels::default(),
+                operator_namespace,
+                cluster_cidrs,
+            },
+        ),
         Command::Lint {
             objects,
             pods,
@@ -515,18 +536,12 @@ fn render(
         emit(&out)?;
         return Ok(cli::EXIT_OK);
     }
-    let mut options = RenderOptions {
+    let options = RenderOptions {
         backend,
-        namespace_labels: NamespaceLabels::default(),
+        namespace_labels: namespace_labels_of(namespace_labels)?,
         operator_namespace,
         cluster_cidrs,
     };
-    for spec in namespace_labels {
-        options
-            .namespace_labels
-            .add(spec)
-            .map_err(|e| CliError::Usage(format!("--namespace-labels {spec:?}: {e}")))?;
-    }
     let out = cli::render::render_input(&input, &options)?;
     for n in &out.notes {
         eprintln!("tierflow: {n}");
@@ -597,24 +612,51 @@ fn explain(
 struct VerifyReport {
     passed: bool,
     app_networks: Vec<cli::Verification>,
+    #[serde(flatten)]
+    cluster: cli::verify::ClusterReport,
 }
 
-fn verify(files: &[PathBuf], output: VerifyOutput, cluster: &[Cidr]) -> Result<u8, CliError> {
+fn namespace_labels_of(specs: &[String]) -> Result<NamespaceLabels, CliError> {
+    let mut labels = NamespaceLabels::default();
+    for spec in specs {
+        labels
+            .add(spec)
+            .map_err(|e| CliError::Usage(format!("--namespace-labels {spec:?}: {e}")))?;
+    }
+    Ok(labels)
+}
+
+fn verify(
+    files: &[PathBuf],
+    output: VerifyOutput,
+    namespace_labels: &[String],
+    mut options: RenderOptions,
+) -> Result<u8, CliError> {
+    options.namespace_labels = namespace_labels_of(namespace_labels)?;
     let input = cli::input::read_files(files)?;
-    let results: Vec<cli::Verification> = app_networks(&input, "verify")?
+    let (models, _) = input.app_networks()?;
+    let cluster = cli::verify::verify_cluster(&input, &options)?;
+    if models.is_empty() && cluster.is_empty() {
+        return Err(CliError::Usage(
+            "verify: the input holds no AppNetwork or ClusterBaseline".to_string(),
+        ));
+    }
+    let results: Vec<cli::Verification> = models
         .iter()
-        .map(|m| cli::verify_in(m, cluster))
+        .map(|m| cli::verify_in(m, &options.cluster_cidrs))
         .collect();
-    let passed = results.iter().all(cli::Verification::passed);
+    let passed = results.iter().all(cli::Verification::passed) && cluster.passed();
     match output {
         VerifyOutput::Text => {
             for v in &results {
                 emit(&v.to_string())?;
             }
+            emit(&cluster.to_string())?;
         }
         VerifyOutput::Json => emit(&json(&VerifyReport {
             passed,
             app_networks: results,
+            cluster,
         })?)?,
     }
     Ok(if passed {

@@ -463,13 +463,16 @@ fn from_cluster_without_a_reachable_cluster_exits_2() {
 }
 
 #[test]
-fn verify_and_explain_pass_over_cluster_baselines_and_need_an_app_network() {
+fn verify_checks_cluster_baselines_and_explain_needs_an_app_network() {
     let o = tierflow(&["verify", "-f", &fixture("cluster-baseline.yaml")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("passing over") && stderr(&o).contains("(ClusterBaseline prod)"),
+        stdout(&o).contains(
+            "ClusterBaseline prod (NetworkPolicy): ok, every covered namespace is deny-all plus \
+             DNS (1 covered: payments)"
+        ),
         "{}",
-        stderr(&o)
+        stdout(&o)
     );
     let o = tierflow(&["explain", "-f", &fixture("broken-policy.yaml")]);
     assert_eq!(code(&o), 2);
@@ -480,4 +483,123 @@ fn verify_and_explain_pass_over_cluster_baselines_and_need_an_app_network() {
         "{}",
         stderr(&o)
     );
+}
+
+/// Only the ClusterBaseline of the fixture, from standard input.
+fn cluster_baseline_only() -> Vec<u8> {
+    let text = std::fs::read_to_string(fixture("cluster-baseline.yaml")).expect("fixture");
+    text.split("\n---\n")
+        .next()
+        .expect("first document")
+        .as_bytes()
+        .to_vec()
+}
+
+#[test]
+fn verify_covers_every_namespace_the_input_knows_on_the_cluster_baselines_backend() {
+    let stdin = cluster_baseline_only();
+    // No namespace known: nothing to check, and it says so.
+    let o = tierflow_stdin(&["verify", "-f", "-", "--output", "json"], &stdin);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["clusterBaselines"][0]["covered"], serde_json::json!([]));
+    assert!(v["notes"][0]
+        .as_str()
+        .unwrap()
+        .contains("names no namespace"));
+    // Namespaces from --namespace-labels, on the ClusterNetworkPolicy backend.
+    let with_backend = String::from_utf8(stdin)
+        .unwrap()
+        .replace("spec:\n", "spec:\n  backend: ClusterNetworkPolicy\n");
+    let o = tierflow_stdin(
+        &[
+            "verify",
+            "-f",
+            "-",
+            "--output",
+            "json",
+            "--namespace-labels",
+            "a:env=prod",
+            "--namespace-labels",
+            "b:env=prod,tierflow.dev/baseline=disabled",
+            "--namespace-labels",
+            "c:env=dev",
+        ],
+        with_backend.as_bytes(),
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["passed"], true);
+    let cb = &v["clusterBaselines"][0];
+    assert_eq!(cb["backend"], "ClusterNetworkPolicy");
+    assert_eq!(cb["covered"], serde_json::json!(["a"]), "{v}");
+    assert_eq!(cb["problems"], serde_json::json!([]));
+    assert_eq!(v["appNetworks"], serde_json::json!([]));
+}
+
+#[test]
+fn verify_reports_a_held_cluster_baseline_and_exits_1() {
+    // Guardrails cannot be written on the standard backend: held, reported, exit 1.
+    let text = std::fs::read_to_string(fixture("guardrails.yaml"))
+        .unwrap()
+        .replace("backend: ClusterNetworkPolicy", "backend: NetworkPolicy");
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "ClusterBaseline platform: HELD, nothing of it would be written: GuardrailUnsupported:"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn verify_reports_declared_flows_a_guardrail_denies_naming_the_rule() {
+    let file = fixture("guardrails.yaml");
+    let o = tierflow(&["verify", "-f", &file]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("AppNetwork tenant-a/shop: declared flows a guardrail denies:"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "spec.flows[0] (api -> 169.254.169.254 on 80/TCP) is denied by guardrail \
+             \"no-metadata\" of ClusterBaseline platform"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("spec.flows[2]"), "{text}");
+    // The same as data: flows 0 and 1, each with its rule, and the rendered guardrails object
+    // denies both in the simulation (the guardrail holds).
+    let v = json(&tierflow(&["verify", "-f", &file, "--output", "json"]));
+    assert_eq!(v["passed"], false);
+    let got: Vec<(u64, &str, bool)> = v["guardrailOverrides"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["flow"].as_u64().unwrap(),
+                o["rule"].as_str().unwrap(),
+                o["enforced"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(0, "no-metadata", true), (1, "not-from-tenant-b", true)]
+    );
+    assert_eq!(
+        v["clusterBaselines"][0]["covered"],
+        serde_json::json!(["tenant-a"])
+    );
+    // The same app in tenant B is not covered: nothing to report.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("namespace: tenant-a}", "namespace: tenant-b}");
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
 }

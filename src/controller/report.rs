@@ -37,6 +37,9 @@ pub const L7_ENFORCED: &str = "L7Enforced";
 /// The condition set when other NetworkPolicies of the namespace (not tierflow's) open
 /// connections the AppNetwork does not declare, for example an allow-all policy.
 pub const UNDERCUT: &str = "Undercut";
+/// The condition set when a ClusterBaseline's guardrail denies a flow the AppNetwork declares
+/// (the guardrail wins; the message names the guardrail rule and the flow index).
+pub const GUARDRAIL_OVERRIDES: &str = "GuardrailOverrides";
 
 /// Above this many tiers the reconciler does not simulate its policies inline.
 const VERIFY_MAX_TIERS: usize = 50;
@@ -185,7 +188,7 @@ fn in_place(ctx: &Context, ns: &str, plan: &AppPlan, st: &mut AppNetworkStatus) 
     };
     st.audit = st.policies.iter().any(|p| p.kind.starts_with("Staged"));
     st.flows = None;
-    for c in [VERIFIED, UNDERCUT, L7_ENFORCED] {
+    for c in [VERIFIED, UNDERCUT, L7_ENFORCED, GUARDRAIL_OVERRIDES] {
         status::remove(&mut st.conditions, c);
     }
 }
@@ -309,6 +312,83 @@ async fn applied(
         status::remove(&mut st.conditions, L7_ENFORCED);
     }
     verify(ctx, plan, model, backend, generation, st).await;
+    match guardrail_overrides(ctx, model, generation) {
+        Some(c) => status::set(&mut st.conditions, c),
+        None => status::remove(&mut st.conditions, GUARDRAIL_OVERRIDES),
+    }
+}
+
+/// `GuardrailOverrides=True` when a guardrail in force (of a ClusterBaseline whose guardrails
+/// its backend can write) denies a declared flow; `None` otherwise. Model-level and cheap: it
+/// does not depend on the objects in place, so it is not cached with the inline verification.
+fn guardrail_overrides(
+    ctx: &Context,
+    model: &AppModel,
+    generation: Option<i64>,
+) -> Option<Condition> {
+    if model.tiers.len() > VERIFY_MAX_TIERS || model.flows.len() > VERIFY_MAX_FLOWS {
+        return None;
+    }
+    let cluster = ctx.cluster();
+    let in_force: Vec<(String, crate::model::ClusterBaselineModel)> = ctx
+        .cluster_baselines
+        .state()
+        .iter()
+        .filter_map(|cb| {
+            let m = crate::validate::cluster_baseline(&cb.spec).ok()?;
+            m.guardrails.as_ref()?;
+            let backend = cluster.resolve(m.backend);
+            let object = crate::render::guardrails(
+                &cb.name_any(),
+                &m,
+                backend,
+                &cluster.operator_namespace,
+                None,
+            )
+            .ok()??;
+            cluster.serves(object.kind).then(|| (cb.name_any(), m))
+        })
+        .collect();
+    if in_force.is_empty() {
+        return None;
+    }
+    let namespaces: std::collections::BTreeMap<String, crate::plan::Labels> = ctx
+        .namespaces
+        .state()
+        .iter()
+        .map(|n| (n.name_any(), n.labels().clone()))
+        .collect();
+    let guarding: Vec<crate::verify::guardrail::Guarding<'_>> = in_force
+        .iter()
+        .map(|(name, m)| crate::verify::guardrail::Guarding { name, model: m })
+        .collect();
+    let found = crate::verify::guardrail::overrides(
+        model,
+        &guarding,
+        crate::verify::guardrail::Known {
+            namespaces: &namespaces,
+            operator_namespace: &cluster.operator_namespace,
+            cluster_cidrs: &cluster.cluster_cidrs,
+        },
+        None,
+    )
+    .ok()?;
+    if found.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = found.iter().take(3).map(|o| o.describe()).collect();
+    let msg = format!(
+        "{} declared flows are denied by guardrails: {}",
+        found.iter().map(|o| o.flow).collect::<BTreeSet<_>>().len(),
+        shown.join("; ")
+    );
+    Some(status::condition(
+        GUARDRAIL_OVERRIDES,
+        true,
+        "GuardrailDenies",
+        msg,
+        generation,
+    ))
 }
 
 /// Simulates the policies in place (this AppNetwork's objects and the baseline it asks for) on

@@ -3,6 +3,7 @@
 mod appnetwork;
 mod backends;
 mod clusterbaseline;
+mod cnp;
 mod control_plane;
 mod from_cluster;
 mod intent;

@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod endpoints;
+pub mod guardrail;
 pub mod intent;
 pub mod reach;
 
