@@ -423,16 +423,41 @@ pub(crate) fn cilium_policy(
     Ok(out)
 }
 
-/// The labels Cilium sees on a pod: its own, its namespace's name and its namespace's labels.
+/// Cilium's `k8s:` label prefix owned by Cilium (`io.cilium.k8s.`).
+const CILIUM_OWNED_PREFIX: &str = "io.cilium.k8s.";
+/// `PolicyLabelServiceAccount` (cilium/cilium `pkg/k8s/apis/cilium.io/const.go`).
+pub(crate) const SERVICE_ACCOUNT_LABEL: &str = "io.cilium.k8s.policy.serviceaccount";
+/// `PolicyLabelCluster`; the engine models one cluster, named `default` (Cilium's default
+/// `cluster-name`).
+const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
+
+/// A pod's labels as Cilium's identity sees them: cilium/cilium `pkg/k8s/utils/utils.go`
+/// `SanitizePodLabels` (@ 944f7bae): pod-supplied labels under `io.cilium.k8s.` are dropped
+/// (`filterPodLabels`), so a pod cannot claim another namespace's labels, service account or
+/// cluster; then the namespace's labels (`io.cilium.k8s.namespace.labels.*`), the namespace
+/// name (`io.kubernetes.pod.namespace`, overriding any pod label), the service account
+/// (`io.cilium.k8s.policy.serviceaccount`) and the cluster are set.
 pub(crate) fn pod_labels(
     labels: &BTreeMap<String, String>,
     namespace: &str,
+    service_account: &str,
     namespace_labels: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut out = labels.clone();
-    out.insert(POD_NAMESPACE_LABEL.to_string(), namespace.to_string());
+    let mut out: BTreeMap<String, String> = labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with(CILIUM_OWNED_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (k, v) in namespace_labels {
         out.insert(format!("{NAMESPACE_LABELS_PREFIX}{k}"), v.clone());
     }
+    out.insert(POD_NAMESPACE_LABEL.to_string(), namespace.to_string());
+    if !service_account.is_empty() {
+        out.insert(
+            SERVICE_ACCOUNT_LABEL.to_string(),
+            service_account.to_string(),
+        );
+    }
+    out.insert(CLUSTER_LABEL.to_string(), "default".to_string());
     out
 }
