@@ -1777,3 +1777,68 @@ spec:
     let dev_web = pod_index(&s, "dev/web");
     assert_eq!(s.isolation(dev_web), (true, false));
 }
+
+#[test]
+fn cilium_default_label_filter_keeps_hashes_and_ordinals_out_of_identities() {
+    // Keys from cilium/cilium pkg/labelsfilter/filter_test.go TestDefaultFilterLabels and the
+    // identity-relevant-labels documentation, as this engine's own table: (key, relevant).
+    for (key, relevant) in [
+        ("app", true),
+        ("ioXkubernetes", true),
+        ("ignore", true),
+        ("app.kubernetes.io/name", true),
+        ("io.kubernetes.pod.namespace", true),
+        (
+            "io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name",
+            true,
+        ),
+        ("io.cilium.k8s.policy.serviceaccount", true),
+        ("io.kubernetes.pod.name", false),
+        ("io.kubernetes.container.hash", false),
+        ("kubernetes.io.foo", false),
+        ("beta.kubernetes.io.foo", false),
+        ("failure-domain.beta.kubernetes.io/zone", false),
+        ("annotation.hello", false),
+        ("k8s.io/x", false),
+        ("pod-template-hash", false),
+        ("pod-template-generation", false),
+        ("controller-revision-hash", false),
+        ("statefulset.kubernetes.io/pod-name", false),
+        ("apps.kubernetes.io/pod-index", false),
+        ("batch.kubernetes.io/job-completion-index", false),
+        ("controller-uid", false),
+        ("etcd_node", false),
+    ] {
+        assert_eq!(super::cilium::identity_relevant(key), relevant, "{key}");
+    }
+    let s = sa_world(
+        "
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: prod
+  labels: {app: db, statefulset.kubernetes.io/pod-name: db-0, pod-template-hash: abc}
+status: {podIP: 10.0.1.20}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ordinal, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {statefulset.kubernetes.io/pod-name: db-0}}
+  ingress: [{}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: app, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {pod-template-hash: abc}}]
+",
+    );
+    // The ordinal selector selects nothing: db-0 is not isolated.
+    assert_eq!(s.isolation(pod_index(&s, "prod/db-0")), (false, false));
+    // A peer on pod-template-hash matches no pod.
+    expect(&s, &[("prod/db-0", "prod/web", 80, TCP, false)]);
+}
