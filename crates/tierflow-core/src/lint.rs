@@ -576,6 +576,7 @@ fn simulate(
                 labels,
                 ip: Some(made_up_ip(n)),
                 ports: Vec::new(),
+                service_account: None,
             });
             origins.push(Origin::Representative(who));
         }
@@ -611,6 +612,7 @@ fn simulate(
                         protocol: Protocol::Tcp,
                     },
                 ],
+                service_account: None,
             });
             origins.push(Origin::Dns);
             sim.pods().len() - 1
@@ -682,6 +684,7 @@ fn default_deny(base: &Scenario, namespaces: &BTreeSet<String>, out: &mut Vec<Fi
             labels: BTreeMap::new(),
             ip: None,
             ports: Vec::new(),
+            service_account: None,
         });
     }
     for (k, ns) in namespaces.iter().enumerate() {

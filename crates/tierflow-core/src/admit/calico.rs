@@ -241,8 +241,7 @@ fn selector(v: &mut Report<'_>, path: &str, s: &str, global_ok: bool) {
             SRC_SELECTOR,
         ),
         Ok(parsed) => {
-            let has_global = s.contains("global(");
-            if has_global && !(global_ok && parsed == CalicoSelector::Global) {
+            if parsed.mentions_global() && !(global_ok && parsed == CalicoSelector::Global) {
                 let why = if global_ok {
                     "global() cannot be combined with other selectors"
                 } else {

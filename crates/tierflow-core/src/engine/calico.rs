@@ -3,12 +3,18 @@
 //! Choices (each documented where the engine evaluates it):
 //! - `types` defaults as Calico does: `[Ingress]` when there are no egress rules, `[Egress]`
 //!   when there are egress rules but no ingress rules, both when there are both.
-//! - `serviceAccountSelector` on the policy: pods carry no service account in the engine, so
-//!   such a policy selects no pod. `doNotTrack` / `preDNAT` policies apply to host endpoints
-//!   only and select no pod either.
-//! - `source.ports` / `source.notPorts` (the client's ephemeral port is unknown),
-//!   `serviceAccounts` and `services` cannot be evaluated offline: a rule using them never
-//!   matches. `http` and `icmp` match conditions are ignored (the rule counts as the L4 it opens).
+//! - Service accounts: a pod's `spec.serviceAccountName` (`default` when absent) is its
+//!   endpoint's `projectcalico.org/serviceaccount` label (when shorter than 63 characters, as
+//!   `workload_endpoint_default.go` lines 164-167 @ 87c15906 sets it). The policy's
+//!   `serviceAccountSelector` and a rule's `serviceAccounts.selector` are evaluated on the
+//!   service account's labels, of which the engine knows `projectcalico.org/name` (the name;
+//!   it reads no ServiceAccount objects); `serviceAccounts.names` on the endpoint label. A
+//!   policy selects a pod when its `selector` and its `serviceAccountSelector` both hold
+//!   (`networkpolicyprocessor.go` line 73); a rule's `serviceAccounts` is AND'ed with its
+//!   `selector` and, like it, scoped to the policy's namespace (`rules.go` lines 50-130).
+//!   `doNotTrack` / `preDNAT` policies apply to host endpoints only and select no pod.
+//! - `source.ports` / `source.notPorts` (the client's ephemeral port is unknown) and
+//!   `services` cannot be evaluated offline: a rule using them never matches. `http` and `icmp` match conditions are ignored (the rule counts as the L4 it opens).
 //! - `tier` is ignored: every policy is evaluated in one (default) tier.
 
 use serde_json::{Map, Value};
@@ -19,8 +25,8 @@ use super::calico_selector::CalicoSelector;
 use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
-    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PolicyRef, PortSpec, PortVal, Rule, Section,
-    Subject,
+    Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PolicyRef, PortSpec, PortVal, Rule, SaMatch,
+    Section, Subject,
 };
 use super::read::{parse_cidr, port_number, Sink};
 
@@ -29,15 +35,36 @@ pub(crate) fn selector(ctx: &Ctx, s: &str, path: &str) -> Result<CalicoSelector,
     CalicoSelector::parse(s).map_err(|e| ctx.err(path, format!("selector {s:?}: {e}")))
 }
 
+/// Where `global()` may appear in a selector field (projectcalico/calico @ 87c15906
+/// `api/pkg/apis/projectcalico/v3/policy_common.go` line 144, `networkpolicy.go` lines 50-51,
+/// `libcalico-go/lib/validator/v3/validator.go` lines 1104-1126): only as the whole of an
+/// entity rule's `namespaceSelector`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GlobalOk {
+    No,
+    Alone,
+}
+
 fn opt_selector(
     ctx: &Ctx,
     m: &Map<String, Value>,
     key: &str,
     path: &str,
+    global: GlobalOk,
 ) -> Result<Option<CalicoSelector>, EngineError> {
-    ctx.opt_str(m, key, path)?
-        .map(|s| selector(ctx, s, &join(path, key)))
-        .transpose()
+    let Some(s) = ctx.opt_str(m, key, path)? else {
+        return Ok(None);
+    };
+    let p = join(path, key);
+    let sel = selector(ctx, s, &p)?;
+    if sel.mentions_global() && !(global == GlobalOk::Alone && sel == CalicoSelector::Global) {
+        let why = match global {
+            GlobalOk::Alone => "global() cannot be combined with other selectors",
+            GlobalOk::No => "global() can only be used in an entity rule's namespaceSelector",
+        };
+        return Err(ctx.err(&p, format!("selector {s:?}: {why}")));
+    }
+    Ok(Some(sel))
 }
 
 /// IANA number of a Calico protocol (name or number).
@@ -139,9 +166,9 @@ fn entity(
         not_ports: Vec::new(),
     };
     let Some(m) = m else { return Ok(out) };
-    let sel = opt_selector(ctx, m, "selector", path)?;
-    let not_sel = opt_selector(ctx, m, "notSelector", path)?;
-    let ns_sel = opt_selector(ctx, m, "namespaceSelector", path)?;
+    let sel = opt_selector(ctx, m, "selector", path, GlobalOk::No)?;
+    let not_sel = opt_selector(ctx, m, "notSelector", path, GlobalOk::No)?;
+    let ns_sel = opt_selector(ctx, m, "namespaceSelector", path, GlobalOk::Alone)?;
     let cidrs = |key: &str| -> Result<Vec<crate::core::Cidr>, EngineError> {
         let p = join(path, key);
         ctx.opt_strings(m, key, path)?
@@ -152,9 +179,19 @@ fn entity(
     };
     let nets = cidrs("nets")?;
     let not_nets = cidrs("notNets")?;
-    if get(m, "serviceAccounts").is_some() || get(m, "services").is_some() {
+    if get(m, "services").is_some() {
         out.never = true;
     }
+    let service_accounts = match ctx.opt_obj(m, "serviceAccounts", path)? {
+        None => None,
+        Some(sa) => {
+            let sa_path = join(path, "serviceAccounts");
+            let names = ctx.opt_strings(sa, "names", &sa_path)?;
+            let selector = opt_selector(ctx, sa, "selector", &sa_path, GlobalOk::No)?
+                .filter(|_| ctx.opt_str(sa, "selector", &sa_path).ok().flatten() != Some(""));
+            (!names.is_empty() || selector.is_some()).then(|| Box::new(SaMatch { names, selector }))
+        }
+    };
     let port_list = |key: &str| -> Result<Option<Vec<PortSpec>>, EngineError> {
         let Some(list) = ctx.opt_list(m, key, path)? else {
             return Ok(None);
@@ -181,6 +218,7 @@ fn entity(
     out.ports = port_list("ports")?;
     out.not_ports = port_list("notPorts")?.unwrap_or_default();
     let any = sel.is_some()
+        || service_accounts.is_some()
         || not_sel.is_some()
         || ns_sel.is_some()
         || !nets.is_empty()
@@ -198,6 +236,7 @@ fn entity(
             namespace_selector: ns_sel,
             nets,
             not_nets,
+            service_accounts,
         })]));
     }
     Ok(out)
@@ -297,22 +336,29 @@ pub(crate) fn calico_policy(
                 .ok_or_else(|| ctx.err(&join(path, "order"), "expected a number"))?,
         ),
     };
-    let sel = opt_selector(ctx, spec, "selector", path)?.unwrap_or(CalicoSelector::All);
+    let sel =
+        opt_selector(ctx, spec, "selector", path, GlobalOk::No)?.unwrap_or(CalicoSelector::All);
     let ns_sel = if namespace.is_none() {
-        opt_selector(ctx, spec, "namespaceSelector", path)?
+        opt_selector(ctx, spec, "namespaceSelector", path, GlobalOk::No)?
     } else {
         None
     };
-    let sa = ctx.opt_str(spec, "serviceAccountSelector", path)?;
+    let sa = opt_selector(ctx, spec, "serviceAccountSelector", path, GlobalOk::No)?.filter(|_| {
+        ctx.opt_str(spec, "serviceAccountSelector", path)
+            .ok()
+            .flatten()
+            != Some("")
+    });
     let host_only = ctx.opt_bool(spec, "doNotTrack", path)?.unwrap_or(false)
         || ctx.opt_bool(spec, "preDNAT", path)?.unwrap_or(false);
-    let subject = if host_only || sa.is_some_and(|s| !s.trim().is_empty()) {
+    let subject = if host_only {
         Subject::Nothing
     } else {
         Subject::Calico {
             namespace: namespace.map(str::to_string),
             selector: sel,
             namespaces: ns_sel,
+            service_accounts: sa,
         }
     };
     let ingress = ctx.opt_list(spec, "ingress", path)?.unwrap_or_default();

@@ -2,10 +2,25 @@
 //! `k in {'a', 'b'}`, `k not in {...}`, `k contains 's'`, `k starts with 's'`, `k ends with 's'`,
 //! `!`, `&&`, `||` and parentheses (`!` binds tightest, then `&&`, then `||`).
 //!
+//! The grammar is Calico's own (projectcalico/calico @ 87c15906,
+//! `libcalico-go/lib/selector/tokenizer/tokenizer.go` and `parser/parser.go`), down to its
+//! corners: operators after a label are words, and `not in`, `starts with` and `ends with`
+//! may be written as one word (`notin`, `startswith`, `endswith`) or with any run of spaces;
+//! `contains`/`in` need a word boundary, so `a in"x"` tokenises but `a inf "x"` does not; only
+//! spaces and tabs separate tokens (a newline is an error); strings have no escapes; labels
+//! are at most 512 characters; a set may be empty or end with a comma (`{'a',}`);
+//! `has(`, `all(` and `global(` take no space before the parenthesis. The tests transcribe the
+//! upstream parser and tokenizer tables (`parser_test.go`, `tokenizer_test.go`).
+//!
 //! Semantics follow Calico's documentation: `k != 'v'` and `k not in {...}` also match
 //! endpoints without the label `k`; `==`, `in` and the string operators need the label.
 //! An empty selector is `all()`. `global()` selects non-namespaced resources (global network
-//! sets, host endpoints); the engine models neither, so it matches no pod and no namespace.
+//! sets, host endpoints): Calico rewrites it to `!has(projectcalico.org/namespace)`
+//! (`libcalico-go/lib/backend/syncersv1/updateprocessors/rules.go` lines 75-78 @ 87c15906),
+//! which no pod satisfies; the engine models neither, so it matches no pod and no namespace.
+//! Where `global()` may appear is a property of the field, not of the grammar: the readers
+//! (`calico.rs`) and `admit::calico` accept it only as the whole of an entity rule's
+//! `namespaceSelector`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -41,6 +56,8 @@ pub(crate) enum CalicoSelector {
     Or(Vec<CalicoSelector>),
 }
 
+/// Calico's tokens (`tokenizer.go` `Kind`). Operators after a label are words that the
+/// tokenizer recognises only there, so a label may itself be called `contains` or `in`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Tok {
     LParen,
@@ -48,13 +65,21 @@ enum Tok {
     LBrace,
     RBrace,
     Comma,
-    AndAnd,
-    OrOr,
-    Bang,
-    EqEq,
-    NotEq,
+    And,
+    Or,
+    Not,
+    Eq,
+    Ne,
+    In,
+    NotIn,
+    Contains,
+    StartsWith,
+    EndsWith,
+    All,
+    Global,
+    Has(String),
+    Label(String),
     Str(String),
-    Ident(String),
 }
 
 impl fmt::Display for Tok {
@@ -65,96 +90,200 @@ impl fmt::Display for Tok {
             Tok::LBrace => f.write_str("'{'"),
             Tok::RBrace => f.write_str("'}'"),
             Tok::Comma => f.write_str("','"),
-            Tok::AndAnd => f.write_str("'&&'"),
-            Tok::OrOr => f.write_str("'||'"),
-            Tok::Bang => f.write_str("'!'"),
-            Tok::EqEq => f.write_str("'=='"),
-            Tok::NotEq => f.write_str("'!='"),
+            Tok::And => f.write_str("'&&'"),
+            Tok::Or => f.write_str("'||'"),
+            Tok::Not => f.write_str("'!'"),
+            Tok::Eq => f.write_str("'=='"),
+            Tok::Ne => f.write_str("'!='"),
+            Tok::In => f.write_str("'in'"),
+            Tok::NotIn => f.write_str("'not in'"),
+            Tok::Contains => f.write_str("'contains'"),
+            Tok::StartsWith => f.write_str("'starts with'"),
+            Tok::EndsWith => f.write_str("'ends with'"),
+            Tok::All => f.write_str("'all()'"),
+            Tok::Global => f.write_str("'global()'"),
+            Tok::Has(k) => write!(f, "'has({k})'"),
+            Tok::Label(s) => write!(f, "label {s:?}"),
             Tok::Str(s) => write!(f, "string {s:?}"),
-            Tok::Ident(s) => write!(f, "{s:?}"),
         }
     }
 }
 
-fn is_key_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-')
+/// Longest label Calico's tokenizer accepts (`tokenizer.go` `MaxLabelLength`).
+pub(crate) const MAX_LABEL_LENGTH: usize = 512;
+
+/// `identifierChar` in `tokenizer.go`: ASCII letters, digits, `_`, `.`, `/` and `-`.
+fn is_key_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'/' | b'-')
 }
 
+/// Calico trims only spaces and tabs (`trimWhitespace`): a newline is an error.
+fn trim_ws(s: &str) -> &str {
+    s.trim_start_matches([' ', '\t'])
+}
+
+/// `isWordBoundary`: the end, or a character that cannot continue a label.
+fn word_boundary(rest: &str) -> bool {
+    rest.bytes().next().is_none_or(|c| !is_key_char(c))
+}
+
+/// `cutPrefixCheckBreak`.
+fn cut_word<'a>(input: &'a str, word: &str) -> Option<&'a str> {
+    input.strip_prefix(word).filter(|rest| word_boundary(rest))
+}
+
+/// `cutMultiWordPrefixCheckBreak`: the words may be separated by any run of spaces and tabs,
+/// including none (`notin`, `startswith`, `endswith` are accepted as one word); only the last
+/// word needs a boundary after it.
+fn cut_words<'a>(input: &'a str, words: &[&str]) -> Option<&'a str> {
+    let mut rest = input;
+    for w in words {
+        rest = trim_ws(rest.strip_prefix(w)?);
+    }
+    word_boundary(rest).then_some(rest)
+}
+
+/// `cutIdentifier`: a non-empty run of label characters, at most [`MAX_LABEL_LENGTH`].
+fn cut_ident(input: &str) -> Result<(String, &str), String> {
+    let end = input
+        .bytes()
+        .position(|c| !is_key_char(c))
+        .unwrap_or(input.len());
+    let (ident, rest) = input.split_at(end);
+    if ident.is_empty() {
+        let what = rest
+            .chars()
+            .next()
+            .map_or_else(|| "the end".to_string(), |c| format!("{c:?}"));
+        return Err(format!("expected a label, found {what}"));
+    }
+    if ident.len() > MAX_LABEL_LENGTH {
+        return Err(format!(
+            "label of {} characters; Calico allows at most {MAX_LABEL_LENGTH}",
+            ident.len()
+        ));
+    }
+    Ok((ident.to_string(), rest))
+}
+
+/// A call such as `all(` / `global(`: spaces may precede the `)`.
+fn close_call<'a>(input: &'a str, name: &str) -> Result<&'a str, String> {
+    trim_ws(input)
+        .strip_prefix(')')
+        .ok_or_else(|| format!("no closing ')' after {name}("))
+}
+
+/// Calico's tokenizer (projectcalico/calico `libcalico-go/lib/selector/tokenizer/tokenizer.go`
+/// `AppendTokens`, lines 68-205 @ 87c15906).
 fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
-    let chars: Vec<char> = s.chars().collect();
     let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
+    let mut input = s;
+    loop {
+        input = trim_ws(input);
+        let Some(c) = input.bytes().next() else {
+            return Ok(out);
+        };
+        let last_is_label = matches!(out.last(), Some(Tok::Label(_)));
+        let simple = match c {
+            b'(' => Some(Tok::LParen),
+            b')' => Some(Tok::RParen),
+            b'{' => Some(Tok::LBrace),
+            b'}' => Some(Tok::RBrace),
+            b',' => Some(Tok::Comma),
+            _ => None,
+        };
+        if let Some(t) = simple {
+            out.push(t);
+            input = &input[1..];
+            continue;
+        }
         match c {
-            c if c.is_whitespace() => i += 1,
-            '(' => {
-                out.push(Tok::LParen);
-                i += 1
+            b'"' | b'\'' => {
+                let body = &input[1..];
+                let end = body
+                    .find(c as char)
+                    .ok_or_else(|| "unterminated string".to_string())?;
+                out.push(Tok::Str(body[..end].to_string()));
+                input = &body[end + 1..];
             }
-            ')' => {
-                out.push(Tok::RParen);
-                i += 1
+            b'=' => {
+                input = input.strip_prefix("==").ok_or("expected ==")?;
+                out.push(Tok::Eq);
             }
-            '{' => {
-                out.push(Tok::LBrace);
-                i += 1
-            }
-            '}' => {
-                out.push(Tok::RBrace);
-                i += 1
-            }
-            ',' => {
-                out.push(Tok::Comma);
-                i += 1
-            }
-            '&' if next == Some('&') => {
-                out.push(Tok::AndAnd);
-                i += 2
-            }
-            '|' if next == Some('|') => {
-                out.push(Tok::OrOr);
-                i += 2
-            }
-            '=' if next == Some('=') => {
-                out.push(Tok::EqEq);
-                i += 2
-            }
-            '!' if next == Some('=') => {
-                out.push(Tok::NotEq);
-                i += 2
-            }
-            '!' => {
-                out.push(Tok::Bang);
-                i += 1
-            }
-            '\'' | '"' => {
-                let quote = c;
-                let start = i + 1;
-                let mut j = start;
-                while j < chars.len() && chars[j] != quote {
-                    j += 1;
+            b'!' => match input.strip_prefix("!=") {
+                Some(rest) => {
+                    out.push(Tok::Ne);
+                    input = rest;
                 }
-                if j >= chars.len() {
-                    return Err(format!("unterminated string starting at offset {i}"));
+                None => {
+                    out.push(Tok::Not);
+                    input = &input[1..];
                 }
-                out.push(Tok::Str(chars[start..j].iter().collect()));
-                i = j + 1;
+            },
+            b'&' => {
+                input = input.strip_prefix("&&").ok_or("expected &&")?;
+                out.push(Tok::And);
             }
-            c if is_key_char(c) => {
-                let start = i;
-                while i < chars.len() && is_key_char(chars[i]) {
-                    i += 1;
+            b'|' => {
+                input = input.strip_prefix("||").ok_or("expected ||")?;
+                out.push(Tok::Or);
+            }
+            _ if last_is_label => {
+                let ops: [(&[&str], Tok); 5] = [
+                    (&["contains"], Tok::Contains),
+                    (&["starts", "with"], Tok::StartsWith),
+                    (&["ends", "with"], Tok::EndsWith),
+                    (&["not", "in"], Tok::NotIn),
+                    (&["in"], Tok::In),
+                ];
+                let found = ops.into_iter().find_map(|(words, tok)| {
+                    let rest = match words {
+                        [w] => cut_word(input, w),
+                        _ => cut_words(input, words),
+                    };
+                    rest.map(|r| (r, tok))
+                });
+                let Some((rest, tok)) = found else {
+                    let label = match out.last() {
+                        Some(Tok::Label(l)) => l.as_str(),
+                        _ => "",
+                    };
+                    return Err(format!(
+                        "expected an operator after label {label:?} (==, !=, in, not in, \
+                         contains, starts with or ends with)"
+                    ));
+                };
+                out.push(tok);
+                input = rest;
+            }
+            _ => {
+                if let Some(rest) = input.strip_prefix("has(") {
+                    let (ident, rest) = cut_ident(trim_ws(rest))?;
+                    input = trim_ws(rest)
+                        .strip_prefix(')')
+                        .ok_or("no closing ')' after has(")?;
+                    out.push(Tok::Has(ident));
+                } else if let Some(rest) = input.strip_prefix("all(") {
+                    input = close_call(rest, "all")?;
+                    out.push(Tok::All);
+                } else if let Some(rest) = input.strip_prefix("global(") {
+                    input = close_call(rest, "global")?;
+                    out.push(Tok::Global);
+                } else {
+                    let (ident, rest) = cut_ident(input)?;
+                    out.push(Tok::Label(ident));
+                    input = rest;
                 }
-                out.push(Tok::Ident(chars[start..i].iter().collect()));
             }
-            c => return Err(format!("unexpected character {c:?} at offset {i}")),
         }
     }
-    Ok(out)
 }
 
+/// Calico's parser (`libcalico-go/lib/selector/parser/parser.go`, `parseOrExpression`,
+/// `parseAndExpression`, `parseOperation`, lines 125-400 @ 87c15906): `||` of `&&` of
+/// operations; an operation is any number of `!` (collapsed) before `has(k)`, `all()`,
+/// `global()`, a parenthesised expression, or a label, an operator and a string (or, for `in`
+/// / `not in`, a set of strings that may be empty and may end with a comma).
 struct Parser {
     toks: Vec<Tok>,
     pos: usize,
@@ -165,43 +294,15 @@ impl Parser {
         self.toks.get(self.pos)
     }
 
-    fn peek2(&self) -> Option<&Tok> {
-        self.toks.get(self.pos + 1)
-    }
-
     fn next(&mut self) -> Option<Tok> {
         let t = self.toks.get(self.pos).cloned();
         self.pos += 1;
         t
     }
 
-    fn eat(&mut self, want: &Tok) -> Result<(), String> {
-        match self.next() {
-            Some(t) if &t == want => Ok(()),
-            Some(t) => Err(format!("expected {want}, found {t}")),
-            None => Err(format!("expected {want}, found the end")),
-        }
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        match self.next() {
-            Some(Tok::Str(s)) => Ok(s),
-            Some(t) => Err(format!("expected a quoted string, found {t}")),
-            None => Err("expected a quoted string, found the end".into()),
-        }
-    }
-
-    fn word(&mut self, w: &str) -> Result<(), String> {
-        match self.next() {
-            Some(Tok::Ident(s)) if s == w => Ok(()),
-            Some(t) => Err(format!("expected {w:?}, found {t}")),
-            None => Err(format!("expected {w:?}, found the end")),
-        }
-    }
-
     fn or(&mut self) -> Result<CalicoSelector, String> {
         let mut parts = vec![self.and()?];
-        while self.peek() == Some(&Tok::OrOr) {
+        while self.peek() == Some(&Tok::Or) {
             self.pos += 1;
             parts.push(self.and()?);
         }
@@ -213,10 +314,10 @@ impl Parser {
     }
 
     fn and(&mut self) -> Result<CalicoSelector, String> {
-        let mut parts = vec![self.unary()?];
-        while self.peek() == Some(&Tok::AndAnd) {
+        let mut parts = vec![self.operation()?];
+        while self.peek() == Some(&Tok::And) {
             self.pos += 1;
-            parts.push(self.unary()?);
+            parts.push(self.operation()?);
         }
         Ok(if parts.len() == 1 {
             parts.remove(0)
@@ -225,100 +326,93 @@ impl Parser {
         })
     }
 
-    fn unary(&mut self) -> Result<CalicoSelector, String> {
-        if self.peek() == Some(&Tok::Bang) {
-            self.pos += 1;
-            return Ok(CalicoSelector::Not(Box::new(self.unary()?)));
+    fn string(&mut self, after: &str) -> Result<String, String> {
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(s),
+            Some(t) => Err(format!("expected a quoted string after {after}, found {t}")),
+            None => Err(format!(
+                "expected a quoted string after {after}, found the end"
+            )),
         }
-        self.primary()
     }
 
     fn set(&mut self) -> Result<BTreeSet<String>, String> {
-        self.eat(&Tok::LBrace)?;
-        let mut out = BTreeSet::new();
-        if self.peek() == Some(&Tok::RBrace) {
-            self.pos += 1;
-            return Ok(out);
+        match self.next() {
+            Some(Tok::LBrace) => {}
+            Some(t) => return Err(format!("expected a set literal '{{...}}', found {t}")),
+            None => return Err("expected a set literal '{...}', found the end".into()),
         }
-        loop {
-            out.insert(self.string()?);
-            match self.next() {
-                Some(Tok::Comma) => continue,
-                Some(Tok::RBrace) => return Ok(out),
-                Some(t) => return Err(format!("expected ',' or '}}', found {t}")),
-                None => return Err("expected ',' or '}', found the end".into()),
+        let mut out = BTreeSet::new();
+        while let Some(Tok::Str(s)) = self.peek() {
+            out.insert(s.clone());
+            self.pos += 1;
+            if self.peek() == Some(&Tok::Comma) {
+                self.pos += 1;
+            } else {
+                break;
             }
+        }
+        match self.next() {
+            Some(Tok::RBrace) => Ok(out),
+            Some(t) => Err(format!("expected '}}', found {t}")),
+            None => Err("expected '}', found the end".into()),
         }
     }
 
-    fn primary(&mut self) -> Result<CalicoSelector, String> {
-        match self.next() {
+    fn operation(&mut self) -> Result<CalicoSelector, String> {
+        let mut negated = false;
+        while self.peek() == Some(&Tok::Not) {
+            negated = !negated;
+            self.pos += 1;
+        }
+        let e = match self.next() {
+            Some(Tok::Has(k)) => CalicoSelector::Has(k),
+            Some(Tok::All) => CalicoSelector::All,
+            Some(Tok::Global) => CalicoSelector::Global,
             Some(Tok::LParen) => {
                 let e = self.or()?;
-                self.eat(&Tok::RParen)?;
-                Ok(e)
-            }
-            Some(Tok::Ident(word)) => {
-                let call = self.peek() == Some(&Tok::LParen);
-                match word.as_str() {
-                    "all" | "global" if call => {
-                        self.pos += 1;
-                        self.eat(&Tok::RParen)?;
-                        Ok(if word == "all" {
-                            CalicoSelector::All
-                        } else {
-                            CalicoSelector::Global
-                        })
-                    }
-                    "has" if call => {
-                        self.pos += 1;
-                        let key = match self.next() {
-                            Some(Tok::Ident(k)) => k,
-                            Some(t) => return Err(format!("expected a label key, found {t}")),
-                            None => return Err("expected a label key, found the end".into()),
-                        };
-                        self.eat(&Tok::RParen)?;
-                        Ok(CalicoSelector::Has(key))
-                    }
-                    _ => self.comparison(word),
+                match self.next() {
+                    Some(Tok::RParen) => e,
+                    Some(t) => return Err(format!("expected ')', found {t}")),
+                    None => return Err("expected ')', found the end".into()),
                 }
             }
-            Some(t) => Err(format!("expected a selector term, found {t}")),
-            None => Err("expected a selector term, found the end".into()),
-        }
+            Some(Tok::Label(key)) => self.comparison(key)?,
+            Some(t) => return Err(format!("expected a selector term, found {t}")),
+            None => return Err("expected a selector term, found the end".into()),
+        };
+        Ok(if negated {
+            CalicoSelector::Not(Box::new(e))
+        } else {
+            e
+        })
     }
 
     fn comparison(&mut self, key: String) -> Result<CalicoSelector, String> {
-        match self.next() {
-            Some(Tok::EqEq) => Ok(CalicoSelector::Eq(key, self.string()?)),
-            Some(Tok::NotEq) => Ok(CalicoSelector::Ne(key, self.string()?)),
-            Some(Tok::Ident(op)) => match op.as_str() {
-                "in" => Ok(CalicoSelector::In(key, self.set()?)),
-                "not" => {
-                    self.word("in")?;
-                    Ok(CalicoSelector::NotIn(key, self.set()?))
-                }
-                "contains" => Ok(CalicoSelector::Contains(key, self.string()?)),
-                "starts" => {
-                    self.word("with")?;
-                    Ok(CalicoSelector::StartsWith(key, self.string()?))
-                }
-                "ends" => {
-                    self.word("with")?;
-                    Ok(CalicoSelector::EndsWith(key, self.string()?))
-                }
-                other => Err(format!(
-                    "unknown operator {other:?} after label {key:?} (expected ==, !=, in, \
-                     not in, contains, starts with or ends with)"
-                )),
-            },
-            Some(t) => Err(format!(
-                "expected an operator after label {key:?}, found {t}"
-            )),
-            None => Err(format!(
-                "expected an operator after label {key:?}, found the end"
-            )),
-        }
+        let op = self.next();
+        let after = match &op {
+            Some(t) => t.to_string(),
+            None => String::new(),
+        };
+        Ok(match op {
+            Some(Tok::Eq) => CalicoSelector::Eq(key, self.string(&after)?),
+            Some(Tok::Ne) => CalicoSelector::Ne(key, self.string(&after)?),
+            Some(Tok::Contains) => CalicoSelector::Contains(key, self.string(&after)?),
+            Some(Tok::StartsWith) => CalicoSelector::StartsWith(key, self.string(&after)?),
+            Some(Tok::EndsWith) => CalicoSelector::EndsWith(key, self.string(&after)?),
+            Some(Tok::In) => CalicoSelector::In(key, self.set()?),
+            Some(Tok::NotIn) => CalicoSelector::NotIn(key, self.set()?),
+            Some(t) => {
+                return Err(format!(
+                    "expected an operator after label {key:?}, found {t}"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "expected an operator after label {key:?}, found the end"
+                ))
+            }
+        })
     }
 }
 
@@ -333,15 +427,27 @@ impl CalicoSelector {
         let e = p.or()?;
         match p.peek() {
             None => Ok(e),
-            Some(t) => {
-                let t = t.clone();
-                let hint = if p.peek2().is_none() {
-                    ""
-                } else {
+            Some(t) => Err(format!(
+                "unexpected {t} after a complete selector{}",
+                if p.toks.len() > p.pos + 1 {
                     " (and more)"
-                };
-                Err(format!("unexpected {t}{hint} after a complete selector"))
+                } else {
+                    ""
+                }
+            )),
+        }
+    }
+
+    /// Whether `global()` appears anywhere in the selector (Calico allows it only as the whole
+    /// of an entity rule's `namespaceSelector`).
+    pub fn mentions_global(&self) -> bool {
+        match self {
+            CalicoSelector::Global => true,
+            CalicoSelector::Not(e) => e.mentions_global(),
+            CalicoSelector::And(es) | CalicoSelector::Or(es) => {
+                es.iter().any(CalicoSelector::mentions_global)
             }
+            _ => false,
         }
     }
 
@@ -514,7 +620,10 @@ mod tests {
             assert!(CalicoSelector::parse(bad).is_err(), "{bad} should fail");
         }
         let err = CalicoSelector::parse("app like 'x'").unwrap_err();
-        assert!(err.contains("unknown operator \"like\""), "{err}");
+        assert!(
+            err.contains("expected an operator after label \"app\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -532,5 +641,420 @@ mod tests {
             .unwrap()
             .likely_labels()
             .is_none());
+    }
+
+    // ---- Calico's own tables, transcribed (projectcalico/calico @ 87c15906) ----
+
+    type Labels<'a> = &'a [(&'a str, &'a str)];
+
+    /// `libcalico-go/lib/selector/parser/parser_test.go` `selectorTests` (lines 32-170):
+    /// selector, label sets it matches, label sets it does not. The `global()` rows are in
+    /// `calico_global_parses` (Calico evaluates `global()` as true on bare labels; the engine
+    /// evaluates pods, which it never selects).
+    const PARSER_CASES: &[(&str, &[Labels], &[Labels])] = &[
+        (
+            r#"a == "b""#,
+            &[&[("a", "b")], &[("a", "b"), ("c", "d")]],
+            &[&[], &[("a", "c")], &[("c", "d")]],
+        ),
+        (
+            r#"a == "b" && c == "d""#,
+            &[&[("a", "b"), ("c", "d")]],
+            &[
+                &[],
+                &[("a", "b"), ("c", "e")],
+                &[("a", "c"), ("c", "d")],
+                &[("c", "d")],
+                &[("a", "b")],
+            ],
+        ),
+        (
+            r#"a == "b" || c == "d""#,
+            &[&[("a", "b"), ("c", "d")], &[("a", "b")], &[("c", "d")]],
+            &[&[], &[("a", "e"), ("c", "e")], &[("c", "e")], &[("a", "e")]],
+        ),
+        (
+            r#"a in {"'", '"', "c"}"#,
+            &[&[("a", "c")], &[("a", "\"")], &[("a", "'")]],
+            &[&[], &[("a", "e")]],
+        ),
+        (
+            r#"a not in {"'", '"', "c"}"#,
+            &[&[], &[("a", "e")]],
+            &[&[("a", "c")], &[("a", "\"")], &[("a", "'")]],
+        ),
+        ("a == 'a'", &[&[("a", "a")]], &[]),
+        (r#"a == "a""#, &[&[("a", "a")]], &[]),
+        (r#"a != "b""#, &[&[("a", "a")]], &[]),
+        (r#"a != "a""#, &[&[]], &[]),
+        (
+            r#"a contains "a""#,
+            &[&[("a", "a")], &[("a", "bab")], &[("a", "aaa"), ("b", "c")]],
+            &[&[], &[("a", "b")], &[("b", "aaa")]],
+        ),
+        (
+            r#"a starts with "a""#,
+            &[&[("a", "a")], &[("a", "abb")], &[("a", "aaa"), ("b", "c")]],
+            &[&[], &[("a", "b")], &[("a", "baa")], &[("b", "aaa")]],
+        ),
+        (
+            r#"a ends with "a""#,
+            &[&[("a", "a")], &[("a", "bba")], &[("a", "aaa"), ("b", "c")]],
+            &[&[], &[("a", "b")], &[("a", "aab")], &[("b", "aaa")]],
+        ),
+        (r#"a in {"a"}"#, &[&[("a", "a")]], &[]),
+        (r#"!a in {"a"}"#, &[&[("a", "b")]], &[]),
+        (r#"a in {"a", "b"}"#, &[&[("a", "a")], &[("a", "b")]], &[]),
+        (r#"a not in {"d", "e"}"#, &[&[("a", "a")]], &[]),
+        ("has(a)", &[&[("a", "b")]], &[]),
+        ("!has(a)", &[&[("b", "b")]], &[]),
+        ("", &[&[], &[("a", "b")]], &[]),
+        (" ", &[&[]], &[]),
+        ("all()", &[&[]], &[]),
+        (" all()", &[&[], &[("a", "b")]], &[]),
+        ("a == 'a'", &[], &[&[("a", "b")], &[]]),
+        (r#"a != "a""#, &[], &[&[("a", "a")]]),
+        ("a != 'a'", &[], &[&[("a", "a")]]),
+        (r#"a in {"a"}"#, &[], &[&[("a", "b")]]),
+        (r#"a not in {"a"}"#, &[], &[&[("a", "a")]]),
+        (r#"a in {"a", "b"}"#, &[], &[&[("a", "c")]]),
+        ("has(b)", &[], &[&[("a", "b")]]),
+        ("!!has(b)", &[], &[&[("a", "b")]]),
+        ("! has(a)", &[], &[&[("a", "b")]]),
+        ("!has(a)", &[], &[&[("a", "b")]]),
+        ("!!! has(a)", &[], &[&[("a", "b")]]),
+        ("!!!has(a)", &[], &[&[("a", "b")]]),
+        ("!! ! has(a)", &[], &[&[("a", "b")]]),
+        ("! !!has(a)", &[], &[&[("a", "b")]]),
+        (
+            "a == 'a1' && b == 'b1'",
+            &[&[("a", "a1"), ("b", "b1")]],
+            &[],
+        ),
+        (
+            "a == 'a1' && b != 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        (
+            "a != 'a1' && b == 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        (
+            "a != 'a1' && b != 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        (
+            "a != 'a1' && !b == 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        (
+            "!a == 'a1' && b == 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        ("has(a) && !has(b)", &[&[("a", "a")]], &[]),
+        ("!has(b) && has(a)", &[&[("a", "a")]], &[]),
+        ("!(!has(a) || has(b))", &[&[("a", "a")]], &[]),
+        ("!(has(b) || !has(a))", &[&[("a", "a")]], &[]),
+        (
+            "a == 'a1' || b == 'b1'",
+            &[&[("a", "a1"), ("b", "b1")]],
+            &[],
+        ),
+        (
+            "a == 'a1' || b != 'b1'",
+            &[&[("a", "a1"), ("b", "b1")]],
+            &[],
+        ),
+        (
+            "a != 'a1' || b == 'b1'",
+            &[&[("a", "a1"), ("b", "b1")]],
+            &[],
+        ),
+        (
+            "a != 'a1' || b != 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+        (
+            "! a == 'a1' || ! b == 'b1'",
+            &[],
+            &[&[("a", "a1"), ("b", "b1")]],
+        ),
+    ];
+
+    #[test]
+    fn calico_parser_table() {
+        for (sel, yes, no) in PARSER_CASES {
+            let parsed = CalicoSelector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+            for l in *yes {
+                assert!(parsed.matches(&labels(l)), "{sel:?} should match {l:?}");
+            }
+            for l in *no {
+                assert!(
+                    !parsed.matches(&labels(l)),
+                    "{sel:?} should not match {l:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn calico_global_parses() {
+        for sel in ["global()", " global()", "global( )"] {
+            let parsed = CalicoSelector::parse(sel).unwrap();
+            assert_eq!(parsed, CalicoSelector::Global);
+            assert!(parsed.mentions_global());
+            assert!(!parsed.matches(&labels(&[("a", "b")])));
+        }
+        assert!(CalicoSelector::parse("!global() && all()")
+            .unwrap()
+            .mentions_global());
+        // A string that spells it is not a use of it.
+        assert!(!CalicoSelector::parse("a == 'global()'")
+            .unwrap()
+            .mentions_global());
+    }
+
+    /// `parser_test.go` `badSelectors` (lines 172-199) and the error rows of
+    /// `tokenizer/tokenizer_test.go` `tokenTests` (lines 150-165), with what else Calico's
+    /// tokenizer refuses: a newline, a space before `(` in `has (`, a non-ASCII label.
+    #[test]
+    fn calico_refuses_what_calico_refuses() {
+        let long = format!("{} == \"value\"", "a".repeat(513));
+        let mut bad: Vec<&str> = vec![
+            // parser_test.go
+            "b == b",
+            "b contains b",
+            "b starts with b",
+            "b ends with b",
+            "'b1' == b",
+            "b",
+            "a b",
+            "!",
+            r#"foo == "bar" &"#,
+            r#"foo == "bar" |"#,
+            "foo != ||",
+            r#"foo in {"", ||"#,
+            r#"foo in """#,
+            r#""FOO"#,
+            r#""FOO'"#,
+            "'FOO",
+            "(",
+            r#"(a == "foo""#,
+            ")",
+            "()",
+            "%",
+            r#"a == "b" && %"#,
+            r#"a == "b" || %"#,
+            "a ",
+            "has(foo) &&",
+            // tokenizer_test.go
+            r#"label == "value"#,
+            "label == 'value",
+            r#"label = "value""#,
+            "all(",
+            "global(",
+            "has()",
+            "has(foo",
+            "has( foo ",
+            r#"a == "b" & has(foo)"#,
+            r#"a == "b" | has(foo)"#,
+            r#"label starts foo "value""#,
+            r#"label inf "value""#,
+            r#"label ends foo "value""#,
+            r#"label ends withs "value""#,
+            r#"label squiggles "value""#,
+            // the tokenizer's other refusals
+            "a == 'b'\n&& c == 'd'",
+            "has (a)",
+            "é == 'x'",
+            "a in {,}",
+            "a in {'x' 'y'}",
+            "a containsx 'b'",
+        ];
+        bad.push(&long);
+        for sel in bad {
+            assert!(
+                CalicoSelector::parse(sel).is_err(),
+                "{sel:?} should be refused"
+            );
+        }
+    }
+
+    /// `tokenizer_test.go` `tokenTests` (lines 27-290): the accepted inputs and their tokens.
+    #[test]
+    fn calico_tokenizer_table() {
+        use Tok::*;
+        let l = |s: &str| Label(s.to_string());
+        let st = |s: &str| Str(s.to_string());
+        let h = |s: &str| Has(s.to_string());
+        let a512 = "a".repeat(512);
+        let long = format!("{a512} == \"value\"");
+        let cases: Vec<(&str, Vec<Tok>)> = vec![
+            (r#"a=="b""#, vec![l("a"), Eq, st("b")]),
+            (r#"a!="b""#, vec![l("a"), Ne, st("b")]),
+            (r#"a != "b""#, vec![l("a"), Ne, st("b")]),
+            (r#"(a=="b")"#, vec![LParen, l("a"), Eq, st("b"), RParen]),
+            (r#"label == "value""#, vec![l("label"), Eq, st("value")]),
+            (
+                r#"label contains "value""#,
+                vec![l("label"), Contains, st("value")],
+            ),
+            (
+                r#"contains contains "contains""#,
+                vec![l("contains"), Contains, st("contains")],
+            ),
+            (
+                "contains contains 'contains'",
+                vec![l("contains"), Contains, st("contains")],
+            ),
+            (
+                r#"label contains"value""#,
+                vec![l("label"), Contains, st("value")],
+            ),
+            (
+                r#"label startswith "value""#,
+                vec![l("label"), StartsWith, st("value")],
+            ),
+            (
+                r#"label endswith "value""#,
+                vec![l("label"), EndsWith, st("value")],
+            ),
+            (
+                r#"label starts with "value""#,
+                vec![l("label"), StartsWith, st("value")],
+            ),
+            (
+                r#"startswith starts with "value""#,
+                vec![l("startswith"), StartsWith, st("value")],
+            ),
+            (
+                r#"label ends with "value""#,
+                vec![l("label"), EndsWith, st("value")],
+            ),
+            (
+                r#"endswith ends with "value""#,
+                vec![l("endswith"), EndsWith, st("value")],
+            ),
+            (
+                r#"label starts  with "value""#,
+                vec![l("label"), StartsWith, st("value")],
+            ),
+            (
+                r#"label ends  with "value""#,
+                vec![l("label"), EndsWith, st("value")],
+            ),
+            (&long, vec![l(&a512), Eq, st("value")]),
+            (
+                r#"a not in "bar" && !has(foo) || b in c"#,
+                vec![
+                    l("a"),
+                    NotIn,
+                    st("bar"),
+                    And,
+                    Not,
+                    h("foo"),
+                    Or,
+                    l("b"),
+                    In,
+                    l("c"),
+                ],
+            ),
+            ("has(calico/k8s_ns)", vec![h("calico/k8s_ns")]),
+            ("has(calico/k8s_ns/role)", vec![h("calico/k8s_ns/role")]),
+            (
+                "has(calico/k8s_NS-.1/role)",
+                vec![h("calico/k8s_NS-.1/role")],
+            ),
+            (
+                r#"calico/k8s_ns == "kube-system" && k8s-app == "kube-dns""#,
+                vec![
+                    l("calico/k8s_ns"),
+                    Eq,
+                    st("kube-system"),
+                    And,
+                    l("k8s-app"),
+                    Eq,
+                    st("kube-dns"),
+                ],
+            ),
+            (
+                r#"a  not  in  "bar"  &&  ! has( foo )  ||  b  in  c "#,
+                vec![
+                    l("a"),
+                    NotIn,
+                    st("bar"),
+                    And,
+                    Not,
+                    h("foo"),
+                    Or,
+                    l("b"),
+                    In,
+                    l("c"),
+                ],
+            ),
+            (
+                r#"a notin"bar"&&!has(foo)||b in"c""#,
+                vec![
+                    l("a"),
+                    NotIn,
+                    st("bar"),
+                    And,
+                    Not,
+                    h("foo"),
+                    Or,
+                    l("b"),
+                    In,
+                    st("c"),
+                ],
+            ),
+            ("a not in {}", vec![l("a"), NotIn, LBrace, RBrace]),
+            (
+                r#"a not in {"a"}"#,
+                vec![l("a"), NotIn, LBrace, st("a"), RBrace],
+            ),
+            (
+                r#"a not in {"a","B"}"#,
+                vec![l("a"), NotIn, LBrace, st("a"), Comma, st("B"), RBrace],
+            ),
+            ("global()", vec![Global]),
+            ("global( )", vec![Global]),
+            ("all()", vec![All]),
+            ("all( )", vec![All]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(tokenize(input).as_ref(), Ok(&want), "{input:?}");
+        }
+    }
+
+    /// `parser_test.go` `canonicalisationTests` (lines 201-220): each input parses to what
+    /// its canonical form parses to (the one-word and spacing variants included).
+    #[test]
+    fn calico_canonical_forms() {
+        for (input, canon) in [
+            ("", "all()"),
+            (" all() ", "all()"),
+            (" (all() )", "all()"),
+            ("! (has( b)||! has(a ))", "!(has(b) || !has(a))"),
+            (r#"! (a == "b"&&! c != "d")"#, r#"!(a == "b" && !c != "d")"#),
+            (r#"a == "'""#, r#"a == "'""#),
+            (r#"a contains '"'"#, r#"a contains '"'"#),
+            (r#"a startswith '"'"#, r#"a starts with '"'"#),
+            (r#"a endswith "'""#, r#"a ends with "'""#),
+            (r#"a!='"'"#, r#"a != '"'"#),
+            (
+                r#"a in {"z", "z", "x", "y", "x", "a"}"#,
+                r#"a in {"a", "x", "y", "z"}"#,
+            ),
+            ("a notin {'x',}", "a not in {'x'}"),
+        ] {
+            let got = CalicoSelector::parse(input).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!(got, CalicoSelector::parse(canon).unwrap(), "{input:?}");
+        }
     }
 }

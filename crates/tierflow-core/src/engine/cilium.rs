@@ -423,16 +423,100 @@ pub(crate) fn cilium_policy(
     Ok(out)
 }
 
-/// The labels Cilium sees on a pod: its own, its namespace's name and its namespace's labels.
+/// Cilium's `k8s:` label prefix owned by Cilium (`io.cilium.k8s.`).
+const CILIUM_OWNED_PREFIX: &str = "io.cilium.k8s.";
+/// `PolicyLabelServiceAccount` (cilium/cilium `pkg/k8s/apis/cilium.io/const.go`).
+pub(crate) const SERVICE_ACCOUNT_LABEL: &str = "io.cilium.k8s.policy.serviceaccount";
+/// `PolicyLabelCluster`; the engine models one cluster, named `default` (Cilium's default
+/// `cluster-name`).
+const CLUSTER_LABEL: &str = "io.cilium.k8s.policy.cluster";
+
+/// A pod's labels as Cilium's identity sees them: cilium/cilium `pkg/k8s/utils/utils.go`
+/// `SanitizePodLabels` (@ 944f7bae): pod-supplied labels under `io.cilium.k8s.` are dropped
+/// (`filterPodLabels`), so a pod cannot claim another namespace's labels, service account or
+/// cluster; then the namespace's labels (`io.cilium.k8s.namespace.labels.*`), the namespace
+/// name (`io.kubernetes.pod.namespace`, overriding any pod label), the service account
+/// (`io.cilium.k8s.policy.serviceaccount`) and the cluster are set.
 pub(crate) fn pod_labels(
     labels: &BTreeMap<String, String>,
     namespace: &str,
+    service_account: &str,
     namespace_labels: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut out = labels.clone();
-    out.insert(POD_NAMESPACE_LABEL.to_string(), namespace.to_string());
+    let mut out: BTreeMap<String, String> = labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with(CILIUM_OWNED_PREFIX))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (k, v) in namespace_labels {
         out.insert(format!("{NAMESPACE_LABELS_PREFIX}{k}"), v.clone());
     }
+    out.insert(POD_NAMESPACE_LABEL.to_string(), namespace.to_string());
+    if !service_account.is_empty() {
+        out.insert(
+            SERVICE_ACCOUNT_LABEL.to_string(),
+            service_account.to_string(),
+        );
+    }
+    out.insert(CLUSTER_LABEL.to_string(), "default".to_string());
+    out.retain(|k, _| identity_relevant(k));
     out
+}
+
+/// Inclusive patterns of Cilium's default label filter.
+const FILTER_INCLUDE: &[&str] = &[
+    "io.kubernetes.pod.namespace",
+    "io.cilium.k8s.namespace.labels",
+    "app.kubernetes.io",
+];
+
+/// Exclusive patterns of Cilium's default label filter, as literal prefixes (`annotation.*`
+/// and `.*beta\.kubernetes\.io` are handled in [`identity_relevant`]).
+const FILTER_IGNORE: &[&str] = &[
+    "io.kubernetes",
+    "kubernetes.io",
+    "k8s.io",
+    "pod-template-generation",
+    "pod-template-hash",
+    "controller-revision-hash",
+    "etcd_node",
+    // Added to the default list after 1.15 (identity-relevant-labels.rst, current docs).
+    "statefulset.kubernetes.io/pod-name",
+    "apps.kubernetes.io/pod-index",
+    "batch.kubernetes.io/job-completion-index",
+    "batch.kubernetes.io/controller-uid",
+    "controller-uid",
+];
+
+/// Whether a label key is part of a pod's Cilium identity under the default label filter:
+/// cilium/cilium `pkg/labelsfilter/filter.go` (@ 82241fa5) `defaultLabelPrefixCfg` and
+/// `filterLabels`, with the exclusions later releases add (`Documentation/operations/
+/// performance/scalability/identity-relevant-labels.rst`). Patterns are regular expressions
+/// anchored at the start of the key; a key is kept when no exclusive pattern matches, or when
+/// the longest inclusive match is longer than the shortest exclusive one. The engine applies
+/// the union of the releases' exclusions, so a selector on a label some supported release
+/// leaves out of the identity selects nothing (`pod-template-hash`,
+/// `statefulset.kubernetes.io/pod-name`, ...). A label outside the identity cannot be
+/// selected by any policy.
+pub(crate) fn identity_relevant(key: &str) -> bool {
+    let included = FILTER_INCLUDE
+        .iter()
+        .filter(|p| key.starts_with(*p))
+        .map(|p| p.len())
+        .max()
+        .unwrap_or(0);
+    let mut ignored = FILTER_IGNORE
+        .iter()
+        .filter(|p| key.starts_with(*p))
+        .map(|p| p.len())
+        .min();
+    if key.starts_with("annotation") {
+        ignored = Some(ignored.map_or(key.len(), |i| i.min(key.len())));
+    }
+    // `.*beta\.kubernetes\.io` matches from 0 to the end of the last occurrence.
+    if let Some(at) = key.rfind("beta.kubernetes.io") {
+        let len = at + "beta.kubernetes.io".len();
+        ignored = Some(ignored.map_or(len, |i| i.min(len)));
+    }
+    ignored.is_none_or(|ignored| included > ignored)
 }

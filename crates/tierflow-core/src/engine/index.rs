@@ -80,12 +80,30 @@ struct World<'a> {
     mode: Mode,
     calico_pod: Vec<BTreeMap<String, String>>,
     calico_ns: Vec<BTreeMap<String, String>>,
+    /// Per pod: its service account's labels as Calico's `serviceAccountSelector` sees them.
+    calico_sa: Vec<BTreeMap<String, String>>,
     cilium_pod: Vec<BTreeMap<String, String>>,
 }
 
 const CALICO_NAMESPACE_LABEL: &str = "projectcalico.org/namespace";
 const CALICO_NAME_LABEL: &str = "projectcalico.org/name";
 const CALICO_ORCHESTRATOR_LABEL: &str = "projectcalico.org/orchestrator";
+/// projectcalico/calico @ 87c15906 `api/pkg/apis/projectcalico/v3/constants.go` line 37.
+pub(crate) const CALICO_SERVICE_ACCOUNT_LABEL: &str = "projectcalico.org/serviceaccount";
+
+/// Whether a Calico `serviceAccounts` match holds for a pod (endpoint labels, service account
+/// labels).
+fn sa_matches(
+    sa: &super::model::SaMatch,
+    pod: &BTreeMap<String, String>,
+    account: &BTreeMap<String, String>,
+) -> bool {
+    (sa.names.is_empty()
+        || pod
+            .get(CALICO_SERVICE_ACCOUNT_LABEL)
+            .is_some_and(|n| sa.names.contains(n)))
+        && sa.selector.as_ref().is_none_or(|s| s.matches(account))
+}
 
 impl World<'_> {
     fn ns_name(&self, ns: usize) -> &str {
@@ -110,7 +128,11 @@ impl World<'_> {
             Alt::K8sBlock { .. } => self.mode != Mode::Cilium,
             Alt::Calico(e) => match (&e.namespace_selector, &e.scope) {
                 (Some(sel), _) => self.calico_ns_matches(sel, ns),
-                (None, Some(own)) if e.selector.is_some() || e.not_selector.is_some() => {
+                (None, Some(own))
+                    if e.selector.is_some()
+                        || e.not_selector.is_some()
+                        || e.service_accounts.is_some() =>
+                {
                     self.ns_name(ns) == own
                 }
                 _ => true,
@@ -140,6 +162,12 @@ impl World<'_> {
                 };
                 if let Some(sel) = &e.selector {
                     if !sel.matches(labels) {
+                        return false;
+                    }
+                }
+                if let Some(sa) = &e.service_accounts {
+                    let account = self.calico_sa.get(pod).unwrap_or(labels);
+                    if !sa_matches(sa, labels, account) {
                         return false;
                     }
                 }
@@ -197,10 +225,18 @@ impl World<'_> {
                 .pods
                 .get(pod)
                 .is_some_and(|p| pods.matches(&p.labels)),
-            Subject::Calico { selector, .. } => self
-                .calico_pod
-                .get(pod)
-                .is_some_and(|l| selector.matches(l)),
+            Subject::Calico {
+                selector,
+                service_accounts,
+                ..
+            } => {
+                self.calico_pod
+                    .get(pod)
+                    .is_some_and(|l| selector.matches(l))
+                    && service_accounts
+                        .as_ref()
+                        .is_none_or(|sa| self.calico_sa.get(pod).is_some_and(|l| sa.matches(l)))
+            }
             Subject::Cilium { selector, .. } => self
                 .cilium_pod
                 .get(pod)
@@ -241,6 +277,14 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
                 let mut l = p.labels.clone();
                 l.insert(CALICO_NAMESPACE_LABEL.into(), p.namespace.clone());
                 l.insert(CALICO_ORCHESTRATOR_LABEL.into(), "k8s".into());
+                // workload_endpoint_default.go lines 164-167 @ 87c15906: only names shorter
+                // than 63 characters become the label.
+                let sa = p.service_account();
+                if sa.len() < 63 {
+                    l.insert(CALICO_SERVICE_ACCOUNT_LABEL.into(), sa.to_string());
+                } else {
+                    l.remove(CALICO_SERVICE_ACCOUNT_LABEL);
+                }
                 l
             })
             .collect()
@@ -259,11 +303,29 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
     } else {
         Vec::new()
     };
+    // The service account's labels: its name as `projectcalico.org/name` (conversion.go
+    // lines 739-750 @ 87c15906; the engine reads no ServiceAccount objects).
+    let calico_sa = if need_calico {
+        s.pods
+            .iter()
+            .map(|p| {
+                [(
+                    CALICO_NAME_LABEL.to_string(),
+                    p.service_account().to_string(),
+                )]
+                .into()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let cilium_pod = if need_cilium {
         s.pods
             .iter()
             .zip(&ns_of_pod)
-            .map(|(p, ns)| cilium::pod_labels(&p.labels, &p.namespace, ns_labels(*ns)))
+            .map(|(p, ns)| {
+                cilium::pod_labels(&p.labels, &p.namespace, p.service_account(), ns_labels(*ns))
+            })
             .collect()
     } else {
         Vec::new()
@@ -273,6 +335,7 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
         mode,
         calico_pod,
         calico_ns,
+        calico_sa,
         cilium_pod,
     };
 

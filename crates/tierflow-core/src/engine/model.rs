@@ -119,6 +119,22 @@ pub(crate) struct CalicoEntity {
     pub nets: Vec<Cidr>,
     /// `notNets`.
     pub not_nets: Vec<Cidr>,
+    /// `serviceAccounts` (`None`: absent, or with neither names nor a selector, which
+    /// libcalico-go's `parseServiceAccounts` turns into no condition).
+    pub service_accounts: Option<Box<SaMatch>>,
+}
+
+/// A Calico `serviceAccounts` match (projectcalico/calico @ 87c15906
+/// `libcalico-go/lib/backend/syncersv1/updateprocessors/rules.go` lines 218-247): the
+/// selector is evaluated on the service account's labels, `projectcalico.org/name` being its
+/// name (`pcsa.` labels, `backend/k8s/conversion/conversion.go` lines 739-750); the names
+/// become `projectcalico.org/serviceaccount in {...}` on the endpoint; both must hold.
+#[derive(Clone, Debug)]
+pub(crate) struct SaMatch {
+    /// `names` (empty: no condition).
+    pub names: Vec<String>,
+    /// `selector`.
+    pub selector: Option<CalicoSelector>,
 }
 
 /// A Cilium entity.
@@ -198,6 +214,7 @@ impl Alt {
                 // Any selector makes the rule match endpoints only; in a namespaced policy a
                 // notSelector brings the namespace selector with it.
                 e.selector.is_none()
+                    && e.service_accounts.is_none()
                     && e.namespace_selector.is_none()
                     && !(e.scope.is_some() && e.not_selector.is_some())
                     && (e.nets.is_empty() || e.nets.iter().any(|n| n.contains_addr(ip)))
@@ -232,6 +249,8 @@ pub(crate) enum Subject {
         selector: CalicoSelector,
         /// `namespaceSelector` (global policies).
         namespaces: Option<CalicoSelector>,
+        /// `serviceAccountSelector`, on the labels of the pod's service account.
+        service_accounts: Option<CalicoSelector>,
     },
     /// Cilium: `endpointSelector` over Cilium's pod labels (within `namespace` for a CNP).
     Cilium {
@@ -373,6 +392,16 @@ pub struct Pod {
     pub ip: Option<IpAddr>,
     /// Container ports (needed for named ports).
     pub ports: Vec<ContainerPort>,
+    /// `spec.serviceAccountName` (`None`: `default`, what the API server's ServiceAccount
+    /// admission sets).
+    pub service_account: Option<String>,
+}
+
+impl Pod {
+    /// The pod's service account name.
+    pub fn service_account(&self) -> &str {
+        self.service_account.as_deref().unwrap_or("default")
+    }
 }
 
 /// A traffic direction, seen from the pod a policy selects (serialised lower-case).

@@ -254,8 +254,17 @@ fn parse_pod(
         }
     }
     let mut ports = Vec::new();
+    let mut service_account = None;
     if let Some(spec) = ctx.opt_obj(m, "spec", path)? {
         let spec_path = join(path, "spec");
+        // `serviceAccount` is the deprecated alias the API server still fills in.
+        service_account = match ctx.opt_str(spec, "serviceAccountName", &spec_path)? {
+            Some(s) if !s.is_empty() => Some(s.to_string()),
+            _ => ctx
+                .opt_str(spec, "serviceAccount", &spec_path)?
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        };
         for field in ["initContainers", "containers"] {
             let cpath = join(&spec_path, field);
             for (i, c) in ctx
@@ -295,6 +304,7 @@ fn parse_pod(
         labels,
         ip,
         ports,
+        service_account,
     })
 }
 

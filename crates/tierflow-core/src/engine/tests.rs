@@ -38,6 +38,7 @@ fn pod(ns: &str, name: &str, l: &[(&str, &str)], ip: &str, ports: &[(&str, u16, 
                 protocol: *proto,
             })
             .collect(),
+        service_account: None,
     }
 }
 
@@ -1573,4 +1574,271 @@ spec:
         "parse {parsed:?}, index {indexed:?}, 999,000 allows() {fast:?}, 999,000 check() \
          {full:?}, {allowed} allowed"
     );
+}
+
+/// Pods read from YAML with `spec.serviceAccountName`: prod/web (sa web), prod/api (sa api),
+/// prod/imposter (sa default, but claiming Cilium's and Calico's identity labels), dev/web
+/// (sa web).
+fn sa_world(policies: &str) -> Scenario {
+    let pods = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: prod, labels: {env: prod}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: dev, labels: {env: dev}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: prod, labels: {app: web}}
+spec: {serviceAccountName: web, containers: [{name: c, ports: [{containerPort: 80}]}]}
+status: {podIP: 10.0.1.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: prod, labels: {app: api}}
+spec: {serviceAccountName: api}
+status: {podIP: 10.0.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: imposter
+  namespace: prod
+  labels:
+    app: imposter
+    io.cilium.k8s.policy.serviceaccount: web
+    io.kubernetes.pod.namespace: dev
+    io.cilium.k8s.namespace.labels.env: dev
+    projectcalico.org/serviceaccount: web
+    projectcalico.org/namespace: dev
+status: {podIP: 10.0.1.9}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: dev, labels: {app: web}}
+spec: {serviceAccount: web}
+status: {podIP: 10.0.2.1}
+";
+    Scenario::from_values(docs(&format!("{pods}\n---\n{policies}"))).unwrap()
+}
+
+#[test]
+fn calico_service_account_selector_selects_by_the_pods_service_account() {
+    // A policy selects a pod when its selector and its serviceAccountSelector both hold;
+    // `projectcalico.org/name` is the service account's name.
+    let s = sa_world(
+        "
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: lock-api, namespace: prod}
+spec:
+  serviceAccountSelector: projectcalico.org/name == 'api'
+  ingress: [{action: Deny}]
+",
+    );
+    expect(
+        &s,
+        &[
+            ("prod/web", "prod/api", 80, TCP, false),
+            ("prod/api", "prod/web", 80, TCP, true),
+            ("prod/api", "prod/imposter", 80, TCP, true),
+        ],
+    );
+}
+
+#[test]
+fn calico_rule_service_accounts_match_names_and_selectors_within_the_namespace() {
+    let s = sa_world(
+        "
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: api, namespace: prod}
+spec:
+  selector: app == 'api'
+  ingress:
+    - action: Allow
+      source: {serviceAccounts: {names: [web]}}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: web}
+spec:
+  selector: app == 'web'
+  ingress:
+    - action: Allow
+      source:
+        namespaceSelector: all()
+        serviceAccounts: {selector: \"projectcalico.org/name in {'api', 'web'}\"}
+",
+    );
+    expect(
+        &s,
+        &[
+            // names: [web], scoped to prod: prod/web yes, dev/web (sa web) no, the imposter's
+            // projectcalico.org/serviceaccount label is overwritten by Calico.
+            ("prod/web", "prod/api", 80, TCP, true),
+            ("dev/web", "prod/api", 80, TCP, false),
+            ("prod/imposter", "prod/api", 80, TCP, false),
+            // a global policy's selector over service-account labels, in every namespace
+            ("prod/api", "dev/web", 80, TCP, true),
+            ("prod/web", "dev/web", 80, TCP, true),
+            ("prod/imposter", "dev/web", 80, TCP, false),
+        ],
+    );
+}
+
+#[test]
+fn calico_global_is_refused_outside_a_rule_namespace_selector() {
+    for (bad, why) in [
+        (
+            "spec: {selector: global()}",
+            "entity rule's namespaceSelector",
+        ),
+        (
+            "spec: {ingress: [{action: Allow, source: {selector: global()}}]}",
+            "entity rule's namespaceSelector",
+        ),
+        (
+            "spec: {ingress: [{action: Allow, source: {namespaceSelector: global() || all()}}]}",
+            "cannot be combined",
+        ),
+        (
+            "spec: {serviceAccountSelector: \"!global()\"}",
+            "entity rule's namespaceSelector",
+        ),
+    ] {
+        let doc = format!(
+            "apiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {{name: p, namespace: prod}}\n{bad}"
+        );
+        let v = docs(&doc).remove(0);
+        let mut sink = super::read::Sink {
+            peers: &mut Vec::new(),
+        };
+        let err = super::parse::parse_object(1, &v, "", &mut sink)
+            .err()
+            .unwrap_or_else(|| panic!("{bad} should be refused"));
+        assert!(err.to_string().contains(why), "{bad}: {err}");
+    }
+    let ok = sa_world(
+        "
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: p, namespace: prod}
+spec:
+  selector: app == 'api'
+  ingress: [{action: Allow, source: {namespaceSelector: global()}}]
+",
+    );
+    // global() selects host endpoints and network sets only: no pod.
+    expect(&ok, &[("prod/web", "prod/api", 80, TCP, false)]);
+}
+
+#[test]
+fn cilium_service_account_label_and_sanitised_pod_labels() {
+    let s = sa_world(
+        "
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: api, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {app: api}}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {io.cilium.k8s.policy.serviceaccount: web}
+---
+apiVersion: cilium.io/v2
+kind: CiliumClusterwideNetworkPolicy
+metadata: {name: dev-web}
+spec:
+  endpointSelector:
+    matchLabels: {k8s:io.kubernetes.pod.namespace: dev, app: web}
+  ingress:
+    - fromEndpoints:
+        - matchLabels: {k8s:io.cilium.k8s.namespace.labels.env: dev}
+",
+    );
+    expect(
+        &s,
+        &[
+            ("prod/web", "prod/api", 80, TCP, true),
+            // the imposter's own io.cilium.k8s.* labels are dropped: its service account is
+            // `default`, and it cannot pass for a dev pod
+            ("prod/imposter", "prod/api", 80, TCP, false),
+            ("prod/imposter", "dev/web", 80, TCP, false),
+            ("prod/api", "prod/api", 80, TCP, false),
+        ],
+    );
+    // Its io.kubernetes.pod.namespace label is overridden: a clusterwide selector on dev
+    // does not select it.
+    let imposter = pod_index(&s, "prod/imposter");
+    assert_eq!(s.isolation(imposter), (false, false));
+    let dev_web = pod_index(&s, "dev/web");
+    assert_eq!(s.isolation(dev_web), (true, false));
+}
+
+#[test]
+fn cilium_default_label_filter_keeps_hashes_and_ordinals_out_of_identities() {
+    // Keys from cilium/cilium pkg/labelsfilter/filter_test.go TestDefaultFilterLabels and the
+    // identity-relevant-labels documentation, as this engine's own table: (key, relevant).
+    for (key, relevant) in [
+        ("app", true),
+        ("ioXkubernetes", true),
+        ("ignore", true),
+        ("app.kubernetes.io/name", true),
+        ("io.kubernetes.pod.namespace", true),
+        (
+            "io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name",
+            true,
+        ),
+        ("io.cilium.k8s.policy.serviceaccount", true),
+        ("io.kubernetes.pod.name", false),
+        ("io.kubernetes.container.hash", false),
+        ("kubernetes.io.foo", false),
+        ("beta.kubernetes.io.foo", false),
+        ("failure-domain.beta.kubernetes.io/zone", false),
+        ("annotation.hello", false),
+        ("k8s.io/x", false),
+        ("pod-template-hash", false),
+        ("pod-template-generation", false),
+        ("controller-revision-hash", false),
+        ("statefulset.kubernetes.io/pod-name", false),
+        ("apps.kubernetes.io/pod-index", false),
+        ("batch.kubernetes.io/job-completion-index", false),
+        ("controller-uid", false),
+        ("etcd_node", false),
+    ] {
+        assert_eq!(super::cilium::identity_relevant(key), relevant, "{key}");
+    }
+    let s = sa_world(
+        "
+apiVersion: v1
+kind: Pod
+metadata:
+  name: db-0
+  namespace: prod
+  labels: {app: db, statefulset.kubernetes.io/pod-name: db-0, pod-template-hash: abc}
+status: {podIP: 10.0.1.20}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: ordinal, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {statefulset.kubernetes.io/pod-name: db-0}}
+  ingress: [{}]
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: app, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {pod-template-hash: abc}}]
+",
+    );
+    // The ordinal selector selects nothing: db-0 is not isolated.
+    assert_eq!(s.isolation(pod_index(&s, "prod/db-0")), (false, false));
+    // A peer on pod-template-hash matches no pod.
+    expect(&s, &[("prod/db-0", "prod/web", 80, TCP, false)]);
 }

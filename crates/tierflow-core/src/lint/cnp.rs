@@ -293,6 +293,7 @@ fn dns(c: &Cnp, base: &Scenario, obj: &Option<String>, out: &mut Vec<Finding>) {
         labels: pod_sel.map(|p| p.example_labels()).unwrap_or_default(),
         ip: Some(IpAddr::V4(Ipv4Addr::new(10, 244, 255, 254))),
         ports: Vec::new(),
+        service_account: None,
     });
     let dns_label = (crate::vocab::DNS_LABEL_KEY, crate::vocab::DNS_LABEL_VALUE);
     let has_dns = s.pods().iter().any(|p| {
@@ -317,6 +318,7 @@ fn dns(c: &Cnp, base: &Scenario, obj: &Option<String>, out: &mut Vec<Finding>) {
                     protocol: Protocol::Tcp,
                 },
             ],
+            service_account: None,
         });
     }
     let find = |name: &str, nsn: &str| {

@@ -1068,6 +1068,7 @@ impl Representatives {
                         labels: labels.clone(),
                         ip: *ip,
                         ports: ports.clone(),
+                        service_account: None,
                     };
                     endpoints.push(Endpoint::Pod(scenario.pods().len()));
                     scenario.add_pod(pod.clone());
