@@ -369,10 +369,23 @@ pub struct Pod {
     pub name: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
-    pub ip: Option<IpAddr>,
+    /// The pod's addresses, one per family on a dual-stack cluster (`status.podIPs`, the
+    /// primary first; needed for ipBlock / CIDR / nets rules to match it, on any of them).
+    pub ips: Vec<IpAddr>,
     /// Container ports (needed for named ports).
     pub ports: Vec<ContainerPort>,
+}
+
+impl Pod {
+    /// The primary address (`status.podIP`), if any.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ips.first().copied()
+    }
+
+    /// Whether any of the pod's addresses satisfies `f`.
+    pub fn any_ip(&self, f: impl Fn(&IpAddr) -> bool) -> bool {
+        self.ips.iter().any(f)
+    }
 }
 
 /// A traffic direction, seen from the pod a policy selects (serialised lower-case).
