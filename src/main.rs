@@ -128,8 +128,18 @@ enum Command {
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
     },
-    /// Print the CustomResourceDefinitions tierflow serves.
-    Crds,
+    /// Print the CustomResourceDefinitions tierflow serves, with CEL validation rules
+    /// (`x-kubernetes-validations`: Kubernetes 1.28+, the CIDR and IP rules 1.31+).
+    Crds {
+        /// Leave the CEL rules out (Kubernetes before 1.28, where `kubectl apply` refuses the
+        /// rule fields); `validate` still reports every problem in status.
+        #[arg(long)]
+        no_cel: bool,
+        /// Print the rules a server of this version accepts (for example 1.29: every rule but
+        /// the CIDR and IP ones; before 1.28: none).
+        #[arg(long, value_name = "VERSION", conflicts_with = "no_cel")]
+        kube_version: Option<String>,
+    },
     /// Render the objects the operator would apply for AppNetworks and ClusterBaselines, as YAML.
     Render {
         /// AppNetwork / ClusterBaseline / Namespace manifests (YAML; `-` for standard input).
@@ -262,10 +272,27 @@ async fn main() -> ExitCode {
                 }
             };
         }
-        Command::Crds => crd::crds_yaml()
-            .map_err(|e| CliError::Output(e.to_string()))
-            .and_then(|y| emit(&y))
-            .map(|()| cli::EXIT_OK),
+        Command::Crds {
+            no_cel,
+            kube_version,
+        } => {
+            let level = match (no_cel, kube_version) {
+                (true, _) => Some(crd::Cel::Off),
+                (false, None) => Some(crd::Cel::All),
+                (false, Some(v)) => crd::Cel::for_version_str(&v),
+            };
+            level
+                .ok_or_else(|| {
+                    CliError::Usage(
+                        "--kube-version: expected MAJOR.MINOR, for example 1.29".to_string(),
+                    )
+                })
+                .and_then(|level| {
+                    crd::crds_yaml_with(level).map_err(|e| CliError::Output(e.to_string()))
+                })
+                .and_then(|y| emit(&y))
+                .map(|()| cli::EXIT_OK)
+        }
         Command::Render {
             files,
             summary,

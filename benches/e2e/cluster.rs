@@ -46,7 +46,7 @@ pub async fn install_crds(client: &Client) {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::runtime::wait::{await_condition, conditions};
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in tierflow::crd::all() {
+    for crd in crds_for(client).await {
         let name = crd.name_any();
         api.patch(
             &name,
@@ -714,4 +714,17 @@ impl Tracker {
         }
         None
     }
+}
+
+/// tierflow's CRDs with the CEL rules this API server accepts, from its version: none before
+/// 1.28 (the 1.20 test server refuses the unknown `x-kubernetes-validations` field in a
+/// server-side apply), no CIDR / IP rules before 1.31.
+pub async fn crds_for(
+    client: &Client,
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    let info = client.apiserver_version().await.expect("server version");
+    let level = tierflow::crd::Cel::for_version_str(&format!("{}.{}", info.major, info.minor))
+        .unwrap_or(tierflow::crd::Cel::Off);
+    tierflow::crd::all_with(level).expect("CRDs")
 }

@@ -148,7 +148,7 @@ pub async fn delete_namespace(client: &Client, name: &str) {
 /// Installs tierflow's own CRDs and waits until they are served.
 pub async fn install_crds(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in tierflow::crd::all() {
+    for crd in crds_for(client).await {
         let name = crd.name_any();
         api.patch(
             &name,
@@ -310,4 +310,17 @@ impl tower::Service<http::Request<kube::client::Body>> for CountingClient {
         let inner = self.inner.clone();
         Box::pin(async move { inner.send(req).await })
     }
+}
+
+/// tierflow's CRDs with the CEL rules this API server accepts, from its version: none before
+/// 1.28 (the 1.20 test server refuses the unknown `x-kubernetes-validations` field in a
+/// server-side apply), no CIDR / IP rules before 1.31.
+pub async fn crds_for(
+    client: &Client,
+) -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>
+{
+    let info = client.apiserver_version().await.expect("server version");
+    let level = tierflow::crd::Cel::for_version_str(&format!("{}.{}", info.major, info.minor))
+        .unwrap_or(tierflow::crd::Cel::Off);
+    tierflow::crd::all_with(level).expect("CRDs")
 }

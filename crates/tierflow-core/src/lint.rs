@@ -287,7 +287,7 @@ fn all_addresses(s: &Scenario, out: &mut Vec<Finding>) {
         })
         .collect()
     };
-    let dual = s.pods().iter().any(|p| p.ip.is_some_and(|ip| ip.is_ipv6()))
+    let dual = s.pods().iter().any(|p| p.any_ip(IpAddr::is_ipv6))
         || policies().any(|p| {
             sections(p)
                 .iter()
@@ -574,7 +574,7 @@ fn simulate(
                 namespace: ns,
                 name: format!("representative-{n}"),
                 labels,
-                ip: Some(made_up_ip(n)),
+                ips: vec![made_up_ip(n)],
                 ports: Vec::new(),
                 service_account: None,
             });
@@ -599,7 +599,7 @@ fn simulate(
                 namespace: DNS_NAMESPACE.to_string(),
                 name: "kube-dns".to_string(),
                 labels: dns_labels,
-                ip: Some(IpAddr::V4(Ipv4Addr::new(10, 244, 0, 10))),
+                ips: vec![IpAddr::V4(Ipv4Addr::new(10, 244, 0, 10))],
                 ports: vec![
                     crate::engine::ContainerPort {
                         name: Some("dns".into()),
@@ -682,7 +682,7 @@ fn default_deny(base: &Scenario, namespaces: &BTreeSet<String>, out: &mut Vec<Fi
             namespace: ns.clone(),
             name: "\u{0}probe".to_string(),
             labels: BTreeMap::new(),
-            ip: None,
+            ips: Vec::new(),
             ports: Vec::new(),
             service_account: None,
         });

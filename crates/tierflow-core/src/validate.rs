@@ -834,8 +834,7 @@ fn peer(
     }
 }
 
-/// Why pods of the AppNetwork's own namespace can only be peers as tiers.
-const OWN_NAMESPACE_PODS: &str = "pods of this AppNetwork's own namespace take part in flows only as tiers: tierflow isolates every pod of the namespace it manages (the baseline, or their tier's policy), so a flow with them as a plain peer could never be used; declare them as a tier and name it ({tier: NAME})";
+use crate::vocab::OWN_NAMESPACE_PODS;
 
 /// `api.example.com` or `*.example.com`: lower-case DNS labels, an optional leading `*.`.
 fn is_fqdn_pattern(s: &str) -> bool {
@@ -875,7 +874,7 @@ fn cidr_peer(p: &PeerSpec, field: &str, errs: &mut Errors) -> Option<Peer> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crd::AppNetworkSpec;
 
@@ -1114,6 +1113,119 @@ tiers:
                 }
                 (Ok(_), want) => panic!("{port}: valid, expected {want}"),
                 (Err(e), want) => assert_eq!(e.to_string(), want, "{port}"),
+            }
+        }
+    }
+
+    /// AppNetwork specs and the errors `validate` gives (empty: valid), as `InvalidSpec`
+    /// prints them. A spec that does not start with `tiers:` gets [`TIERS`] in front. The CEL
+    /// rules of the CRD are tested against the same table.
+    pub(crate) const SPEC_CASES: &[(&str, &str)] = &[
+        ("flows: [{from: {tier: frontend}, to: {tier: api}}]", ""),
+        ("flows: [{from: {tier: web}, to: {tier: api}}]", "spec.flows[0].from.tier: unknown tier \"web\""),
+        ("flows: [{from: {tier: api}, to: {tier: nope}, ports: [{port: 1}]}]", "spec.flows[0].to.tier: unknown tier \"nope\""),
+        ("tiers: [{name: a, selector: {}, ports: [{port: 1}]}, {name: a, selector: {matchLabels: {x: y}}}]", "spec.tiers[0].selector: must not be empty: an empty selector selects every pod of the namespace; spec.tiers[1].name: duplicate tier name \"a\""),
+        ("tiers: [{name: a, selector: {matchExpressions: [{key: app, operator: Exists}]}}]", ""),
+        ("flows: [{from: {namespaceSelector: {}}, to: {tier: api}}]", "spec.flows[0].from.namespaceSelector: an empty namespaceSelector selects every namespace of the cluster; set allNamespaces: true if that is really meant, or name the namespaces"),
+        ("flows: [{from: {namespaceSelector: {matchLabels: {team: a}}}, to: {tier: api}}]", ""),
+        ("flows: [{from: {allNamespaces: true, selector: {matchLabels: {app: p}}}, to: {tier: api}}]", ""),
+        ("flows: [{from: {tier: api, cidr: 10.0.0.0/8}, to: {tier: api}}]", "spec.flows[0].from: set only one of tier, cidr (they are different kinds of peer)"),
+        ("flows: [{from: {namespace: a, allNamespaces: true, world: true}, to: {tier: api}}]", "spec.flows[0].from: set only one of namespace, allNamespaces, world (they are different kinds of peer)"),
+        ("flows: [{from: {tier: frontend, allNamespaces: false, world: false}, to: {tier: api}}]", ""),
+        ("flows: [{from: {}, to: {tier: api}}]", "spec.flows[0].from: set one of tier, namespace, namespaceSelector, allNamespaces, cidr, world, fqdn or kubeAPIServer"),
+        ("flows: [{from: {world: false}, to: {tier: api}}]", "spec.flows[0].from: set one of tier, namespace, namespaceSelector, allNamespaces, cidr, world, fqdn or kubeAPIServer"),
+        ("flows: [{from: {selector: {matchLabels: {app: batch}}}, to: {tier: api}}]", "spec.flows[0].from: pods of this AppNetwork's own namespace take part in flows only as tiers: tierflow isolates every pod of the namespace it manages (the baseline, or their tier's policy), so a flow with them as a plain peer could never be used; declare them as a tier and name it ({tier: NAME})"),
+        ("flows: [{from: {namespace: other, except: [10.1.0.0/16]}, to: {tier: api}}]", "spec.flows[0].from.except: except is only allowed together with cidr"),
+        ("flows: [{from: {tier: frontend, selector: {matchLabels: {a: b}}}, to: {tier: api}}]", "spec.flows[0].from.selector: a tier peer takes no selector (the tier's own selector applies)"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, selector: {matchLabels: {a: b}}}, to: {tier: api}}]", "spec.flows[0].from.selector: a cidr peer takes no pod selector"),
+        ("flows: [{from: {world: true, selector: {matchLabels: {a: b}}}, to: {tier: api}}]", "spec.flows[0].from.selector: a world peer takes no pod selector"),
+        ("flows: [{from: {tier: api}, to: {kubeAPIServer: true, selector: {matchLabels: {a: b}}}}]", "spec.flows[0].to.selector: a kubeAPIServer peer takes no pod selector"),
+        ("flows: [{from: {namespace: Bad_NS}, to: {tier: api}}]", "spec.flows[0].from.namespace: \"Bad_NS\" is not a namespace name"),
+        ("flows: [{from: {namespace: monitoring, selector: {matchLabels: {app: prom}}}, to: {tier: api}}]", ""),
+        ("flows: [{from: {tier: api}, to: {fqdn: example}, ports: [{port: 443}]}]", "spec.flows[0].to.fqdn: \"example\" is not a DNS name or a wildcard of the form *.example.com"),
+        ("flows: [{from: {tier: api}, to: {fqdn: \"*.*.com\"}, ports: [{port: 443}]}]", "spec.flows[0].to.fqdn: \"*.*.com\" is not a DNS name or a wildcard of the form *.example.com"),
+        ("flows: [{from: {tier: api}, to: {fqdn: API.example.com}, ports: [{port: 443}]}]", "spec.flows[0].to.fqdn: \"API.example.com\" is not a DNS name or a wildcard of the form *.example.com"),
+        ("flows: [{from: {tier: api}, to: {fqdn: \"*.example.com\"}, ports: [{port: 443}]}]", ""),
+        ("flows: [{from: {fqdn: api.example.com}, to: {tier: api}}]", "spec.flows[0].from: fqdn and kubeAPIServer peers can only be destinations (to)"),
+        ("flows: [{from: {kubeAPIServer: true}, to: {tier: api}}]", "spec.flows[0].from: fqdn and kubeAPIServer peers can only be destinations (to)"),
+        ("flows: [{from: {tier: api}, to: {kubeAPIServer: true}}]", ""),
+        ("flows: [{from: {namespace: a}, to: {cidr: 10.0.0.0/8}, ports: [{port: 1}]}]", "spec.flows[0]: at least one side of a flow must be a tier of this AppNetwork"),
+        ("flows: [{from: {tier: api}, to: {cidr: 203.0.113.0/24}}]", "spec.flows[0].ports: a flow whose destination is not a tier must list its ports (tierflow never opens all ports by accident)"),
+        ("flows: [{from: {tier: api}, to: {world: true}, ports: []}]", "spec.flows[0].ports: a flow whose destination is not a tier must list its ports (tierflow never opens all ports by accident)"),
+        ("flows: [{from: {tier: api}, to: {tier: db}}]", "spec.flows[0].ports: the flow gives no ports and tier \"db\" declares none; list the ports (tierflow never opens all ports by accident)"),
+        ("flows: [{from: {tier: api}, to: {tier: db}, ports: [{port: 5432}]}]", ""),
+        ("flows: [{from: {tier: api}, to: {cidr: 10.1.2.3/8}, ports: [{port: 443}]}]", "spec.flows[0].to.cidr: \"10.1.2.3/8\" has host bits set; did you mean 10.0.0.0/8?"),
+        ("flows: [{from: {tier: api}, to: {cidr: \"2001:db8::1/32\"}, ports: [{port: 443}]}]", "spec.flows[0].to.cidr: \"2001:db8::1/32\" has host bits set; did you mean 2001:db8::/32?"),
+        ("flows: [{from: {tier: api}, to: {cidr: 10.0.0.0}, ports: [{port: 443}]}]", "spec.flows[0].to.cidr: \"10.0.0.0\" is not a CIDR (expected address/prefix, for example 10.0.0.0/8)"),
+        ("flows: [{from: {tier: api}, to: {cidr: 10.0.0.0/33}, ports: [{port: 443}]}]", "spec.flows[0].to.cidr: \"10.0.0.0/33\" is not a CIDR (expected address/prefix, for example 10.0.0.0/8)"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [192.168.0.0/16]}, to: {tier: api}}]", "spec.flows[0].from.except[0]: 192.168.0.0/16 is not strictly inside 10.0.0.0/8"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}, to: {tier: api}}]", "spec.flows[0].from.except[0]: 10.0.0.0/8 is not strictly inside 10.0.0.0/8"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [10.1.2.3/16]}, to: {tier: api}}]", "spec.flows[0].from.except[0]: \"10.1.2.3/16\" has host bits set; did you mean 10.1.0.0/16?"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [bogus]}, to: {tier: api}}]", "spec.flows[0].from.except[0]: \"bogus\" is not a CIDR (expected address/prefix, for example 10.0.0.0/8)"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [\"fd00::/8\"]}, to: {tier: api}}]", "spec.flows[0].from.except[0]: fd00::/8 is not strictly inside 10.0.0.0/8"),
+        ("flows: [{from: {cidr: 10.0.0.0/8, except: [10.1.0.0/16, 10.2.0.0/16]}, to: {tier: api}}]", ""),
+        ("flows: [{from: {cidr: \"2001:db8::/32\", except: [\"2001:db8:1::/48\"]}, to: {tier: api}}]", ""),
+        ("flows: [{from: {world: true}, to: {tier: api}}, {from: {tier: api}, to: {world: true}, ports: [{port: 443}]}]", ""),
+        ("flows: [{from: {tier: frontend}, to: {tier: api}, http: [{method: GET, path: \"\"}]}]", "spec.flows[0].http[0].path: must not be empty (omit it to allow any path)"),
+        ("flows: [{from: {tier: frontend}, to: {tier: api}, http: [{method: GET, path: /api/.*}]}]", ""),
+        ("dns: {nodeLocalAddress: 169.254.20.10}", ""),
+        ("dns: {nodeLocalAddress: \"fd00::a\"}", ""),
+        ("dns: {nodeLocalAddress: 169.254.20.300}", "spec.dns.nodeLocalAddress: \"169.254.20.300\" is not an IP address"),
+        ("dns: {enabled: false, nodeLocalAddress: nope}", ""),
+        ("dns: {namespace: Kube_System}", "spec.dns.namespace: \"Kube_System\" is not a namespace name"),
+        // Left to validate (see `crd::cel`): the own namespace, selector syntax, HTTP ports.
+        ("flows: [{from: {tier: api}, to: {namespace: prod}, ports: [{port: 1}]}]", "spec.flows[0].to: pods of this AppNetwork's own namespace take part in flows only as tiers: tierflow isolates every pod of the namespace it manages (the baseline, or their tier's policy), so a flow with them as a plain peer could never be used; declare them as a tier and name it ({tier: NAME})"),
+        ("flows: [{from: {namespaceSelector: {matchExpressions: [{key: env, operator: In}]}}, to: {tier: api}}]", "spec.flows[0].from.namespaceSelector: operator In for key \"env\" needs at least one value"),
+        ("flows: [{from: {tier: frontend}, to: {tier: api}, ports: [{port: 53, protocol: UDP}], http: [{method: GET}]}]", "spec.flows[0].http: HTTP rules need TCP ports (list them in ports or on the destination tier)"),
+    ];
+
+    /// A [`SPEC_CASES`] entry as a whole spec.
+    pub(crate) fn case_spec(case: &str) -> String {
+        if case.starts_with("tiers:") {
+            case.to_string()
+        } else {
+            format!("{TIERS}{case}\n")
+        }
+    }
+
+    #[test]
+    fn spec_cases_give_their_errors() {
+        for (case, want) in SPEC_CASES {
+            match app_network("shop", "prod", &spec(&case_spec(case))) {
+                Ok(_) => assert_eq!(*want, "", "{case}: valid"),
+                Err(e) => assert_eq!(e.to_string(), *want, "{case}"),
+            }
+        }
+    }
+
+    /// ClusterBaseline specs and their errors, as [`SPEC_CASES`].
+    pub(crate) const BASELINE_CASES: &[(&str, &str)] = &[
+        ("{}", ""),
+        ("{excludeNamespaces: [Bad_Name], includeSystemNamespaces: [kube-system]}", "spec.excludeNamespaces[0]: \"Bad_Name\" is not a namespace name"),
+        ("{includeSystemNamespaces: [-x]}", "spec.includeSystemNamespaces[0]: \"-x\" is not a namespace name"),
+        ("{dns: {nodeLocalAddress: 169.254.20.10}}", ""),
+        ("{dns: {nodeLocalAddress: nope}}", "spec.dns.nodeLocalAddress: \"nope\" is not an IP address"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{cidr: 169.254.169.254/32}], ports: [{port: 30000, endPort: 32767}, {name: http}]}, {name: b, action: Allow, direction: Ingress, peers: [{namespaceSelector: {matchLabels: {team: x}}, podSelector: {matchLabels: {app: p}}}, {allNamespaces: true}]}]}}", ""),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{allNamespaces: true}]}, {name: a, action: Deny, direction: Ingress, peers: [{allNamespaces: true}]}]}}", "spec.guardrails.rules[1].name: duplicate rule name \"a\""),
+        ("{guardrails: {rules: [{name: Bad, action: Deny, direction: Egress, peers: [{allNamespaces: true}]}]}}", "spec.guardrails.rules[0].name: \"Bad\" is not a DNS label"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: []}]}}", "spec.guardrails.rules[0].peers: at least one peer is required"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{allNamespaces: true, cidr: 10.0.0.0/8}]}]}}", "spec.guardrails.rules[0].peers[0]: set exactly one of namespaceSelector, allNamespaces and cidr"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{}]}]}}", "spec.guardrails.rules[0].peers[0]: set exactly one of namespaceSelector, allNamespaces and cidr"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{namespaceSelector: {}}]}]}}", "spec.guardrails.rules[0].peers[0].namespaceSelector: an empty selector matches every namespace: use allNamespaces: true"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{cidr: 10.0.0.0/8, podSelector: {matchLabels: {a: b}}}]}]}}", "spec.guardrails.rules[0].peers[0].podSelector: a cidr peer takes no pod selector"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{cidr: 169.254.169.254/16}]}]}}", "spec.guardrails.rules[0].peers[0].cidr: \"169.254.169.254/16\" has host bits set; did you mean 169.254.0.0/16?"),
+        ("{guardrails: {rules: [{name: a, action: Deny, direction: Egress, peers: [{allNamespaces: true}], ports: [{port: 90, endPort: 80}]}]}}", "spec.guardrails.rules[0].ports[0].endPort: endPort 80 is below port 90"),
+        // Left to the OpenAPI schema (maximum).
+        ("{guardrails: {priority: 100, rules: [{name: a, action: Deny, direction: Egress, peers: [{allNamespaces: true}]}]}}", "spec.guardrails.priority: 100 is not a guardrail priority (0-99)"),
+    ];
+
+    #[test]
+    fn baseline_cases_give_their_errors() {
+        for (case, want) in BASELINE_CASES {
+            let spec: ClusterBaselineSpec = serde_yaml::from_str(case).unwrap();
+            match cluster_baseline(&spec) {
+                Ok(_) => assert_eq!(*want, "", "{case}: valid"),
+                Err(e) => assert_eq!(e.to_string(), *want, "{case}"),
             }
         }
     }

@@ -126,3 +126,6 @@ pub const GUARDRAIL_MAX_PRIORITY: i32 = 99;
 pub fn node_local_dns_pods() -> crate::core::Selector {
     crate::core::Selector::labels([(NODE_LOCAL_DNS_LABEL_KEY, NODE_LOCAL_DNS_LABEL_VALUE)])
 }
+
+/// Why pods of the AppNetwork's own namespace can only be peers as tiers.
+pub const OWN_NAMESPACE_PODS: &str = "pods of this AppNetwork's own namespace take part in flows only as tiers: tierflow isolates every pod of the namespace it manages (the baseline, or their tier's policy), so a flow with them as a plain peer could never be used; declare them as a tier and name it ({tier: NAME})";

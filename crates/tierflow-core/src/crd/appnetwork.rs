@@ -24,6 +24,7 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, ObjectRefSta
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::app_network)]
 pub struct AppNetworkSpec {
     /// Which policy API to write: Auto (detect the CNI), NetworkPolicy, Calico or Cilium.
     /// ClusterNetworkPolicy has no namespaced form: an AppNetwork asking for it (or resolving
@@ -40,10 +41,11 @@ pub struct AppNetworkSpec {
     #[serde(default)]
     pub dns: DnsSpec,
     /// The app's tiers: groups of pods selected by labels, each with the ports it serves.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 128))]
     pub tiers: Vec<TierSpec>,
     /// The connections allowed. Everything else to and from a tier is denied.
     #[serde(default)]
+    #[schemars(length(max = 512))]
     pub flows: Vec<FlowSpec>,
 }
 
@@ -71,6 +73,7 @@ impl Default for BaselineSpec {
 /// A tier: pods selected by labels, and the ports they serve.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::tier)]
 pub struct TierSpec {
     /// Tier name, a DNS label (lower case, digits and '-', at most 63 characters).
     #[schemars(
@@ -82,12 +85,14 @@ pub struct TierSpec {
     pub selector: LabelSelector,
     /// The ports the tier serves. Flows into the tier that give no ports use these.
     #[serde(default)]
+    #[schemars(length(max = 128))]
     pub ports: Vec<PortSpec>,
 }
 
 /// A permitted connection. At least one side must be a tier of this AppNetwork.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::flow)]
 pub struct FlowSpec {
     /// Who opens the connection.
     pub from: PeerSpec,
@@ -96,6 +101,7 @@ pub struct FlowSpec {
     /// Destination ports. Default: the ports of the destination tier. Required when the
     /// destination is not a tier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub ports: Option<Vec<PortSpec>>,
     /// HTTP requests allowed on these ports (L7). Enforced on Cilium; elsewhere the L4 rule is
     /// rendered and the condition L7Enforced=False says so.
@@ -106,6 +112,7 @@ pub struct FlowSpec {
 /// An HTTP request pattern.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::http)]
 pub struct HttpRuleSpec {
     /// HTTP method (GET, POST, ...); any when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,12 +132,15 @@ pub struct HttpRuleSpec {
 /// side of the flow with it.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::peer)]
 pub struct PeerSpec {
     /// A tier of this AppNetwork, by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub tier: Option<String>,
     /// A namespace by name (matched on the kubernetes.io/metadata.name label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
     pub namespace: Option<String>,
     /// Namespaces by label. Must not be empty; use allNamespaces to mean every namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,9 +153,11 @@ pub struct PeerSpec {
     pub selector: Option<LabelSelector>,
     /// An IP network in CIDR form, for example 203.0.113.0/24 (traffic outside the cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub cidr: Option<String>,
     /// Networks inside `cidr` to leave out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64), inner(length(max = 64)))]
     pub except: Option<Vec<String>>,
     /// Any address outside the cluster (the internet), IPv4 and IPv6: Cilium's `world` entity;
     /// on NetworkPolicy and Calico every address minus the cluster's pod and service ranges
@@ -157,6 +169,7 @@ pub struct PeerSpec {
     /// A DNS name (api.example.com) or wildcard (*.example.com), as a destination. Enforced on
     /// Cilium (toFQDNs); on other backends the flow is not rendered (fail closed) and Ready=False.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 255))]
     pub fqdn: Option<String>,
     /// The Kubernetes API server, as a destination.
     #[serde(

@@ -23,6 +23,7 @@ use super::common::{yes, BackendSpec, Condition, DnsSpec, ModeSpec, PortSpec};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::cluster_baseline)]
 pub struct ClusterBaselineSpec {
     /// Which policy API to write: Auto (detect the CNI), NetworkPolicy (one object per
     /// namespace), Calico (one GlobalNetworkPolicy), Cilium (one
@@ -38,10 +39,12 @@ pub struct ClusterBaselineSpec {
     pub namespace_selector: LabelSelector,
     /// Namespaces never to cover, by name.
     #[serde(default)]
+    #[schemars(length(max = 256), inner(length(max = 63)))]
     pub exclude_namespaces: Vec<String>,
     /// System namespaces (kube-system, kube-public, kube-node-lease, the operator's own) to cover
     /// anyway, by name. They are excluded otherwise.
     #[serde(default)]
+    #[schemars(length(max = 256), inner(length(max = 63)))]
     pub include_system_namespaces: Vec<String>,
     /// Deny all ingress that no policy allows. Default true.
     #[serde(default = "yes")]
@@ -68,6 +71,7 @@ pub struct ClusterBaselineSpec {
 /// Guardrails: ordered rules evaluated before the namespaces' own policies.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::guardrails)]
 pub struct GuardrailsSpec {
     /// Order among the guardrails of every ClusterBaseline, 0-99, lower first (default 50): the
     /// ClusterNetworkPolicy priority in the Admin tier and the Calico order (below the order
@@ -79,6 +83,7 @@ pub struct GuardrailsSpec {
     /// The rules, in evaluation order: for a connection, the first rule that matches it
     /// decides (Deny or Allow), before any namespace's policy. At most 25 per direction.
     #[serde(default)]
+    #[schemars(length(max = 64))]
     pub rules: Vec<GuardrailSpec>,
 }
 
@@ -89,9 +94,11 @@ fn default_guardrail_priority() -> i32 {
 /// One guardrail rule.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::guardrail)]
 pub struct GuardrailSpec {
     /// A DNS label, unique among the rules (it names the rule in the rendered objects and in
     /// simulation verdicts).
+    #[schemars(length(max = 63))]
     pub name: String,
     /// Deny (no namespace policy can open it) or Allow (no namespace policy can close it).
     pub action: GuardrailAction,
@@ -99,9 +106,11 @@ pub struct GuardrailSpec {
     /// the covered pods, to the peers).
     pub direction: GuardrailDirection,
     /// The other end of the connection; the rule matches when any peer does. At least one.
+    #[schemars(length(max = 64))]
     pub peers: Vec<GuardrailPeerSpec>,
     /// Destination ports (number, range or name); empty: every port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
     pub ports: Vec<PortSpec>,
 }
 
@@ -127,6 +136,7 @@ pub enum GuardrailDirection {
 /// Set namespaceSelector or allNamespaces (optionally with podSelector), or cidr.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::guardrail_peer)]
 pub struct GuardrailPeerSpec {
     /// Pods in the namespaces with these labels (must not be empty: use allNamespaces).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +150,7 @@ pub struct GuardrailPeerSpec {
     /// An address block, for example 169.254.169.254/32 (egress on ClusterNetworkPolicy; it
     /// also matches pod addresses there and on Calico, not on Cilium).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub cidr: Option<String>,
 }
 

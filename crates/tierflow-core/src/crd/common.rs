@@ -21,6 +21,7 @@ pub enum ProtocolSpec {
 /// container port by name. Set `port` or `name`, not both.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::port)]
 pub struct PortSpec {
     /// Port number, 1-65535; with endPort, the first port of a range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,18 +62,21 @@ impl PortSpec {
 /// Where DNS lives, so pods that are denied egress can still resolve names.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = super::cel::dns)]
 pub struct DnsSpec {
     /// Allow egress to the cluster DNS on UDP and TCP port 53. Default true.
     #[serde(default = "yes")]
     pub enabled: bool,
     /// Namespace of the DNS pods. Default kube-system.
     #[serde(default = "kube_system")]
+    #[schemars(length(max = 63))]
     pub namespace: String,
     /// Labels of the DNS pods. Default k8s-app=kube-dns (CoreDNS keeps this label).
     #[serde(default = "kube_dns")]
     pub selector: LabelSelector,
     /// Address of NodeLocal DNSCache (for example 169.254.20.10), allowed as an extra /32 on port 53.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub node_local_address: Option<String>,
 }
 

@@ -508,8 +508,7 @@ fn peer_matches(t: Tables<'_>, peer: &CnpPeer, ep: Ep) -> bool {
         (CnpPeer::Networks(nets), Ep::Pod(p)) => t
             .pods
             .get(p)
-            .and_then(|p| p.ip)
-            .is_some_and(|ip| in_any(nets, &ip)),
+            .is_some_and(|p| p.any_ip(|ip| in_any(nets, ip))),
         (_, Ep::Ip(_)) => false,
         (CnpPeer::Namespaces(ns), Ep::Pod(p)) => t
             .pods

@@ -152,9 +152,10 @@ impl World<'_> {
         };
         match alt {
             Alt::K8sPods { pods, .. } => pods.as_ref().is_none_or(|s| s.matches(&p.labels)),
-            Alt::K8sBlock { cidr, except } => p.ip.is_some_and(|ip| {
-                cidr.contains_addr(&ip) && !except.iter().any(|e| e.contains_addr(&ip))
-            }),
+            // A dual-stack pod matches on either of its addresses.
+            Alt::K8sBlock { cidr, except } => {
+                p.any_ip(|ip| cidr.contains_addr(ip) && !except.iter().any(|e| e.contains_addr(ip)))
+            }
             Alt::Calico(e) => {
                 let labels = match self.calico_pod.get(pod) {
                     Some(l) => l,
@@ -177,15 +178,17 @@ impl World<'_> {
                 {
                     return false;
                 }
-                if !e.nets.is_empty()
-                    && !p
-                        .ip
-                        .is_some_and(|ip| e.nets.iter().any(|n| n.contains_addr(&ip)))
-                {
-                    return false;
+                // nets and notNets judge one address at a time: a dual-stack pod matches
+                // when one of its addresses is in nets (if given) and not in notNets.
+                let fits = |ip: &IpAddr| {
+                    (e.nets.is_empty() || e.nets.iter().any(|n| n.contains_addr(ip)))
+                        && !e.not_nets.iter().any(|n| n.contains_addr(ip))
+                };
+                if p.ips.is_empty() {
+                    e.nets.is_empty()
+                } else {
+                    p.any_ip(fits)
                 }
-                !p.ip
-                    .is_some_and(|ip| e.not_nets.iter().any(|n| n.contains_addr(&ip)))
             }
             Alt::CiliumEndpoints { selector, .. } => self
                 .cilium_pod
@@ -401,8 +404,8 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
     }
     let mut by_ip = HashMap::new();
     for (i, p) in s.pods.iter().enumerate() {
-        if let Some(ip) = p.ip {
-            by_ip.entry(ip).or_insert(i);
+        for ip in &p.ips {
+            by_ip.entry(*ip).or_insert(i);
         }
     }
     Index {

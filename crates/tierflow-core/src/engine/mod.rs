@@ -409,7 +409,7 @@ impl Scenario {
 
     fn family(&self, e: Ep) -> Option<u8> {
         let ip = match e {
-            Ep::Pod(p) => self.pods.get(p).and_then(|p| p.ip),
+            Ep::Pod(p) => self.pods.get(p).and_then(|p| p.ip()),
             Ep::Ip(ip) => Some(ip),
         }?;
         Some(if ip.is_ipv4() { 4 } else { 6 })

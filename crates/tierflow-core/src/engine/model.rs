@@ -388,8 +388,9 @@ pub struct Pod {
     pub name: String,
     /// Labels.
     pub labels: BTreeMap<String, String>,
-    /// Pod IP (needed for ipBlock / CIDR / nets rules to match it).
-    pub ip: Option<IpAddr>,
+    /// The pod's addresses, one per family on a dual-stack cluster (`status.podIPs`, the
+    /// primary first; needed for ipBlock / CIDR / nets rules to match it, on any of them).
+    pub ips: Vec<IpAddr>,
     /// Container ports (needed for named ports).
     pub ports: Vec<ContainerPort>,
     /// `spec.serviceAccountName` (`None`: `default`, what the API server's ServiceAccount
@@ -401,6 +402,18 @@ impl Pod {
     /// The pod's service account name.
     pub fn service_account(&self) -> &str {
         self.service_account.as_deref().unwrap_or("default")
+    }
+}
+
+impl Pod {
+    /// The primary address (`status.podIP`), if any.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ips.first().copied()
+    }
+
+    /// Whether any of the pod's addresses satisfies `f`.
+    pub fn any_ip(&self, f: impl Fn(&IpAddr) -> bool) -> bool {
+        self.ips.iter().any(f)
     }
 }
 

@@ -232,25 +232,35 @@ fn parse_pod(
     meta: Option<&Map<String, Value>>,
 ) -> Result<Pod, EngineError> {
     let labels = labels_of(ctx, meta, &join(path, "metadata"))?;
-    let mut ip = None;
+    // `status.podIP` is the primary address, `status.podIPs` every address (one per family
+    // on a dual-stack cluster, the primary first): the pod keeps them all.
+    let mut ips: Vec<IpAddr> = Vec::new();
     if let Some(status) = ctx.opt_obj(m, "status", path)? {
         let spath = join(path, "status");
-        let first = match ctx.opt_str(status, "podIP", &spath)? {
-            Some(s) => Some((s, join(&spath, "podIP"))),
-            None => match ctx.opt_list(status, "podIPs", &spath)? {
-                Some([first, ..]) => {
-                    let p = at(&join(&spath, "podIPs"), 0);
-                    let o = ctx.obj(first, &p)?;
-                    ctx.opt_str(o, "ip", &p)?.map(|s| (s, join(&p, "ip")))
-                }
-                _ => None,
-            },
-        };
-        if let Some((s, p)) = first {
-            ip = Some(
-                s.parse::<IpAddr>()
-                    .map_err(|_| ctx.err(&p, format!("{s:?} is not an IP address")))?,
-            );
+        let mut given = Vec::new();
+        if let Some(s) = ctx.opt_str(status, "podIP", &spath)? {
+            given.push((s, join(&spath, "podIP")));
+        }
+        let list_path = join(&spath, "podIPs");
+        for (i, entry) in ctx
+            .opt_list(status, "podIPs", &spath)?
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let p = at(&list_path, i);
+            let o = ctx.obj(entry, &p)?;
+            if let Some(s) = ctx.opt_str(o, "ip", &p)? {
+                given.push((s, join(&p, "ip")));
+            }
+        }
+        for (s, p) in given {
+            let ip = s
+                .parse::<IpAddr>()
+                .map_err(|_| ctx.err(&p, format!("{s:?} is not an IP address")))?;
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
         }
     }
     let mut ports = Vec::new();
@@ -302,7 +312,7 @@ fn parse_pod(
         namespace: namespace.to_string(),
         name,
         labels,
-        ip,
+        ips,
         ports,
         service_account,
     })

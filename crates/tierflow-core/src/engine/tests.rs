@@ -29,7 +29,7 @@ fn pod(ns: &str, name: &str, l: &[(&str, &str)], ip: &str, ports: &[(&str, u16, 
         namespace: ns.into(),
         name: name.into(),
         labels: labels(l),
-        ip: Some(ip.parse().unwrap()),
+        ips: vec![ip.parse().unwrap()],
         ports: ports
             .iter()
             .map(|(n, p, proto)| ContainerPort {
@@ -751,6 +751,101 @@ spec:
         &[
             ("shop/web", "shop/api", 8080, TCP, true),
             ("shop/web", "shop/api", 8081, TCP, false),
+        ],
+    );
+}
+
+#[test]
+fn dual_stack_pods_keep_both_addresses_and_match_address_rules_on_either() {
+    let objects = "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+status: {podIP: 10.1.0.5, podIPs: [{ip: 10.1.0.5}, {ip: 'fd00:10::5'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+status: {podIPs: [{ip: 10.1.0.6}, {ip: 'fd00:10::6'}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: old, namespace: shop, labels: {app: old}}
+status: {podIP: 10.1.0.7}
+";
+    let with = |policy: &str| {
+        let mut s = Scenario::from_values(docs(&format!("{objects}---\n{policy}"))).unwrap();
+        s.add_namespace("shop", labels(&[]));
+        s
+    };
+    let s = with(
+        "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-out, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 'fd00:10::/64', except: ['fd00:10::7/128']}}]}]
+",
+    );
+    let api = &s.pods()[0];
+    assert_eq!(
+        api.ips,
+        vec![
+            "10.1.0.5".parse::<IpAddr>().unwrap(),
+            "fd00:10::5".parse().unwrap()
+        ]
+    );
+    assert_eq!(api.ip(), Some("10.1.0.5".parse().unwrap()));
+    assert_eq!(s.pods()[2].ips.len(), 1);
+    expect(
+        &s,
+        &[
+            // The IPv6-only rule matches the dual-stack pod by its IPv6 address.
+            ("shop/web", "shop/api", 8080, TCP, true),
+            ("shop/web", "fd00:10::5", 8080, TCP, true),
+            ("shop/web", "10.1.0.5", 8080, TCP, true),
+            // A single-stack IPv4 pod has no address in the block.
+            ("shop/web", "shop/old", 8080, TCP, false),
+            ("shop/web", "fd00:20::1", 8080, TCP, false),
+        ],
+    );
+    // An address of either family names the pod.
+    assert_eq!(
+        endpoint(&s, "fd00:10::6"),
+        Endpoint::Ip("fd00:10::6".parse().unwrap())
+    );
+    assert!(s.allows(
+        Endpoint::Ip("fd00:10::6".parse().unwrap()),
+        endpoint(&s, "shop/api"),
+        80,
+        TCP
+    ));
+
+    // Calico nets / notNets judge one address at a time.
+    let s = with(
+        "
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: web-out, namespace: shop}
+spec:
+  selector: app == 'web'
+  types: [Egress]
+  egress:
+    - action: Allow
+      destination: {nets: ['::/0'], notNets: ['fd00:10::7/128']}
+",
+    );
+    expect(
+        &s,
+        &[
+            ("shop/web", "shop/api", 8080, TCP, true),
+            ("shop/web", "shop/old", 8080, TCP, false),
         ],
     );
 }

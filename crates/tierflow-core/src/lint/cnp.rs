@@ -291,7 +291,7 @@ fn dns(c: &Cnp, base: &Scenario, obj: &Option<String>, out: &mut Vec<Finding>) {
         namespace: ns.clone(),
         name: pod_name.clone(),
         labels: pod_sel.map(|p| p.example_labels()).unwrap_or_default(),
-        ip: Some(IpAddr::V4(Ipv4Addr::new(10, 244, 255, 254))),
+        ips: vec![IpAddr::V4(Ipv4Addr::new(10, 244, 255, 254))],
         ports: Vec::new(),
         service_account: None,
     });
@@ -305,7 +305,7 @@ fn dns(c: &Cnp, base: &Scenario, obj: &Option<String>, out: &mut Vec<Finding>) {
             namespace: DNS_NAMESPACE.to_string(),
             name: "lint-kube-dns".to_string(),
             labels: BTreeMap::from([(dns_label.0.to_string(), dns_label.1.to_string())]),
-            ip: Some(IpAddr::V4(Ipv4Addr::new(10, 244, 255, 253))),
+            ips: vec![IpAddr::V4(Ipv4Addr::new(10, 244, 255, 253))],
             ports: vec![
                 ContainerPort {
                     name: Some("dns".into()),

@@ -1066,7 +1066,7 @@ impl Representatives {
                         namespace: namespace.clone(),
                         name: name.clone(),
                         labels: labels.clone(),
-                        ip: *ip,
+                        ips: ip.iter().copied().collect(),
                         ports: ports.clone(),
                         service_account: None,
                     };
@@ -1075,7 +1075,13 @@ impl Representatives {
                     // Generated pod names never contain '.', so the twin's cannot collide.
                     let twin = Pod {
                         name: format!("{name}.replica"),
-                        ip: self.twin_ips.get(i).copied().flatten(),
+                        ips: self
+                            .twin_ips
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .into_iter()
+                            .collect(),
                         ..pod
                     };
                     twins.push(Some(Endpoint::Pod(scenario.pods().len())));

@@ -475,7 +475,7 @@ impl Live {
     fn poke(&self, client: &str, server: &str, protocol: &str, port: u16, expect: bool) {
         let s = self.scenario();
         let pod = |name: &str| s.pods().iter().position(|p| p.name == name).unwrap();
-        let server_ip = s.pods()[pod(server)].ip.unwrap();
+        let server_ip = s.pods()[pod(server)].ip().unwrap();
         let proto = Protocol::parse(protocol).unwrap();
         let (from, to) = (Endpoint::Pod(pod(client)), Endpoint::Ip(server_ip));
         let v = s.check(from, to, port, proto);
