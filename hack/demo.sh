@@ -13,7 +13,9 @@ export KUBECONFIG="$ROOT/target/cluster/kubeconfig"
 k() { kubectl "$@" 2> >(grep -v -i 'version skew\|^WARNING: version difference' >&2); }
 
 echo "== installing the CRDs"
-"$BIN" crds | k apply --server-side --force-conflicts -f - >/dev/null
+# The CRDs with the CEL rules this server understands (none before Kubernetes 1.28).
+SERVER_VERSION=$(k version -o json 2>/dev/null | sed -n 's/.*"gitVersion": *"v\([0-9]*\.[0-9]*\).*/\1/p' | tail -1)
+"$BIN" crds --kube-version "${SERVER_VERSION:-1.20}" | k apply --server-side --force-conflicts -f - >/dev/null
 k wait --for condition=Established crd/appnetworks.tierflow.dev --timeout=30s >/dev/null
 
 echo "== namespaces production and monitoring, and the three-tier AppNetwork (examples/shop.yaml)"

@@ -173,8 +173,12 @@ where
 }
 
 /// `kubectl apply -k deploy/`, as the server understands it: the PodDisruptionBudget is
-/// policy/v1 (Kubernetes 1.21+); a 1.20 server only has policy/v1beta1, the same schema.
-fn apply_deploy() {
+/// policy/v1 (Kubernetes 1.21+); a 1.20 server only has policy/v1beta1, the same schema. And
+/// tierflow's CRDs carry CEL rules (`x-kubernetes-validations`, 1.25+) that an older server
+/// refuses: they are installed in the form `tierflow crds --kube-version` gives for this server.
+async fn apply_deploy() {
+    let client = support::client().await;
+    support::install_crds(&client).await;
     let (ok, manifests) = kubectl(
         &["kustomize", &repo().join("deploy").to_string_lossy()],
         None,
@@ -186,6 +190,12 @@ fn apply_deploy() {
     } else {
         manifests.replace("apiVersion: policy/v1\n", "apiVersion: policy/v1beta1\n")
     };
+    // The CRDs are in place already, in the form this server takes.
+    let manifests: String = manifests
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("kind: CustomResourceDefinition"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
     let (ok, out) = kubectl(
         &["apply", "--server-side", "--force-conflicts", "-f", "-"],
         Some(&manifests),
@@ -269,7 +279,7 @@ async fn the_operator_as_the_deployed_service_account_does_its_whole_job_with_le
     }
     let _serial = SERIAL.lock().await;
     let client = support::client().await;
-    apply_deploy();
+    apply_deploy().await;
     let kubeconfig = service_account_kubeconfig(&client).await;
 
     // Least privilege, as `kubectl auth can-i` sees it.
@@ -431,7 +441,7 @@ async fn readyz_is_false_until_every_watch_has_synced() {
         return;
     }
     let _serial = SERIAL.lock().await;
-    apply_deploy();
+    apply_deploy().await;
     let identity = cluster_dir().join("operator.kubeconfig");
     // The local control plane's restricted user starts with no permissions at all.
     let binding = "tierflow-test-operator-user";

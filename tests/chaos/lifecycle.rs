@@ -170,11 +170,17 @@ async fn namespaces_deleted_or_terminating_under_the_operator_cause_no_errors_or
         },
     )
     .await;
-    let late = apply_app(&client, &stuck, "late").await;
-    let refused = match &late {
-        Err(kube::Error::Api(s)) => s.code == 403 && s.message.contains("terminat"),
-        _ => false,
-    };
+    // The API server's NamespaceLifecycle admission reads namespaces from its own informer,
+    // which can lag the deletion by a moment under load: a create right after the deletion may
+    // still be admitted. Wait until creates are refused (what tierflow must cope with).
+    let mut late = apply_app(&client, &stuck, "late").await;
+    let terminating_refusal = |r: &Result<AppNetwork, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403 && s.message.contains("terminat"));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !terminating_refusal(&late) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        late = apply_app(&client, &stuck, "late").await;
+    }
+    let refused = terminating_refusal(&late);
     // The namespace controller empties it (the policies go, the AppNetwork stays, being
     // deleted, held by its finalizer); tierflow must neither fight that nor spin on errors.
     within(Duration::from_secs(60), "the namespace emptied", || async {
