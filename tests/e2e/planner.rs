@@ -25,6 +25,7 @@ const CRDS: &[&str] = &[
     "calico/projectcalico.org_stagedglobalnetworkpolicies.yaml",
     "cilium/ciliumnetworkpolicies.yaml",
     "cilium/ciliumclusterwidenetworkpolicies.yaml",
+    "network-policy-api/policy.networking.k8s.io_clusternetworkpolicies.standard.yaml",
 ];
 
 const SHOP: &str = r#"
@@ -84,7 +85,7 @@ async fn render_prints_exactly_what_the_operator_applies_on_every_backend() {
     if !support::install_third_party_crds(&client, CRDS).await {
         return;
     }
-    for backend in ["NetworkPolicy", "Calico", "Cilium"] {
+    for backend in ["NetworkPolicy", "Calico", "Cilium", "ClusterNetworkPolicy"] {
         let ns = TestNs::new(&client, &format!("same-{}", backend.to_lowercase())).await;
         let marker = ns.name.clone();
         // Label the namespace so that only this test's ClusterBaseline covers it.
