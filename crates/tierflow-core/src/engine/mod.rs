@@ -521,6 +521,34 @@ impl Scenario {
         })
     }
 
+    /// [`allows`](Self::allows) on each of `ports` (number, protocol) between the same two
+    /// endpoints, in order: the endpoints are resolved once, not once per port.
+    pub fn allows_each(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        ports: &[(u16, Protocol)],
+    ) -> Vec<bool> {
+        let idx = self.index();
+        let Some(mut conn) = self.conn(idx, from, to, 0, Protocol::Tcp) else {
+            return vec![false; ports.len()];
+        };
+        ports
+            .iter()
+            .map(|&(port, proto)| {
+                conn.port = port;
+                conn.proto = proto;
+                (match conn.src {
+                    Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+                    Ep::Ip(_) => true,
+                }) && (match conn.dst {
+                    Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+                    Ep::Ip(_) => true,
+                })
+            })
+            .collect()
+    }
+
     fn section(&self, pid: u32, dir: Direction) -> Option<&Section> {
         let p = self.policies.get(pid as usize)?;
         match dir {
