@@ -190,6 +190,21 @@ struct Conn {
     family: Option<u8>,
 }
 
+/// The rules at one end of a connection that can still match, whatever the port (see
+/// `Scenario::allows_each`).
+enum Narrowed<'a> {
+    /// No policy applies: allowed.
+    Open,
+    /// Calico: the rules in evaluation order; the first that matches decides, none: denied.
+    Ordered(Vec<&'a Rule>),
+    /// Kubernetes and Cilium: any deny wins, then any allow, then the default.
+    Union {
+        deny: Vec<&'a Rule>,
+        allow: Vec<&'a Rule>,
+        isolated: bool,
+    },
+}
+
 trait Trace<'a> {
     const ALL: bool;
     fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect);
@@ -522,7 +537,9 @@ impl Scenario {
     }
 
     /// [`allows`](Self::allows) on each of `ports` (number, protocol) between the same two
-    /// endpoints, in order: the endpoints are resolved once, not once per port.
+    /// endpoints, in order. The endpoints are resolved once, and the rules that apply at either
+    /// end are narrowed once to those whose port-independent conditions (peers, IP version)
+    /// hold; each port then only tests protocols and ports.
     pub fn allows_each(
         &self,
         from: Endpoint,
@@ -533,20 +550,125 @@ impl Scenario {
         let Some(mut conn) = self.conn(idx, from, to, 0, Protocol::Tcp) else {
             return vec![false; ports.len()];
         };
+        if !self.cnps.is_empty() {
+            // ClusterNetworkPolicies are evaluated around the others (`cnp.rs`): port by port.
+            return ports
+                .iter()
+                .map(|&(port, proto)| {
+                    conn.port = port;
+                    conn.proto = proto;
+                    (match conn.src {
+                        Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+                        Ep::Ip(_) => true,
+                    }) && (match conn.dst {
+                        Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+                        Ep::Ip(_) => true,
+                    })
+                })
+                .collect();
+        }
+        let egress = match conn.src {
+            Ep::Pod(p) => self.narrow(idx, Direction::Egress, p, &conn),
+            Ep::Ip(_) => Narrowed::Open,
+        };
+        let ingress = match conn.dst {
+            Ep::Pod(p) => self.narrow(idx, Direction::Ingress, p, &conn),
+            Ep::Ip(_) => Narrowed::Open,
+        };
         ports
             .iter()
             .map(|&(port, proto)| {
                 conn.port = port;
                 conn.proto = proto;
-                (match conn.src {
-                    Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
-                    Ep::Ip(_) => true,
-                }) && (match conn.dst {
-                    Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
-                    Ep::Ip(_) => true,
-                })
+                self.narrowed_allows(&egress, &conn) && self.narrowed_allows(&ingress, &conn)
             })
             .collect()
+    }
+
+    /// The rules applying at `local` in `dir` whose port-independent conditions hold for
+    /// `conn` (see [`allows_each`](Self::allows_each)); what [`eval_policies`] would decide
+    /// with them is [`narrowed_allows`](Self::narrowed_allows).
+    ///
+    /// [`eval_policies`]: Self::eval_policies
+    fn narrow<'a>(
+        &'a self,
+        idx: &Index,
+        dir: Direction,
+        local: usize,
+        conn: &Conn,
+    ) -> Narrowed<'a> {
+        let list = match dir {
+            Direction::Ingress => idx.ingress.get(local),
+            Direction::Egress => idx.egress.get(local),
+        };
+        let Some(list) = list.filter(|l| !l.is_empty()) else {
+            return Narrowed::Open;
+        };
+        let sections = list.iter().filter_map(|&pid| self.section(pid, dir));
+        let holds = |r: &&'a Rule| self.rule_matches_pair(idx, r, conn);
+        match idx.mode {
+            Mode::Calico => Narrowed::Ordered(
+                sections
+                    .flat_map(|sec| sec.rules.iter())
+                    .filter(holds)
+                    .collect(),
+            ),
+            Mode::Kubernetes | Mode::Cilium => {
+                let mut deny = Vec::new();
+                let mut allow = Vec::new();
+                let mut isolated = false;
+                for sec in sections {
+                    isolated |= sec.isolates;
+                    deny.extend(
+                        sec.deny
+                            .iter()
+                            .chain(sec.rules.iter().filter(|r| r.action == Action::Deny))
+                            .filter(holds),
+                    );
+                    allow.extend(
+                        sec.rules
+                            .iter()
+                            .filter(|r| r.action == Action::Allow)
+                            .filter(holds),
+                    );
+                }
+                Narrowed::Union {
+                    deny,
+                    allow,
+                    isolated,
+                }
+            }
+        }
+    }
+
+    /// [`eval_policies`](Self::eval_policies) without a trace, on narrowed rules.
+    fn narrowed_allows(&self, n: &Narrowed<'_>, conn: &Conn) -> bool {
+        match n {
+            Narrowed::Open => true,
+            Narrowed::Ordered(rules) => {
+                for r in rules {
+                    if !self.rule_matches_port(r, conn) {
+                        continue;
+                    }
+                    match r.action {
+                        Action::Allow | Action::Pass => return true,
+                        Action::Deny => return false,
+                        Action::Log => {}
+                    }
+                }
+                false
+            }
+            Narrowed::Union {
+                deny,
+                allow,
+                isolated,
+            } => {
+                if deny.iter().any(|r| self.rule_matches_port(r, conn)) {
+                    return false;
+                }
+                allow.iter().any(|r| self.rule_matches_port(r, conn)) || !isolated
+            }
+        }
     }
 
     fn section(&self, pid: u32, dir: Direction) -> Option<&Section> {
@@ -731,11 +853,13 @@ impl Scenario {
     }
 
     fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
+        self.rule_matches_pair(idx, r, conn) && self.rule_matches_port(r, conn)
+    }
+
+    /// The conditions of a rule that do not depend on the port or protocol: peers and IP
+    /// version (and whether it can match at all).
+    fn rule_matches_pair(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         if r.never {
-            return false;
-        }
-        let number = proto_number(conn.proto);
-        if r.protocol.is_some_and(|p| p != number) || r.not_protocol == Some(number) {
             return false;
         }
         if let (Some(v), Some(f)) = (r.ip_version, conn.family) {
@@ -752,6 +876,15 @@ impl Scenario {
             if !self.peer_matches(idx, p, conn.dst) {
                 return false;
             }
+        }
+        true
+    }
+
+    /// The conditions of a rule on the protocol and the destination port.
+    fn rule_matches_port(&self, r: &Rule, conn: &Conn) -> bool {
+        let number = proto_number(conn.proto);
+        if r.protocol.is_some_and(|p| p != number) || r.not_protocol == Some(number) {
+            return false;
         }
         if let Some(ports) = &r.ports {
             if !ports.iter().any(|s| self.port_matches(s, conn)) {
