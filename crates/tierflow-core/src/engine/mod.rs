@@ -75,7 +75,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::core::Protocol;
 
@@ -155,9 +155,10 @@ pub struct Verdict {
     /// (egress first). [`Scenario::explain`] gives the rules.
     pub decided_by: Vec<String>,
     /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
-    /// and whether tierflow manages them.
+    /// and whether tierflow manages them (shared with the scenario: a verdict copies no
+    /// policy's strings).
     #[serde(skip)]
-    pub policies: Vec<PolicyRef>,
+    pub policies: Vec<Arc<PolicyRef>>,
 }
 
 /// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
@@ -224,6 +225,41 @@ impl<'a> Trace<'a> for Full<'a> {
     const ALL: bool = true;
     fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect) {
         self.0.push((policy, dir, rule, effect));
+    }
+}
+
+/// A trace that keeps, once each (by display name), the policies whose effect agrees with a
+/// known verdict: allowing effects when allowed, denying ones when denied (`Scenario::check`).
+struct Deciders<'s> {
+    allowed: bool,
+    policies: &'s [Policy],
+    origins: &'s [Arc<PolicyRef>],
+    decided_by: Vec<String>,
+    refs: Vec<Arc<PolicyRef>>,
+}
+
+impl Trace<'_> for Deciders<'_> {
+    const ALL: bool = true;
+    fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
+        let agrees = if self.allowed {
+            matches!(effect, Effect::Allow | Effect::Pass)
+        } else {
+            matches!(effect, Effect::Deny | Effect::DefaultDeny)
+        };
+        if !agrees {
+            return;
+        }
+        let Some(p) = self.policies.get(policy as usize) else {
+            return;
+        };
+        if self.decided_by.contains(&p.display) {
+            return;
+        }
+        self.decided_by.push(p.display.clone());
+        self.refs.push(match self.origins.get(policy as usize) {
+            Some(shared) => Arc::clone(shared),
+            None => Arc::new(p.origin.clone()),
+        });
     }
 }
 
@@ -469,27 +505,40 @@ impl Scenario {
     /// Decides a connection from `from` to `to` on destination port `port` / `protocol`.
     /// An out-of-range pod index gives a denied verdict naming no policy.
     pub fn check(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> Verdict {
-        let Some((allowed, trace)) = self.traced(from, to, port, protocol) else {
+        let idx = self.index();
+        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
             return Verdict {
                 allowed: false,
                 decided_by: Vec::new(),
                 policies: Vec::new(),
             };
         };
-        let mut decided_by: Vec<String> = Vec::with_capacity(trace.0.len());
-        let mut policies: Vec<PolicyRef> = Vec::with_capacity(trace.0.len());
-        for (pid, ..) in trace.0 {
-            if let Some(policy) = self.policies.get(pid as usize) {
-                if !decided_by.contains(&policy.display) {
-                    decided_by.push(policy.display.clone());
-                    policies.push(policy.origin.clone());
-                }
-            }
+        // The answer first (no trace), then every end again, keeping only the policies whose
+        // effect agrees with it: what `traced` keeps, without recording the rest.
+        let allowed = (match conn.src {
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        }) && (match conn.dst {
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        });
+        let mut deciders = Deciders {
+            allowed,
+            policies: &self.policies,
+            origins: &idx.origins,
+            decided_by: Vec::new(),
+            refs: Vec::new(),
+        };
+        if let Ep::Pod(p) = conn.src {
+            self.eval(idx, Direction::Egress, p, &conn, &mut deciders);
+        }
+        if let Ep::Pod(p) = conn.dst {
+            self.eval(idx, Direction::Ingress, p, &conn, &mut deciders);
         }
         Verdict {
             allowed,
-            decided_by,
-            policies,
+            decided_by: deciders.decided_by,
+            policies: deciders.refs,
         }
     }
 

@@ -375,7 +375,11 @@ fn compare(
                         got,
                         flows: want.flows,
                         because: want.because,
-                        decided_by: verdict.policies,
+                        decided_by: verdict
+                            .policies
+                            .into_iter()
+                            .map(std::sync::Arc::unwrap_or_clone)
+                            .collect(),
                     });
                 }
             }
