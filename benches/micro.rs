@@ -187,7 +187,7 @@ fn measure_app<T>(
     }
 }
 
-/// A generated 50-tier / 200-flow app (the operator verifies inline up to 50 tiers today)
+/// A generated 50-tier / 200-flow app (the operator verifies inline up to 75 tiers / 300 flows)
 /// through `verify_backend` and `explain`, for the NetworkPolicy backend.
 fn bench_verify_and_explain(c: &mut Criterion) {
     let m = model(&spec(50, 200));

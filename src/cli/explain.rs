@@ -9,8 +9,8 @@ use crate::core::Port;
 use crate::engine::EngineError;
 use crate::model::{AppModel, Backend};
 use crate::verify::endpoints::{representatives, Options, Role};
-use crate::verify::intent::{checkable, probe_number, probe_ports};
-use crate::verify::reach::simulation;
+use crate::verify::intent::{checkable, probe_ports};
+use crate::verify::reach::{probe_numbers, simulation};
 
 /// One cell of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +87,7 @@ pub fn explain_in(
     let ports = probe_ports(model, &reps, false);
     let (sim, render_notes) = simulation(model, &reps, backend)?;
     let api_as_address = !backend.capabilities().api_server_entity;
+    let numbers = probe_numbers(&ports);
     let row_ids: Vec<usize> = (0..reps.endpoints.len())
         .filter(|&i| reps.endpoints[i].role != Role::ApiServer)
         .collect();
@@ -109,8 +110,8 @@ pub fn explain_in(
             };
             let open: Vec<Port> = ports
                 .iter()
-                .copied()
-                .filter(|p| sim.scenario.allows(a, b, probe_number(*p), p.protocol))
+                .zip(sim.scenario.allows_each(a, b, &numbers))
+                .filter_map(|(p, allowed)| allowed.then_some(*p))
                 .collect();
             row.push(if open.is_empty() {
                 Cell::Nothing

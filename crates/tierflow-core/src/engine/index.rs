@@ -7,10 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::calico_selector::CalicoSelector;
 use super::cilium;
-use super::model::{Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, Subject};
+use super::model::{
+    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, PolicyRef, Subject,
+};
 
 /// A fixed-size set of pod indices.
 #[derive(Clone, Debug, Default)]
@@ -56,6 +59,8 @@ pub(crate) struct Index {
     pub selected: Vec<usize>,
     /// Pod by IP address (the first pod with that address).
     pub by_ip: HashMap<IpAddr, usize>,
+    /// Per policy: its origin, shared by every verdict that names it.
+    pub origins: Vec<Arc<PolicyRef>>,
 }
 
 /// What the index is built from: the scenario's tables, borrowed.
@@ -416,5 +421,10 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
         isolated,
         selected,
         by_ip,
+        origins: s
+            .policies
+            .iter()
+            .map(|p| Arc::new(p.origin.clone()))
+            .collect(),
     }
 }

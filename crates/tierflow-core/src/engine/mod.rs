@@ -75,7 +75,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use crate::core::Protocol;
 
@@ -131,9 +131,10 @@ pub struct Verdict {
     /// (egress first). [`Scenario::explain`] gives the rules.
     pub decided_by: Vec<String>,
     /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
-    /// and whether tierflow manages them.
+    /// and whether tierflow manages them (shared with the scenario: a verdict copies no
+    /// policy's strings).
     #[serde(skip)]
-    pub policies: Vec<PolicyRef>,
+    pub policies: Vec<Arc<PolicyRef>>,
 }
 
 /// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
@@ -154,6 +155,21 @@ pub struct Scenario {
     refused: Vec<String>,
 }
 
+/// The rules at one end of a connection that can still match, whatever the port (see
+/// `Scenario::allows_each`).
+enum Narrowed<'a> {
+    /// No policy applies: allowed.
+    Open,
+    /// Calico: the rules in evaluation order; the first that matches decides, none: denied.
+    Ordered(Vec<&'a Rule>),
+    /// Kubernetes and Cilium: any deny wins, then any allow, then the default.
+    Union {
+        deny: Vec<&'a Rule>,
+        allow: Vec<&'a Rule>,
+        isolated: bool,
+    },
+}
+
 struct NoTrace;
 
 impl Trace<'_> for NoTrace {
@@ -168,6 +184,41 @@ impl<'a> Trace<'a> for Full<'a> {
     const ALL: bool = true;
     fn record(&mut self, policy: u32, dir: Direction, rule: Option<&'a Rule>, effect: Effect) {
         self.0.push((policy, dir, rule, effect));
+    }
+}
+
+/// A trace that keeps, once each (by display name), the policies whose effect agrees with a
+/// known verdict: allowing effects when allowed, denying ones when denied (`Scenario::check`).
+struct Deciders<'s> {
+    allowed: bool,
+    policies: &'s [Policy],
+    origins: &'s [Arc<PolicyRef>],
+    decided_by: Vec<String>,
+    refs: Vec<Arc<PolicyRef>>,
+}
+
+impl Trace<'_> for Deciders<'_> {
+    const ALL: bool = true;
+    fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
+        let agrees = if self.allowed {
+            matches!(effect, Effect::Allow | Effect::Pass)
+        } else {
+            matches!(effect, Effect::Deny | Effect::DefaultDeny)
+        };
+        if !agrees {
+            return;
+        }
+        let Some(p) = self.policies.get(policy as usize) else {
+            return;
+        };
+        if self.decided_by.contains(&p.display) {
+            return;
+        }
+        self.decided_by.push(p.display.clone());
+        self.refs.push(match self.origins.get(policy as usize) {
+            Some(shared) => Arc::clone(shared),
+            None => Arc::new(p.origin.clone()),
+        });
     }
 }
 
@@ -466,27 +517,40 @@ impl Scenario {
     /// Decides a connection from `from` to `to` on destination port `port` / `protocol`.
     /// An out-of-range pod index gives a denied verdict naming no policy.
     pub fn check(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> Verdict {
-        let Some((allowed, trace)) = self.traced(from, to, port, protocol) else {
+        let idx = self.index();
+        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
             return Verdict {
                 allowed: false,
                 decided_by: Vec::new(),
                 policies: Vec::new(),
             };
         };
-        let mut decided_by: Vec<String> = Vec::with_capacity(trace.0.len());
-        let mut policies: Vec<PolicyRef> = Vec::with_capacity(trace.0.len());
-        for (pid, ..) in trace.0 {
-            if let Some(policy) = self.policies.get(pid as usize) {
-                if !decided_by.contains(&policy.display) {
-                    decided_by.push(policy.display.clone());
-                    policies.push(policy.origin.clone());
-                }
-            }
+        // The answer first (no trace), then every end again, keeping only the policies whose
+        // effect agrees with it: what `traced` keeps, without recording the rest.
+        let allowed = (match conn.src {
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        }) && (match conn.dst {
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+            Ep::Ip(_) => true,
+        });
+        let mut deciders = Deciders {
+            allowed,
+            policies: &self.policies,
+            origins: &idx.origins,
+            decided_by: Vec::new(),
+            refs: Vec::new(),
+        };
+        if let Ep::Pod(p) = conn.src {
+            self.eval(idx, Direction::Egress, p, &conn, &mut deciders);
+        }
+        if let Ep::Pod(p) = conn.dst {
+            self.eval(idx, Direction::Ingress, p, &conn, &mut deciders);
         }
         Verdict {
             allowed,
-            decided_by,
-            policies,
+            decided_by: deciders.decided_by,
+            policies: deciders.refs,
         }
     }
 
@@ -531,6 +595,141 @@ impl Scenario {
             Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
             Ep::Ip(_) => true,
         })
+    }
+
+    /// [`allows`](Self::allows) on each of `ports` (number, protocol) between the same two
+    /// endpoints, in order. The endpoints are resolved once, and the rules that apply at either
+    /// end are narrowed once to those whose port-independent conditions (peers, IP version)
+    /// hold; each port then only tests protocols and ports.
+    pub fn allows_each(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        ports: &[(u16, Protocol)],
+    ) -> Vec<bool> {
+        let idx = self.index();
+        let Some(mut conn) = self.conn(idx, from, to, 0, Protocol::Tcp) else {
+            return vec![false; ports.len()];
+        };
+        if !self.cnps.is_empty() {
+            // ClusterNetworkPolicies are evaluated around the others (`cnp.rs`): port by port.
+            return ports
+                .iter()
+                .map(|&(port, proto)| {
+                    conn.port = port;
+                    conn.proto = proto;
+                    (match conn.src {
+                        Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+                        Ep::Ip(_) => true,
+                    }) && (match conn.dst {
+                        Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
+                        Ep::Ip(_) => true,
+                    })
+                })
+                .collect();
+        }
+        let egress = match conn.src {
+            Ep::Pod(p) => self.narrow(idx, Direction::Egress, p, &conn),
+            Ep::Ip(_) => Narrowed::Open,
+        };
+        let ingress = match conn.dst {
+            Ep::Pod(p) => self.narrow(idx, Direction::Ingress, p, &conn),
+            Ep::Ip(_) => Narrowed::Open,
+        };
+        ports
+            .iter()
+            .map(|&(port, proto)| {
+                conn.port = port;
+                conn.proto = proto;
+                self.narrowed_allows(&egress, &conn) && self.narrowed_allows(&ingress, &conn)
+            })
+            .collect()
+    }
+
+    /// The rules applying at `local` in `dir` whose port-independent conditions hold for
+    /// `conn` (see [`allows_each`](Self::allows_each)); what [`eval_policies`] would decide
+    /// with them is [`narrowed_allows`](Self::narrowed_allows).
+    ///
+    /// [`eval_policies`]: Self::eval_policies
+    fn narrow<'a>(
+        &'a self,
+        idx: &Index,
+        dir: Direction,
+        local: usize,
+        conn: &Conn,
+    ) -> Narrowed<'a> {
+        let list = match dir {
+            Direction::Ingress => idx.ingress.get(local),
+            Direction::Egress => idx.egress.get(local),
+        };
+        let Some(list) = list.filter(|l| !l.is_empty()) else {
+            return Narrowed::Open;
+        };
+        let sections = list.iter().filter_map(|&pid| self.section(pid, dir));
+        let holds = |r: &&'a Rule| self.rule_matches_pair(idx, r, conn);
+        match idx.mode {
+            Mode::Calico => Narrowed::Ordered(
+                sections
+                    .flat_map(|sec| sec.rules.iter())
+                    .filter(holds)
+                    .collect(),
+            ),
+            Mode::Kubernetes | Mode::Cilium => {
+                let mut deny = Vec::new();
+                let mut allow = Vec::new();
+                let mut isolated = false;
+                for sec in sections {
+                    isolated |= sec.isolates;
+                    deny.extend(
+                        sec.deny
+                            .iter()
+                            .chain(sec.rules.iter().filter(|r| r.action == Action::Deny))
+                            .filter(holds),
+                    );
+                    allow.extend(
+                        sec.rules
+                            .iter()
+                            .filter(|r| r.action == Action::Allow)
+                            .filter(holds),
+                    );
+                }
+                Narrowed::Union {
+                    deny,
+                    allow,
+                    isolated,
+                }
+            }
+        }
+    }
+
+    /// [`eval_policies`](Self::eval_policies) without a trace, on narrowed rules.
+    fn narrowed_allows(&self, n: &Narrowed<'_>, conn: &Conn) -> bool {
+        match n {
+            Narrowed::Open => true,
+            Narrowed::Ordered(rules) => {
+                for r in rules {
+                    if !self.rule_matches_port(r, conn) {
+                        continue;
+                    }
+                    match r.action {
+                        Action::Allow | Action::Pass => return true,
+                        Action::Deny => return false,
+                        Action::Log => {}
+                    }
+                }
+                false
+            }
+            Narrowed::Union {
+                deny,
+                allow,
+                isolated,
+            } => {
+                if deny.iter().any(|r| self.rule_matches_port(r, conn)) {
+                    return false;
+                }
+                allow.iter().any(|r| self.rule_matches_port(r, conn)) || !isolated
+            }
+        }
     }
 
     fn section(&self, pid: u32, dir: Direction) -> Option<&Section> {
@@ -695,11 +894,13 @@ impl Scenario {
     }
 
     fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
+        self.rule_matches_pair(idx, r, conn) && self.rule_matches_port(r, conn)
+    }
+
+    /// The conditions of a rule that do not depend on the port or protocol: peers and IP
+    /// version (and whether it can match at all).
+    fn rule_matches_pair(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         if r.never {
-            return false;
-        }
-        let number = proto_number(conn.proto);
-        if r.protocol.is_some_and(|p| p != number) || r.not_protocol == Some(number) {
             return false;
         }
         if let (Some(v), Some(f)) = (r.ip_version, conn.family) {
@@ -716,6 +917,15 @@ impl Scenario {
             if !self.peer_matches(idx, p, conn.dst) {
                 return false;
             }
+        }
+        true
+    }
+
+    /// The conditions of a rule on the protocol and the destination port.
+    fn rule_matches_port(&self, r: &Rule, conn: &Conn) -> bool {
+        let number = proto_number(conn.proto);
+        if r.protocol.is_some_and(|p| p != number) || r.not_protocol == Some(number) {
+            return false;
         }
         if let Some(ports) = &r.ports {
             if !ports.iter().any(|s| self.port_matches(s, conn)) {

@@ -122,6 +122,18 @@ fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) {
         }
     }
     assert!(bad.is_empty(), "mode {:?}:\n{}", s.mode(), bad.join("\n"));
+    // `allows_each` (rules narrowed once per pair) agrees with `allows` on every port of the
+    // cases, for every pair of the cases.
+    let ports: Vec<(u16, Protocol)> = cases.iter().map(|c| (c.2, c.3)).collect();
+    for &(from, to, ..) in cases {
+        let (a, b) = (endpoint(s, from), endpoint(s, to));
+        let each = s.allows_each(a, b, &ports);
+        let one: Vec<bool> = ports.iter().map(|&(n, p)| s.allows(a, b, n, p)).collect();
+        assert_eq!(
+            each, one,
+            "allows_each and allows disagree on {from} -> {to}"
+        );
+    }
 }
 
 fn verdict(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Verdict {

@@ -205,6 +205,84 @@ pub fn expected(
     }
 }
 
+/// What [`expected`] needs that does not depend on the port, worked out once for every
+/// representative: which flows' `from` and `to` hold it, whether tierflow governs it, whether
+/// it is a DNS target. [`Intent::allowed`] then answers `expected(..).allowed` for a pair and a
+/// port without matching a selector or building a text; the texts (and the flows) are built
+/// with [`expected`] only where they are reported.
+pub struct Intent<'a> {
+    model: &'a AppModel,
+    reps: &'a Representatives,
+    /// Per flow (by position in `model.flows`): per representative, whether `from` holds it.
+    from_in: Vec<Vec<bool>>,
+    /// Per flow: per representative, whether `to` holds it.
+    to_in: Vec<Vec<bool>>,
+    /// Per representative: [`governed`].
+    governed: Vec<(bool, bool)>,
+    /// Per representative: whether it is a DNS target (on a DNS port).
+    dns: Vec<bool>,
+}
+
+impl<'a> Intent<'a> {
+    /// The port-independent answers for every representative of `reps`.
+    pub fn new(model: &'a AppModel, reps: &'a Representatives) -> Self {
+        let holds = |peer: &Peer| {
+            reps.endpoints
+                .iter()
+                .map(|e| in_peer(model, reps, peer, e))
+                .collect::<Vec<bool>>()
+        };
+        Intent {
+            model,
+            reps,
+            from_in: model.flows.iter().map(|f| holds(&f.from)).collect(),
+            to_in: model.flows.iter().map(|f| holds(&f.to)).collect(),
+            governed: reps.endpoints.iter().map(|e| governed(model, e)).collect(),
+            dns: reps
+                .endpoints
+                .iter()
+                .map(|e| {
+                    model
+                        .dns
+                        .as_ref()
+                        .is_some_and(|d| DNS_PORTS.iter().any(|p| is_dns(d, e, *p)))
+                })
+                .collect(),
+        }
+    }
+
+    /// The flows (positions in `model.flows`) whose `from` holds representative `from` and
+    /// whose `to` holds `to`: the only ones that can declare a connection between them.
+    pub fn candidates(&self, from: usize, to: usize) -> Vec<usize> {
+        let at = |v: &[bool], i: usize| v.get(i).copied().unwrap_or(false);
+        (0..self.model.flows.len())
+            .filter(|&f| {
+                self.from_in.get(f).is_some_and(|v| at(v, from))
+                    && self.to_in.get(f).is_some_and(|v| at(v, to))
+            })
+            .collect()
+    }
+
+    /// `expected(model, reps, from, to, port).allowed`, given `candidates(from, to)`.
+    pub fn allowed(&self, candidates: &[usize], from: usize, to: usize, port: Port) -> bool {
+        let Some(to_rep) = self.reps.endpoints.get(to) else {
+            return false;
+        };
+        let declared = candidates.iter().any(|&f| {
+            self.model
+                .flows
+                .get(f)
+                .is_some_and(|f| flow_port(self.reps, f, to_rep, port))
+        });
+        if declared || (self.dns.get(to).copied().unwrap_or(false) && DNS_PORTS.contains(&port)) {
+            return true;
+        }
+        let (_, egress) = self.governed.get(from).copied().unwrap_or_default();
+        let (ingress, _) = self.governed.get(to).copied().unwrap_or_default();
+        !egress && !ingress
+    }
+}
+
 /// Every port the intent names, as single probe ports: numbered tier and flow ports, both ends
 /// of every range, the number the representatives give every named port, DNS, the API
 /// server's port.

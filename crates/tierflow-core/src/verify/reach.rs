@@ -7,7 +7,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::endpoints::{representatives, Options, Representatives, Role, Simulation};
-use super::intent::{checkable, expected, probe_number, probe_ports};
+use super::intent::{checkable, expected, probe_number, probe_ports, Intent};
 use crate::core::{Cidr, Port};
 use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
@@ -33,6 +33,14 @@ pub fn simulation(
     Ok((sim, notes))
 }
 
+/// The probes as (number, protocol), for [`Scenario::allows_each`](crate::engine::Scenario::allows_each).
+pub fn probe_numbers(ports: &[Port]) -> Vec<(u16, crate::core::Protocol)> {
+    ports
+        .iter()
+        .map(|p| (probe_number(*p), p.protocol))
+        .collect()
+}
+
 /// Which connections the rendered objects of one backend allow between the representatives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Matrix {
@@ -50,6 +58,7 @@ pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, Engine
     let reps = representatives(model, thorough(&[]));
     let ports = probe_ports(model, &reps, true);
     let (sim, _) = simulation(model, &reps, backend)?;
+    let numbers = probe_numbers(&ports);
     let mut cells = BTreeMap::new();
     let api_as_address = !backend.capabilities().api_server_entity;
     for (i, from) in reps.endpoints.iter().enumerate() {
@@ -60,11 +69,9 @@ pub fn reachability(model: &AppModel, backend: Backend) -> Result<Matrix, Engine
             let Some((a, b)) = sim.pair(i, j) else {
                 continue;
             };
-            for p in &ports {
-                cells.insert(
-                    (i, j, *p),
-                    sim.scenario.allows(a, b, probe_number(*p), p.protocol),
-                );
+            let got = sim.scenario.allows_each(a, b, &numbers);
+            for (p, got) in ports.iter().zip(got) {
+                cells.insert((i, j, *p), got);
             }
         }
     }
@@ -337,6 +344,8 @@ fn compare(
     report: &mut BackendReport,
 ) {
     let api_as_address = !report.backend.capabilities().api_server_entity;
+    let intent = Intent::new(model, reps);
+    let numbers = probe_numbers(ports);
     for (i, from) in reps.endpoints.iter().enumerate() {
         for (j, to) in reps.endpoints.iter().enumerate() {
             if !checkable(from, to, api_as_address) {
@@ -345,10 +354,15 @@ fn compare(
             let Some((a, b)) = sim.pair(i, j) else {
                 continue;
             };
-            for p in ports {
+            let candidates = intent.candidates(i, j);
+            let allowed = sim.scenario.allows_each(a, b, &numbers);
+            for (p, got) in ports.iter().zip(allowed) {
                 report.checked += 1;
+                if got == intent.allowed(&candidates, i, j, *p) {
+                    continue;
+                }
+                // A difference: the intent's reasons, in full, only here.
                 let want = expected(model, reps, from, to, *p);
-                let got = sim.scenario.allows(a, b, probe_number(*p), p.protocol);
                 if got != want.allowed {
                     let verdict = sim.scenario.check(a, b, probe_number(*p), p.protocol);
                     report.differences.push(Difference {
@@ -361,7 +375,11 @@ fn compare(
                         got,
                         flows: want.flows,
                         because: want.because,
-                        decided_by: verdict.policies,
+                        decided_by: verdict
+                            .policies
+                            .into_iter()
+                            .map(std::sync::Arc::unwrap_or_clone)
+                            .collect(),
                     });
                 }
             }
