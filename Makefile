@@ -13,9 +13,21 @@ build:
 
 ## The README's test command: unit tests, then the integration tests against a real control
 ## plane (started if not running; USE_EXISTING_CLUSTER=true uses the cluster of KUBECONFIG).
+## Control planes that `make test` starts (the developers' one, and the chaos scenarios' own in
+## target/chaos-cluster) are stopped again at the end, so it leaves no process running; ones that
+## were already running are left as they were.
+CHAOS_CLUSTER_DIR := $(CURDIR)/target/chaos-cluster
 test: build
-	@if [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then hack/cluster.sh up; fi
-	$(CARGO) test --locked --workspace --lib --bins --tests
+	@dev_started=; chaos_started=; \
+	if [ "$${USE_EXISTING_CLUSTER:-}" != "true" ]; then \
+	  hack/cluster.sh status >/dev/null 2>&1 || dev_started=1; \
+	  TIERFLOW_CLUSTER_DIR=$(CHAOS_CLUSTER_DIR) hack/cluster.sh status >/dev/null 2>&1 || chaos_started=1; \
+	  hack/cluster.sh up || exit 1; \
+	fi; \
+	$(CARGO) test --locked --workspace --lib --bins --tests; rc=$$?; \
+	if [ -n "$$dev_started" ]; then hack/cluster.sh down >/dev/null 2>&1 || true; fi; \
+	if [ -n "$$chaos_started" ]; then TIERFLOW_CLUSTER_DIR=$(CHAOS_CLUSTER_DIR) hack/cluster.sh down >/dev/null 2>&1 || true; fi; \
+	exit $$rc
 
 lint:
 	$(CARGO) fmt --all -- --check
