@@ -68,6 +68,8 @@ mod error;
 mod index;
 mod json;
 mod model;
+#[cfg(test)]
+mod netpol_e2e;
 mod parse;
 mod read;
 #[cfg(test)]
