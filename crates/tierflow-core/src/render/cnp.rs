@@ -279,6 +279,10 @@ pub fn guardrails(
 }
 
 #[cfg(test)]
+#[path = "cnp_cel_tests.rs"]
+mod cel_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::{Endpoint, Scenario};
@@ -429,13 +433,6 @@ mod tests {
                 _ => {}
             }
         }
-        let env = Env {
-            api_server: vec![
-                ("10.0.0.1".parse().unwrap(), 6443),
-                ("fd00::1".parse().unwrap(), 443),
-            ],
-            ..Env::default()
-        };
         let check = |spec: &Value| {
             let mut names = Vec::new();
             walk(spec, &mut names);
@@ -458,6 +455,23 @@ mod tests {
             let p = spec["priority"].as_i64().unwrap();
             assert!((0..=1000).contains(&p));
         };
+        for o in rendered_objects() {
+            check(&o["spec"]);
+        }
+    }
+
+    /// Every object this backend renders, in every variant: the ClusterBaseline object (each
+    /// shape of its rules, dual-stack API server addresses, NodeLocal DNS) and the guardrails
+    /// object with every peer and port form (a port range among them).
+    pub(super) fn rendered_objects() -> Vec<Value> {
+        let env = Env {
+            api_server: vec![
+                ("10.0.0.1".parse().unwrap(), 6443),
+                ("fd00::1".parse().unwrap(), 443),
+            ],
+            ..Env::default()
+        };
+        let mut out = Vec::new();
         for yaml in [
             "{}",
             "{denyIngress: false}",
@@ -466,9 +480,8 @@ mod tests {
             "{namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [a, b]}]}, includeSystemNamespaces: [kube-system]}",
         ] {
             let o = cluster_baseline("default", &model(yaml), "tierflow-system", None, &env).unwrap();
-            check(&o.body["spec"]);
+            out.push(o.body);
         }
-        // The guardrails object, every peer and port form.
         let g = guardrails(
             "default",
             &model(
@@ -481,7 +494,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(g.body["spec"]["tier"], TIER_ADMIN);
-        check(&g.body["spec"]);
+        out.push(g.body);
+        out
     }
 
     /// Simulated: every covered namespace is deny-all plus DNS; excluded, system and opted-out
