@@ -43,6 +43,8 @@ const CILIUM: &[&str] = &[
     "cilium/ciliumnetworkpolicies.yaml",
     "cilium/ciliumclusterwidenetworkpolicies.yaml",
 ];
+const CLUSTER_NETWORK_POLICY: &[&str] =
+    &["network-policy-api/policy.networking.k8s.io_clusternetworkpolicies.standard.yaml"];
 
 async fn delete_crds(client: &Client, groups: &[&str]) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
@@ -196,7 +198,12 @@ async fn detection_follows_the_cluster_and_switches_backends_without_a_gap() {
     // A clean slate: no CNI resources from earlier runs.
     delete_crds(
         &client,
-        &["cilium.io", "projectcalico.org", "crd.projectcalico.org"],
+        &[
+            "cilium.io",
+            "projectcalico.org",
+            "crd.projectcalico.org",
+            "policy.networking.k8s.io",
+        ],
     )
     .await;
     for ds in [
@@ -229,6 +236,38 @@ async fn detection_follows_the_cluster_and_switches_backends_without_a_gap() {
     assert!(names(&client, ObjectKind::NetworkPolicy, &ns.name)
         .await
         .is_superset(&tiers));
+
+    // A cluster serving only the ClusterNetworkPolicy CRD: an `Auto` ClusterBaseline becomes ONE
+    // ClusterNetworkPolicy; AppNetworks stay standard NetworkPolicy.
+    assert!(support::install_third_party_crds(&client, CLUSTER_NETWORK_POLICY).await);
+    let cb_name = format!("{}-cb", ns.name);
+    let cbs: Api<tierflow::crd::ClusterBaseline> = Api::all(client.clone());
+    let cb = json!({"apiVersion": "tierflow.dev/v1alpha1", "kind": "ClusterBaseline",
+        "metadata": {"name": cb_name},
+        "spec": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns.name}}}});
+    cbs.patch(&cb_name, &PatchParams::apply("kubectl"), &Patch::Apply(&cb))
+        .await
+        .unwrap();
+    let cnp_api: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &api_resource(ObjectKind::ClusterNetworkPolicy),
+    );
+    eventually(
+        "one ClusterNetworkPolicy for the Auto ClusterBaseline",
+        || async {
+            let cb = cbs.get(&cb_name).await.ok()?;
+            let on_cnp = cb.status?.backend.as_deref() == Some("ClusterNetworkPolicy");
+            let obj = cnp_api
+                .get_opt(&format!("tierflow-baseline-{cb_name}"))
+                .await
+                .ok()??;
+            (on_cnp && obj.data["spec"]["tier"] == "Baseline").then_some(())
+        },
+    )
+    .await;
+    wait_backend(&client, &ns.name, "Unknown", "NetworkPolicy").await;
+    cbs.delete(&cb_name, &Default::default()).await.unwrap();
+    delete_crds(&client, &["policy.networking.k8s.io"]).await;
 
     // Flannel alone: standard policies, and a loud PolicyEnforced=False.
     daemonset(&client, "kube-flannel-ds", true).await;
