@@ -406,8 +406,14 @@ where
 }
 
 /// Managed fields are never compared: keeping them would double the memory of every cache.
+/// The same for the copy of the whole object `kubectl apply` (client-side) keeps in an
+/// annotation: it can be as large as the spec itself and nothing reads it.
 fn strip_managed_fields<K: Resource>(obj: &mut K) {
-    obj.meta_mut().managed_fields = None;
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    if let Some(a) = meta.annotations.as_mut() {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// Starts the watch and cache of one managed kind (objects with tierflow's label only). The
