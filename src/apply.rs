@@ -278,28 +278,31 @@ pub async fn apply(
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let result: DynamicObject = api.patch(&name, &pp, &Patch::Apply(want)).await?;
     let mut version = result.resource_version();
-    let result_value = serde_json::to_value(&result)?;
-    if want.get("spec") != result_value.get("spec") {
-        // Fields inside our spec are owned by someone else's field manager (a key added to a
-        // selector with `kubectl edit`), or by the create that made the object (a POST records
-        // its fields as an update): an apply that omits them cannot remove them. Replace the
-        // spec with a PUT, guarded by the resourceVersion just returned, keeping the live
-        // metadata; later applies own every field again.
-        tracing::info!(%name, kind = desired.kind.kind(), "replacing a spec with fields another field manager owns");
+    if !up_to_date(want, &Owned::of(desired.kind, &result)) {
+        // Fields of ours are owned by another field manager too, so an apply that omits them
+        // cannot remove them: a key added inside our spec with `kubectl edit`, or whatever the
+        // create that made the object set (a POST records its fields as an update: an owner
+        // reference of an input that no longer wants the object, a rule that went). Replace the
+        // spec and the owner references with a PUT, guarded by the resourceVersion just
+        // returned, keeping the rest of the live metadata; later applies own every field again.
+        tracing::info!(%name, kind = desired.kind.kind(), "replacing fields another field manager owns");
         let mut replacement = result;
         if let Some(spec) = want.get("spec") {
             replacement.data["spec"] = spec.clone();
         }
+        replacement.metadata.owner_references = want
+            .pointer("/metadata/ownerReferences")
+            .map(|o| serde_json::from_value(o.clone()))
+            .transpose()?;
         let pp = PostParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PostParams::default()
         };
         let replaced = api.replace(&name, &pp, &replacement).await?;
         version = replaced.resource_version();
-        let again = serde_json::to_value(replaced)?;
-        if want.get("spec") != again.get("spec") {
+        if !up_to_date(want, &Owned::of(desired.kind, &replaced)) {
             // The API server changes what we send (a schema default we do not set): never loop.
-            tracing::warn!(%name, kind = desired.kind.kind(), "the API server alters this object's spec on every apply; set the defaulted fields in the renderer");
+            tracing::warn!(%name, kind = desired.kind.kind(), "the API server alters this object on every apply; set the defaulted fields in the renderer");
         }
     }
     Ok((Applied::Updated, version))
