@@ -118,7 +118,7 @@ impl Context {
             .managed
             .get(object.kind, object.namespace(), object.name());
         let key = object_key(object.kind, object.namespace(), object.name());
-        let digest = digest(&object.body);
+        let digest = apply::digest(&object.body);
         let previous = self.managed.written(&key);
         if let Some(w) = previous.filter(|w| w.digest == digest && !w.gone) {
             let cached = live.as_ref().and_then(|l| l.revision());
@@ -171,13 +171,6 @@ fn describe(kind: ObjectKind, ns: Option<&str>, name: &str) -> String {
         Some(ns) => format!("{} {} {ns}/{name}", kind.api_version(), kind.kind()),
         None => format!("{} {} {name}", kind.api_version(), kind.kind()),
     }
-}
-
-fn digest(v: &serde_json::Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    v.to_string().hash(&mut h);
-    h.finish()
 }
 
 /// Settings of the operator.

@@ -2,7 +2,7 @@
 //! concern. One generic helper ([`watch`]) drives every watch; [`Triggers`] says which
 //! namespace or ClusterBaseline an event touches.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -62,45 +62,31 @@ impl kube::runtime::utils::Backoff for WatchBackoff {
     }
 }
 
-/// The names of the cached objects of one kind, by namespace: a reconcile of one namespace reads
-/// its own objects instead of scanning every object of the cluster (which made a cold start grow
-/// with the square of the namespace count). Kept by the watch that fills the store, relists
-/// included.
-#[derive(Clone, Default)]
-pub struct NsIndex {
-    live: Arc<RwLock<ByNamespace>>,
-    relist: Arc<Mutex<Option<ByNamespace>>>,
+/// Values by namespace, then object name, kept by a watch, relists included (a relist
+/// replaces everything at its end, so objects deleted while the watch was down go).
+pub struct NsMap<V> {
+    live: RwLock<HashMap<String, BTreeMap<String, V>>>,
+    relist: Mutex<Option<HashMap<String, BTreeMap<String, V>>>>,
 }
 
-/// Object names by namespace.
-type ByNamespace = HashMap<String, BTreeSet<String>>;
-
-/// One managed kind's cache: what tierflow keeps of each object ([`Owned`]), by namespace
-/// (cluster-scoped objects under ""), relists included.
-#[derive(Default)]
-pub struct KindCache {
-    live: RwLock<OwnedByNamespace>,
-    relist: Mutex<Option<OwnedByNamespace>>,
+impl<V> Default for NsMap<V> {
+    fn default() -> Self {
+        NsMap {
+            live: RwLock::default(),
+            relist: Mutex::default(),
+        }
+    }
 }
 
-/// Objects by namespace, then name.
-type OwnedByNamespace = HashMap<String, BTreeMap<String, Arc<Owned>>>;
-
-impl KindCache {
-    fn observe(&self, kind: ObjectKind, ev: &Event<DynamicObject>) {
-        let entry = |o: &DynamicObject| {
-            let owned = Owned::of(kind, o);
-            (
-                owned.namespace.clone().unwrap_or_default(),
-                owned.name.clone(),
-                Arc::new(owned),
-            )
-        };
+impl<V: Clone> NsMap<V> {
+    /// Follows one watch event; `entry` gives an object's namespace ("" when cluster-scoped),
+    /// name and value.
+    pub fn observe<K>(&self, ev: &Event<K>, entry: impl Fn(&K) -> (String, String, V)) {
         match ev {
             Event::Apply(o) => {
-                let (ns, name, owned) = entry(o);
+                let (ns, name, v) = entry(o);
                 if let Ok(mut m) = self.live.write() {
-                    m.entry(ns).or_default().insert(name, owned);
+                    m.entry(ns).or_default().insert(name, v);
                 }
             }
             Event::Delete(o) => {
@@ -120,10 +106,10 @@ impl KindCache {
                 }
             }
             Event::InitApply(o) => {
-                let (ns, name, owned) = entry(o);
+                let (ns, name, v) = entry(o);
                 if let Ok(mut r) = self.relist.lock() {
                     if let Some(m) = r.as_mut() {
-                        m.entry(ns).or_default().insert(name, owned);
+                        m.entry(ns).or_default().insert(name, v);
                     }
                 }
             }
@@ -135,66 +121,66 @@ impl KindCache {
             }
         }
     }
-}
 
-impl NsIndex {
-    /// The names of the objects in `namespace`.
+    /// The values in `namespace`, in name order.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<V> {
+        self.live
+            .read()
+            .ok()
+            .and_then(|m| m.get(namespace).map(|o| o.values().cloned().collect()))
+            .unwrap_or_default()
+    }
+
+    /// The names in `namespace`.
     pub fn names(&self, namespace: &str) -> Vec<String> {
         self.live
             .read()
             .ok()
-            .and_then(|m| m.get(namespace).map(|s| s.iter().cloned().collect()))
+            .and_then(|m| m.get(namespace).map(|o| o.keys().cloned().collect()))
             .unwrap_or_default()
+    }
+
+    /// The value of `namespace`/`name`.
+    pub fn get(&self, namespace: &str, name: &str) -> Option<V> {
+        self.live.read().ok()?.get(namespace)?.get(name).cloned()
+    }
+
+    /// Every value.
+    pub fn all(&self) -> Vec<V> {
+        self.live
+            .read()
+            .map(|m| m.values().flat_map(|o| o.values().cloned()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The names of the cached objects of one kind, by namespace: a reconcile of one namespace reads
+/// its own objects instead of scanning every object of the cluster (which made a cold start grow
+/// with the square of the namespace count). Kept by the watch that fills the store.
+#[derive(Clone, Default)]
+pub struct NsIndex(Arc<NsMap<()>>);
+
+impl NsIndex {
+    /// The names of the objects in `namespace`.
+    pub fn names(&self, namespace: &str) -> Vec<String> {
+        self.0.names(namespace)
     }
 
     /// Follows one watch event.
     pub fn observe<K: Resource>(&self, ev: &Event<K>) {
-        let key = |o: &K| {
+        self.0.observe(ev, |o: &K| {
             (
                 o.meta().namespace.clone().unwrap_or_default(),
                 o.meta().name.clone().unwrap_or_default(),
+                (),
             )
-        };
-        match ev {
-            Event::Apply(o) => {
-                let (ns, name) = key(o);
-                if let Ok(mut m) = self.live.write() {
-                    m.entry(ns).or_default().insert(name);
-                }
-            }
-            Event::Delete(o) => {
-                let (ns, name) = key(o);
-                if let Ok(mut m) = self.live.write() {
-                    if let Some(set) = m.get_mut(&ns) {
-                        set.remove(&name);
-                        if set.is_empty() {
-                            m.remove(&ns);
-                        }
-                    }
-                }
-            }
-            Event::Init => {
-                if let Ok(mut r) = self.relist.lock() {
-                    *r = Some(HashMap::new());
-                }
-            }
-            Event::InitApply(o) => {
-                let (ns, name) = key(o);
-                if let Ok(mut r) = self.relist.lock() {
-                    if let Some(m) = r.as_mut() {
-                        m.entry(ns).or_default().insert(name);
-                    }
-                }
-            }
-            Event::InitDone => {
-                let fresh = self.relist.lock().ok().and_then(|mut r| r.take());
-                if let (Some(fresh), Ok(mut m)) = (fresh, self.live.write()) {
-                    *m = fresh;
-                }
-            }
-        }
+        });
     }
 }
+
+/// One managed kind's cache: what tierflow keeps of each object ([`Owned`]), by namespace
+/// (cluster-scoped objects under "").
+type KindCache = NsMap<Arc<Owned>>;
 
 /// The caches of every kind of object tierflow writes (only kinds whose API is served are
 /// watched), with managed fields stripped, and what this process last wrote to each object.
@@ -230,12 +216,7 @@ impl Managed {
     /// The cached objects of `kind` in `namespace`.
     pub fn in_namespace(&self, kind: ObjectKind, namespace: &str) -> Vec<Arc<Owned>> {
         self.cache(kind)
-            .and_then(|c| {
-                c.live
-                    .read()
-                    .ok()
-                    .and_then(|m| m.get(namespace).map(|o| o.values().cloned().collect()))
-            })
+            .map(|c| c.in_namespace(namespace))
             .unwrap_or_default()
     }
 
@@ -246,21 +227,12 @@ impl Managed {
         } else {
             ""
         };
-        let c = self.cache(kind)?;
-        let m = c.live.read().ok()?;
-        m.get(ns)?.get(name).cloned()
+        self.cache(kind)?.get(ns, name)
     }
 
     /// Every cached object of `kind`.
     pub fn list(&self, kind: ObjectKind) -> Vec<Arc<Owned>> {
-        self.cache(kind)
-            .and_then(|c| {
-                c.live
-                    .read()
-                    .ok()
-                    .map(|m| m.values().flat_map(|o| o.values().cloned()).collect())
-            })
-            .unwrap_or_default()
+        self.cache(kind).map(|c| c.all()).unwrap_or_default()
     }
 
     /// The kinds currently watched.
@@ -435,7 +407,14 @@ pub(crate) fn watch_kind(
     let t = triggers.clone();
     let m = managed.clone();
     fan_out(stream, move |ev| {
-        cache.observe(kind, ev);
+        cache.observe(ev, |o: &DynamicObject| {
+            let owned = Owned::of(kind, o);
+            (
+                owned.namespace.clone().unwrap_or_default(),
+                owned.name.clone(),
+                Arc::new(owned),
+            )
+        });
         match ev {
             Event::Delete(o) => {
                 m.deleted(&object_key(kind, o.namespace().as_deref(), &o.name_any()));
