@@ -384,7 +384,53 @@ fn write_summary() {
     }
 }
 
+/// `MICRO_PROFILE=<workload>[:<runs>]`: runs one workload `runs` times (default 1) and exits,
+/// without criterion, so that `valgrind --tool=callgrind` counts its instructions (the figure
+/// BENCHMARKS.md compares on this shared machine). Workloads: `render_small`, `render_large`,
+/// `simulate` (build + `check` of every pair), `simulate_build`.
+fn profile(workload: &str) {
+    use tierflow::core::Protocol;
+    use tierflow::engine::{Endpoint, Scenario};
+    let (name, runs) = workload.split_once(':').unwrap_or((workload, "1"));
+    let runs: usize = runs.parse().expect("MICRO_PROFILE=<workload>:<runs>");
+    match name {
+        "render_small" | "render_large" => {
+            let (t, f) = if name == "render_small" {
+                (10, 30)
+            } else {
+                (100, 1000)
+            };
+            let m = model(&spec(t, f));
+            for _ in 0..runs {
+                black_box(render(black_box(&m)));
+            }
+        }
+        "simulate" | "simulate_build" => {
+            let objects = sim_objects();
+            for _ in 0..runs {
+                let s = Scenario::from_values(objects.clone()).expect("a valid scenario");
+                if name == "simulate" {
+                    let mut allowed = 0usize;
+                    for a in 0..SIM_PODS {
+                        for b in 0..SIM_PODS {
+                            let v =
+                                s.check(Endpoint::Pod(a), Endpoint::Pod(b), 8080, Protocol::Tcp);
+                            allowed += usize::from(v.allowed);
+                        }
+                    }
+                    black_box(allowed);
+                }
+            }
+        }
+        other => panic!("MICRO_PROFILE: unknown workload {other:?}"),
+    }
+}
+
 fn main() {
+    if let Ok(w) = std::env::var("MICRO_PROFILE") {
+        profile(&w);
+        return;
+    }
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let mut c = Criterion::default().configure_from_args();
     bench_render_and_validate(&mut c);
