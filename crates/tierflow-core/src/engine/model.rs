@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use crate::core::{Cidr, Protocol, Selector};
 
@@ -311,8 +312,8 @@ pub(crate) struct Policy {
     pub origin: PolicyRef,
     /// Which API.
     pub flavor: Flavor,
-    /// `ns/name`, or `name` for cluster-scoped kinds.
-    pub display: String,
+    /// `ns/name`, or `name` for cluster-scoped kinds (shared with every verdict naming it).
+    pub display: PolicyName,
     /// `metadata.namespace` (namespaced kinds).
     pub namespace: Option<String>,
     /// Calico `order` (Kubernetes policies in Calico: 1000).
@@ -325,6 +326,77 @@ pub(crate) struct Policy {
     pub ingress: Option<Section>,
     /// `Some` when the policy applies to egress.
     pub egress: Option<Section>,
+}
+
+/// A policy's display name (`ns/name`, or `name` for a cluster-scoped kind) as verdicts list it
+/// ([`Verdict::decided_by`]): shared, so that a verdict copies no string. Compares, displays,
+/// borrows and serialises as the string.
+///
+/// [`Verdict::decided_by`]: crate::engine::Verdict::decided_by
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct PolicyName(Arc<str>);
+
+impl PolicyName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for PolicyName {
+    fn from(s: String) -> Self {
+        PolicyName(s.into())
+    }
+}
+
+impl From<&str> for PolicyName {
+    fn from(s: &str) -> Self {
+        PolicyName(s.into())
+    }
+}
+
+impl std::ops::Deref for PolicyName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for PolicyName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PolicyName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl PartialEq<str> for PolicyName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for PolicyName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for PolicyName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
 }
 
 /// A policy object, as verdicts name it: its kind, namespace and name, and whether tierflow
