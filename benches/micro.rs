@@ -387,7 +387,8 @@ fn write_summary() {
 /// `MICRO_PROFILE=<workload>[:<runs>]`: runs one workload `runs` times (default 1) and exits,
 /// without criterion, so that `valgrind --tool=callgrind` counts its instructions (the figure
 /// BENCHMARKS.md compares on this shared machine). Workloads: `render_small`, `render_large`,
-/// `simulate` (build + `check` of every pair), `simulate_build`.
+/// `simulate` (build + `check` of every pair), `simulate_build`, `verify_shop` (the inline
+/// verification of examples/shop.yaml, once per namespace at a cold start).
 fn profile(workload: &str) {
     use tierflow::core::Protocol;
     use tierflow::engine::{Endpoint, Scenario};
@@ -403,6 +404,20 @@ fn profile(workload: &str) {
             let m = model(&spec(t, f));
             for _ in 0..runs {
                 black_box(render(black_box(&m)));
+            }
+        }
+        "verify_shop" => {
+            // What the operator verifies inline for each namespace of the end-to-end bench.
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop.yaml");
+            let text = std::fs::read_to_string(&path).expect("examples/shop.yaml");
+            let app: tierflow::crd::AppNetwork =
+                serde_yaml::from_str(&text).expect("an AppNetwork");
+            let m = tierflow::validate::app_network("shop", "bench-0", &app.spec).expect("valid");
+            for _ in 0..runs {
+                black_box(tierflow::verify::verify_backend(
+                    black_box(&m),
+                    Backend::NetworkPolicy,
+                ));
             }
         }
         "simulate" | "simulate_build" => {
