@@ -3,8 +3,10 @@
 //! - `render/small`: 10 tiers / 30 flows, `render/large`: 100 tiers / 1,000 flows, both through
 //!   `tierflow::render::tier_objects` for the standard NetworkPolicy backend, from a model built
 //!   once with `tierflow::validate::app_network`.
-//! - `render_parts/*`: the two halves of render — building the typed NetworkPolicies
-//!   (`render::networkpolicy::tier_policies`) and converting them to `serde_json::Value`.
+//! - `render_parts/*`: `_typed` is `render::networkpolicy::tier_policies` (since the renderer
+//!   writes JSON directly, the typed NetworkPolicies are read back from it, so this is render
+//!   plus a parse); `_to_value` converts typed NetworkPolicies to `serde_json::Value`, the half
+//!   of render that the direct JSON writing removed.
 //! - `validate/small`, `validate/large`: the same specs through the validator.
 //! - `verify/50x200`, `explain/50x200`: a generated 50-tier / 200-flow spec (same generator)
 //!   through `tierflow::verify::verify_backend` and `tierflow::cli::explain::explain` for the
