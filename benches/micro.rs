@@ -389,7 +389,7 @@ fn write_summary() {
 /// `MICRO_PROFILE=<workload>[:<runs>]`: runs one workload `runs` times (default 1) and exits,
 /// without criterion, so that `valgrind --tool=callgrind` counts its instructions (the figure
 /// BENCHMARKS.md compares on this shared machine). Workloads: `render_small`, `render_large`,
-/// `simulate` (build + `check` of every pair), `simulate_build`, `verify_shop` (the inline
+/// `simulate` (build + `check` of every pair), `simulate_build`, `verify_50x200`, `verify_shop` (the inline
 /// verification of examples/shop.yaml, once per namespace at a cold start).
 fn profile(workload: &str) {
     use tierflow::core::Protocol;
@@ -406,6 +406,15 @@ fn profile(workload: &str) {
             let m = model(&spec(t, f));
             for _ in 0..runs {
                 black_box(render(black_box(&m)));
+            }
+        }
+        "verify_50x200" => {
+            let m = model(&spec(50, 200));
+            for _ in 0..runs {
+                black_box(tierflow::verify::verify_backend(
+                    black_box(&m),
+                    Backend::NetworkPolicy,
+                ));
             }
         }
         "verify_shop" => {
