@@ -387,18 +387,12 @@ fn peer(d: &mut Diagram, model: &AppModel, p: &Peer) -> End {
                 ),
                 NamespaceMatch::All => (d.group("all", "every namespace"), "all".to_string()),
             };
-            match pods {
-                Some(s) => {
-                    let label = format!("pods {s}");
-                    d.node(
-                        &format!("pods:{what}:{s}"),
-                        &label,
-                        Some(group),
-                        Shape::Pods,
-                    )
-                }
-                None => End::Group(group),
-            }
+            // Every pod of the namespaces is a node too: an empty group draws badly.
+            let (key, label) = match pods {
+                Some(s) => (format!("pods:{what}:{s}"), format!("pods {s}")),
+                None => (format!("pods:{what}:*"), "every pod".to_string()),
+            };
+            d.node(&key, &label, Some(group), Shape::Pods)
         }
         Peer::Cidr { cidr, except } => {
             let mut label = cidr.to_string();
@@ -597,7 +591,13 @@ mod tests {
             dot.contains("n1 [label=\"x\\\"];evil\", shape=hexagon];"),
             "{dot}"
         );
-        assert!(dot.contains("n0 -> n1 [label=\"+ 8080/TCP\", color=\"#1a7f37\""), "{dot}");
-        assert!(dot.contains("style=dashed, penwidth=2, ltail=cluster_0];"), "{dot}");
+        assert!(
+            dot.contains("n0 -> n1 [label=\"+ 8080/TCP\", color=\"#1a7f37\""),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("style=dashed, penwidth=2, ltail=cluster_0];"),
+            "{dot}"
+        );
     }
 }
