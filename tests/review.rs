@@ -463,7 +463,7 @@ fn the_markdown_comment_has_a_summary_a_table_and_a_diagram_of_the_change() {
         "markdown",
     ]);
     let md = stdout(&o);
-    assert!(md.starts_with("### tierflow diff\n\n**1 AppNetwork changed: 9 connections become allowed, 3 become denied"), "{md}");
+    assert!(md.starts_with("### tierflow diff\n\n**1 AppNetwork changed: 3 connections become allowed, 1 becomes denied**"), "{md}");
     assert!(
         md.contains("| **+ allowed** | `batch/reports` | `api` | 8080/TCP | `spec.flows[5]` | every backend |"),
         "{md}"

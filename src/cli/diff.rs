@@ -246,10 +246,11 @@ struct Row {
     flows: Vec<usize>,
 }
 
-const OTHERS_DIFFER: &str = " (other backends: see --output json)";
-
+/// The same change on several backends as one row: the backends it happens on and why (one
+/// reason, or each reason with its backends when they differ).
 fn rows(backends: &[BackendDiff]) -> Vec<(Row, Vec<&'static str>, String)> {
-    let mut out: BTreeMap<Row, (Vec<&'static str>, String)> = BTreeMap::new();
+    type Causes = Vec<(String, Vec<&'static str>)>;
+    let mut out: BTreeMap<Row, (Vec<&'static str>, Causes)> = BTreeMap::new();
     for b in backends {
         for c in b.allowed.iter().chain(&b.denied) {
             let row = Row {
@@ -259,17 +260,29 @@ fn rows(backends: &[BackendDiff]) -> Vec<(Row, Vec<&'static str>, String)> {
                 port: format!("{}/{}", c.port, c.protocol),
                 flows: c.flows.clone(),
             };
-            let e = out
-                .entry(row)
-                .or_insert_with(|| (Vec::new(), c.cause.clone()));
-            if e.1 != c.cause && !e.1.ends_with(OTHERS_DIFFER) {
-                e.1 = format!("{} on {}{OTHERS_DIFFER}", e.1, e.0.join(", "));
+            let (on, causes) = out.entry(row).or_default();
+            on.push(b.backend.as_str());
+            match causes.iter_mut().find(|(cause, _)| *cause == c.cause) {
+                Some((_, with)) => with.push(b.backend.as_str()),
+                None => causes.push((c.cause.clone(), vec![b.backend.as_str()])),
             }
-            e.0.push(b.backend.as_str());
         }
     }
-    // Allowed first, as in `git diff` additions read first in review.
-    let mut v: Vec<_> = out.into_iter().map(|(r, (b, c))| (r, b, c)).collect();
+    let mut v: Vec<_> = out
+        .into_iter()
+        .map(|(r, (on, causes))| {
+            let cause = match causes.as_slice() {
+                [(one, _)] => one.clone(),
+                many => many
+                    .iter()
+                    .map(|(c, with)| format!("{c} ({})", with.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            };
+            (r, on, cause)
+        })
+        .collect();
+    // Allowed first, as additions read first in review.
     v.sort_by(|a, b| b.0.allowed.cmp(&a.0.allowed).then(a.0.cmp(&b.0)));
     v
 }
@@ -319,14 +332,25 @@ pub fn summary(d: &Diff) -> String {
             if n == 1 { "" } else { "s" }
         ));
     }
-    let (allowed, denied) = d.counts();
+    // Distinct connections: the same change on several backends counts once.
+    let mut distinct = std::collections::BTreeSet::new();
+    for a in &d.app_networks {
+        for (r, _, _) in rows(&a.backends) {
+            distinct.insert((a.app_network.clone(), r.allowed, r.from, r.to, r.port));
+        }
+    }
+    for (r, _, _) in rows(&d.namespaces) {
+        distinct.insert((String::new(), r.allowed, r.from, r.to, r.port));
+    }
+    let allowed = distinct.iter().filter(|c| c.1).count();
+    let denied = distinct.len() - allowed;
     let mut s = parts.join(", ");
     if !s.is_empty() {
         s.push_str(": ");
     }
     let _ = write!(
         s,
-        "{allowed} connection{} become{} allowed, {denied} become{} denied (summed over backends)",
+        "{allowed} connection{} become{} allowed, {denied} become{} denied",
         if allowed == 1 { "" } else { "s" },
         if allowed == 1 { "s" } else { "" },
         if denied == 1 { "s" } else { "" },
@@ -411,8 +435,8 @@ pub fn to_text(d: &Diff) -> String {
 const MAX_ROWS: usize = 60;
 
 fn markdown_rows(out: &mut String, table: &[(Row, Vec<&'static str>, String)], backends: usize) {
-    out.push_str("| | from | to | port | flow | backends |\n|---|---|---|---|---|---|\n");
-    for (r, on, _) in table.iter().take(MAX_ROWS) {
+    out.push_str("| | from | to | port | flow (or why) | backends |\n|---|---|---|---|---|---|\n");
+    for (r, on, cause) in table.iter().take(MAX_ROWS) {
         let _ = writeln!(
             out,
             "| {} | `{}` | `{}` | {} | {} | {} |",
@@ -425,7 +449,7 @@ fn markdown_rows(out: &mut String, table: &[(Row, Vec<&'static str>, String)], b
             markdown_cell(&r.to),
             r.port,
             if r.flows.is_empty() {
-                "—".to_string()
+                markdown_cell(cause)
             } else {
                 format!("`{}`", flows_text(&r.flows))
             },
