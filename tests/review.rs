@@ -669,3 +669,27 @@ fn every_dot_diagram_is_read_by_graphviz() {
         }
     }
 }
+
+#[test]
+fn the_documented_diff_example_is_what_the_command_prints() {
+    let out = stdout(&tierflow_in(
+        Some(Path::new(env!("CARGO_MANIFEST_DIR"))),
+        &[
+            "diff",
+            "-f",
+            "examples/shop.yaml",
+            "--against",
+            "tests/fixtures/diff/shop-new.yaml",
+        ],
+    ));
+    for doc in ["README.md", "docs/cli.md"] {
+        let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
+            .expect("read the doc");
+        for line in out.lines() {
+            assert!(
+                text.contains(line),
+                "{doc} lacks {line:?}; the command prints:\n{out}"
+            );
+        }
+    }
+}
