@@ -417,6 +417,54 @@ struct Planned {
     notes: Vec<String>,
 }
 
+/// Plans already made, by version, backend, and what varies between AppNetworks: the
+/// namespaces their representatives add and the made-up API server endpoint. AppNetworks whose
+/// representatives add the same share one plan.
+#[derive(Default)]
+struct Plans(BTreeMap<(bool, Backend, String), Planned>);
+
+impl Plans {
+    #[allow(clippy::too_many_arguments)]
+    fn get(
+        &mut self,
+        side: &Side<'_>,
+        namespaces: &BTreeMap<String, Labels>,
+        backend: Backend,
+        env: &Env,
+        settings: &Settings,
+        version: &str,
+    ) -> &Planned {
+        let extra: BTreeMap<&String, &Labels> = namespaces
+            .iter()
+            .filter(|(n, _)| !side.namespaces.contains_key(*n))
+            .collect();
+        let key = (
+            version == "new",
+            backend,
+            format!("{extra:?}|{:?}", env.api_server),
+        );
+        self.0
+            .entry(key)
+            .or_insert_with(|| plan_side(side, namespaces, backend, env, settings, version))
+    }
+}
+
+/// The objects that can apply to pods of `namespaces`: theirs, and the cluster-scoped ones.
+fn relevant(
+    objects: &[serde_json::Value],
+    namespaces: &BTreeMap<String, Labels>,
+) -> Vec<serde_json::Value> {
+    objects
+        .iter()
+        .filter(|o| {
+            o.pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+                .is_none_or(|ns| namespaces.contains_key(ns))
+        })
+        .cloned()
+        .collect()
+}
+
 /// Plans a whole version on `backend` over `namespaces`, returning every object rendered and
 /// what was held or not expressed.
 fn plan_side(
@@ -505,6 +553,7 @@ fn app_backend(
     models: (Option<&AppModel>, Option<&AppModel>),
     backend: Backend,
     settings: &Settings,
+    plans: &mut Plans,
 ) -> Result<BackendDiff, DiffError> {
     let (old_side, new_side) = sides;
     let (old_model, new_model) = models;
@@ -519,10 +568,10 @@ fn app_backend(
                 .entry(ns.clone())
                 .or_insert_with(|| labels.clone());
         }
-        let planned = plan_side(side, &namespaces, backend, &env, settings, version);
-        notes.extend(planned.notes.into_iter().filter(|n| n.contains(key)));
+        let planned = plans.get(side, &namespaces, backend, &env, settings, version);
+        notes.extend(planned.notes.iter().filter(|n| n.contains(key)).cloned());
         let sim = r
-            .simulation(planned.objects)
+            .simulation(relevant(&planned.objects, &r.namespaces))
             .map_err(|source| DiffError::Engine {
                 what: format!("the {version} version around AppNetwork {key}"),
                 backend: backend.as_str(),
@@ -807,6 +856,7 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
     let new_cbs = cluster_models(&new)?;
     let with_cbs = !old_cbs.is_empty() || !new_cbs.is_empty();
     let mut out = Diff::default();
+    let mut plans = Plans::default();
 
     // AppNetworks.
     let keys: BTreeSet<&String> = old_models.keys().chain(new_models.keys()).collect();
@@ -858,6 +908,7 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
                 (o, n),
                 b,
                 settings,
+                &mut plans,
             )?);
         }
         if app.change != Change::Changed || !app.unchanged() {
