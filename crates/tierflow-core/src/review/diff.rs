@@ -996,3 +996,153 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
     out.namespaces.retain(|b| !b.is_empty());
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str, ns: &str, spec: &str) -> AppInput {
+        AppInput {
+            name: name.into(),
+            namespace: ns.into(),
+            uid: None,
+            generation: None,
+            spec: serde_yaml::from_str(spec).unwrap(),
+        }
+    }
+
+    fn cb(name: &str, spec: &str) -> ClusterBaselineInput {
+        ClusterBaselineInput {
+            name: name.into(),
+            uid: None,
+            generation: None,
+            spec: serde_yaml::from_str(spec).unwrap(),
+        }
+    }
+
+    fn namespaces(list: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, Labels> {
+        list.iter()
+            .map(|(ns, labels)| {
+                let mut l: Labels = labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                l.insert(NAMESPACE_NAME_LABEL.into(), ns.to_string());
+                (ns.to_string(), l)
+            })
+            .collect()
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            operator_namespace: "tierflow-system".into(),
+            ..Settings::default()
+        }
+    }
+
+    const WITH_CACHE: &str = r#"
+tiers:
+  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
+  - {name: cache, selector: {matchLabels: {app: cache}}, ports: [{port: 6379}]}
+flows:
+  - {from: {tier: api}, to: {tier: cache}}
+"#;
+
+    const WITHOUT_CACHE: &str = r#"
+tiers:
+  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}
+"#;
+
+    #[test]
+    fn a_tier_only_the_old_version_has_keeps_its_representative_and_its_flow() {
+        let ns = namespaces(&[("shop", &[])]);
+        let old = [app("shop", "shop", WITH_CACHE)];
+        let new = [app("shop", "shop", WITHOUT_CACHE)];
+        let side = |apps| Side {
+            apps,
+            cluster_baselines: &[],
+            namespaces: &ns,
+        };
+        let d = diff(side(&old), side(&new), &settings()).unwrap();
+        assert_eq!(d.app_networks.len(), 1);
+        for b in &d.app_networks[0].backends {
+            let denied: Vec<(&str, &str, u16, &[usize])> = b
+                .denied
+                .iter()
+                .map(|c| (c.from.as_str(), c.to.as_str(), c.port, c.flows.as_slice()))
+                .collect();
+            // The cache's pods are no tier any more: nothing governs them, so only the api's
+            // egress (still isolated) stops them being reached.
+            assert!(
+                denied.contains(&("api", "cache", 6379, &[0][..])),
+                "{:?}: {denied:?}",
+                b.backend
+            );
+            assert!(b.allowed.iter().all(|c| c.flows.is_empty()), "{b:?}");
+        }
+        // And the other way round the flow is the new version's.
+        let d = diff(side(&new), side(&old), &settings()).unwrap();
+        for b in &d.app_networks[0].backends {
+            assert!(b
+                .allowed
+                .iter()
+                .any(|c| c.from == "api" && c.to == "cache" && c.flows == [0]));
+        }
+    }
+
+    #[test]
+    fn the_same_input_diffs_empty() {
+        let ns = namespaces(&[("shop", &[("env", "prod")])]);
+        let apps = [app("shop", "shop", WITH_CACHE)];
+        let cbs = [cb(
+            "platform",
+            "namespaceSelector: {matchLabels: {env: prod}}",
+        )];
+        let side = Side {
+            apps: &apps,
+            cluster_baselines: &cbs,
+            namespaces: &ns,
+        };
+        let d = diff(side, side, &settings()).unwrap();
+        assert!(d.is_empty(), "{d:?}");
+    }
+
+    #[test]
+    fn a_namespace_relabelled_into_a_cluster_baseline_is_newly_covered_and_isolated() {
+        let cbs = [cb(
+            "platform",
+            "namespaceSelector: {matchLabels: {env: prod}}",
+        )];
+        let before = namespaces(&[("legacy", &[("env", "dev")])]);
+        let after = namespaces(&[("legacy", &[("env", "prod")])]);
+        let side = |namespaces| Side {
+            apps: &[],
+            cluster_baselines: &cbs,
+            namespaces,
+        };
+        let d = diff(side(&before), side(&after), &settings()).unwrap();
+        assert_eq!(
+            d.coverage,
+            [CoverageChange {
+                cluster_baseline: "platform".into(),
+                namespace: "legacy".into(),
+                before: "not selected".into(),
+                after: "covered".into(),
+            }]
+        );
+        assert!(d.cluster_baselines.is_empty());
+        let backends: Vec<Backend> = d.namespaces.iter().map(|b| b.backend).collect();
+        assert_eq!(backends, super::backends(true));
+        for b in &d.namespaces {
+            assert!(b.allowed.is_empty());
+            assert!(
+                b.denied
+                    .iter()
+                    .any(|c| c.from == format!("{PEER_NAMESPACE}/peer") && c.to == "legacy/probe"),
+                "{b:?}"
+            );
+            // DNS stays open.
+            assert!(!b.denied.iter().any(|c| c.to == "kube-system/dns"), "{b:?}");
+        }
+    }
+}
