@@ -171,6 +171,7 @@ fn reordered_flows_renamed_keys_and_equivalent_selectors_diff_empty_and_exit_0()
     assert_eq!(v["equal"], true);
     assert_eq!(v["appNetworks"], serde_json::json!([]));
     assert_eq!(v["coverage"], serde_json::json!([]));
+    assert_eq!(v["baselines"], serde_json::json!([]));
     let o = tierflow(&[
         "diff",
         "-f",
@@ -205,6 +206,17 @@ fn a_cluster_baseline_change_alone_changes_coverage_and_reachability() {
         v["coverage"],
         serde_json::json!([{"clusterBaseline": "platform", "namespace": "sandbox",
                             "before": "not selected", "after": "covered"}])
+    );
+    assert_eq!(
+        v["baselines"],
+        serde_json::json!([
+            {"namespace": "payments", "before": {"denyIngress": true, "denyEgress": false},
+             "after": {"denyIngress": true, "denyEgress": true}},
+            {"namespace": "sandbox", "before": {"denyIngress": false, "denyEgress": false},
+             "after": {"denyIngress": true, "denyEgress": true}},
+            {"namespace": "shop", "before": {"denyIngress": true, "denyEgress": false},
+             "after": {"denyIngress": true, "denyEgress": true}},
+        ])
     );
     // The AppNetwork did not change, but its namespace's egress did: the pod of shop in no
     // tier may no longer reach outside, on every backend, ClusterNetworkPolicy included.

@@ -363,6 +363,14 @@ pub fn summary(d: &Diff) -> String {
             if d.coverage.len() == 1 { "" } else { "s" }
         );
     }
+    if !d.baselines.is_empty() {
+        let _ = write!(
+            s,
+            "; {} namespace baseline change{}",
+            d.baselines.len(),
+            if d.baselines.len() == 1 { "" } else { "s" }
+        );
+    }
     s
 }
 
@@ -406,6 +414,18 @@ pub fn to_text(d: &Diff) -> String {
                 out,
                 "  ClusterBaseline {}, namespace {}: {} -> {}",
                 c.cluster_baseline, c.namespace, c.before, c.after
+            );
+        }
+    }
+    if !d.baselines.is_empty() {
+        let _ = writeln!(out, "\nNamespace baselines:");
+        for b in &d.baselines {
+            let _ = writeln!(
+                out,
+                "  {}: {} -> {}",
+                b.namespace,
+                b.before.describe(),
+                b.after.describe()
             );
         }
     }
@@ -512,6 +532,20 @@ pub fn to_markdown(d: &Diff) -> String {
                     c.after
                 );
             }
+        }
+    }
+    if !d.baselines.is_empty() {
+        out.push_str(
+            "\n#### Namespace baselines\n\n| namespace | before | after |\n|---|---|---|\n",
+        );
+        for b in &d.baselines {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | **{}** |",
+                markdown_cell(&b.namespace),
+                b.before.describe(),
+                b.after.describe()
+            );
         }
     }
     let table = rows(&d.namespaces);

@@ -235,6 +235,40 @@ pub struct CoverageChange {
     pub after: String,
 }
 
+/// What a namespace's merged baseline denies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineState {
+    /// Ingress to every pod.
+    pub deny_ingress: bool,
+    /// Egress from every pod (DNS excepted, as asked).
+    pub deny_egress: bool,
+}
+
+impl BaselineState {
+    /// `deny ingress and egress`, `deny ingress`, `deny egress` or `none`.
+    pub fn describe(self) -> &'static str {
+        match (self.deny_ingress, self.deny_egress) {
+            (true, true) => "deny ingress and egress",
+            (true, false) => "deny ingress",
+            (false, true) => "deny egress",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// A namespace whose merged baseline changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineChange {
+    /// The namespace.
+    pub namespace: String,
+    /// Before.
+    pub before: BaselineState,
+    /// After.
+    pub after: BaselineState,
+}
+
 /// Everything that changes between two versions.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -245,6 +279,9 @@ pub struct Diff {
     pub cluster_baselines: Vec<ClusterBaselineChange>,
     /// Namespaces a ClusterBaseline starts or stops covering.
     pub coverage: Vec<CoverageChange>,
+    /// Namespaces whose merged baseline (every AppNetwork in it and every ClusterBaseline
+    /// covering it) denies something else.
+    pub baselines: Vec<BaselineChange>,
     /// Per backend, connections of the namespaces without AppNetworks that change (what the
     /// ClusterBaselines alone decide).
     pub namespaces: Vec<BackendDiff>,
@@ -258,6 +295,7 @@ impl Diff {
         self.app_networks.is_empty()
             && self.cluster_baselines.is_empty()
             && self.coverage.is_empty()
+            && self.baselines.is_empty()
             && self.namespaces.iter().all(BackendDiff::is_empty)
     }
 
@@ -913,6 +951,57 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
         }
         if app.change != Change::Changed || !app.unchanged() {
             out.app_networks.push(app);
+        }
+    }
+
+    // Namespace baselines, merged as the planner merges them.
+    let baseline = |side: &Side<'_>,
+                    apps: &BTreeMap<String, AppModel>,
+                    cbs: &BTreeMap<String, ClusterBaselineModel>,
+                    ns: &str| {
+        let labels =
+            side.namespaces.get(ns).cloned().unwrap_or_else(|| {
+                Labels::from([(NAMESPACE_NAME_LABEL.to_string(), ns.to_string())])
+            });
+        let wishes: Vec<&crate::model::BaselineWish> = apps
+            .values()
+            .filter(|m| m.namespace == ns)
+            .map(|m| &m.baseline)
+            .chain(
+                cbs.values()
+                    .filter(|m| {
+                        m.coverage(ns, &labels, &settings.operator_namespace) == Coverage::Covered
+                    })
+                    .map(|m| &m.wish),
+            )
+            .collect();
+        let merged = crate::model::NamespaceBaseline::merge(wishes);
+        BaselineState {
+            deny_ingress: merged.deny_ingress,
+            deny_egress: merged.deny_egress,
+        }
+    };
+    let all_namespaces: BTreeSet<String> = old
+        .namespaces
+        .keys()
+        .chain(new.namespaces.keys())
+        .cloned()
+        .chain(
+            old_models
+                .values()
+                .chain(new_models.values())
+                .map(|m| m.namespace.clone()),
+        )
+        .collect();
+    for ns in &all_namespaces {
+        let before = baseline(&old, &old_models, &old_cbs, ns);
+        let after = baseline(&new, &new_models, &new_cbs, ns);
+        if before != after {
+            out.baselines.push(BaselineChange {
+                namespace: ns.clone(),
+                before,
+                after,
+            });
         }
     }
 
