@@ -590,7 +590,19 @@ fn mermaid_diagrams() -> Vec<(String, String, Vec<&'static str>)> {
             ],
         ),
     ];
+    let empty = scratch("mermaid-empty").join("empty.yaml");
+    std::fs::write(&empty, "").expect("write");
+    let added_md = run(&[
+        "diff",
+        "-f",
+        &empty.display().to_string(),
+        "--against",
+        &peers,
+        "--output",
+        "markdown",
+    ]);
     for (name, md, labels) in [
+        ("diff added", added_md, vec!["gateway", "worker"]),
         (
             "diff shop",
             diff_md,

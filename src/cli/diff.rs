@@ -287,6 +287,41 @@ fn rows(backends: &[BackendDiff]) -> Vec<(Row, Vec<&'static str>, String)> {
     v
 }
 
+/// Rows that differ only in the port as one row, the ports joined in numeric order.
+fn compact(table: Vec<(Row, Vec<&'static str>, String)>) -> Vec<(Row, Vec<&'static str>, String)> {
+    let mut out: Vec<(Row, Vec<&'static str>, String)> = Vec::new();
+    let mut ports: Vec<Vec<String>> = Vec::new();
+    for (r, on, cause) in table {
+        let same = out.last().is_some_and(|(last, last_on, last_cause)| {
+            last.allowed == r.allowed
+                && last.from == r.from
+                && last.to == r.to
+                && last.flows == r.flows
+                && *last_on == on
+                && *last_cause == cause
+        });
+        if same {
+            if let Some(p) = ports.last_mut() {
+                p.push(r.port);
+            }
+        } else {
+            ports.push(vec![r.port.clone()]);
+            out.push((r, on, cause));
+        }
+    }
+    for ((r, _, _), mut p) in out.iter_mut().zip(ports) {
+        let number = |s: &String| -> u32 {
+            s.split('/')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        p.sort_by_key(number);
+        r.port = p.join(", ");
+    }
+    out
+}
+
 fn backends_text(on: &[&str], all: usize) -> String {
     if on.len() == all {
         "every backend".to_string()
@@ -384,7 +419,7 @@ pub fn to_text(d: &Diff) -> String {
     let _ = writeln!(out, "{}", summary(d));
     for a in &d.app_networks {
         let _ = writeln!(out, "\n{}:", app_title(a));
-        let table = rows(&a.backends);
+        let table = compact(rows(&a.backends));
         if table.is_empty() {
             let _ = writeln!(out, "  no connection changes");
         }
@@ -400,7 +435,11 @@ pub fn to_text(d: &Diff) -> String {
                 backends_text(on, a.backends.len())
             );
         }
-        for n in a.backends.iter().flat_map(|b| &b.notes) {
+        for n in a
+            .notes
+            .iter()
+            .chain(a.backends.iter().flat_map(|b| &b.notes))
+        {
             let _ = writeln!(out, "  note: {n}");
         }
     }
@@ -429,7 +468,7 @@ pub fn to_text(d: &Diff) -> String {
             );
         }
     }
-    let table = rows(&d.namespaces);
+    let table = compact(rows(&d.namespaces));
     if !table.is_empty() {
         let _ = writeln!(out, "\nNamespaces without AppNetworks:");
         for (r, on, cause) in &table {
@@ -455,7 +494,7 @@ pub fn to_text(d: &Diff) -> String {
 const MAX_ROWS: usize = 60;
 
 fn markdown_rows(out: &mut String, table: &[(Row, Vec<&'static str>, String)], backends: usize) {
-    out.push_str("| | from | to | port | flow (or why) | backends |\n|---|---|---|---|---|---|\n");
+    out.push_str("| | from | to | ports | flow (or why) | backends |\n|---|---|---|---|---|---|\n");
     for (r, on, cause) in table.iter().take(MAX_ROWS) {
         let _ = writeln!(
             out,
@@ -494,7 +533,7 @@ pub fn to_markdown(d: &Diff) -> String {
         let _ = writeln!(out, "\n#### {}\n", {
             format!("AppNetwork `{}` ({})", a.app_network, a.change.as_str())
         });
-        let table = rows(&a.backends);
+        let table = compact(rows(&a.backends));
         if table.is_empty() {
             out.push_str("No connection changes.\n");
         } else {
@@ -507,7 +546,11 @@ pub fn to_markdown(d: &Diff) -> String {
                 diagram::of_diff(a).to_mermaid()
             );
         }
-        let notes: Vec<&String> = a.backends.iter().flat_map(|b| &b.notes).collect();
+        let notes: Vec<&String> = a
+            .notes
+            .iter()
+            .chain(a.backends.iter().flat_map(|b| &b.notes))
+            .collect();
         if !notes.is_empty() {
             out.push('\n');
             for n in notes {
@@ -548,7 +591,7 @@ pub fn to_markdown(d: &Diff) -> String {
             );
         }
     }
-    let table = rows(&d.namespaces);
+    let table = compact(rows(&d.namespaces));
     if !table.is_empty() {
         out.push_str("\n#### Namespaces without AppNetworks\n\n");
         markdown_rows(&mut out, &table, 4);

@@ -1069,7 +1069,14 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
             }
         }
         let dns: Vec<(String, Labels)> = dns.into_iter().collect();
-        if !bare.is_empty() {
+        if bare.is_empty() {
+            out.notes.push(
+                "no namespace of the input is without an AppNetwork, so what the \
+                 ClusterBaselines decide was compared in the AppNetworks' namespaces only (add \
+                 Namespace objects or --namespace-labels NAMESPACE:key=value for more)"
+                    .to_string(),
+            );
+        } else {
             for b in backends(true) {
                 out.namespaces.push(namespaces_backend(
                     (&old, &new),
