@@ -110,25 +110,17 @@ fn candidate(path: &str, explicit: bool) -> bool {
 /// ClusterBaseline (a file that must parse), `Some(false)` for Namespace only, `None` for
 /// neither.
 fn holds(text: &str) -> Option<bool> {
-    let kinds: Vec<&str> = text
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim_start().trim_start_matches("- ").trim_start();
-            let rest = l
-                .strip_prefix("kind:")
-                .or_else(|| l.strip_prefix("\"kind\":"))?;
-            Some(
-                rest.trim()
-                    .trim_matches(|c| c == '"' || c == '\'' || c == ','),
-            )
-        })
+    // Block and flow style, quoted or not: `kind: AppNetwork`, `{kind: "AppNetwork"}`.
+    let squeezed: String = text
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '"' | '\''))
         .collect();
-    if kinds
+    if ["kind:AppNetwork", "kind:ClusterBaseline"]
         .iter()
-        .any(|k| *k == "AppNetwork" || *k == "ClusterBaseline")
+        .any(|k| squeezed.contains(k))
     {
         Some(true)
-    } else if kinds.contains(&"Namespace") {
+    } else if squeezed.contains("kind:Namespace") {
         Some(false)
     } else {
         None
@@ -620,4 +612,17 @@ pub fn connections(d: &Diff) -> impl Iterator<Item = (&AppDiff, &BackendDiff, &C
             .iter()
             .flat_map(move |b| b.allowed.iter().chain(&b.denied).map(move |c| (a, b, c)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_holding_intent_are_found_in_block_and_flow_style() {
+        assert_eq!(holds("apiVersion: x\nkind: AppNetwork\n"), Some(true));
+        assert_eq!(holds("{\"kind\": \"ClusterBaseline\"}"), Some(true));
+        assert_eq!(holds("- {apiVersion: v1, kind: Namespace}"), Some(false));
+        assert_eq!(holds("kind: Deployment\n"), None);
+    }
 }
