@@ -730,7 +730,8 @@ fn probe_ip(i: usize) -> IpAddr {
     ))
 }
 
-/// The namespace of the pod standing for "a pod of a namespace no ClusterBaseline covers".
+/// The namespace of the pod standing for "a pod of a namespace no ClusterBaseline covers"
+/// (labelled as opted out of every ClusterBaseline).
 pub const PEER_NAMESPACE: &str = "tierflow-diff-peer";
 const OUTSIDE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
@@ -784,6 +785,12 @@ fn namespaces_backend(
         };
         let mut peer_labels = settings.default_labels.clone();
         peer_labels.insert(NAMESPACE_NAME_LABEL.to_string(), PEER_NAMESPACE.to_string());
+        // Opted out, so that no ClusterBaseline covers it on any backend (a cluster-wide
+        // object would otherwise select it by its labels).
+        peer_labels.insert(
+            crate::model::OPT_OUT_LABEL.to_string(),
+            crate::model::OPT_OUT_VALUE.to_string(),
+        );
         s.add_namespace(PEER_NAMESPACE, peer_labels);
         pod(&mut s, PEER_NAMESPACE, "peer", Labels::new());
         for (ns, labels) in dns {
