@@ -279,8 +279,8 @@ pub struct Diff {
     pub cluster_baselines: Vec<ClusterBaselineChange>,
     /// Namespaces a ClusterBaseline starts or stops covering.
     pub coverage: Vec<CoverageChange>,
-    /// Namespaces whose merged baseline (every AppNetwork in it and every ClusterBaseline
-    /// covering it) denies something else.
+    /// Namespaces whose merged enforced baseline (every AppNetwork in it and every
+    /// ClusterBaseline covering it, but those in `mode: Audit`) denies something else.
     pub baselines: Vec<BaselineChange>,
     /// Per backend, connections of the namespaces without AppNetworks that change (what the
     /// ClusterBaselines alone decide).
@@ -607,7 +607,8 @@ fn app_backend(
                 .or_insert_with(|| labels.clone());
         }
         let planned = plans.get(side, &namespaces, backend, &env, settings, version);
-        notes.extend(planned.notes.iter().filter(|n| n.contains(key)).cloned());
+        let mine = format!("AppNetwork {key} is held");
+        notes.extend(planned.notes.iter().filter(|n| n.contains(&mine)).cloned());
         let sim = r
             .simulation(relevant(&planned.objects, &r.namespaces))
             .map_err(|source| DiffError::Engine {
@@ -972,12 +973,14 @@ pub fn diff(old: Side<'_>, new: Side<'_>, settings: &Settings) -> Result<Diff, D
             });
         let wishes: Vec<&crate::model::BaselineWish> = apps
             .values()
-            .filter(|m| m.namespace == ns)
+            .filter(|m| m.namespace == ns && !m.audit)
             .map(|m| &m.baseline)
             .chain(
                 cbs.values()
                     .filter(|m| {
-                        m.coverage(ns, &labels, &settings.operator_namespace) == Coverage::Covered
+                        !m.audit
+                            && m.coverage(ns, &labels, &settings.operator_namespace)
+                                == Coverage::Covered
                     })
                     .map(|m| &m.wish),
             )
