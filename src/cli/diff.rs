@@ -16,7 +16,7 @@ use super::input::{Document, Input};
 use super::render::{planner_inputs, RenderOptions};
 use super::{markdown_cell, CliError};
 use crate::review::diagram;
-use crate::review::diff::{self, AppDiff, BackendDiff, Connection, Diff, Settings, Side};
+use crate::review::diff::{self, AppDiff, BackendDiff, Diff, Settings, Side};
 
 /// The kinds `diff` reads; other documents are passed over.
 fn wanted(doc: &Document) -> bool {
@@ -603,15 +603,6 @@ pub struct JsonReport<'a> {
     /// The diff.
     #[serde(flatten)]
     pub diff: &'a Diff,
-}
-
-/// All connections of a diff's AppNetworks on every backend, for tests and tools.
-pub fn connections(d: &Diff) -> impl Iterator<Item = (&AppDiff, &BackendDiff, &Connection)> {
-    d.app_networks.iter().flat_map(|a| {
-        a.backends
-            .iter()
-            .flat_map(move |b| b.allowed.iter().chain(&b.denied).map(move |c| (a, b, c)))
-    })
 }
 
 #[cfg(test)]

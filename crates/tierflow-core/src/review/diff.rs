@@ -298,18 +298,6 @@ impl Diff {
             && self.baselines.is_empty()
             && self.namespaces.iter().all(BackendDiff::is_empty)
     }
-
-    /// How many connections become allowed and denied, over every backend and section.
-    pub fn counts(&self) -> (usize, usize) {
-        let all = self
-            .app_networks
-            .iter()
-            .flat_map(|a| a.backends.iter())
-            .chain(self.namespaces.iter());
-        all.fold((0, 0), |(a, d), b| {
-            (a + b.allowed.len(), d + b.denied.len())
-        })
-    }
 }
 
 /// Why a diff could not be computed.
