@@ -265,6 +265,40 @@ fn a_cluster_baseline_change_alone_changes_coverage_and_reachability() {
 }
 
 #[test]
+fn namespaces_named_by_namespace_labels_count_for_coverage_in_both_versions() {
+    let v = json(&tierflow(&[
+        "diff",
+        "-f",
+        &fixture("diff/platform-old.yaml"),
+        "--against",
+        &fixture("diff/platform-new.yaml"),
+        "--namespace-labels",
+        "legacy:env=dev",
+        "--output",
+        "json",
+    ]));
+    let covered: Vec<(&str, &str, &str)> = v["coverage"]
+        .as_array()
+        .expect("coverage")
+        .iter()
+        .map(|c| {
+            (
+                c["namespace"].as_str().unwrap_or_default(),
+                c["before"].as_str().unwrap_or_default(),
+                c["after"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        covered,
+        [
+            ("legacy", "not selected", "covered"),
+            ("sandbox", "not selected", "covered")
+        ]
+    );
+}
+
+#[test]
 fn added_and_removed_app_networks_are_tied_to_the_version_that_has_them() {
     let dir = scratch("added");
     let empty = dir.join("empty.yaml");
