@@ -485,6 +485,10 @@ pub fn to_text(d: &Diff) -> String {
 /// At most this many rows per table in a comment; the rest are counted.
 const MAX_ROWS: usize = 60;
 
+/// At most this many edges in a comment's diagram (Mermaid refuses 500 by default, and a
+/// picture of more says nothing).
+const MAX_EDGES: usize = 200;
+
 fn markdown_rows(out: &mut String, table: &[(Row, Vec<&'static str>, String)], backends: usize) {
     out.push_str("| | from | to | ports | flow (or why) | backends |\n|---|---|---|---|---|---|\n");
     for (r, on, cause) in table.iter().take(MAX_ROWS) {
@@ -531,12 +535,21 @@ pub fn to_markdown(d: &Diff) -> String {
         } else {
             markdown_rows(&mut out, &table, a.backends.len());
             let shown = a.shown().map_or("networkpolicy", |b| b.backend.as_str());
-            let _ = writeln!(
-                out,
-                "\n<details open><summary>Diagram ({shown}): added edges green (+), removed \
-                 edges red and dashed (−)</summary>\n\n```mermaid\n{}```\n\n</details>",
-                diagram::of_diff(a).to_mermaid()
-            );
+            let d = diagram::of_diff(a);
+            if d.edges.len() > MAX_EDGES {
+                let _ = writeln!(
+                    out,
+                    "\n_No diagram: {} edges are more than a comment should draw ({MAX_EDGES})._",
+                    d.edges.len()
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "\n<details open><summary>Diagram ({shown}): added edges green (+), removed \
+                     edges red and dashed (−)</summary>\n\n```mermaid\n{}```\n\n</details>",
+                    d.to_mermaid()
+                );
+            }
         }
         let notes: Vec<&String> = a
             .notes
