@@ -371,6 +371,7 @@ fn one_rule(
         display: display.to_string(),
         namespace: namespace.map(str::to_string),
         order: None,
+        tier: None,
         subject,
         selector_path: join(path, "endpointSelector"),
         ingress,
