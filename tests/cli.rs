@@ -281,6 +281,34 @@ status: {podIP: 10.0.1.2}
 }
 
 #[test]
+fn render_for_cilium_refuses_a_tier_selected_on_a_label_outside_pod_identities() {
+    let input = b"
+apiVersion: tierflow.dev/v1alpha1
+kind: AppNetwork
+metadata: {name: db, namespace: prod}
+spec:
+  tiers:
+    - {name: primary, selector: {matchLabels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}, ports: [{port: 5432}]}
+    - {name: api, selector: {matchLabels: {app: api}}}
+  flows:
+    - {from: {tier: api}, to: {tier: primary}}
+";
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "cilium"], input);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    let err = stderr(&o);
+    for part in [
+        "spec.tiers[0].selector",
+        "statefulset.kubernetes.io/pod-name",
+        "Cilium's default identity label filter",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // The same AppNetwork renders on Calico.
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "calico"], input);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
 fn simulate_defaults_to_the_ports_the_policies_name_and_prints_a_table_for_people() {
     let file = fixture("classic-mistakes.yaml");
     let v = json(&tierflow(&["simulate", "-f", &file]));

@@ -96,6 +96,7 @@ pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
 };
 
+pub use cilium::{identity_filter_pattern, identity_relevant as cilium_identity_relevant};
 pub(crate) use index::{tier_name, TieBreak};
 use index::{Index, Tables};
 use model::{proto_number, Conn, Ep, Namespace, Peer, PeerId, PortSpec, Trace};

@@ -209,6 +209,10 @@ pub enum HoldReason {
     /// ranges", while those ranges are unknown ([`Cluster::cluster_cidrs`]): writing it would
     /// open pod-to-pod traffic.
     ClusterRangesUnknown,
+    /// On Cilium, a tier selector relies on a label Cilium's default identity label filter
+    /// leaves out of pods' identities (`pod-template-hash`, `statefulset.kubernetes.io/pod-name`,
+    /// ...): the tier's policy would select no pod ([`crate::engine::identity_filter_pattern`]).
+    LabelNotInIdentity,
 }
 
 impl HoldReason {
@@ -222,6 +226,7 @@ impl HoldReason {
             HoldReason::GuardrailUnsupported => "GuardrailUnsupported",
             HoldReason::BackendLimit => "BackendLimit",
             HoldReason::ClusterRangesUnknown => "ClusterRangesUnknown",
+            HoldReason::LabelNotInIdentity => "LabelNotInIdentity",
         }
     }
 }
@@ -340,6 +345,36 @@ fn audit_hold(backend: Backend) -> Hold {
         ),
         invalid: None,
     }
+}
+
+/// On Cilium: a hold for the first tier whose selector names a label key Cilium's default
+/// identity label filter drops (cilium/cilium `pkg/labelsfilter/filter.go` @ 82241fa5, and
+/// `Documentation/operations/performance/scalability/identity-relevant-labels.rst`): an
+/// endpoint selector on it matches no pod, so the tier would have no policy at all.
+pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
+    model.tiers.iter().enumerate().find_map(|(i, tier)| {
+        let keys = tier
+            .selector
+            .match_labels
+            .keys()
+            .chain(tier.selector.match_expressions.iter().map(|r| &r.key));
+        keys.filter_map(|key| {
+            let pattern = crate::engine::identity_filter_pattern(key)?;
+            Some(Hold {
+                reason: HoldReason::LabelNotInIdentity,
+                message: format!(
+                    "spec.tiers[{i}].selector (tier {:?}): the label {key:?} is not part of a \
+                     pod's Cilium identity (Cilium's default identity label filter drops keys \
+                     matching {pattern:?}), so on the Cilium backend the tier's policy would \
+                     select no pod; nothing is changed (the policies in place stay). Select \
+                     the tier on a label that is part of the identity",
+                    tier.name
+                ),
+                invalid: None,
+            })
+        })
+        .next()
+    })
 }
 
 fn unavailable_hold(kind: ObjectKind, name: &str) -> Hold {
@@ -749,6 +784,13 @@ fn plan_model(
         plan.hold = Some(audit_hold(backend));
         plan.model = Some(model);
         return (plan, None);
+    }
+    if backend == Backend::Cilium {
+        if let Some(hold) = identity_label_hold(&model) {
+            plan.hold = Some(hold);
+            plan.model = Some(model);
+            return (plan, None);
+        }
     }
     if let Some(why) = cluster.no_port_ranges.get(&backend) {
         if let Some((field, port)) = first_range(&model) {

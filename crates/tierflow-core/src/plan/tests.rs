@@ -706,3 +706,54 @@ fn a_world_peer_without_cluster_ranges_is_held_where_it_would_match_pods() {
         assert_eq!(p.allows().count(), 1);
     }
 }
+
+#[test]
+fn a_cilium_tier_selected_on_a_label_outside_pod_identities_is_held_naming_label_and_filter() {
+    let ordinal = "tiers:\n  - {name: db0, selector: {matchLabels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}, ports: [{port: 5432}]}\n  - {name: api, selector: {matchLabels: {app: api}}}\nflows:\n  - {from: {tier: api}, to: {tier: db0}}\n";
+    let hash = "tiers:\n  - {name: api, selector: {matchExpressions: [{key: pod-template-hash, operator: In, values: [abc]}]}, ports: [{port: 80}]}\n";
+    for (yaml, key, tier) in [
+        (
+            ordinal,
+            "statefulset.kubernetes.io/pod-name",
+            "spec.tiers[0]",
+        ),
+        (hash, "pod-template-hash", "spec.tiers[0]"),
+    ] {
+        let p = plan(
+            &[app(yaml)],
+            &[],
+            &BTreeMap::new(),
+            &on(Backend::Cilium),
+            &Nothing,
+        );
+        let (_, a) = p.apps().next().unwrap();
+        let hold = a.hold.as_ref().expect("held");
+        assert_eq!(hold.reason, HoldReason::LabelNotInIdentity);
+        assert_eq!(hold.reason.reason(), "LabelNotInIdentity");
+        for part in [
+            tier,
+            key,
+            "Cilium's default identity label filter",
+            "select no pod",
+        ] {
+            assert!(hold.message.contains(part), "{part}: {}", hold.message);
+        }
+        assert!(a.objects.is_empty());
+        assert!(p.objects.is_empty(), "nothing is written while held");
+        // Calico and standard NetworkPolicy select on any label.
+        for backend in [Backend::Calico, Backend::NetworkPolicy] {
+            let p = plan(&[app(yaml)], &[], &BTreeMap::new(), &on(backend), &Nothing);
+            assert!(p.apps().all(|(_, a)| a.hold.is_none()), "{backend:?}");
+        }
+    }
+    // Labels in the identity (including app.kubernetes.io/*) are fine.
+    let fine = "tiers:\n  - {name: api, selector: {matchLabels: {app.kubernetes.io/name: api}}, ports: [{port: 80}]}\n";
+    let p = plan(
+        &[app(fine)],
+        &[],
+        &BTreeMap::new(),
+        &on(Backend::Cilium),
+        &Nothing,
+    );
+    assert!(p.apps().all(|(_, a)| a.hold.is_none()));
+}
