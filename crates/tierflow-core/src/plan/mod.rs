@@ -34,6 +34,7 @@ use crate::model::{
 use crate::render::{self, Env, Limitation, Object, ObjectKind, Owner};
 use crate::validate::{self, InvalidSpec};
 use crate::vocab::{API_VERSION, INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
+pub use features::{CiliumFeatures, MissingFeature};
 
 /// Labels of a namespace.
 pub type Labels = BTreeMap<String, String>;
@@ -92,6 +93,9 @@ pub struct Cluster {
     /// Where [`Self::cluster_cidrs`] came from, for status (`--cluster-cidr`, `node
     /// spec.podCIDRs`).
     pub cluster_cidrs_source: String,
+    /// What the Cilium agent is configured to support (the `cilium-config` ConfigMap);
+    /// `None`: unknown (offline, or no such ConfigMap), and nothing is reported.
+    pub cilium_features: Option<CiliumFeatures>,
 }
 
 impl Cluster {
@@ -213,6 +217,10 @@ pub enum HoldReason {
     /// leaves out of pods' identities (`pod-template-hash`, `statefulset.kubernetes.io/pod-name`,
     /// ...): the tier's policy would select no pod ([`crate::engine::identity_filter_pattern`]).
     LabelNotInIdentity,
+    /// On Cilium, a flow needs an agent feature that is off (the L7 proxy for `http` rules and
+    /// FQDN peers) and the agent would then not enforce the tier's policy at all, which the
+    /// AppNetwork's baseline does not make up for ([`features`]).
+    FeatureDisabled,
 }
 
 impl HoldReason {
@@ -227,6 +235,7 @@ impl HoldReason {
             HoldReason::BackendLimit => "BackendLimit",
             HoldReason::ClusterRangesUnknown => "ClusterRangesUnknown",
             HoldReason::LabelNotInIdentity => "LabelNotInIdentity",
+            HoldReason::FeatureDisabled => "FeatureDisabled",
         }
     }
 }
@@ -268,6 +277,8 @@ pub struct AppPlan {
     pub limitations: Vec<Limitation>,
     /// Set when nothing of it may change now.
     pub hold: Option<Hold>,
+    /// Flows that depend on a Cilium feature that is off (condition `FeaturesMissing`).
+    pub missing_features: Vec<MissingFeature>,
 }
 
 impl AppPlan {
@@ -751,6 +762,7 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
         objects: Vec::new(),
         limitations: Vec::new(),
         hold: None,
+        missing_features: Vec::new(),
     };
     match validate::app_network(&app.name, &app.namespace, &app.spec) {
         Ok(model) => plan_model(plan, model, cluster, owner),
@@ -788,6 +800,28 @@ fn plan_model(
     if backend == Backend::Cilium {
         if let Some(hold) = identity_label_hold(&model) {
             plan.hold = Some(hold);
+            plan.model = Some(model);
+            return (plan, None);
+        }
+    }
+    if let (Backend::Cilium, Some(features)) = (backend, &cluster.cilium_features) {
+        plan.missing_features = features::missing(&model, features);
+        let l7 = plan
+            .missing_features
+            .iter()
+            .any(|m| m.flag == features::ENABLE_L7_PROXY);
+        if l7 && !(model.baseline.deny_ingress && model.baseline.deny_egress) {
+            plan.hold = Some(Hold {
+                reason: HoldReason::FeatureDisabled,
+                message: format!(
+                    "{}; the Cilium agent does not enforce a policy with L7 rules while the L7 \
+                     proxy is off, and this AppNetwork's baseline does not deny both \
+                     directions, so its tiers would be open: nothing is changed (the policies \
+                     in place stay)",
+                    features::message(&plan.missing_features)
+                ),
+                invalid: None,
+            });
             plan.model = Some(model);
             return (plan, None);
         }
@@ -1068,6 +1102,7 @@ pub fn app_objects(
         objects: Vec::new(),
         limitations: Vec::new(),
         hold: None,
+        missing_features: Vec::new(),
     };
     let (plan, share) = plan_model(plan, model.clone(), &cluster, None);
     let limitations = plan.limitations.clone();
@@ -1082,6 +1117,7 @@ pub fn app_objects(
     (objects, limitations)
 }
 
+pub mod features;
 #[cfg(test)]
 mod guardrail_tests;
 #[cfg(test)]
