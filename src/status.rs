@@ -55,27 +55,6 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transition_time_is_stable_while_status_is_unchanged() {
-        let mut cs = vec![Condition {
-            last_transition_time: "2020-01-01T00:00:00Z".into(),
-            ..condition(READY, true, "Applied", "a", Some(1))
-        }];
-        set(&mut cs, condition(READY, true, "Applied", "b", Some(2)));
-        assert_eq!(cs[0].last_transition_time, "2020-01-01T00:00:00Z");
-        assert_eq!(cs[0].message, "b");
-        set(
-            &mut cs,
-            condition(READY, false, "InvalidSpec", "c", Some(3)),
-        );
-        assert_ne!(cs[0].last_transition_time, "2020-01-01T00:00:00Z");
-    }
-}
-
 /// The condition saying which flows depend on a Cilium agent feature that is off.
 pub const FEATURES_MISSING: &str = "FeaturesMissing";
 
@@ -96,9 +75,30 @@ pub fn features_missing(
                 FEATURES_MISSING,
                 true,
                 "CiliumFeatureOff",
-                &crate::plan::features::message(&plan.missing_features),
+                crate::plan::features::message(&plan.missing_features),
                 generation,
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_is_stable_while_status_is_unchanged() {
+        let mut cs = vec![Condition {
+            last_transition_time: "2020-01-01T00:00:00Z".into(),
+            ..condition(READY, true, "Applied", "a", Some(1))
+        }];
+        set(&mut cs, condition(READY, true, "Applied", "b", Some(2)));
+        assert_eq!(cs[0].last_transition_time, "2020-01-01T00:00:00Z");
+        assert_eq!(cs[0].message, "b");
+        set(
+            &mut cs,
+            condition(READY, false, "InvalidSpec", "c", Some(3)),
+        );
+        assert_ne!(cs[0].last_transition_time, "2020-01-01T00:00:00Z");
     }
 }
