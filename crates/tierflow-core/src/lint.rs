@@ -234,6 +234,7 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
     default_deny(&base, &namespaces, &mut out);
     cnp::lint(objects, &base, &mut out);
     calico::equal_orders(&base, pods_given, &mut out);
+    calico::missing_tiers(&base, &mut out);
 
     out.sort_by(|a, b| {
         (a.severity, a.code, &a.object, &a.message)
@@ -782,7 +783,7 @@ spec:
             assert!(seen.insert(*code), "{code} twice");
             assert!(!description.is_empty());
         }
-        assert_eq!(seen.len(), 20);
+        assert_eq!(seen.len(), 21);
     }
 
     #[test]

@@ -1016,6 +1016,11 @@ impl Scenario {
         !r.not_ports.iter().any(|s| self.port_matches(s, conn))
     }
 
+    /// Calico `Tier` objects of the input, by name (for the linter).
+    pub(crate) fn calico_tiers(&self) -> &BTreeMap<String, model::TierDef> {
+        &self.tiers
+    }
+
     /// The compiled policies (for the linter).
     pub(crate) fn policies(&self) -> &[Policy] {
         &self.policies

@@ -447,7 +447,8 @@ pub enum Effect {
     Allow,
     /// A rule denied it.
     Deny,
-    /// A Calico Pass rule sent it past the tier (to the allowing profile).
+    /// A Calico Pass rule sent it on to the next tier (after the last tier: to the allowing
+    /// profile).
     Pass,
     /// The policy isolated the pod and nothing allowed the connection.
     DefaultDeny,

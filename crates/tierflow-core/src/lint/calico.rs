@@ -124,6 +124,29 @@ pub(super) fn equal_orders(s: &Scenario, pods_given: bool, out: &mut Vec<Finding
     }
 }
 
+/// Adds a `calico-tier-missing` finding for every Calico policy whose tier (not `default`)
+/// has no `Tier` object in the input.
+pub(super) fn missing_tiers(s: &Scenario, out: &mut Vec<Finding>) {
+    if s.mode() != Mode::Calico {
+        return;
+    }
+    for p in s.policies() {
+        let tier = tier_name(p);
+        if p.flavor != Flavor::Calico || tier == "default" || s.calico_tiers().contains_key(tier) {
+            continue;
+        }
+        out.push(finding(
+            "calico-tier-missing",
+            Some(p.display.clone()),
+            format!(
+                "{} {}: tier {tier:?} has no Tier object in the input, so it is evaluated after \
+                 every tier that has one and ends in Deny; include the Tier",
+                p.kind, p.display
+            ),
+        ));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
@@ -190,5 +213,36 @@ spec: {order: 100, selector: all(), ingress: [{action: Deny}]}
 ",
         );
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_policy_in_a_tier_without_its_tier_object_is_reported() {
+        let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(
+            "
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.p}
+spec: {tier: security, selector: all(), ingress: [{action: Pass}]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: platform.p}
+spec: {tier: platform, selector: all(), ingress: [{action: Pass}]}
+---
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: platform}
+spec: {order: 10}
+",
+        )
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .collect();
+        let found: Vec<_> = crate::lint::lint(&docs, false)
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.code == "calico-tier-missing")
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].message.contains("tier \"security\""), "{found:?}");
     }
 }

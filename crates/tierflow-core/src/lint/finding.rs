@@ -129,6 +129,13 @@ pub const CODES: &[(&str, Severity, &str)] = &[
          policies count as `knp.default.NAME`, order 1000): give them distinct orders",
     ),
     (
+        "calico-tier-missing",
+        Severity::Warning,
+        "a Calico policy is in a tier the input has no Tier object for: it is evaluated after \
+         every tier that has one, ending in Deny, as felix does for a tier it has no object for; \
+         include the Tier (its order and defaultAction decide where it runs and how it ends)",
+    ),
+    (
         "cni-refuses-policy",
         Severity::Error,
         "a Calico or Cilium policy its CNI refuses (Calico's API server) or accepts and then does \
