@@ -492,7 +492,11 @@ spec: {tier: security, selector: all()}
     );
     assert_eq!(
         keys(index::TieBreak::Current),
-        ["zeta\u{0}prod", "alpha\u{0}prod", "security.g\u{0}"]
+        [
+            "zeta/prod/NetworkPolicy",
+            "alpha/prod/KubernetesNetworkPolicy",
+            "security.g//GlobalNetworkPolicy"
+        ]
     );
     // v3.32+: the Kubernetes policy `alpha` (allow all) comes before `zeta` (deny): allowed
     expect(&s, &[("prod/web", "prod/api", 8080, TCP, true)]);

@@ -89,7 +89,7 @@ pub(crate) struct Tables<'a> {
 }
 
 /// The Calico releases whose tie-breaking of policies with equal `order` in one tier differs
-/// (projectcalico/calico `felix/calc/policy_sorter.go` `PolKVLess`: by `PolicyKey.Name`).
+/// (projectcalico/calico `felix/calc/policy_sorter.go` `PolKVLess`: by the policy key).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TieBreak {
     /// v3.28.0 (413e6f55): `namespace/name`, Kubernetes policies `namespace/knp.default.name`
@@ -99,10 +99,10 @@ pub(crate) enum TieBreak {
     /// gains `default.` (`libcalico-go/lib/names/policy.go` `TieredPolicyName`, v3.31.0
     /// b1f3c43f; `convertNetworkPolicyV3ToV1Key`).
     V3_29To3_31,
-    /// v3.32.0 (eb1cf578) onwards: the name alone, as written (Kubernetes policies: their own
-    /// name); the namespace is a separate field of the key that `PolKVLess` does not compare
-    /// (commit 790c866c "Remove tier prefix naming requirement for policies"). The engine
-    /// breaks a remaining tie by namespace.
+    /// v3.32.0 (eb1cf578) onwards: `name/namespace/kind`, the name as written (Kubernetes
+    /// policies: their own name, kind `KubernetesNetworkPolicy`; `PolKVLess` lines 388-400,
+    /// after commit 790c866c "Remove tier prefix naming requirement for policies" split the
+    /// key into name, namespace and kind).
     Current,
 }
 
@@ -134,7 +134,14 @@ impl TieBreak {
             TieBreak::V3_29To3_31 if knp => v1(format!("knp.default.{name}")),
             TieBreak::V3_29To3_31 if name.contains('.') => v1(name.to_string()),
             TieBreak::V3_29To3_31 => v1(format!("default.{name}")),
-            TieBreak::Current => format!("{name}\u{0}{}", ns.unwrap_or("")),
+            TieBreak::Current => {
+                let kind = if knp {
+                    "KubernetesNetworkPolicy"
+                } else {
+                    p.kind
+                };
+                format!("{name}/{}/{kind}", ns.unwrap_or(""))
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `calico-equal-order`: policies of one Calico tier with the same `order` that apply to the
 //! same pods in the same direction, whose relative order depends on the Calico release
-//! (felix breaks the tie by `PolicyKey.Name`, which changed in v3.29 and v3.32:
+//! (felix breaks the tie by the policy key, which changed in v3.29 and v3.32:
 //! [`TieBreak`]). The engine evaluates them as v3.32+ does; this says where an older release
 //! would decide otherwise.
 

@@ -125,7 +125,7 @@ pub const CODES: &[(&str, Severity, &str)] = &[
         Severity::Warning,
         "two Calico policies of one tier with the same order apply to the same pods in the \
          same direction, and Calico releases order them differently (felix breaks the tie by \
-         name: v3.28 `ns/name`, v3.29-v3.31 `ns/tier.name`, v3.32+ the name alone; Kubernetes \
+         name: v3.28 `ns/name`, v3.29-v3.31 `ns/tier.name`, v3.32+ `name/ns/kind`; Kubernetes \
          policies count as `knp.default.NAME`, order 1000): give them distinct orders",
     ),
     (
