@@ -511,6 +511,8 @@ mod admission {
             Just("/(?=x)".to_string()),
             Just("(a)\\1".to_string()),
             "[a-z/*.+?(){}\\[\\]\\\\|^$]{1,12}",
+            // anything printable, Unicode included
+            "\\PC{1,16}",
         ]
     }
 
