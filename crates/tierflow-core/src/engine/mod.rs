@@ -699,20 +699,21 @@ impl Scenario {
         match idx.mode {
             Mode::Calico => {
                 let mut steps = Vec::new();
-                let mut tier = None;
+                // The tier of the steps so far (`Some(None)`: a policy without a rank).
+                let mut tier: Option<Option<u32>> = None;
                 for &pid in list {
                     let Some(sec) = self.section(pid, dir) else {
                         continue;
                     };
                     let t = idx.tier_of.get(pid as usize).copied();
-                    if tier.is_some() && tier != t {
-                        steps.push(Step::End(self.tier_passes(idx, tier)));
+                    if let Some(prev) = tier.filter(|prev| *prev != t) {
+                        steps.push(Step::End(self.tier_passes(idx, prev)));
                     }
-                    tier = t;
+                    tier = Some(t);
                     steps.extend(sec.rules.iter().filter(holds).map(Step::Rule));
                 }
-                if tier.is_some() {
-                    steps.push(Step::End(self.tier_passes(idx, tier)));
+                if let Some(last) = tier {
+                    steps.push(Step::End(self.tier_passes(idx, last)));
                 }
                 Narrowed::Ordered(steps)
             }
