@@ -559,3 +559,59 @@ spec: {defaultAction: Allow}
     assert!(e.contains("spec.defaultAction"), "{e}");
     assert!(e.contains("expected Deny or Pass"), "{e}");
 }
+
+#[test]
+fn tiers_sort_as_felix_sorts_them() {
+    // projectcalico/calico `felix/calc/policy_sorter_test.go` @ 87c15906,
+    // `TestPolicySorter_Sorting`: (name, valid, order) in, names out, in either input order.
+    use super::index::{sort_tiers, TierKey};
+    let t = |name: &'static str, valid: bool, order: Option<f64>| TierKey { name, valid, order };
+    let cases: Vec<(&str, Vec<TierKey<'static>>, Vec<&str>)> = vec![
+        ("empty", vec![], vec![]),
+        (
+            "valid sorts ahead of invalid",
+            vec![t("bar", false, Some(1.0)), t("foo", true, Some(10.0))],
+            vec!["foo", "bar"],
+        ),
+        (
+            "both invalid, both nil order rely on name",
+            vec![t("foo", false, None), t("bar", false, None)],
+            vec!["bar", "foo"],
+        ),
+        (
+            "both valid, both nil order rely on name",
+            vec![t("foo", true, None), t("bar", true, None)],
+            vec!["bar", "foo"],
+        ),
+        (
+            "both valid, rely on order",
+            vec![t("bar", true, Some(10.0)), t("foo", true, Some(1.0))],
+            vec!["foo", "bar"],
+        ),
+        (
+            "all valid, non-nil orders sort ahead of nil",
+            vec![
+                t("bar", true, None),
+                t("baz", true, Some(10.0)),
+                t("foo", true, Some(1.0)),
+            ],
+            vec!["foo", "baz", "bar"],
+        ),
+        (
+            "all valid, equal order relies on name",
+            vec![t("baz", true, Some(10.0)), t("foo", true, Some(10.0))],
+            vec!["baz", "foo"],
+        ),
+    ];
+    for (name, input, want) in cases {
+        for reversed in [false, true] {
+            let mut tiers = input.clone();
+            if reversed {
+                tiers.reverse();
+            }
+            sort_tiers(&mut tiers);
+            let got: Vec<&str> = tiers.iter().map(|t| t.name).collect();
+            assert_eq!(got, want, "{name} (reversed: {reversed})");
+        }
+    }
+}

@@ -151,41 +151,63 @@ pub(crate) fn tier_name(p: &Policy) -> &str {
     p.tier.as_deref().unwrap_or(DEFAULT_TIER)
 }
 
-/// Calico tiers in evaluation order (felix `TierLess` @ 87c15906: tiers with an object first,
-/// by `order` (none: last), then by name), each with whether it ends in `Pass`; and per
-/// policy, the rank of its tier.
+/// A tier as felix sorts it: whether it has a `Tier` object (`valid`), its order, its name.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TierKey<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// Whether a `Tier` object exists for it.
+    pub valid: bool,
+    /// `spec.order`.
+    pub order: Option<f64>,
+}
+
+/// Sorts tiers as felix does (`felix/calc/policy_sorter.go` `TierLess` @ 87c15906): tiers with
+/// an object first, then those with an order (by order), then by name.
+pub(crate) fn sort_tiers(tiers: &mut [TierKey<'_>]) {
+    tiers.sort_by(|a, b| {
+        (!a.valid)
+            .cmp(&!b.valid)
+            .then(a.order.is_none().cmp(&b.order.is_none()))
+            .then(a.order.unwrap_or(0.0).total_cmp(&b.order.unwrap_or(0.0)))
+            .then_with(|| a.name.cmp(b.name))
+    });
+}
+
+/// Calico tiers in evaluation order ([`sort_tiers`]; the `default` tier is order 1,000,000
+/// without its object, a tier only named by policies has none), each with whether it ends in
+/// `Pass`; and per policy, the rank of its tier.
 fn rank_tiers(s: &Tables<'_>) -> (Vec<u32>, Vec<bool>) {
     let mut names: Vec<&str> = s.tiers.keys().map(String::as_str).collect();
     names.push(DEFAULT_TIER);
     names.extend(s.policies.iter().map(tier_name));
     names.sort_unstable();
     names.dedup();
-    let def = |n: &str| -> Option<TierDef> {
-        match s.tiers.get(n) {
-            Some(t) => Some(t.clone()),
-            None if n == DEFAULT_TIER => Some(TierDef {
+    let mut ranked: Vec<TierKey<'_>> = names
+        .into_iter()
+        .map(|name| match s.tiers.get(name) {
+            Some(t) => TierKey {
+                name,
+                valid: true,
+                order: t.order,
+            },
+            None if name == DEFAULT_TIER => TierKey {
+                name,
+                valid: true,
                 order: Some(DEFAULT_TIER_ORDER),
-                pass: false,
-            }),
-            None => None,
-        }
-    };
-    let mut ranked: Vec<(&str, Option<TierDef>)> = names.into_iter().map(|n| (n, def(n))).collect();
-    ranked.sort_by(|(na, a), (nb, b)| {
-        let key = |t: &Option<TierDef>| match t {
-            None => (2, 0.0),
-            Some(TierDef { order: None, .. }) => (1, 0.0),
-            Some(TierDef { order: Some(o), .. }) => (0, *o),
-        };
-        let (ka, kb) = (key(a), key(b));
-        ka.0.cmp(&kb.0)
-            .then(ka.1.total_cmp(&kb.1))
-            .then_with(|| na.cmp(nb))
-    });
+            },
+            None => TierKey {
+                name,
+                valid: false,
+                order: None,
+            },
+        })
+        .collect();
+    sort_tiers(&mut ranked);
     let rank: HashMap<&str, u32> = ranked
         .iter()
         .enumerate()
-        .filter_map(|(i, (n, _))| Some((*n, u32::try_from(i).ok()?)))
+        .filter_map(|(i, t)| Some((t.name, u32::try_from(i).ok()?)))
         .collect();
     let tier_of = s
         .policies
@@ -194,7 +216,7 @@ fn rank_tiers(s: &Tables<'_>) -> (Vec<u32>, Vec<bool>) {
         .collect();
     let pass = ranked
         .iter()
-        .map(|(_, t)| t.as_ref().is_some_and(|t| t.pass))
+        .map(|t| s.tiers.get(t.name).is_some_and(|t| t.pass))
         .collect();
     (tier_of, pass)
 }
