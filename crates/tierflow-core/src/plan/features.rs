@@ -138,9 +138,11 @@ pub fn message(missing: &[MissingFeature]) -> String {
             )
         })
         .collect();
+    let mut flows: Vec<usize> = missing.iter().map(|m| m.flow).collect();
+    flows.dedup();
     format!(
         "{} flows depend on Cilium features that are off: {}",
-        missing.len(),
+        flows.len(),
         parts.join("; ")
     )
 }
