@@ -225,6 +225,90 @@ fn simulate_decides_every_ordered_pair_of_distinct_pods_on_each_port() {
 }
 
 #[test]
+fn simulate_and_lint_read_calico_tiers_so_a_pass_is_judged_by_the_next_tier() {
+    // `security` passes prometheus on; the default tier's Kubernetes policy allows only web,
+    // so the end of the default tier denies prometheus (before tiers were read: allowed).
+    let input = b"
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.pass-monitoring}
+spec:
+  tier: security
+  selector: all()
+  types: [Ingress]
+  ingress: [{action: Pass, source: {namespaceSelector: team == 'obs'}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring, labels: {team: obs}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prom, namespace: monitoring, labels: {app: prometheus}}
+status: {podIP: 10.0.3.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+status: {podIP: 10.0.1.2}
+";
+    let o = tierflow_stdin(&["simulate", "-f", "-", "--port", "8080"], input);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    let r = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["from"] == "monitoring/prom" && r["to"] == "shop/api")
+        .cloned()
+        .expect("prom -> api");
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["decidedBy"], serde_json::json!(["shop/api"]));
+    let o = tierflow_stdin(&["lint", "-f", "-", "--output", "json"], input);
+    assert!(code(&o) <= 1, "{}", stderr(&o));
+}
+
+#[test]
+fn render_for_cilium_refuses_a_tier_selected_on_a_label_outside_pod_identities() {
+    let input = b"
+apiVersion: tierflow.dev/v1alpha1
+kind: AppNetwork
+metadata: {name: db, namespace: prod}
+spec:
+  tiers:
+    - {name: primary, selector: {matchLabels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}, ports: [{port: 5432}]}
+    - {name: api, selector: {matchLabels: {app: api}}}
+  flows:
+    - {from: {tier: api}, to: {tier: primary}}
+";
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "cilium"], input);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    let err = stderr(&o);
+    for part in [
+        "spec.tiers[0].selector",
+        "statefulset.kubernetes.io/pod-name",
+        "Cilium's default identity label filter",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // The same AppNetwork renders on Calico.
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "calico"], input);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
 fn simulate_defaults_to_the_ports_the_policies_name_and_prints_a_table_for_people() {
     let file = fixture("classic-mistakes.yaml");
     let v = json(&tierflow(&["simulate", "-f", &file]));
