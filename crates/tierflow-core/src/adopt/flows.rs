@@ -19,6 +19,8 @@
 //! (`io.kubernetes.pod.namespace`, `io.cilium.k8s.*`) are left out of the pod labels.
 //! Lines that hold no flow (`node_status`, `lost_events`) are passed over.
 //!
+//! In the JSON-lines forms (Hubble, Calico) and in CSV a line starting with `#` is a comment.
+//!
 //! # Calico flow logs (JSON, one object a line, or an array; Elasticsearch hits' `_source`)
 //! Fields as Calico Enterprise documents them ("Flow log data types", tigera/docs
 //! `calico-enterprise/observability/elastic/flow/datatypes.mdx`, commit
@@ -69,7 +71,10 @@ impl Format {
 
     /// Guesses the format from the text: JSON with Hubble's fields, JSON with Calico's, else CSV.
     pub fn detect(text: &str) -> Format {
-        let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'));
         match first {
             Some(l) if l.starts_with('{') || l.starts_with('[') => {
                 if l.contains("\"dest_port\"")
@@ -282,7 +287,7 @@ fn hubble(text: &str) -> Result<Observations, FlowError> {
     for (i, line) in text.lines().enumerate() {
         let record = i + 1;
         let line = line.trim();
-        if line.is_empty() {
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let v: Value = serde_json::from_str(line)
@@ -449,7 +454,7 @@ fn calico(text: &str) -> Result<Observations, FlowError> {
         let mut out = Vec::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
-            if line.is_empty() {
+            if line.is_empty() || line.starts_with('#') {
                 continue;
             }
             let v: Value = serde_json::from_str(line)
@@ -852,7 +857,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_are_detected_from_the_first_line() {
+    fn formats_are_detected_from_the_first_line_that_is_no_comment() {
         assert_eq!(Format::detect(HUBBLE), Format::Hubble);
         assert_eq!(
             Format::detect("{\"action\":\"allow\",\"dest_port\":80}"),

@@ -28,8 +28,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use super::flows::{End, Flow, Outcome};
 use crate::core::{Cidr, Protocol};
 use crate::crd::{AppNetworkSpec, DnsSpec, FlowSpec, PeerSpec, PortSpec, ProtocolSpec, TierSpec};
-use crate::engine::Pod;
+use crate::engine::{EngineError, Pod, Scenario};
 use crate::vocab::{DNS_LABEL_KEY, DNS_LABEL_VALUE, DNS_NAMESPACE, SYSTEM_NAMESPACES};
+use serde_json::Value;
 
 /// Labels a controller sets per pod or per revision: never part of a tier's selector.
 pub const VOLATILE_LABELS: [&str; 9] = [
@@ -67,6 +68,50 @@ pub struct Known {
 }
 
 impl Known {
+    /// The pods and namespaces among objects (`v1` Pod, Namespace, and Lists of them); every
+    /// other object is passed over. Read by the engine, so pods are read exactly as
+    /// `simulate` reads them (labels, `status.podIPs`, container ports).
+    pub fn from_values(values: impl IntoIterator<Item = Value>) -> Result<Known, EngineError> {
+        fn keep(v: &Value) -> Option<Value> {
+            match (
+                v.get("apiVersion").and_then(Value::as_str),
+                v.get("kind").and_then(Value::as_str),
+            ) {
+                (Some("v1"), Some("Pod" | "Namespace")) => Some(v.clone()),
+                (_, Some(k)) if k.ends_with("List") => {
+                    let items: Vec<Value> = v
+                        .get("items")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(keep)
+                        .collect();
+                    Some(serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}))
+                }
+                _ => None,
+            }
+        }
+        // Documents keep their positions (null for the others), so errors name the right one.
+        let kept: Vec<Value> = values
+            .into_iter()
+            .map(|v| keep(&v).unwrap_or(Value::Null))
+            .collect();
+        let scenario = Scenario::from_values(kept)?;
+        let namespaces = scenario
+            .namespaces()
+            .map(|ns| {
+                (
+                    ns.to_string(),
+                    scenario.namespace_labels(ns).cloned().unwrap_or_default(),
+                )
+            })
+            .collect();
+        Ok(Known {
+            pods: scenario.pods().to_vec(),
+            namespaces,
+        })
+    }
+
     /// The known pod an end is, if any: by address, then by namespace and name, then the only
     /// workload in its namespace whose labels hold every label of the record.
     pub fn resolve(&self, end: &End) -> Option<usize> {
@@ -612,3 +657,6 @@ fn port_spec(port: u16, protocol: Protocol) -> PortSpec {
         },
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,361 @@
+//! The suggestion, held against the engine: every observed flow allowed on every backend, a
+//! held-out set of never-observed connections between the same pods denied.
+
+use std::collections::BTreeSet;
+
+use super::*;
+use crate::adopt::flows::{parse, Format};
+use crate::adopt::replay::replay;
+use crate::plan::AppInput;
+
+const PODS: &str = include_str!("../../../../../tests/fixtures/flows/shop-pods.yaml");
+const HUBBLE: &str = include_str!("../../../../../tests/fixtures/flows/shop.hubble.jsonl");
+const CALICO: &str = include_str!("../../../../../tests/fixtures/flows/shop.calico.jsonl");
+const CSV: &str = include_str!("../../../../../tests/fixtures/flows/shop.csv");
+
+const BACKENDS: [Backend; 3] = [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium];
+
+fn known() -> Known {
+    let values: Vec<Value> = serde_yaml::Deserializer::from_str(PODS)
+        .map(|d| {
+            let y = <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap();
+            serde_json::to_value(y).unwrap()
+        })
+        .collect();
+    Known::from_values(values).unwrap()
+}
+
+fn options() -> Options {
+    Options {
+        name: "observed".into(),
+        ..Options::default()
+    }
+}
+
+fn inputs(s: &Suggestion) -> Vec<AppInput> {
+    s.app_networks
+        .iter()
+        .map(|a| AppInput {
+            name: a.name.clone(),
+            namespace: a.namespace.clone(),
+            uid: None,
+            generation: None,
+            spec: a.spec.clone(),
+        })
+        .collect()
+}
+
+fn suggestion(format: Format, text: &str) -> (Vec<Flow>, Suggestion) {
+    let flows = parse(format, text).unwrap().flows;
+    let s = suggest(&flows, &known(), &options());
+    (flows, s)
+}
+
+fn app<'a>(s: &'a Suggestion, ns: &str) -> &'a Suggested {
+    s.app_networks
+        .iter()
+        .find(|a| a.namespace == ns)
+        .unwrap_or_else(|| panic!("no AppNetwork for {ns} in {s:#?}"))
+}
+
+use crate::model::Backend;
+
+#[test]
+fn every_suggestion_is_a_valid_app_network() {
+    for (format, text) in [
+        (Format::Hubble, HUBBLE),
+        (Format::Calico, CALICO),
+        (Format::Csv, CSV),
+    ] {
+        let (_, s) = suggestion(format, text);
+        let namespaces: Vec<&str> = s
+            .app_networks
+            .iter()
+            .map(|a| a.namespace.as_str())
+            .collect();
+        assert_eq!(namespaces, ["monitoring", "shop"], "{format:?}");
+        for a in &s.app_networks {
+            crate::validate::app_network(&a.name, &a.namespace, &a.spec)
+                .unwrap_or_else(|e| panic!("{format:?} {}: {e:?}", a.namespace));
+            assert_eq!(a.flow_counts.len(), a.spec.flows.len());
+        }
+    }
+}
+
+#[test]
+fn the_suggestion_allows_every_observed_flow_on_every_backend() {
+    for (format, text) in [
+        (Format::Hubble, HUBBLE),
+        (Format::Calico, CALICO),
+        (Format::Csv, CSV),
+    ] {
+        let (flows, s) = suggestion(format, text);
+        let observed = group(&flows);
+        for backend in BACKENDS {
+            let r = replay(&inputs(&s), &observed, &known(), backend, &[]).unwrap();
+            assert!(r.passed(), "{format:?} on {backend:?}: {r:#?}");
+            assert!(r.checked >= 6, "{format:?} on {backend:?}: {r:#?}");
+            // Only the API server flow goes unchecked, and only where it is named by entity.
+            let api_unchecked = r.unchecked.len();
+            let expected = usize::from(backend != Backend::NetworkPolicy);
+            assert_eq!(api_unchecked, expected, "{format:?} on {backend:?}: {r:#?}");
+        }
+    }
+}
+
+#[test]
+fn the_suggestion_denies_never_observed_connections_between_the_same_pods() {
+    let k = known();
+    let (flows, s) = suggestion(Format::Hubble, HUBBLE);
+    let allowed: Vec<&Flow> = flows
+        .iter()
+        .filter(|f| f.outcome != Outcome::Denied)
+        .collect();
+    // Observed, by workload (stable labels) and port.
+    let workload = |e: &End| stable(&k.labels_of(e));
+    let seen: BTreeSet<(Labels, Labels, u16, Protocol)> = allowed
+        .iter()
+        .map(|f| {
+            (
+                workload(&f.source),
+                workload(&f.destination),
+                f.port,
+                f.protocol,
+            )
+        })
+        .collect();
+    let ports: BTreeSet<(u16, Protocol)> = allowed
+        .iter()
+        .map(|f| (f.port, f.protocol))
+        .chain([(22, Protocol::Tcp), (8443, Protocol::Tcp)])
+        .collect();
+    let mut held_out = Vec::new();
+    for a in &k.pods {
+        for b in &k.pods {
+            if a.name == b.name || b.labels.get("k8s-app").map(String::as_str) == Some("kube-dns") {
+                continue;
+            }
+            for &(port, protocol) in &ports {
+                let key = (stable(&a.labels), stable(&b.labels), port, protocol);
+                if seen.contains(&key) {
+                    continue;
+                }
+                held_out.push(Observed {
+                    source: End::Pod {
+                        namespace: a.namespace.clone(),
+                        labels: a.labels.clone(),
+                        name: Some(a.name.clone()),
+                        ip: a.ip(),
+                    },
+                    destination: End::Pod {
+                        namespace: b.namespace.clone(),
+                        labels: b.labels.clone(),
+                        name: Some(b.name.clone()),
+                        ip: b.ip(),
+                    },
+                    port,
+                    protocol,
+                    outcome: Outcome::Forwarded,
+                    count: 1,
+                    first_record: 0,
+                });
+            }
+        }
+    }
+    // And addresses never seen: the next address after each observed one, on the same port.
+    for ip in ["203.0.113.11", "203.0.113.26", "198.51.100.7"] {
+        held_out.push(Observed {
+            source: End::Pod {
+                namespace: "shop".into(),
+                labels: [("app".to_string(), "api".to_string())].into(),
+                name: Some("api-0".into()),
+                ip: None,
+            },
+            destination: End::Address(ip.parse().unwrap()),
+            port: 443,
+            protocol: Protocol::Tcp,
+            outcome: Outcome::Forwarded,
+            count: 1,
+            first_record: 0,
+        });
+    }
+    assert!(held_out.len() > 150, "{}", held_out.len());
+    for backend in BACKENDS {
+        let r = replay(&inputs(&s), &held_out, &k, backend, &[]).unwrap();
+        assert_eq!(r.checked, held_out.len(), "{backend:?}");
+        assert_eq!(
+            r.denied.len(),
+            held_out.len(),
+            "{backend:?}: allowed although never observed: {:#?}",
+            held_out
+                .iter()
+                .filter(|o| !r.denied.iter().any(|d| d.port == o.port
+                    && d.from == format!("{}", describe_end(&k, &o.source))
+                    && d.to == format!("{}", describe_end(&k, &o.destination))))
+                .collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn dropped_flows_are_listed_apart_and_stay_denied() {
+    let k = known();
+    for (format, text) in [
+        (Format::Hubble, HUBBLE),
+        (Format::Calico, CALICO),
+        (Format::Csv, CSV),
+    ] {
+        let (flows, s) = suggestion(format, text);
+        let denied: Vec<&Observed> = s
+            .left_out
+            .iter()
+            .filter(|(_, why)| *why == LeftOut::Denied)
+            .map(|(o, _)| o)
+            .collect();
+        assert_eq!(denied.len(), 1, "{format:?}: {:#?}", s.left_out);
+        assert_eq!(denied[0].port, 5432);
+        assert_eq!(describe_end(&k, &denied[0].destination), "shop/db-0");
+        // Replayed as if it had gone through, the suggestion denies it.
+        let mut again = denied[0].clone();
+        again.outcome = Outcome::Forwarded;
+        let r = replay(&inputs(&s), &[again], &k, Backend::NetworkPolicy, &[]).unwrap();
+        assert_eq!(r.denied.len(), 1, "{format:?}");
+        assert!(flows.iter().any(|f| f.outcome == Outcome::Denied));
+    }
+}
+
+#[test]
+fn tiers_select_workloads_by_stable_labels_and_dns_follows_what_was_seen() {
+    let (_, s) = suggestion(Format::Hubble, HUBBLE);
+    let shop = app(&s, "shop");
+    let tiers: Vec<(String, Labels)> = shop
+        .spec
+        .tiers
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.selector.match_labels.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    let l = |k: &str, v: &str| -> Labels { [(k.to_string(), v.to_string())].into() };
+    assert_eq!(
+        tiers,
+        [
+            ("api".to_string(), l("app", "api")),
+            ("db".to_string(), l("app", "db")),
+            ("web".to_string(), l("app.kubernetes.io/name", "web")),
+        ]
+    );
+    assert_eq!(
+        shop.tier_pods[2],
+        BTreeSet::from([
+            "shop/web-7c9f8d-aaaaa".to_string(),
+            "shop/web-7c9f8d-bbbbb".to_string()
+        ])
+    );
+    assert!(shop.spec.dns.enabled);
+    assert_eq!(shop.dns_count, 3);
+    assert!(!app(&s, "monitoring").spec.dns.enabled);
+    // web -> api is one entry covering both replicas, seen at both ends.
+    let i = shop
+        .spec
+        .flows
+        .iter()
+        .position(|f| f.from.tier.as_deref() == Some("web") && f.to.tier.as_deref() == Some("api"))
+        .unwrap();
+    assert_eq!(shop.flow_counts[i], 4);
+    // The API server is a kubeAPIServer flow, without ports (its own).
+    assert!(shop
+        .spec
+        .flows
+        .iter()
+        .any(|f| f.to.kube_api_server == Some(true) && f.ports.is_none()));
+}
+
+#[test]
+fn addresses_are_grouped_into_networks_only_when_asked() {
+    let cidrs = |s: &Suggestion| -> Vec<String> {
+        app(s, "shop")
+            .spec
+            .flows
+            .iter()
+            .filter_map(|f| f.to.cidr.clone())
+            .collect()
+    };
+    let flows = parse(Format::Hubble, HUBBLE).unwrap().flows;
+    let plain = suggest(&flows, &known(), &options());
+    assert_eq!(cidrs(&plain), ["203.0.113.10/32", "203.0.113.25/32"]);
+    let wide = suggest(
+        &flows,
+        &known(),
+        &Options {
+            aggregate_v4: Some(24),
+            ..options()
+        },
+    );
+    assert_eq!(cidrs(&wide), ["203.0.113.0/24"]);
+    let i = app(&wide, "shop")
+        .spec
+        .flows
+        .iter()
+        .position(|f| f.to.cidr.is_some())
+        .unwrap();
+    assert_eq!(app(&wide, "shop").flow_counts[i], 2);
+}
+
+#[test]
+fn workloads_sharing_their_preferred_label_are_told_apart_by_all_their_stable_labels() {
+    let l = |pairs: &[(&str, &str)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let ws: BTreeSet<Labels> = [
+        l(&[("app", "pg"), ("role", "primary")]),
+        l(&[("app", "pg"), ("role", "replica")]),
+        l(&[("app", "web")]),
+    ]
+    .into();
+    let t = tiers_of(&ws);
+    let names: Vec<&String> = t.by_workload.values().map(|(_, n)| n).collect();
+    assert_eq!(names, ["pg-primary", "pg-replica", "web"]);
+    assert_eq!(
+        t.by_workload[&l(&[("app", "pg"), ("role", "replica")])].0,
+        l(&[("app", "pg"), ("role", "replica")])
+    );
+}
+
+#[test]
+fn the_audit_names_the_app_network_and_tier_that_would_deny_a_flow() {
+    let k = known();
+    let (flows, s) = suggestion(Format::Hubble, HUBBLE);
+    let mut intended = inputs(&s);
+    // The intent forgot that api talks to db.
+    let shop = intended.iter_mut().find(|a| a.namespace == "shop").unwrap();
+    shop.spec
+        .flows
+        .retain(|f| !(f.from.tier.as_deref() == Some("api") && f.to.tier.as_deref() == Some("db")));
+    let r = replay(&intended, &group(&flows), &k, Backend::NetworkPolicy, &[]).unwrap();
+    assert!(!r.passed());
+    let d: Vec<&crate::adopt::replay::Refusal> = r.denied.iter().collect();
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert_eq!(
+        (d[0].from.as_str(), d[0].to.as_str(), d[0].port),
+        ("shop/api-0", "shop/db-0", 5432)
+    );
+    assert_eq!(d[0].count, 2);
+    assert_eq!(d[0].app_networks, ["shop/observed"]);
+    assert!(
+        d[0].why.iter().any(|w| w.contains("egress of tier api")),
+        "{:?}",
+        d[0].why
+    );
+    assert!(
+        d[0].why.iter().any(|w| w.contains("ingress of tier db")),
+        "{:?}",
+        d[0].why
+    );
+}
