@@ -182,6 +182,21 @@ pub struct Flow {
     pub outcome: Outcome,
     /// How many flows the record stands for (Calico `num_flows`; else 1).
     pub count: u64,
+    /// Which end reported it (Hubble `traffic_direction`, Calico `reporter`): a connection
+    /// between two pods is usually reported at both, and counts once.
+    pub seen_at: SeenAt,
+}
+
+/// Which end of a connection a record was taken at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SeenAt {
+    /// At the source (Hubble `EGRESS`, Calico `reporter: src`).
+    Source,
+    /// At the destination (Hubble `INGRESS`, Calico `reporter: dst`).
+    Destination,
+    /// Not said (CSV, Calico `fwd`).
+    #[default]
+    Unknown,
 }
 
 /// Why a record was passed over (not a flow an AppNetwork describes), as data.
@@ -369,6 +384,11 @@ fn hubble_flow(f: &Value, record: usize) -> Result<Result<Flow, Passed>, FlowErr
         Ok(e) => e,
         Err(p) => return Ok(Err(p)),
     };
+    let seen_at = match field(f, "traffic_direction", "trafficDirection").and_then(Value::as_str) {
+        Some("EGRESS") => SeenAt::Source,
+        Some("INGRESS") => SeenAt::Destination,
+        _ => SeenAt::Unknown,
+    };
     Ok(Ok(Flow {
         record,
         source,
@@ -377,6 +397,7 @@ fn hubble_flow(f: &Value, record: usize) -> Result<Result<Flow, Passed>, FlowErr
         protocol,
         outcome,
         count: 1,
+        seen_at,
     }))
 }
 
@@ -539,6 +560,11 @@ fn calico_flow(v: &Value, record: usize) -> Result<Result<Flow, Passed>, FlowErr
         .and_then(Value::as_u64)
         .filter(|n| *n > 0)
         .unwrap_or(1);
+    let seen_at = match calico_str(v, "reporter").to_ascii_lowercase().as_str() {
+        "src" => SeenAt::Source,
+        "dst" => SeenAt::Destination,
+        _ => SeenAt::Unknown,
+    };
     Ok(Ok(Flow {
         record,
         source,
@@ -547,6 +573,7 @@ fn calico_flow(v: &Value, record: usize) -> Result<Result<Flow, Passed>, FlowErr
         protocol,
         outcome,
         count,
+        seen_at,
     }))
 }
 
@@ -721,6 +748,7 @@ fn csv(text: &str) -> Result<Observations, FlowError> {
             protocol,
             outcome,
             count: 1,
+            seen_at: SeenAt::Unknown,
         });
     }
     Ok(out)

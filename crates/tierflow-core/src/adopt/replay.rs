@@ -287,8 +287,22 @@ pub fn replay(
         }
         let mut why = Vec::new();
         let mut app_networks: Vec<String> = Vec::new();
-        for r in scenario.explain(a, b, o.port, o.protocol) {
-            if !matches!(r.effect, Effect::Deny | Effect::DefaultDeny) {
+        let refs: Vec<_> = scenario
+            .explain(a, b, o.port, o.protocol)
+            .into_iter()
+            .filter(|r| matches!(r.effect, Effect::Deny | Effect::DefaultDeny))
+            .collect();
+        // Where a tier's policy isolates the end, the baseline adds nothing to say.
+        let tier_at = |d: Direction| {
+            refs.iter().any(|r| {
+                r.direction == d && origin.get(&r.policy).is_some_and(|g| g.role == ROLE_TIER)
+            })
+        };
+        for r in &refs {
+            let is_baseline = origin
+                .get(&r.policy)
+                .is_some_and(|g| g.role == ROLE_BASELINE);
+            if is_baseline && tier_at(r.direction) {
                 continue;
             }
             let side = match r.direction {

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use super::flows::{End, Flow, Outcome};
+use super::flows::{End, Flow, Outcome, SeenAt};
 use crate::core::{Cidr, Protocol};
 use crate::crd::{AppNetworkSpec, DnsSpec, FlowSpec, PeerSpec, PortSpec, ProtocolSpec, TierSpec};
 use crate::engine::{EngineError, Pod, Scenario};
@@ -214,9 +214,12 @@ pub struct Observed {
     pub first_record: usize,
 }
 
-/// Groups identical flows (same ends, port, protocol and outcome), in order of first sight.
+/// Groups identical flows (same ends, port, protocol and outcome), in order of first sight. A
+/// connection reported at both ends counts once: its count is the larger of the two ends'
+/// sums, plus the records that say no end.
 pub fn group(flows: &[Flow]) -> Vec<Observed> {
     let mut out: Vec<Observed> = Vec::new();
+    let mut sums: Vec<[u64; 3]> = Vec::new();
     let mut at: BTreeMap<(End, End, u16, Protocol, Outcome), usize> = BTreeMap::new();
     for f in flows {
         let key = (
@@ -226,25 +229,30 @@ pub fn group(flows: &[Flow]) -> Vec<Observed> {
             f.protocol,
             f.outcome,
         );
-        match at.get(&key) {
-            Some(&i) => {
-                if let Some(o) = out.get_mut(i) {
-                    o.count += f.count;
-                }
-            }
-            None => {
-                at.insert(key, out.len());
-                out.push(Observed {
-                    source: f.source.clone(),
-                    destination: f.destination.clone(),
-                    port: f.port,
-                    protocol: f.protocol,
-                    outcome: f.outcome,
-                    count: f.count,
-                    first_record: f.record,
-                });
-            }
+        let i = *at.entry(key).or_insert_with(|| {
+            out.push(Observed {
+                source: f.source.clone(),
+                destination: f.destination.clone(),
+                port: f.port,
+                protocol: f.protocol,
+                outcome: f.outcome,
+                count: 0,
+                first_record: f.record,
+            });
+            sums.push([0; 3]);
+            out.len() - 1
+        });
+        let end = match f.seen_at {
+            SeenAt::Source => 0,
+            SeenAt::Destination => 1,
+            SeenAt::Unknown => 2,
+        };
+        if let Some(s) = sums.get_mut(i) {
+            s[end] += f.count;
         }
+    }
+    for (o, s) in out.iter_mut().zip(&sums) {
+        o.count = s[0].max(s[1]) + s[2];
     }
     out
 }
@@ -287,7 +295,8 @@ pub struct Suggested {
     pub spec: AppNetworkSpec,
     /// Per entry of `spec.flows`: how many observed flows it covers.
     pub flow_counts: Vec<u64>,
-    /// Per entry of `spec.tiers`: the observed pods it selects (`namespace/name` or labels).
+    /// Per entry of `spec.tiers`: the pods it selects (`namespace/name`): the known pods its
+    /// selector selects, else the observed ends it stands for.
     pub tier_pods: Vec<BTreeSet<String>>,
     /// How many observed DNS flows the DNS allowance covers.
     pub dns_count: u64,
@@ -626,13 +635,26 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
             tiers: spec_tiers,
             flows,
         };
+        // The pods each tier selects: the known ones, else the observed ends.
         let pods = tier_list
             .iter()
-            .map(|(name, _)| {
-                tier_pods
-                    .get(&(ns.clone(), name.clone()))
-                    .cloned()
-                    .unwrap_or_default()
+            .map(|(name, sel)| {
+                let selected: BTreeSet<String> = known
+                    .pods
+                    .iter()
+                    .filter(|p| {
+                        p.namespace == ns && sel.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                    })
+                    .map(|p| format!("{}/{}", p.namespace, p.name))
+                    .collect();
+                if selected.is_empty() {
+                    tier_pods
+                        .get(&(ns.clone(), name.clone()))
+                        .cloned()
+                        .unwrap_or_default()
+                } else {
+                    selected
+                }
             })
             .collect();
         out.app_networks.push(Suggested {

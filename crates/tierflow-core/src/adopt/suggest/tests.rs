@@ -258,14 +258,15 @@ fn tiers_select_workloads_by_stable_labels_and_dns_follows_what_was_seen() {
     assert!(shop.spec.dns.enabled);
     assert_eq!(shop.dns_count, 3);
     assert!(!app(&s, "monitoring").spec.dns.enabled);
-    // web -> api is one entry covering both replicas, seen at both ends.
+    // web -> api is one entry covering both replicas; each connection was reported at both
+    // ends (egress and ingress) and counts once.
     let i = shop
         .spec
         .flows
         .iter()
         .position(|f| f.from.tier.as_deref() == Some("web") && f.to.tier.as_deref() == Some("api"))
         .unwrap();
-    assert_eq!(shop.flow_counts[i], 4);
+    assert_eq!(shop.flow_counts[i], 2);
     // The API server is a kubeAPIServer flow, without ports (its own).
     assert!(shop
         .spec
@@ -346,7 +347,7 @@ fn the_audit_names_the_app_network_and_tier_that_would_deny_a_flow() {
         (d[0].from.as_str(), d[0].to.as_str(), d[0].port),
         ("shop/api-0", "shop/db-0", 5432)
     );
-    assert_eq!(d[0].count, 2);
+    assert_eq!(d[0].count, 1, "reported at both ends, counted once");
     assert_eq!(d[0].app_networks, ["shop/observed"]);
     assert!(
         d[0].why.iter().any(|w| w.contains("egress of tier api")),
@@ -357,5 +358,36 @@ fn the_audit_names_the_app_network_and_tier_that_would_deny_a_flow() {
         d[0].why.iter().any(|w| w.contains("ingress of tier db")),
         "{:?}",
         d[0].why
+    );
+}
+
+#[test]
+fn a_pod_in_no_tier_is_denied_by_its_namespace_baseline_and_the_audit_says_so() {
+    let k = known();
+    let (_, s) = suggestion(Format::Hubble, HUBBLE);
+    let batch = k.pods.iter().find(|p| p.name.starts_with("batch")).unwrap();
+    let flow = Observed {
+        source: End::Pod {
+            namespace: "shop".into(),
+            labels: batch.labels.clone(),
+            name: Some(batch.name.clone()),
+            ip: batch.ip(),
+        },
+        destination: End::Address("203.0.113.10".parse().unwrap()),
+        port: 443,
+        protocol: Protocol::Tcp,
+        outcome: Outcome::Forwarded,
+        count: 1,
+        first_record: 7,
+    };
+    let r = replay(&inputs(&s), &[flow], &k, Backend::NetworkPolicy, &[]).unwrap();
+    assert_eq!(r.denied.len(), 1);
+    assert_eq!(r.denied[0].app_networks, ["shop/observed"]);
+    assert_eq!(
+        r.denied[0].why,
+        [
+            "the egress end is in no tier, and the baseline of namespace shop denies its egress \
+          (shop/tierflow-baseline)"
+        ]
     );
 }
