@@ -499,7 +499,7 @@ mod tests {
         assert_eq!(
             y,
             "{name: web, b: \"yes\", empty: \"\", ip6: \"2001:db8::1/128\", \
-             key: app.kubernetes.io/name, list: [1, \"a b\"], n: \"8080\"}"
+             key: app.kubernetes.io/name, list: [1, \"a b\"], \"n\": \"8080\"}"
         );
         let back: Value = serde_yaml::from_str(&y).unwrap();
         assert_eq!(back, v);

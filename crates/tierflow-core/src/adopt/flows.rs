@@ -358,7 +358,7 @@ fn hubble_flow(f: &Value, record: usize) -> Result<Result<Flow, Passed>, FlowErr
         ("UDP", Protocol::Udp),
         ("SCTP", Protocol::Sctp),
     ] {
-        if let Some(p) = l4.get(key).or_else(|| l4.get(&key.to_ascii_lowercase())) {
+        if let Some(p) = l4.get(key).or_else(|| l4.get(key.to_ascii_lowercase())) {
             let port =
                 port_of(field(p, "destination_port", "destinationPort")).ok_or_else(|| {
                     err(

@@ -190,8 +190,8 @@ fn the_suggestion_denies_never_observed_connections_between_the_same_pods() {
             held_out
                 .iter()
                 .filter(|o| !r.denied.iter().any(|d| d.port == o.port
-                    && d.from == format!("{}", describe_end(&k, &o.source))
-                    && d.to == format!("{}", describe_end(&k, &o.destination))))
+                    && d.from == describe_end(&k, &o.source)
+                    && d.to == describe_end(&k, &o.destination)))
                 .collect::<Vec<_>>()
         );
     }
