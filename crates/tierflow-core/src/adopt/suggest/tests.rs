@@ -391,3 +391,35 @@ fn a_pod_in_no_tier_is_denied_by_its_namespace_baseline_and_the_audit_says_so() 
         ]
     );
 }
+
+#[test]
+fn namespace_limits_which_app_networks_are_written_and_keeps_the_other_side_as_a_peer() {
+    let flows = parse(Format::Hubble, HUBBLE).unwrap().flows;
+    let s = suggest(
+        &flows,
+        &known(),
+        &Options {
+            namespaces: ["shop".to_string()].into(),
+            ..options()
+        },
+    );
+    let namespaces: Vec<&str> = s
+        .app_networks
+        .iter()
+        .map(|a| a.namespace.as_str())
+        .collect();
+    assert_eq!(namespaces, ["shop"]);
+    assert!(app(&s, "shop").spec.flows.iter().any(|f| {
+        f.from.namespace.as_deref() == Some("monitoring") && f.to.tier.as_deref() == Some("api")
+    }));
+    // Still every observed flow into shop is allowed.
+    let r = replay(
+        &inputs(&s),
+        &group(&flows),
+        &known(),
+        Backend::NetworkPolicy,
+        &[],
+    )
+    .unwrap();
+    assert!(r.passed(), "{r:#?}");
+}
