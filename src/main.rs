@@ -119,17 +119,19 @@ struct FlowSource {
 }
 
 impl FlowSource {
-    fn file(&self) -> (&PathBuf, FlowFormat) {
+    fn file(&self) -> Result<(&PathBuf, FlowFormat), CliError> {
         match (
             &self.from_hubble,
             &self.from_calico_flowlogs,
             &self.from_csv,
         ) {
-            (Some(f), _, _) => (f, FlowFormat::Hubble),
-            (_, Some(f), _) => (f, FlowFormat::Calico),
-            (_, _, Some(f)) => (f, FlowFormat::Csv),
-            // clap requires one of them.
-            (None, None, None) => unreachable!("clap requires a flow file"),
+            (Some(f), _, _) => Ok((f, FlowFormat::Hubble)),
+            (_, Some(f), _) => Ok((f, FlowFormat::Calico)),
+            (_, _, Some(f)) => Ok((f, FlowFormat::Csv)),
+            (None, None, None) => Err(CliError::Usage(
+                "suggest: give the flows with --from-hubble, --from-calico-flowlogs or --from-csv"
+                    .to_string(),
+            )),
         }
     }
 }
@@ -898,9 +900,8 @@ async fn suggest(
     cluster_cidrs: &[Cidr],
     output: VerifyOutput,
 ) -> Result<u8, CliError> {
-    let (path, format) = source.file();
-    let (format, observations) = cli::suggest::read_flows(path, Some(format.into()))?;
-    let file = path.display().to_string();
+    let (path, format) = source.file()?;
+    let (file, format, observations) = cli::suggest::read_flows(path, Some(format.into()))?;
     eprintln!(
         "tierflow: {}",
         cli::suggest::read_summary(&file, format, &observations)
@@ -974,10 +975,10 @@ fn audit_flows(
     cluster_cidrs: &[Cidr],
     output: VerifyOutput,
 ) -> Result<u8, CliError> {
-    let (format, observations) = cli::suggest::read_flows(flows, format)?;
+    let (file, format, observations) = cli::suggest::read_flows(flows, format)?;
     eprintln!(
         "tierflow: {}",
-        cli::suggest::read_summary(&flows.display().to_string(), format, &observations)
+        cli::suggest::read_summary(&file, format, &observations)
     );
     let input = cli::input::read_files(files)?;
     let apps = cli::suggest::app_inputs(&input)?;

@@ -841,3 +841,30 @@ fn suggest_needs_exactly_one_flow_file() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stderr(&o).contains("no pods given"), "{}", stderr(&o));
 }
+
+#[test]
+fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
+    // A pod known only by a per-pod label cannot be a tier: the flow is left out, and the
+    // check finds the suggestion denies it.
+    let o = tierflow_stdin(
+        &["suggest", "--from-csv", "-"],
+        b"shop,app=web,shop,app=api,,8080,TCP\nshop,pod-template-hash=abc12,shop,app=api,,8080,TCP\n",
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("tierflow: read <stdin> as csv: 2 flow records"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "shop/{pod-template-hash=abc12} has no label but per-pod ones to select it by"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("the suggestion on NetworkPolicy: would deny 1 of 2 observed connections"),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("{from: {tier: web}, to: {tier: api}"));
+}

@@ -21,9 +21,17 @@ use crate::model::{Backend, BackendRequest};
 use crate::plan::AppInput;
 use crate::vocab::API_VERSION;
 
-/// Reads a flow file in `format`, or in the format its first line shows.
-pub fn read_flows(path: &Path, format: Option<Format>) -> Result<(Format, Observations), CliError> {
-    let name = path.display().to_string();
+/// Reads a flow file (`-`: standard input) in `format`, or in the format its first line shows:
+/// the file's name for messages, the format and the flows.
+pub fn read_flows(
+    path: &Path,
+    format: Option<Format>,
+) -> Result<(String, Format, Observations), CliError> {
+    let name = if path.as_os_str() == "-" {
+        "<stdin>".to_string()
+    } else {
+        path.display().to_string()
+    };
     let text = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
@@ -35,10 +43,10 @@ pub fn read_flows(path: &Path, format: Option<Format>) -> Result<(Format, Observ
     })?;
     let format = format.unwrap_or_else(|| Format::detect(&text));
     let observations = flows::parse(format, &text).map_err(|e| CliError::Read {
-        file: name,
+        file: name.clone(),
         message: e.to_string(),
     })?;
-    Ok((format, observations))
+    Ok((name, format, observations))
 }
 
 /// The pods and namespaces of an input (every other object is passed over).

@@ -112,8 +112,8 @@ impl Known {
         })
     }
 
-    /// The known pod an end is, if any: by address, then by namespace and name, then the only
-    /// workload in its namespace whose labels hold every label of the record.
+    /// The known pod an end is, if any: by address, then by namespace and name, then a pod of
+    /// its namespace with the record's stable labels (exactly, else among more).
     pub fn resolve(&self, end: &End) -> Option<usize> {
         let End::Pod {
             namespace,
@@ -142,9 +142,14 @@ impl Known {
         if wanted.is_empty() {
             return None;
         }
-        self.pods.iter().position(|p| {
+        // A pod with exactly these stable labels first, else one with more.
+        let holds = |p: &Pod| {
             &p.namespace == namespace && wanted.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-        })
+        };
+        self.pods
+            .iter()
+            .position(|p| holds(p) && stable(&p.labels) == wanted)
+            .or_else(|| self.pods.iter().position(holds))
     }
 
     /// The labels of a pod end: the known pod's, else the record's.

@@ -423,3 +423,47 @@ fn namespace_limits_which_app_networks_are_written_and_keeps_the_other_side_as_a
     .unwrap();
     assert!(r.passed(), "{r:#?}");
 }
+
+#[test]
+fn a_record_with_labels_only_is_the_pod_with_exactly_its_stable_labels_first() {
+    let pod = |name: &str, labels: &[(&str, &str)]| Pod {
+        namespace: "shop".into(),
+        name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..Pod::default()
+    };
+    let k = Known {
+        pods: vec![
+            pod("api-canary", &[("app", "api"), ("track", "canary")]),
+            pod("api-1", &[("app", "api"), ("pod-template-hash", "x")]),
+        ],
+        namespaces: BTreeMap::new(),
+    };
+    let end = End::Pod {
+        namespace: "shop".into(),
+        labels: [("app".to_string(), "api".to_string())].into(),
+        name: None,
+        ip: None,
+    };
+    assert_eq!(k.resolve(&end), Some(1));
+}
+
+#[test]
+fn ipv6_addresses_are_grouped_by_their_own_prefix() {
+    let o = Options {
+        aggregate_v4: Some(24),
+        aggregate_v6: Some(64),
+        ..options()
+    };
+    assert_eq!(
+        aggregate("2001:db8:1:2::7".parse().unwrap(), &o).to_string(),
+        "2001:db8:1:2::/64"
+    );
+    assert_eq!(
+        aggregate("2001:db8:1:2::7".parse().unwrap(), &options()).to_string(),
+        "2001:db8:1:2::7/128"
+    );
+}
