@@ -206,7 +206,8 @@ pub enum Passed {
     Reply,
     /// No transport port (ICMP).
     NoPort,
-    /// An end is a node (Cilium `reserved:host`, `remote-node`, ...; Calico `hep`).
+    /// An end is a node or another reserved identity (Cilium `reserved:host`, `remote-node`,
+    /// `health`, `init`, ...; Calico `hep`).
     Node,
     /// An end cannot be told: no namespace, no labels and no address (aggregated).
     Unknown,
@@ -220,7 +221,10 @@ impl Passed {
         match self {
             Passed::Reply => "replies (part of a flow already counted)",
             Passed::NoPort => "without a transport port (ICMP)",
-            Passed::Node => "to or from a node (host network), which AppNetworks do not describe",
+            Passed::Node => {
+                "to or from a node or another reserved identity (host network, health, init), \
+                 which AppNetworks do not describe"
+            }
             Passed::Unknown => "with an end that cannot be told (aggregated, no address)",
             Passed::NotAFlow => "that are no flow (node status, lost events, trace points)",
         }

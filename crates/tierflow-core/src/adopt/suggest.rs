@@ -548,17 +548,18 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         }
         let dst = tier_of(&o.destination);
         // The peer of each end as the AppNetwork of `ns` names it.
-        let peer = |end: &End, t: &Option<(String, Labels, String)>, ns: &str| match (end, t) {
-            (_, Some((tns, _, name))) if tns == ns => Some(PeerKey::Tier(name.clone())),
-            (_, Some((tns, sel, _))) => Some(PeerKey::Pods(tns.clone(), sel.clone())),
-            (End::ApiServer { .. }, _) if std::ptr::eq(end, &o.destination) => {
-                Some(PeerKey::ApiServer)
-            }
-            (End::ApiServer { ip: Some(ip) }, _) | (End::Address(ip), _) => {
-                Some(PeerKey::Cidr(aggregate(*ip, options)))
-            }
-            _ => None,
-        };
+        // The API server is a peer only as a destination; as a source (webhooks) it is its
+        // address.
+        let peer =
+            |end: &End, t: &Option<(String, Labels, String)>, ns: &str, to: bool| match (end, t) {
+                (_, Some((tns, _, name))) if tns == ns => Some(PeerKey::Tier(name.clone())),
+                (_, Some((tns, sel, _))) => Some(PeerKey::Pods(tns.clone(), sel.clone())),
+                (End::ApiServer { .. }, _) if to => Some(PeerKey::ApiServer),
+                (End::ApiServer { ip: Some(ip) }, _) | (End::Address(ip), _) => {
+                    Some(PeerKey::Cidr(aggregate(*ip, options)))
+                }
+                _ => None,
+            };
         let mut sides: Vec<&str> = Vec::new();
         for t in [&src, &dst].into_iter().flatten() {
             if namespaces.contains(&t.0) && !sides.contains(&t.0.as_str()) {
@@ -566,9 +567,10 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
             }
         }
         for ns in sides {
-            let (Some(from), Some(to)) =
-                (peer(&o.source, &src, ns), peer(&o.destination, &dst, ns))
-            else {
+            let (Some(from), Some(to)) = (
+                peer(&o.source, &src, ns, false),
+                peer(&o.destination, &dst, ns, true),
+            ) else {
                 continue;
             };
             let e = entries

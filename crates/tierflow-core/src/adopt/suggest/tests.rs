@@ -467,3 +467,15 @@ fn ipv6_addresses_are_grouped_by_their_own_prefix() {
         "2001:db8:1:2::7/128"
     );
 }
+
+#[test]
+fn the_api_server_calling_a_webhook_is_its_address() {
+    let line = r#"{"flow":{"verdict":"FORWARDED","IP":{"source":"172.18.0.2","destination":"10.244.2.20"},"l4":{"TCP":{"source_port":50000,"destination_port":9443}},"source":{"identity":7,"labels":["reserved:kube-apiserver"]},"destination":{"namespace":"shop","labels":["k8s:app=api"],"pod_name":"api-0"},"traffic_direction":"INGRESS","is_reply":false}}"#;
+    let flows = parse(Format::Hubble, line).unwrap().flows;
+    let s = suggest(&flows, &known(), &options());
+    let f = &app(&s, "shop").spec.flows[0];
+    assert_eq!(f.from.cidr.as_deref(), Some("172.18.0.2/32"));
+    assert_eq!(f.to.tier.as_deref(), Some("api"));
+    let r = replay(&inputs(&s), &group(&flows), &known(), Backend::Calico, &[]).unwrap();
+    assert!(r.passed() && r.checked == 1, "{r:#?}");
+}
