@@ -479,3 +479,152 @@ fn the_api_server_calling_a_webhook_is_its_address() {
     let r = replay(&inputs(&s), &group(&flows), &known(), Backend::Calico, &[]).unwrap();
     assert!(r.passed() && r.checked == 1, "{r:#?}");
 }
+
+mod random {
+    //! For random workloads and random observed flows between them (across two namespaces, and
+    //! to outside addresses): the suggestion allows every observed flow and denies every
+    //! connection between the same workloads (or to the same addresses) on the same ports that
+    //! was never observed, wherever an AppNetwork governs an end.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const NAMESPACES: [&str; 2] = ["a", "b"];
+    const PORTS: [(u16, Protocol); 4] = [
+        (80, Protocol::Tcp),
+        (443, Protocol::Tcp),
+        (5432, Protocol::Tcp),
+        (9000, Protocol::Udp),
+    ];
+    const ADDRESSES: [&str; 3] = ["203.0.113.1", "203.0.113.2", "198.51.100.9"];
+
+    #[derive(Clone, Debug)]
+    enum To {
+        Workload(usize, usize),
+        Address(usize),
+    }
+
+    /// (namespace, replicas) per workload; flows as (workload, replica, to, port).
+    #[allow(clippy::type_complexity)]
+    fn world() -> impl Strategy<Value = (Vec<(usize, usize)>, Vec<(usize, usize, To, usize)>)> {
+        prop::collection::vec((0..2usize, 1..=2usize), 2..=5).prop_flat_map(|ws| {
+            let n = ws.len();
+            let to = prop_oneof![
+                3 => (0..n, 0..2usize).prop_map(|(w, r)| To::Workload(w, r)),
+                1 => (0..ADDRESSES.len()).prop_map(To::Address),
+            ];
+            let flows = prop::collection::vec((0..n, 0..2usize, to, 0..PORTS.len()), 1..10);
+            (Just(ws), flows)
+        })
+    }
+
+    fn pod(ws: &[(usize, usize)], w: usize, r: usize) -> Pod {
+        let (ns, replicas) = ws[w];
+        let r = r % replicas;
+        Pod {
+            namespace: NAMESPACES[ns].into(),
+            name: format!("w{w}-{r}"),
+            labels: [
+                ("app".to_string(), format!("w{w}")),
+                ("pod-template-hash".to_string(), format!("h{w}")),
+            ]
+            .into(),
+            ips: vec![format!("10.244.{w}.{}", r + 1).parse().unwrap()],
+            ..Pod::default()
+        }
+    }
+
+    fn end(p: &Pod) -> End {
+        End::Pod {
+            namespace: p.namespace.clone(),
+            labels: [("app".to_string(), p.labels["app"].clone())].into(),
+            name: Some(p.name.clone()),
+            ip: p.ip(),
+        }
+    }
+
+    fn observed(from: End, to: End, port: (u16, Protocol)) -> Observed {
+        Observed {
+            source: from,
+            destination: to,
+            port: port.0,
+            protocol: port.1,
+            outcome: Outcome::Forwarded,
+            count: 1,
+            first_record: 0,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_suggestion_allows_exactly_what_was_observed((ws, fs) in world()) {
+            let pods: Vec<Pod> = (0..ws.len())
+                .flat_map(|w| (0..ws[w].1).map(move |r| (w, r)))
+                .map(|(w, r)| pod(&ws, w, r))
+                .collect();
+            let known = Known { pods: pods.clone(), namespaces: BTreeMap::new() };
+            let mut flows = Vec::new();
+            let mut seen = BTreeSet::new();
+            for (i, (w, r, to, port)) in fs.iter().enumerate() {
+                let src = pod(&ws, *w, *r);
+                let (dst, key) = match to {
+                    To::Workload(v, r2) => {
+                        let d = pod(&ws, *v, *r2);
+                        if d.name == src.name {
+                            continue;
+                        }
+                        (end(&d), format!("w{v}"))
+                    }
+                    To::Address(k) => (End::Address(ADDRESSES[*k].parse().unwrap()), ADDRESSES[*k].to_string()),
+                };
+                seen.insert((*w, key, *port));
+                flows.push(Flow {
+                    record: i + 1,
+                    source: end(&src),
+                    destination: dst,
+                    port: PORTS[*port].0,
+                    protocol: PORTS[*port].1,
+                    outcome: Outcome::Forwarded,
+                    count: 1,
+                    seen_at: crate::adopt::flows::SeenAt::Source,
+                });
+            }
+            prop_assume!(!flows.is_empty());
+            let s = suggest(&flows, &known, &options());
+            for a in &s.app_networks {
+                prop_assert!(crate::validate::app_network(&a.name, &a.namespace, &a.spec).is_ok());
+            }
+            let governed: BTreeSet<&str> = s.app_networks.iter().map(|a| a.namespace.as_str()).collect();
+            // Never observed, between the same workloads and addresses, on the same ports.
+            let mut held_out = Vec::new();
+            for a in &pods {
+                let w: usize = a.name[1..a.name.find('-').unwrap()].parse().unwrap();
+                for (p, port) in PORTS.iter().enumerate() {
+                    for b in &pods {
+                        let governs = governed.contains(a.namespace.as_str())
+                            || governed.contains(b.namespace.as_str());
+                        if b.name == a.name || !governs || seen.contains(&(w, b.labels["app"].clone(), p)) {
+                            continue;
+                        }
+                        held_out.push(observed(end(a), end(b), *port));
+                    }
+                    for addr in ADDRESSES {
+                        if governed.contains(a.namespace.as_str()) && !seen.contains(&(w, addr.to_string(), p)) {
+                            held_out.push(observed(end(a), End::Address(addr.parse().unwrap()), *port));
+                        }
+                    }
+                }
+            }
+            prop_assert!(!held_out.is_empty());
+            for backend in [Backend::NetworkPolicy, Backend::Cilium] {
+                let r = replay(&inputs(&s), &group(&flows), &known, backend, &[]).unwrap();
+                prop_assert!(r.passed(), "{backend:?}: {:#?}\n{:#?}", r.denied, s.app_networks);
+                let r = replay(&inputs(&s), &held_out, &known, backend, &[]).unwrap();
+                prop_assert_eq!(r.denied.len(), held_out.len(), "{:?}: allowed never-observed connections; {:#?}", backend, s.app_networks);
+            }
+        }
+    }
+}
