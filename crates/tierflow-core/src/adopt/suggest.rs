@@ -20,8 +20,9 @@
 //! Whether the suggestion allows every observed flow is not assumed: the CLI replays the
 //! observations against it with [`super::replay`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
@@ -65,9 +66,46 @@ pub struct Known {
     pub pods: Vec<Pod>,
     /// Namespaces and their labels.
     pub namespaces: BTreeMap<String, Labels>,
+    /// Lookups by address, name and namespace, built on first use.
+    index: OnceLock<Lookup>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Lookup {
+    by_ip: HashMap<IpAddr, usize>,
+    by_name: HashMap<(String, String), usize>,
+    by_namespace: HashMap<String, Vec<usize>>,
 }
 
 impl Known {
+    /// The given pods and namespaces.
+    pub fn new(pods: Vec<Pod>, namespaces: BTreeMap<String, Labels>) -> Known {
+        Known {
+            pods,
+            namespaces,
+            index: OnceLock::new(),
+        }
+    }
+
+    fn lookup(&self) -> &Lookup {
+        self.index.get_or_init(|| {
+            let mut l = Lookup::default();
+            for (i, p) in self.pods.iter().enumerate() {
+                for ip in &p.ips {
+                    l.by_ip.entry(*ip).or_insert(i);
+                }
+                l.by_name
+                    .entry((p.namespace.clone(), p.name.clone()))
+                    .or_insert(i);
+                l.by_namespace
+                    .entry(p.namespace.clone())
+                    .or_default()
+                    .push(i);
+            }
+            l
+        })
+    }
+
     /// The pods and namespaces among objects (`v1` Pod, Namespace, and Lists of them); every
     /// other object is passed over. Read by the engine, so pods are read exactly as
     /// `simulate` reads them (labels, `status.podIPs`, container ports).
@@ -106,10 +144,7 @@ impl Known {
                 )
             })
             .collect();
-        Ok(Known {
-            pods: scenario.pods().to_vec(),
-            namespaces,
-        })
+        Ok(Known::new(scenario.pods().to_vec(), namespaces))
     }
 
     /// The known pod an end is, if any: by address, then by namespace and name, then a pod of
@@ -124,32 +159,37 @@ impl Known {
         else {
             return None;
         };
-        if let Some(ip) = ip {
-            if let Some(i) = self.pods.iter().position(|p| p.ips.contains(ip)) {
-                return Some(i);
-            }
+        let lookup = self.lookup();
+        if let Some(i) = ip.and_then(|ip| lookup.by_ip.get(&ip)) {
+            return Some(*i);
         }
-        if let Some(n) = name {
-            if let Some(i) = self
-                .pods
-                .iter()
-                .position(|p| &p.namespace == namespace && &p.name == n)
-            {
-                return Some(i);
-            }
+        if let Some(i) = name
+            .as_ref()
+            .and_then(|n| lookup.by_name.get(&(namespace.clone(), n.clone())))
+        {
+            return Some(*i);
         }
         let wanted = stable(labels);
         if wanted.is_empty() {
             return None;
         }
         // A pod with exactly these stable labels first, else one with more.
-        let holds = |p: &Pod| {
-            &p.namespace == namespace && wanted.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+        let candidates = lookup.by_namespace.get(namespace)?;
+        let holds = |i: &&usize| {
+            self.pods
+                .get(**i)
+                .is_some_and(|p| wanted.iter().all(|(k, v)| p.labels.get(k) == Some(v)))
         };
-        self.pods
+        candidates
             .iter()
-            .position(|p| holds(p) && stable(&p.labels) == wanted)
-            .or_else(|| self.pods.iter().position(holds))
+            .filter(holds)
+            .find(|i| {
+                self.pods
+                    .get(**i)
+                    .is_some_and(|p| stable(&p.labels) == wanted)
+            })
+            .or_else(|| candidates.iter().find(holds))
+            .copied()
     }
 
     /// The labels of a pod end: the known pod's, else the record's.
@@ -225,7 +265,7 @@ pub struct Observed {
 pub fn group(flows: &[Flow]) -> Vec<Observed> {
     let mut out: Vec<Observed> = Vec::new();
     let mut sums: Vec<[u64; 3]> = Vec::new();
-    let mut at: BTreeMap<(End, End, u16, Protocol, Outcome), usize> = BTreeMap::new();
+    let mut at: HashMap<(End, End, u16, Protocol, Outcome), usize> = HashMap::new();
     for f in flows {
         let key = (
             f.source.clone(),

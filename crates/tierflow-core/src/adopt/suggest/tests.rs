@@ -435,13 +435,13 @@ fn a_record_with_labels_only_is_the_pod_with_exactly_its_stable_labels_first() {
             .collect(),
         ..Pod::default()
     };
-    let k = Known {
-        pods: vec![
+    let k = Known::new(
+        vec![
             pod("api-canary", &[("app", "api"), ("track", "canary")]),
             pod("api-1", &[("app", "api"), ("pod-template-hash", "x")]),
         ],
-        namespaces: BTreeMap::new(),
-    };
+        BTreeMap::new(),
+    );
     let end = End::Pod {
         namespace: "shop".into(),
         labels: [("app".to_string(), "api".to_string())].into(),
@@ -565,7 +565,7 @@ mod random {
                 .flat_map(|w| (0..ws[w].1).map(move |r| (w, r)))
                 .map(|(w, r)| pod(&ws, w, r))
                 .collect();
-            let known = Known { pods: pods.clone(), namespaces: BTreeMap::new() };
+            let known = Known::new(pods.clone(), BTreeMap::new());
             let mut flows = Vec::new();
             let mut seen = BTreeSet::new();
             for (i, (w, r, to, port)) in fs.iter().enumerate() {
