@@ -251,7 +251,8 @@ enum Command {
     },
     /// Check that every backend allows exactly the declared flows and DNS, that every
     /// ClusterBaseline gives each namespace it covers deny-all plus DNS, and that no declared
-    /// flow is one a guardrail denies; exit 1 otherwise.
+    /// flow is one a guardrail denies; exit 1 otherwise. With --flows: replay observed flows
+    /// against the AppNetworks instead and list what they would deny.
     Verify {
         /// AppNetwork manifests (YAML; `-` for standard input).
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
