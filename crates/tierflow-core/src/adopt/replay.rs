@@ -11,7 +11,8 @@
 //! The API server: on the standard backend a `kubeAPIServer` peer is its endpoints' addresses,
 //! taken here from the observed flows to it; Calico (`services: default/kubernetes`) and Cilium
 //! (`toEntities: [kube-apiserver]`) name it in forms the engine does not model, so flows to it
-//! are not checked there ([`Unchecked`]).
+//! are not checked there ([`Unchecked`]). `fqdn` flows are not simulated (nothing resolves names
+//! offline; a note says so). An AppNetwork in `mode: Audit` is replayed in its enforcing form.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -159,7 +160,16 @@ pub fn replay(
         cluster_cidrs_source: "--cluster-cidr".to_string(),
         ..plan::Cluster::default()
     };
-    let planned = plan::plan(apps, &[], &known.namespaces, &cluster, &plan::Nothing);
+    // What they would deny once enforced: `mode: Audit` is replayed in its enforcing form.
+    let enforcing: Vec<AppInput> = apps
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            a.spec.mode = crate::crd::ModeSpec::Enforce;
+            a
+        })
+        .collect();
+    let planned = plan::plan(&enforcing, &[], &known.namespaces, &cluster, &plan::Nothing);
     let mut out = Replay {
         backend: backend.as_str().to_string(),
         checked: 0,
@@ -186,6 +196,17 @@ pub fn replay(
                 l.message
             ));
         }
+    }
+    if apps
+        .iter()
+        .flat_map(|a| &a.spec.flows)
+        .any(|f| f.to.fqdn.is_some())
+    {
+        out.notes.push(
+            "fqdn flows are not simulated (nothing resolves names offline): an observed \
+             connection only an fqdn flow allows is reported as denied"
+                .to_string(),
+        );
     }
     let origin = origins(&planned.objects);
     let apps_in: BTreeMap<&str, Vec<String>> = apps.iter().fold(BTreeMap::new(), |mut m, a| {

@@ -628,3 +628,19 @@ mod random {
         }
     }
 }
+
+#[test]
+fn an_app_network_in_audit_mode_is_replayed_as_it_would_enforce() {
+    let k = known();
+    let (flows, s) = suggestion(Format::Hubble, HUBBLE);
+    let mut intended = inputs(&s);
+    for a in &mut intended {
+        a.spec.mode = crate::crd::ModeSpec::Audit;
+        a.spec.flows.retain(|f| f.to.cidr.is_none());
+    }
+    // On NetworkPolicy an Audit AppNetwork is held by the planner; replayed, it is enforced.
+    let r = replay(&intended, &group(&flows), &k, Backend::NetworkPolicy, &[]).unwrap();
+    assert!(r.held.is_empty(), "{:?}", r.held);
+    let to: Vec<&str> = r.denied.iter().map(|d| d.to.as_str()).collect();
+    assert_eq!(to, ["203.0.113.10", "203.0.113.25"]);
+}
