@@ -4,7 +4,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::PostParams;
 use kube::Api;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use tierflow::crd::AppNetwork;
 
 use crate::support::{self, TestNs};
 
@@ -177,6 +179,18 @@ async fn suggest_reads_the_live_pods_for_tiers_and_audits_against_an_intent() {
         err.contains("the suggestion on NetworkPolicy: allows all 2 observed connections"),
         "{err}"
     );
+    // The API server takes what was suggested as it is (its schema, no edits).
+    support::install_crds(&client).await;
+    let apps: Api<AppNetwork> = Api::namespaced(client.clone(), &ns.name);
+    let mut created = 0;
+    for doc in serde_yaml::Deserializer::from_str(&yaml) {
+        let app = AppNetwork::deserialize(doc).expect("an AppNetwork");
+        apps.create(&PostParams::default(), &app)
+            .await
+            .unwrap_or_else(|e| panic!("the API server refuses the suggestion: {e}\n{yaml}"));
+        created += 1;
+    }
+    assert_eq!(created, 1, "{yaml}");
 
     // The audit: an intent without api -> db denies that flow, named by tier.
     let intent = dir.join("intent.yaml");
