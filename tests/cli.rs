@@ -858,7 +858,7 @@ fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
     );
     assert!(
         err.contains(
-            "shop/{pod-template-hash=abc12} has no label but per-pod ones to select it by"
+            "shop/{pod-template-hash=abc12} has no stable label to select it by"
         ),
         "{err}"
     );

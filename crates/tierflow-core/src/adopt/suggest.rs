@@ -319,8 +319,8 @@ impl LeftOut {
         match self {
             LeftOut::Denied => "denied when observed; not allowed by the suggestion".to_string(),
             LeftOut::NoStableLabels(end) => format!(
-                "{end} has no label but per-pod ones to select it by; label its workload and \
-                 observe again"
+                "{end} has no stable label to select it by (only per-pod ones, or the record \
+                 aggregated them away); label its workload, or give its pods, and observe again"
             ),
             LeftOut::OutsideNamespaces => {
                 "neither end is in a namespace an AppNetwork is written for".to_string()
