@@ -857,9 +857,7 @@ fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
         "{err}"
     );
     assert!(
-        err.contains(
-            "shop/{pod-template-hash=abc12} has no stable label to select it by"
-        ),
+        err.contains("shop/{pod-template-hash=abc12} has no stable label to select it by"),
         "{err}"
     );
     assert!(
