@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 //! The `tierflow` command: the operator (`run`) and the offline tools (`render`, `simulate`,
-//! `explain`, `verify`, `lint`, `suggest`; see `docs/cli.md`). Exit codes of the tools: 0 ok,
-//! 1 findings or differences, 2 usage or input errors.
+//! `explain`, `verify`, `diff`, `lint`, `suggest`; see `docs/cli.md`). Exit codes of the tools:
+//! 0 ok, 1 findings or differences, 2 usage or input errors.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,7 +69,20 @@ enum SimulateOutput {
 #[derive(Clone, Copy, ValueEnum)]
 enum ExplainOutput {
     Text,
+    /// The truth table and a Mermaid diagram, for a pull-request comment.
     Markdown,
+    /// A Mermaid flowchart of the intent.
+    Mermaid,
+    /// A Graphviz digraph of the intent.
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffOutput {
+    Text,
+    /// A pull-request comment: summary, tables, Mermaid diagrams.
+    Markdown,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -327,6 +340,48 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyOutput,
     },
+    /// What a change to the intent does: the connections that become allowed or denied on
+    /// every backend, each tied to its flow, and ClusterBaseline coverage. Exit 0 (1 with
+    /// --exit-code when there are differences, like `git diff`), 2 on bad input.
+    Diff {
+        /// The old version: AppNetwork / ClusterBaseline / Namespace manifests.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            value_name = "OLD",
+            num_args = 1..,
+            required_unless_present = "git_base",
+            conflicts_with = "git_base",
+            requires = "against"
+        )]
+        files: Vec<PathBuf>,
+        /// The new version's manifests.
+        #[arg(long, value_name = "NEW", num_args = 1.., requires = "files")]
+        against: Vec<PathBuf>,
+        /// Compare the manifests at this git revision with the work tree (runs `git`).
+        #[arg(long, value_name = "REF")]
+        git_base: Option<String>,
+        /// With --git-base: the files or directories to compare (default: every YAML file of
+        /// the repository holding an AppNetwork, ClusterBaseline or Namespace).
+        #[arg(value_name = "PATHS", requires = "git_base")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: DiffOutput,
+        /// Exit 1 when the versions differ (as `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
+        /// The cluster's own pod and service ranges, both families (repeatable).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+    },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
         #[command(flatten)]
@@ -460,6 +515,33 @@ async fn main() -> ExitCode {
         } => verify(
             &files,
             output,
+            &namespace_labels,
+            RenderOptions {
+                backend: None,
+                namespace_labels: NamespaceLabels::default(),
+                operator_namespace,
+                cluster_cidrs,
+            },
+        ),
+        Command::Diff {
+            files,
+            against,
+            git_base,
+            paths,
+            output,
+            exit_code,
+            namespace_labels,
+            operator_namespace,
+            cluster_cidrs,
+        } => diff(
+            Versions {
+                files,
+                against,
+                git_base,
+                paths,
+            },
+            output,
+            exit_code,
             &namespace_labels,
             RenderOptions {
                 backend: None,
@@ -770,6 +852,17 @@ fn explain(
 ) -> Result<u8, CliError> {
     let input = cli::input::read_files(files)?;
     let models = app_networks(&input, "explain")?;
+    match output {
+        ExplainOutput::Mermaid => {
+            emit(&cli::explain::to_mermaid(&models))?;
+            return Ok(cli::EXIT_OK);
+        }
+        ExplainOutput::Dot => {
+            emit(&cli::explain::to_dot(&models))?;
+            return Ok(cli::EXIT_OK);
+        }
+        ExplainOutput::Text | ExplainOutput::Markdown => {}
+    }
     let mut out = String::new();
     for (i, model) in models.iter().enumerate() {
         let backend = tierflow::plan::Cluster {
@@ -789,8 +882,10 @@ fn explain(
             out.push('\n');
         }
         out.push_str(&match output {
-            ExplainOutput::Text => cli::explain::to_text(&table),
-            ExplainOutput::Markdown => cli::explain::to_markdown(&table),
+            ExplainOutput::Markdown => {
+                cli::explain::to_markdown(&table) + &cli::explain::diagram_markdown(model)
+            }
+            _ => cli::explain::to_text(&table),
         });
     }
     emit(&out)?;
@@ -853,6 +948,55 @@ fn verify(
         cli::EXIT_OK
     } else {
         cli::EXIT_FINDINGS
+    })
+}
+
+/// The two versions `diff` compares.
+struct Versions {
+    files: Vec<PathBuf>,
+    against: Vec<PathBuf>,
+    git_base: Option<String>,
+    paths: Vec<PathBuf>,
+}
+
+fn diff(
+    versions: Versions,
+    output: DiffOutput,
+    exit_code: bool,
+    namespace_labels: &[String],
+    mut options: RenderOptions,
+) -> Result<u8, CliError> {
+    options.namespace_labels = namespace_labels_of(namespace_labels)?;
+    let (old, new, mut notes) = match &versions.git_base {
+        Some(reference) => {
+            let dir = std::env::current_dir().map_err(|e| CliError::Usage(e.to_string()))?;
+            cli::diff::read_git(&dir, reference, &versions.paths)?
+        }
+        None => (
+            cli::input::read_files(&versions.files)?,
+            cli::input::read_files(&versions.against)?,
+            Vec::new(),
+        ),
+    };
+    let (old, skipped_old) = cli::diff::intent_only(old);
+    let (new, skipped_new) = cli::diff::intent_only(new);
+    notes.extend(skipped_old.into_iter().chain(skipped_new));
+    for n in &notes {
+        eprintln!("tierflow: {n}");
+    }
+    let d = cli::diff::diff_inputs(&old, &new, &options)?;
+    emit(&match output {
+        DiffOutput::Text => cli::diff::to_text(&d),
+        DiffOutput::Markdown => cli::diff::to_markdown(&d),
+        DiffOutput::Json => json(&cli::diff::JsonReport {
+            equal: d.is_empty(),
+            diff: &d,
+        })?,
+    })?;
+    Ok(if exit_code && !d.is_empty() {
+        cli::EXIT_FINDINGS
+    } else {
+        cli::EXIT_OK
     })
 }
 

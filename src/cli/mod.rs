@@ -11,6 +11,7 @@
 //! Exit codes of the command: [`EXIT_OK`], [`EXIT_FINDINGS`], [`EXIT_INPUT`].
 
 pub mod cluster;
+pub mod diff;
 pub mod explain;
 pub mod input;
 pub mod lint;

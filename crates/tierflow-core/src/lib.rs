@@ -20,6 +20,7 @@ pub mod lint;
 pub mod model;
 pub mod plan;
 pub mod render;
+pub mod review;
 pub mod validate;
 pub mod verify;
 pub mod vocab;
