@@ -213,6 +213,23 @@ enum Command {
         #[arg(long, default_value = "tierflow-system")]
         operator_namespace: String,
     },
+    /// Turn the policies of namespaces (NetworkPolicy, Calico, Cilium) and their pods into
+    /// AppNetworks (YAML on standard output), and prove them equivalent by simulation (report
+    /// on standard error); exit 1 when some connection differs, 2 on bad input.
+    Import {
+        #[command(flatten)]
+        objects: Objects,
+        /// A namespace to import (repeatable; default: every namespace with a policy).
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// The backend the AppNetworks are rendered for in the comparison.
+        #[arg(long, value_enum, default_value = "networkpolicy")]
+        backend: BackendArg,
+        /// The cluster's own pod and service ranges, both families (repeatable): an ipBlock of
+        /// every address minus exactly these is read as `world` (default: made-up ranges).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+    },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
         #[command(flatten)]
@@ -341,6 +358,12 @@ async fn main() -> ExitCode {
             pods,
             output,
         } => lint(objects, pods, output).await,
+        Command::Import {
+            objects,
+            namespaces,
+            backend,
+            cluster_cidrs,
+        } => import(objects, &namespaces, backend.into(), &cluster_cidrs).await,
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -597,6 +620,19 @@ async fn simulate(
         SimulateOutput::Table => cli::simulate::to_table(&results),
     })?;
     Ok(cli::EXIT_OK)
+}
+
+async fn import(
+    objects: Objects,
+    namespaces: &[String],
+    backend: Backend,
+    cluster_cidrs: &[Cidr],
+) -> Result<u8, CliError> {
+    let input = read_objects(&objects).await?;
+    let out = cli::import::import_input(&input, namespaces, backend, cluster_cidrs)?;
+    emit(&out.yaml)?;
+    eprint!("tierflow import: {}", out.report);
+    Ok(out.exit_code())
 }
 
 fn explain(

@@ -11,6 +11,7 @@
 
 pub mod cluster;
 pub mod explain;
+pub mod import;
 pub mod input;
 pub mod lint;
 pub mod render;

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod admit;
+pub mod adopt;
 pub mod core;
 pub mod crd;
 pub mod engine;

@@ -1,0 +1,1770 @@
+//! `tierflow import`: the policies of one or more namespaces (Kubernetes NetworkPolicy, Calico
+//! `projectcalico.org/v3` NetworkPolicy, Cilium CiliumNetworkPolicy, read by the engine's own
+//! readers) and the pods they select, as AppNetworks that express the same reachability; then
+//! the proof ([`equivalence`]): both simulated on the same pods and representatives.
+//!
+//! # The translation, per namespace
+//! - **Tiers** are the policies' pod selectors; policies whose selectors select the same set of
+//!   the given pods (or, with no pods given, the same selector) become one tier. A pod selector
+//!   that a rule names in the namespace and no tier matches becomes a tier of its own.
+//! - **Baseline**: a policy selecting every pod (`podSelector: {}`) that isolates a direction
+//!   makes the baseline deny it. When it also allows something beyond DNS, its rules go to a tier
+//!   `all-pods` whose selector matches every pod ([`EVERY_POD_KEY`] `DoesNotExist`).
+//! - **DNS**: when every pod that is isolated for egress may reach the same DNS pods
+//!   (a namespace + pod selector, UDP and TCP 53), `spec.dns` names them and those rules go;
+//!   otherwise DNS stays as ordinary flows and `spec.dns.enabled` is false.
+//! - **Flows**: a rule towards another namespace, a CIDR, the world (every address minus the
+//!   cluster's ranges; Cilium's `world` entity) or an FQDN (Cilium `toFQDNs`) is a flow on the
+//!   tier's side only. Between two tiers of the namespace a connection needs both ends, so the
+//!   flow's ports are those the source's egress AND the destination's ingress allow (all ports
+//!   on a side its policies do not isolate).
+//! - A tier's pods are isolated both ways in an AppNetwork. A direction none of the tier's
+//!   policies isolates is written as explicit flows to (or from) everything on every port —
+//!   unless some of the tier's pods are isolated in that direction by another policy, in which
+//!   case nothing is opened (narrower, and reported).
+//!
+//! What has no AppNetwork form (Calico Deny/Pass/Log and negated matches, Cilium deny rules and
+//! L7 rules other than HTTP, cluster-wide policies, rules the engine cannot evaluate) is left
+//! out — never written wider — and recorded as a [`Gap`]; [`equivalence`] then names it as the
+//! reason of every connection that differs because of it.
+
+mod equivalence;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::core::{Cidr, Protocol, Requirement, Selector, SelectorOp};
+use crate::crd::{
+    AppNetworkSpec, BaselineSpec, DnsSpec, FlowSpec, HttpRuleSpec, PeerSpec, PortSpec as CrdPort,
+    ProtocolSpec, TierSpec,
+};
+use crate::engine::calico_selector::CalicoSelector;
+use crate::engine::{
+    Action, Alt, Direction, EngineError, Entity, Flavor, K8sNs, Policy, PolicyRef, PortVal, Rule,
+    Scenario, Subject,
+};
+use crate::render::ir::world_blocks;
+use crate::validate::label_selector;
+use crate::verify::endpoints::assumed_cluster;
+use crate::vocab::{
+    CILIUM_NAMESPACE_LABELS_PREFIX, CILIUM_POD_NAMESPACE_LABEL, NAMESPACE_NAME_LABEL,
+};
+
+pub use equivalence::{equivalence, Difference, Equivalence};
+pub use yaml::to_yaml;
+
+/// The label key of the `all-pods` tier's selector (`DoesNotExist`): no pod carries it, so the
+/// tier selects every pod of the namespace (a tier's selector must not be empty).
+pub const EVERY_POD_KEY: &str = "tierflow.dev/import-every-pod";
+
+/// The name of the tier made of a namespace-wide policy's rules.
+pub const EVERY_POD_TIER: &str = "all-pods";
+
+/// The name of every imported AppNetwork.
+pub const APP_NAME: &str = "imported";
+
+/// What to import.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The namespaces to import (empty: every namespace that has a namespaced policy).
+    pub namespaces: Vec<String>,
+    /// The cluster's pod and service ranges (empty: the simulation's made-up ones): an
+    /// `ipBlock` of every address minus exactly these is read as `world`.
+    pub cluster_cidrs: Vec<Cidr>,
+}
+
+/// Why something of a policy has no AppNetwork form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum GapKind {
+    /// A Calico Deny, Pass or Log rule, or a Cilium deny rule: AppNetworks only allow.
+    Deny,
+    /// A Calico negated match (`notNets` beyond an except, `notSelector`, `notPorts`,
+    /// `notProtocol`), an `ipVersion`, or a protocol other than TCP, UDP or SCTP.
+    Negation,
+    /// A selector with no Kubernetes label selector form (Calico `||`, `contains`, ...).
+    Selector,
+    /// A Cilium L7 rule other than HTTP (DNS, Kafka, ...).
+    L7,
+    /// A condition the engine cannot evaluate offline (Cilium `toServices`, Calico service
+    /// accounts, ...), or an entity with no AppNetwork peer.
+    Unevaluable,
+    /// A cluster-wide policy (Calico GlobalNetworkPolicy, CiliumClusterwideNetworkPolicy,
+    /// ClusterNetworkPolicy): an AppNetwork is namespaced.
+    ClusterWide,
+    /// A policy its CNI refuses or would not enforce (left out by the engine too).
+    Refused,
+    /// A rule that admits pods of the namespace no tier selects: an AppNetwork names pods of
+    /// its own namespace only as tiers.
+    PodsInNoTier,
+    /// A tier whose policies leave a direction open while other policies isolate some of its
+    /// pods in that direction: an AppNetwork tier is isolated both ways, and opening the
+    /// direction for the tier would open it for those pods too.
+    OpenDirection,
+    /// A policy in a namespace that was not asked for.
+    NotImported,
+}
+
+impl GapKind {
+    /// A bounded label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            GapKind::Deny => "DenyRule",
+            GapKind::Negation => "NegatedMatch",
+            GapKind::Selector => "SelectorForm",
+            GapKind::L7 => "L7Rule",
+            GapKind::Unevaluable => "Unevaluable",
+            GapKind::ClusterWide => "ClusterWide",
+            GapKind::Refused => "Refused",
+            GapKind::PodsInNoTier => "PodsInNoTier",
+            GapKind::OpenDirection => "OpenDirection",
+            GapKind::NotImported => "NotImported",
+        }
+    }
+}
+
+/// Something of a source policy that the AppNetworks do not express.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gap {
+    /// The policy.
+    pub policy: PolicyRef,
+    /// The field (for example `spec.ingress[0]`), empty for the whole policy.
+    pub field: String,
+    /// Why it has no form.
+    pub kind: GapKind,
+    /// In words.
+    pub message: String,
+}
+
+impl Gap {
+    /// `Kind ns/name field: message`.
+    pub fn describe(&self) -> String {
+        let field = if self.field.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", self.field)
+        };
+        format!(
+            "{} {}{field}: {}",
+            self.policy.kind, self.policy, self.message
+        )
+    }
+}
+
+/// One imported AppNetwork, with where each part came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportedApp {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name ([`APP_NAME`]).
+    pub name: String,
+    /// The spec.
+    pub spec: AppNetworkSpec,
+    /// The policies behind each tier (by index into `spec.tiers`).
+    pub tier_sources: Vec<BTreeSet<PolicyRef>>,
+    /// The policies behind each flow (by index into `spec.flows`).
+    pub flow_sources: Vec<BTreeSet<PolicyRef>>,
+    /// The policies behind the baseline and DNS.
+    pub baseline_sources: BTreeSet<PolicyRef>,
+}
+
+/// The result of [`import`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Import {
+    /// One AppNetwork per namespace with policies.
+    pub apps: Vec<ImportedApp>,
+    /// What has no AppNetwork form, policy by policy.
+    pub gaps: Vec<Gap>,
+}
+
+/// Why the input cannot be imported.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The engine cannot read the input.
+    #[error("{0}")]
+    Engine(#[from] EngineError),
+    /// A namespace asked for has no policy to import.
+    #[error("namespace {0:?} has no NetworkPolicy, Calico or Cilium policy to import")]
+    NoPolicies(String),
+    /// Nothing to import at all.
+    #[error("the input has no namespaced NetworkPolicy, Calico or Cilium policy")]
+    Empty,
+    /// An imported AppNetwork does not validate (a mistake of the importer).
+    #[error("the imported AppNetwork {0} does not validate (a mistake of the importer)")]
+    Invalid(String),
+}
+
+impl ImportError {
+    /// A bounded label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ImportError::Engine(_) => "UnreadableInput",
+            ImportError::NoPolicies(_) => "NoPolicies",
+            ImportError::Empty => "NoPolicies",
+            ImportError::Invalid(_) => "InvalidImport",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Intermediate form
+
+/// A port condition of the engine, with the protocol folded in.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PortCond {
+    /// `None`: TCP, UDP and SCTP.
+    proto: Option<Protocol>,
+    /// `None`: every port.
+    range: Option<PortRange>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum PortRange {
+    Numbers(u16, u16),
+    Named(String),
+}
+
+/// A set of destination ports: every port, or a union of conditions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Ports {
+    All,
+    List(BTreeSet<PortCond>),
+}
+
+impl Ports {
+    fn none() -> Ports {
+        Ports::List(BTreeSet::new())
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Ports::List(l) if l.is_empty())
+    }
+
+    fn union(&mut self, other: &Ports) {
+        match (&mut *self, other) {
+            (Ports::All, _) => {}
+            (_, Ports::All) => *self = Ports::All,
+            (Ports::List(a), Ports::List(b)) => a.extend(b.iter().cloned()),
+        }
+    }
+
+    /// The ports in both. A named port against numbers cannot be decided without the
+    /// destination pod, so it is left out (narrower, never wider).
+    fn intersect(&self, other: &Ports) -> Ports {
+        match (self, other) {
+            (Ports::All, x) | (x, Ports::All) => x.clone(),
+            (Ports::List(a), Ports::List(b)) => {
+                let mut out = BTreeSet::new();
+                for x in a {
+                    for y in b {
+                        if let Some(z) = intersect_cond(x, y) {
+                            out.insert(z);
+                        }
+                    }
+                }
+                Ports::List(out)
+            }
+        }
+    }
+}
+
+fn intersect_cond(a: &PortCond, b: &PortCond) -> Option<PortCond> {
+    let proto = match (a.proto, b.proto) {
+        (Some(x), Some(y)) if x != y => return None,
+        (Some(x), _) | (_, Some(x)) => Some(x),
+        (None, None) => None,
+    };
+    let range = match (&a.range, &b.range) {
+        (None, r) | (r, None) => r.clone(),
+        (Some(PortRange::Numbers(l1, h1)), Some(PortRange::Numbers(l2, h2))) => {
+            let (lo, hi) = ((*l1).max(*l2), (*h1).min(*h2));
+            if lo > hi {
+                return None;
+            }
+            Some(PortRange::Numbers(lo, hi))
+        }
+        (Some(PortRange::Named(x)), Some(PortRange::Named(y))) if x == y => {
+            Some(PortRange::Named(x.clone()))
+        }
+        _ => return None,
+    };
+    Some(PortCond { proto, range })
+}
+
+/// One alternative of a rule's peer, in AppNetwork terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PeerAlt {
+    /// Pods of the namespace being imported (`None`: all of them).
+    Own(Option<Selector>),
+    /// Pods of the namespaces a selector matches (`{}`: every namespace), maybe including the
+    /// namespace being imported.
+    Pods {
+        namespaces: Selector,
+        pods: Option<Selector>,
+    },
+    /// Addresses.
+    Cidr(Cidr, Vec<Cidr>),
+    /// Every address outside the cluster.
+    World,
+    /// A DNS name (Cilium `toFQDNs`).
+    Fqdn(String),
+}
+
+/// A rule's peer: anything, or the union of alternatives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Side {
+    Any,
+    Alts(Vec<PeerAlt>),
+}
+
+/// An allow rule in AppNetwork terms.
+#[derive(Clone, Debug)]
+struct IRule {
+    source: PolicyRef,
+    peer: Side,
+    ports: Ports,
+    http: Vec<HttpRuleSpec>,
+    /// Written by the importer to open a direction no policy of the tier isolates.
+    synthetic: bool,
+}
+
+/// Policies selecting the same pods: a tier, or (selector `None`) the namespace-wide ones.
+#[derive(Clone, Debug, Default)]
+struct Unit {
+    name: String,
+    selector: Option<Selector>,
+    sources: BTreeSet<PolicyRef>,
+    /// Ingress, egress.
+    isolates: [bool; 2],
+    rules: [Vec<IRule>; 2],
+    /// The given pods it selects (indices into the scenario's pods).
+    pods: BTreeSet<usize>,
+}
+
+fn di(d: Direction) -> usize {
+    match d {
+        Direction::Ingress => 0,
+        Direction::Egress => 1,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/// Imports the policies of `objects` (with the pods and namespaces among them).
+pub fn import(objects: &[Value], options: &Options) -> Result<Import, ImportError> {
+    let scenario = Scenario::from_values(objects.iter().cloned())?;
+    let raw = raw_objects(objects);
+    let cluster = assumed_cluster(&options.cluster_cidrs);
+    let mut gaps = Vec::new();
+    for r in scenario.refused() {
+        gaps.push(Gap {
+            policy: PolicyRef {
+                kind: "policy".into(),
+                namespace: None,
+                name: r.split(':').next().unwrap_or_default().to_string(),
+                managed: false,
+            },
+            field: String::new(),
+            kind: GapKind::Refused,
+            message: r.clone(),
+        });
+    }
+    let mut namespaces: Vec<String> = options.namespaces.clone();
+    let with_policies: BTreeSet<String> = scenario
+        .policies()
+        .iter()
+        .filter(|p| p.flavor != Flavor::ClusterNetworkPolicy)
+        .filter_map(|p| p.namespace.clone())
+        .collect();
+    if namespaces.is_empty() {
+        namespaces = with_policies.iter().cloned().collect();
+        if namespaces.is_empty() {
+            return Err(ImportError::Empty);
+        }
+    } else {
+        for ns in &namespaces {
+            if !with_policies.contains(ns) {
+                return Err(ImportError::NoPolicies(ns.clone()));
+            }
+        }
+    }
+    let mut seen_cluster_wide = BTreeSet::new();
+    for p in scenario.policies() {
+        match &p.namespace {
+            None => {
+                if seen_cluster_wide.insert(p.origin.clone()) {
+                    gaps.push(gap(
+                        p,
+                        "",
+                        GapKind::ClusterWide,
+                        "a cluster-wide policy has no AppNetwork form (an AppNetwork is \
+                         namespaced; a ClusterBaseline holds cluster-wide guardrails)",
+                    ));
+                }
+            }
+            Some(ns) if !namespaces.contains(ns) => {
+                if seen_cluster_wide.insert(p.origin.clone()) {
+                    gaps.push(gap(
+                        p,
+                        "",
+                        GapKind::NotImported,
+                        "its namespace was not imported (still in force in the comparison)",
+                    ));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    let mut apps = Vec::new();
+    for ns in &namespaces {
+        let mut reader = NsImport {
+            scenario: &scenario,
+            raw: &raw,
+            ns,
+            ns_labels: scenario.namespace_labels(ns).cloned().unwrap_or_else(|| {
+                BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), ns.clone())])
+            }),
+            cluster: &cluster,
+            gaps: &mut gaps,
+        };
+        apps.push(reader.run());
+    }
+    gaps.sort();
+    gaps.dedup();
+    Ok(Import { apps, gaps })
+}
+
+fn gap(p: &Policy, field: &str, kind: GapKind, message: impl Into<String>) -> Gap {
+    Gap {
+        policy: p.origin.clone(),
+        field: field.to_string(),
+        kind,
+        message: message.into(),
+    }
+}
+
+/// The input's objects, lists flattened, by (kind, namespace, name).
+type RawIndex = BTreeMap<(String, String, String), Value>;
+
+fn raw_objects(objects: &[Value]) -> RawIndex {
+    fn walk(v: &Value, out: &mut RawIndex) {
+        if let Some(items) = v.get("items").and_then(Value::as_array) {
+            items.iter().for_each(|i| walk(i, out));
+            return;
+        }
+        let s = |p: &str| v.pointer(p).and_then(Value::as_str).unwrap_or_default();
+        out.insert(
+            (
+                s("/kind").to_string(),
+                s("/metadata/namespace").to_string(),
+                s("/metadata/name").to_string(),
+            ),
+            v.clone(),
+        );
+    }
+    let mut out = BTreeMap::new();
+    objects.iter().for_each(|o| walk(o, &mut out));
+    out
+}
+
+/// The value at a field path such as `spec.specs[1].egress[0]`.
+fn at_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    let mut cur = v;
+    for part in path.split('.') {
+        let (name, idx) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        cur = cur.get(name)?;
+        if let Some(i) = idx {
+            cur = cur.get(i)?;
+        }
+    }
+    Some(cur)
+}
+
+struct NsImport<'a> {
+    scenario: &'a Scenario,
+    raw: &'a RawIndex,
+    ns: &'a str,
+    ns_labels: BTreeMap<String, String>,
+    cluster: &'a [Cidr],
+    gaps: &'a mut Vec<Gap>,
+}
+
+impl NsImport<'_> {
+    fn run(&mut self) -> ImportedApp {
+        let scenario = self.scenario;
+        let mut units: Vec<Unit> = Vec::new();
+        let own_pods: Vec<usize> = scenario
+            .pods()
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.namespace == self.ns)
+            .map(|(i, _)| i)
+            .collect();
+        for (pid, p) in scenario.policies().iter().enumerate() {
+            if p.namespace.as_deref() != Some(self.ns) || p.flavor == Flavor::ClusterNetworkPolicy {
+                continue;
+            }
+            let Some(selector) = self.subject(p) else {
+                continue;
+            };
+            let selected: BTreeSet<usize> = own_pods
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    [Direction::Ingress, Direction::Egress].iter().any(|&d| {
+                        scenario
+                            .selecting(i, d)
+                            .contains(&u32::try_from(pid).unwrap_or(u32::MAX))
+                    })
+                })
+                .collect();
+            let key = |u: &Unit| match (&selector, &u.selector) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a == b || (!selected.is_empty() && selected == u.pods),
+                _ => false,
+            };
+            let at = match units.iter().position(key) {
+                Some(i) => i,
+                None => {
+                    units.push(Unit {
+                        selector: selector.clone(),
+                        pods: selected.clone(),
+                        ..Unit::default()
+                    });
+                    units.len() - 1
+                }
+            };
+            let mut add: [Vec<IRule>; 2] = [Vec::new(), Vec::new()];
+            let mut iso = [false; 2];
+            for d in [Direction::Ingress, Direction::Egress] {
+                let section = match d {
+                    Direction::Ingress => p.ingress.as_ref(),
+                    Direction::Egress => p.egress.as_ref(),
+                };
+                let Some(section) = section else { continue };
+                iso[di(d)] = section.isolates;
+                for r in &section.deny {
+                    self.gaps.push(gap(
+                        p,
+                        &r.path,
+                        GapKind::Deny,
+                        "this deny rule has no AppNetwork form (AppNetworks only allow); \
+                         left out, so what it denies may be allowed",
+                    ));
+                }
+                let mut stopped = false;
+                for r in &section.rules {
+                    if stopped {
+                        self.gaps.push(gap(
+                            p,
+                            &r.path,
+                            GapKind::Deny,
+                            "this rule comes after a Deny or Pass rule of the same policy, whose \
+                             order an AppNetwork cannot keep; left out",
+                        ));
+                        continue;
+                    }
+                    match r.action {
+                        Action::Allow => {
+                            add[di(d)].extend(self.rule(p, r, d));
+                        }
+                        Action::Log => {}
+                        Action::Deny | Action::Pass => {
+                            self.gaps.push(gap(
+                                p,
+                                &r.path,
+                                GapKind::Deny,
+                                format!(
+                                    "this Calico {} rule has no AppNetwork form (AppNetworks only \
+                                     allow); it and the rules after it are left out",
+                                    if r.action == Action::Deny {
+                                        "Deny"
+                                    } else {
+                                        "Pass"
+                                    }
+                                ),
+                            ));
+                            stopped = true;
+                        }
+                    }
+                }
+            }
+            if let Some(u) = units.get_mut(at) {
+                u.sources.insert(p.origin.clone());
+                for d in 0..2 {
+                    u.isolates[d] |= iso[d];
+                    u.rules[d].append(&mut add[d]);
+                }
+            }
+        }
+        self.build(units, &own_pods)
+    }
+
+    /// The policy's pod selector (`Some(None)`: every pod of the namespace); `None` when it
+    /// has no Kubernetes form (recorded).
+    fn subject(&mut self, p: &Policy) -> Option<Option<Selector>> {
+        let sel = match &p.subject {
+            Subject::K8s { pods, .. } => pods.clone(),
+            Subject::Cilium { selector, .. } => {
+                let (ns, pods) = split_cilium(selector);
+                if ns.is_some() {
+                    self.gaps.push(gap(
+                        p,
+                        &p.selector_path,
+                        GapKind::Selector,
+                        "the endpoint selector names namespace labels; an AppNetwork's tiers \
+                         are pods of its namespace",
+                    ));
+                    return None;
+                }
+                pods
+            }
+            Subject::Calico {
+                selector,
+                namespaces,
+                service_accounts,
+                ..
+            } => {
+                if namespaces.is_some() || service_accounts.is_some() {
+                    self.gaps.push(gap(
+                        p,
+                        &p.selector_path,
+                        GapKind::Selector,
+                        "a service account or namespace selector on whom the policy applies has \
+                         no AppNetwork form",
+                    ));
+                    return None;
+                }
+                match calico_to_selector(selector) {
+                    Some(s) => s,
+                    None => {
+                        self.gaps.push(gap(
+                            p,
+                            &p.selector_path,
+                            GapKind::Selector,
+                            "this Calico selector has no label selector form (only ==, !=, \
+                             has, in, not in and && have one)",
+                        ));
+                        return None;
+                    }
+                }
+            }
+            Subject::Nothing => {
+                self.gaps.push(gap(
+                    p,
+                    &p.selector_path,
+                    GapKind::Unevaluable,
+                    "the policy selects no pod (host endpoints, nodes or service accounts)",
+                ));
+                return None;
+            }
+        };
+        Some((!sel.is_empty()).then_some(sel))
+    }
+
+    /// An allow rule as intermediate rules (Cilium's FQDN and HTTP forms read from the raw
+    /// object); empty when it has no form (recorded).
+    fn rule(&mut self, p: &Policy, r: &Rule, d: Direction) -> Vec<IRule> {
+        let raw = self
+            .raw
+            .get(&(
+                raw_kind(&p.origin.kind).to_string(),
+                p.origin.namespace.clone().unwrap_or_default(),
+                p.origin.name.clone(),
+            ))
+            .and_then(|o| at_path(o, &r.path))
+            .cloned();
+        if r.not_protocol.is_some() || !r.not_ports.is_empty() || r.ip_version.is_some() {
+            self.gaps.push(gap(
+                p,
+                &r.path,
+                GapKind::Negation,
+                "notProtocol, notPorts and ipVersion have no AppNetwork form; the rule is left out",
+            ));
+            return Vec::new();
+        }
+        let proto = match r.protocol {
+            None => None,
+            Some(6) => Some(Protocol::Tcp),
+            Some(17) => Some(Protocol::Udp),
+            Some(132) => Some(Protocol::Sctp),
+            Some(n) => {
+                self.gaps.push(gap(
+                    p,
+                    &r.path,
+                    GapKind::Negation,
+                    format!(
+                        "protocol {n} has no AppNetwork form (TCP, UDP and SCTP only); left out"
+                    ),
+                ));
+                return Vec::new();
+            }
+        };
+        let mut http = Vec::new();
+        if p.flavor == Flavor::Cilium {
+            if let Some(rules) = raw
+                .as_ref()
+                .and_then(|v| v.get("toPorts"))
+                .and_then(Value::as_array)
+            {
+                for tp in rules {
+                    let Some(l7) = tp.get("rules").and_then(Value::as_object) else {
+                        continue;
+                    };
+                    for (kind, list) in l7 {
+                        if kind == "http" {
+                            for h in list.as_array().into_iter().flatten() {
+                                let known = h.as_object().is_some_and(|m| {
+                                    m.keys().all(|k| k == "method" || k == "path")
+                                });
+                                if !known {
+                                    self.gaps.push(gap(
+                                        p,
+                                        &r.path,
+                                        GapKind::L7,
+                                        "this Cilium HTTP rule matches headers or hosts, which \
+                                         have no AppNetwork form; the rule is left out",
+                                    ));
+                                    return Vec::new();
+                                }
+                                http.push(HttpRuleSpec {
+                                    method: h
+                                        .get("method")
+                                        .and_then(Value::as_str)
+                                        .map(String::from),
+                                    path: h.get("path").and_then(Value::as_str).map(String::from),
+                                });
+                            }
+                        } else {
+                            self.gaps.push(gap(
+                                p,
+                                &r.path,
+                                GapKind::L7,
+                                format!(
+                                    "this Cilium L7 rule ({kind}) has no AppNetwork form; the rule \
+                                     is left out"
+                                ),
+                            ));
+                            return Vec::new();
+                        }
+                    }
+                }
+            }
+        }
+        let mut ports = match &r.ports {
+            None => Ports::All,
+            Some(list) => Ports::List(
+                list.iter()
+                    .map(|s| PortCond {
+                        proto: s.proto,
+                        range: match &s.val {
+                            PortVal::Any => None,
+                            PortVal::Range(lo, hi) => Some(PortRange::Numbers(*lo, *hi)),
+                            PortVal::Named(n) => Some(PortRange::Named(n.clone())),
+                        },
+                    })
+                    .collect(),
+            ),
+        };
+        if let Some(pr) = proto {
+            let only = Ports::List(BTreeSet::from([PortCond {
+                proto: Some(pr),
+                range: None,
+            }]));
+            ports = ports.intersect(&only);
+        }
+        // Cilium FQDN rules: the engine never matches them (nothing resolves offline); their
+        // AppNetwork form is an fqdn peer.
+        if r.never {
+            let fqdns: Vec<String> = raw
+                .as_ref()
+                .and_then(|v| v.get("toFQDNs"))
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|f| {
+                            f.get("matchName")
+                                .or_else(|| f.get("matchPattern"))
+                                .and_then(Value::as_str)
+                                .map(String::from)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if p.flavor == Flavor::Cilium && d == Direction::Egress && !fqdns.is_empty() {
+                if ports == Ports::All {
+                    self.gaps.push(gap(
+                        p,
+                        &r.path,
+                        GapKind::Unevaluable,
+                        "toFQDNs without toPorts opens every port to the names; an AppNetwork flow \
+                         lists its ports, so every TCP, UDP and SCTP port is written",
+                    ));
+                }
+                return vec![IRule {
+                    source: p.origin.clone(),
+                    peer: Side::Alts(fqdns.into_iter().map(PeerAlt::Fqdn).collect()),
+                    ports,
+                    http,
+                    synthetic: false,
+                }];
+            }
+            self.gaps.push(gap(
+                p,
+                &r.path,
+                GapKind::Unevaluable,
+                "this rule holds a condition that cannot be evaluated offline or selects nothing \
+                 (services, nodes, groups, service accounts, source ports, an empty list); left out",
+            ));
+            return Vec::new();
+        }
+        let peer_id = match d {
+            Direction::Ingress => r.src,
+            Direction::Egress => r.dst,
+        };
+        let other_end = match d {
+            Direction::Ingress => r.dst,
+            Direction::Egress => r.src,
+        };
+        if other_end.is_some() {
+            self.gaps.push(gap(
+                p,
+                &r.path,
+                GapKind::Negation,
+                "a condition on the selected pod's own side of the rule has no AppNetwork form; \
+                 left out",
+            ));
+            return Vec::new();
+        }
+        let side = match peer_id {
+            None => Side::Any,
+            Some(id) => {
+                let alts = self.scenario.peer(id).unwrap_or_default();
+                let mut out = Vec::new();
+                for a in alts {
+                    match self.alt(p, r, a) {
+                        Ok(mut x) => out.append(&mut x),
+                        Err(()) => return Vec::new(),
+                    }
+                }
+                Side::Alts(self.worldify(out))
+            }
+        };
+        vec![IRule {
+            source: p.origin.clone(),
+            peer: side,
+            ports,
+            http,
+            synthetic: false,
+        }]
+    }
+
+    /// `0.0.0.0/0` and `::/0` minus exactly the cluster's ranges, both present, is `world`.
+    fn worldify(&self, alts: Vec<PeerAlt>) -> Vec<PeerAlt> {
+        let blocks = world_blocks(self.cluster);
+        let is_world = |a: &PeerAlt| {
+            blocks
+                .iter()
+                .any(|(all, ex)| matches!(a, PeerAlt::Cidr(c, e) if c == all && same_set(e, ex)))
+        };
+        let all_there = !blocks.is_empty()
+            && blocks.iter().all(|(all, ex)| {
+                alts.iter()
+                    .any(|a| matches!(a, PeerAlt::Cidr(c, e) if c == all && same_set(e, ex)))
+            });
+        if !all_there {
+            return alts;
+        }
+        let mut out: Vec<PeerAlt> = alts.into_iter().filter(|a| !is_world(a)).collect();
+        out.push(PeerAlt::World);
+        out
+    }
+
+    /// One alternative of a peer; `Err` when it has no form (recorded; the rule is left out).
+    fn alt(&mut self, p: &Policy, r: &Rule, a: &Alt) -> Result<Vec<PeerAlt>, ()> {
+        let no = |me: &mut Self, kind: GapKind, msg: &str| {
+            me.gaps.push(gap(
+                p,
+                &r.path,
+                kind,
+                format!("{msg}; the rule is left out"),
+            ));
+            Err(())
+        };
+        match a {
+            Alt::K8sPods { namespaces, pods } => Ok(vec![match namespaces {
+                K8sNs::Own(ns) if ns == self.ns => PeerAlt::Own(pods.clone().filter(|s| !s.is_empty())),
+                K8sNs::Own(ns) => PeerAlt::Pods {
+                    namespaces: name_selector(ns),
+                    pods: pods.clone().filter(|s| !s.is_empty()),
+                },
+                K8sNs::Selector(s) => PeerAlt::Pods {
+                    namespaces: s.clone(),
+                    pods: pods.clone().filter(|s| !s.is_empty()),
+                },
+            }]),
+            Alt::K8sBlock { cidr, except } | Alt::CiliumCidr { cidr, except } => {
+                Ok(vec![PeerAlt::Cidr(*cidr, except.clone())])
+            }
+            Alt::CiliumEndpoints {
+                namespace,
+                selector,
+            } => {
+                let (nss, pods) = split_cilium(selector);
+                let pods = (!pods.is_empty()).then_some(pods);
+                Ok(vec![match (namespace, nss) {
+                    (Some(ns), _) if ns == self.ns => PeerAlt::Own(pods),
+                    (Some(ns), _) => PeerAlt::Pods {
+                        namespaces: name_selector(ns),
+                        pods,
+                    },
+                    (None, nss) => PeerAlt::Pods {
+                        namespaces: nss.unwrap_or_default(),
+                        pods,
+                    },
+                }])
+            }
+            Alt::CiliumEntity(e) => match e {
+                Entity::World => Ok(vec![PeerAlt::World]),
+                Entity::Cluster => Ok(vec![PeerAlt::Pods {
+                    namespaces: Selector::default(),
+                    pods: None,
+                }]),
+                Entity::All => Ok(vec![
+                    PeerAlt::Pods {
+                        namespaces: Selector::default(),
+                        pods: None,
+                    },
+                    PeerAlt::Cidr(Cidr::all(true), Vec::new()),
+                    PeerAlt::Cidr(Cidr::all(false), Vec::new()),
+                ]),
+                Entity::WorldV4 | Entity::WorldV6 => no(
+                    self,
+                    GapKind::Unevaluable,
+                    "the world-ipv4 / world-ipv6 entities have no AppNetwork peer (world is both families)",
+                ),
+                Entity::Nothing => no(
+                    self,
+                    GapKind::Unevaluable,
+                    "this Cilium entity (host, remote-node, kube-apiserver, ...) has no AppNetwork \
+                     peer the simulation can check",
+                ),
+            },
+            Alt::Calico(e) => {
+                if e.service_accounts.is_some() || e.not_selector.is_some() {
+                    return no(
+                        self,
+                        GapKind::Negation,
+                        "Calico notSelector and serviceAccounts have no AppNetwork form",
+                    );
+                }
+                let conv = |s: &Option<CalicoSelector>| match s {
+                    None => Some(None),
+                    Some(s) => calico_to_selector(s).map(Some),
+                };
+                let (Some(sel), Some(nss)) = (conv(&e.selector), conv(&e.namespace_selector)) else {
+                    return no(
+                        self,
+                        GapKind::Selector,
+                        "this Calico selector has no label selector form (only ==, !=, has, in, \
+                         not in and && have one)",
+                    );
+                };
+                if e.selector.is_some() || e.namespace_selector.is_some() {
+                    if !e.nets.is_empty() || !e.not_nets.is_empty() {
+                        return no(
+                            self,
+                            GapKind::Negation,
+                            "nets together with a selector (pods in those networks) have no \
+                             AppNetwork form",
+                        );
+                    }
+                    let pods = sel.filter(|s| !s.is_empty());
+                    return Ok(vec![match (nss, &e.scope) {
+                        (Some(n), _) => PeerAlt::Pods {
+                            namespaces: n,
+                            pods,
+                        },
+                        (None, Some(ns)) if ns == self.ns => PeerAlt::Own(pods),
+                        (None, Some(ns)) => PeerAlt::Pods {
+                            namespaces: name_selector(ns),
+                            pods,
+                        },
+                        (None, None) => PeerAlt::Pods {
+                            namespaces: Selector::default(),
+                            pods,
+                        },
+                    }]);
+                }
+                let nets: Vec<Cidr> = if e.nets.is_empty() {
+                    if e.not_nets.is_empty() {
+                        // An entity with nothing in it: every endpoint and address.
+                        return Ok(vec![
+                            PeerAlt::Pods {
+                                namespaces: Selector::default(),
+                                pods: None,
+                            },
+                            PeerAlt::Cidr(Cidr::all(true), Vec::new()),
+                            PeerAlt::Cidr(Cidr::all(false), Vec::new()),
+                        ]);
+                    }
+                    vec![Cidr::all(true), Cidr::all(false)]
+                } else {
+                    e.nets.clone()
+                };
+                let mut out = Vec::new();
+                for n in nets {
+                    let except: Vec<Cidr> = e
+                        .not_nets
+                        .iter()
+                        .filter(|x| x.is_ipv4() == n.is_ipv4())
+                        .copied()
+                        .collect();
+                    if except.iter().any(|x| !n.contains(x) && x.contains(&n)) {
+                        continue;
+                    }
+                    if except.iter().any(|x| !n.contains(x)) {
+                        return no(
+                            self,
+                            GapKind::Negation,
+                            "notNets that overlap a net without lying inside it have no except form",
+                        );
+                    }
+                    out.push(PeerAlt::Cidr(n, except));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The AppNetwork of the namespace's units.
+    fn build(&mut self, mut units: Vec<Unit>, own_pods: &[usize]) -> ImportedApp {
+        let mut baseline_sources = BTreeSet::new();
+        let mut baseline = BaselineSpec {
+            deny_ingress: false,
+            deny_egress: false,
+        };
+        // Namespace-wide units: the baseline, and an all-pods tier when they allow something.
+        for u in units.iter().filter(|u| u.selector.is_none()) {
+            baseline.deny_ingress |= u.isolates[0];
+            baseline.deny_egress |= u.isolates[1];
+            baseline_sources.extend(u.sources.iter().cloned());
+        }
+        // DNS.
+        let dns = self.absorb_dns(&mut units);
+        if let Some((_, ref srcs)) = dns {
+            baseline_sources.extend(srcs.iter().cloned());
+        }
+        let wide_rules = units
+            .iter()
+            .any(|u| u.selector.is_none() && u.rules.iter().any(|r| !r.is_empty()));
+        units.retain(|u| u.selector.is_some() || wide_rules);
+        for u in &mut units {
+            if u.selector.is_none() {
+                u.name = EVERY_POD_TIER.to_string();
+                u.selector = Some(Selector {
+                    match_labels: BTreeMap::new(),
+                    match_expressions: vec![Requirement {
+                        key: EVERY_POD_KEY.to_string(),
+                        op: SelectorOp::DoesNotExist,
+                        values: BTreeSet::new(),
+                    }],
+                });
+                u.pods = own_pods.iter().copied().collect();
+            }
+        }
+        // Pod selectors named by rules and matching no tier become tiers of their own.
+        let mut extra: Vec<(Selector, PolicyRef)> = Vec::new();
+        for u in &units {
+            for r in u.rules.iter().flatten() {
+                if let Side::Alts(alts) = &r.peer {
+                    for a in alts {
+                        if let Some(Some(sel)) = self.own_part(a) {
+                            if !units.iter().any(|t| covers(Some(&sel), t))
+                                && !extra.iter().any(|(s, _)| *s == sel)
+                            {
+                                extra.push((sel, r.source.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for (sel, src) in extra {
+            let pods = own_pods
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    self.scenario
+                        .pods()
+                        .get(i)
+                        .is_some_and(|p| sel.matches(&p.labels))
+                })
+                .collect();
+            units.push(Unit {
+                selector: Some(sel),
+                sources: BTreeSet::from([src]),
+                pods,
+                ..Unit::default()
+            });
+        }
+        // Open what a tier's policies do not isolate, when no other policy isolates its pods.
+        for u in &mut units {
+            for (d, dir) in [(0, Direction::Ingress), (1, Direction::Egress)] {
+                if u.isolates[d] {
+                    continue;
+                }
+                let (wide, by_others) = if u.name == EVERY_POD_TIER {
+                    (false, false)
+                } else {
+                    (
+                        baseline_isolates(&baseline, d),
+                        u.pods.iter().any(|&i| {
+                            let (ing, eg) = self.scenario.isolation(i);
+                            if d == 0 {
+                                ing
+                            } else {
+                                eg
+                            }
+                        }),
+                    )
+                };
+                if wide || by_others {
+                    // Isolated by other policies: their rules apply through the pairs below
+                    // only if they are this tier's; nothing is opened.
+                    if !wide {
+                        for src in &u.sources {
+                            self.gaps.push(Gap {
+                                policy: src.clone(),
+                                field: String::new(),
+                                kind: GapKind::OpenDirection,
+                                message: format!(
+                                    "the policy leaves {} open for its pods, but other policies \
+                                     isolate some of them; an AppNetwork tier is isolated both \
+                                     ways, so {} is not opened for the tier",
+                                    dir_word(dir),
+                                    dir_word(dir)
+                                ),
+                            });
+                        }
+                    }
+                    u.isolates[d] = true;
+                    continue;
+                }
+                let source = u.sources.iter().next().cloned().unwrap_or_default();
+                u.rules[d].push(IRule {
+                    source,
+                    peer: Side::Any,
+                    ports: Ports::All,
+                    http: Vec::new(),
+                    synthetic: true,
+                });
+            }
+        }
+        // Names.
+        let mut used = BTreeSet::new();
+        for u in &mut units {
+            if u.name.is_empty() {
+                u.name = tier_name(u);
+            }
+            let base = u.name.clone();
+            let mut n = 2;
+            while !used.insert(u.name.clone()) {
+                u.name = format!("{}-{n}", truncate(&base, 60));
+                n += 1;
+            }
+        }
+        let flows = self.flows(&units);
+        let tiers: Vec<TierSpec> = units
+            .iter()
+            .map(|u| TierSpec {
+                name: u.name.clone(),
+                selector: label_selector(u.selector.as_ref().unwrap_or(&Selector::default())),
+                ports: Vec::new(),
+            })
+            .collect();
+        let tier_sources = units.iter().map(|u| u.sources.clone()).collect();
+        let (flow_specs, flow_sources): (Vec<FlowSpec>, Vec<BTreeSet<PolicyRef>>) =
+            flows.into_iter().unzip();
+        let dns_spec = match dns {
+            Some(((ns, pods), _)) => DnsSpec {
+                enabled: true,
+                namespace: ns,
+                selector: label_selector(&pods),
+                node_local_address: None,
+            },
+            None => DnsSpec {
+                enabled: false,
+                ..DnsSpec::default()
+            },
+        };
+        ImportedApp {
+            namespace: self.ns.to_string(),
+            name: APP_NAME.to_string(),
+            spec: AppNetworkSpec {
+                backend: Default::default(),
+                mode: Default::default(),
+                baseline,
+                dns: dns_spec,
+                tiers,
+                flows: flow_specs,
+            },
+            tier_sources,
+            flow_sources,
+            baseline_sources,
+        }
+    }
+
+    /// The part of an alternative that is pods of this namespace: `Some(None)` all of them,
+    /// `Some(Some(sel))` those `sel` selects, `None` none.
+    fn own_part(&self, a: &PeerAlt) -> Option<Option<Selector>> {
+        match a {
+            PeerAlt::Own(s) => Some(s.clone()),
+            PeerAlt::Pods { namespaces, pods } if namespaces.matches(&self.ns_labels) => {
+                Some(pods.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// Finds the DNS pods every egress-isolated pod may reach on UDP and TCP 53, removes those
+    /// rules, and returns the target with the policies that allowed it.
+    #[allow(clippy::type_complexity)]
+    fn absorb_dns(&self, units: &mut [Unit]) -> Option<((String, Selector), BTreeSet<PolicyRef>)> {
+        let dns_of = |r: &IRule| -> Option<((String, Selector), BTreeSet<Protocol>)> {
+            let Side::Alts(alts) = &r.peer else {
+                return None;
+            };
+            let [PeerAlt::Pods {
+                namespaces,
+                pods: Some(pods),
+            }] = alts.as_slice()
+            else {
+                return None;
+            };
+            if !r.http.is_empty() || !namespaces.match_expressions.is_empty() {
+                return None;
+            }
+            let ns = namespaces.match_labels.get(NAMESPACE_NAME_LABEL)?;
+            if namespaces.match_labels.len() != 1 || ns == self.ns {
+                return None;
+            }
+            let Ports::List(list) = &r.ports else {
+                return None;
+            };
+            let mut protos = BTreeSet::new();
+            for c in list {
+                if c.range != Some(PortRange::Numbers(53, 53)) {
+                    return None;
+                }
+                match c.proto {
+                    Some(p @ (Protocol::Tcp | Protocol::Udp)) => {
+                        protos.insert(p);
+                    }
+                    _ => return None,
+                }
+            }
+            Some(((ns.clone(), pods.clone()), protos))
+        };
+        let covered = |u: &Unit| -> BTreeMap<(String, Selector), BTreeSet<Protocol>> {
+            let mut m: BTreeMap<(String, Selector), BTreeSet<Protocol>> = BTreeMap::new();
+            for r in &u.rules[1] {
+                if let Some((t, p)) = dns_of(r) {
+                    m.entry(t).or_default().extend(p);
+                }
+            }
+            m.retain(|_, p| p.len() == 2);
+            m
+        };
+        let wide_isolates = units.iter().any(|u| u.selector.is_none() && u.isolates[1]);
+        let needing: Vec<&Unit> = if wide_isolates {
+            units.iter().filter(|u| u.selector.is_none()).collect()
+        } else {
+            units.iter().filter(|u| u.isolates[1]).collect()
+        };
+        if needing.is_empty() {
+            return None;
+        }
+        let target = if wide_isolates {
+            // The namespace-wide policies together.
+            let mut m: BTreeMap<(String, Selector), BTreeSet<Protocol>> = BTreeMap::new();
+            for u in &needing {
+                for r in &u.rules[1] {
+                    if let Some((t, p)) = dns_of(r) {
+                        m.entry(t).or_default().extend(p);
+                    }
+                }
+            }
+            m.into_iter().find(|(_, p)| p.len() == 2).map(|(t, _)| t)?
+        } else {
+            let first = covered(needing.first()?);
+            first
+                .into_keys()
+                .find(|t| needing.iter().all(|u| covered(u).contains_key(t)))?
+        };
+        let mut sources = BTreeSet::new();
+        for u in units.iter_mut() {
+            u.rules[1].retain(|r| {
+                let is = dns_of(r).is_some_and(|(t, _)| t == target);
+                if is {
+                    sources.insert(r.source.clone());
+                }
+                !is
+            });
+        }
+        Some((target, sources))
+    }
+
+    /// The flows: one-sided ones towards other namespaces and addresses, and the tier pairs.
+    fn flows(&mut self, units: &[Unit]) -> Vec<(FlowSpec, BTreeSet<PolicyRef>)> {
+        let mut out: Vec<(FlowSpec, BTreeSet<PolicyRef>)> = Vec::new();
+        let mut push = |from: PeerSpec,
+                        to: PeerSpec,
+                        ports: &Ports,
+                        http: &[HttpRuleSpec],
+                        src: &PolicyRef| {
+            let list = crd_ports(ports);
+            if list.is_empty() {
+                return;
+            }
+            let http = (!http.is_empty()).then(|| http.to_vec());
+            if let Some((f, s)) = out
+                .iter_mut()
+                .find(|(f, _)| f.from == from && f.to == to && f.http == http)
+            {
+                let mut all = f.ports.take().unwrap_or_default();
+                for p in list {
+                    if !all.contains(&p) {
+                        all.push(p);
+                    }
+                }
+                f.ports = Some(all);
+                s.insert(src.clone());
+                return;
+            }
+            out.push((
+                FlowSpec {
+                    from,
+                    to,
+                    ports: Some(list),
+                    http,
+                },
+                BTreeSet::from([src.clone()]),
+            ));
+        };
+        let tier = |u: &Unit| PeerSpec {
+            tier: Some(u.name.clone()),
+            ..PeerSpec::default()
+        };
+        // One-sided flows.
+        for u in units {
+            for (d, rules) in u.rules.iter().enumerate() {
+                for r in rules {
+                    let alts = match &r.peer {
+                        Side::Any => vec![
+                            PeerAlt::Pods {
+                                namespaces: Selector::default(),
+                                pods: None,
+                            },
+                            PeerAlt::Cidr(Cidr::all(true), Vec::new()),
+                            PeerAlt::Cidr(Cidr::all(false), Vec::new()),
+                        ],
+                        Side::Alts(a) => a.clone(),
+                    };
+                    for a in &alts {
+                        let Some(peer) = self.other_part(a, r, d) else {
+                            continue;
+                        };
+                        if d == 0 {
+                            push(peer, tier(u), &r.ports, &r.http, &r.source);
+                        } else {
+                            push(tier(u), peer, &r.ports, &r.http, &r.source);
+                        }
+                    }
+                }
+            }
+        }
+        // Tier pairs: both ends must allow.
+        for a in units {
+            for b in units {
+                let (eg, eg_src) = self.toward(a, b, 1);
+                let (ing, ing_src) = self.toward(b, a, 0);
+                let ports = eg.intersect(&ing);
+                if ports.is_empty() {
+                    continue;
+                }
+                let http = eg_src
+                    .iter()
+                    .chain(ing_src.iter())
+                    .flat_map(|r| r.http.iter().cloned())
+                    .collect::<Vec<_>>();
+                let srcs: BTreeSet<PolicyRef> = eg_src
+                    .iter()
+                    .chain(ing_src.iter())
+                    .map(|r| r.source.clone())
+                    .collect();
+                for s in &srcs {
+                    push(tier(a), tier(b), &ports, &http, s);
+                }
+            }
+        }
+        out
+    }
+
+    /// The ports `u`'s rules of direction `d` allow towards (or from) tier `other`'s pods, and
+    /// the rules that do.
+    fn toward<'u>(&self, u: &'u Unit, other: &Unit, d: usize) -> (Ports, Vec<&'u IRule>) {
+        let mut ports = Ports::none();
+        let mut rules = Vec::new();
+        for r in &u.rules[d] {
+            let hit = match &r.peer {
+                Side::Any => true,
+                Side::Alts(alts) => alts.iter().any(|a| match self.own_part(a) {
+                    Some(sel) => covers(sel.as_ref(), other),
+                    None => false,
+                }),
+            };
+            if hit {
+                ports.union(&r.ports);
+                rules.push(r);
+            }
+        }
+        (ports, rules)
+    }
+
+    /// The AppNetwork peer for the part of an alternative outside this namespace's pods.
+    fn other_part(&mut self, a: &PeerAlt, r: &IRule, d: usize) -> Option<PeerSpec> {
+        match a {
+            PeerAlt::Own(None) => {
+                self.pods_in_no_tier(r);
+                None
+            }
+            PeerAlt::Own(Some(_)) => None,
+            PeerAlt::Pods { namespaces, pods } => {
+                let pods_spec = pods.as_ref().map(label_selector);
+                let mut nss = namespaces.clone();
+                if namespaces.matches(&self.ns_labels) {
+                    if pods.is_none() {
+                        self.pods_in_no_tier(r);
+                    }
+                    nss.match_expressions.push(Requirement {
+                        key: NAMESPACE_NAME_LABEL.to_string(),
+                        op: SelectorOp::NotIn,
+                        values: BTreeSet::from([self.ns.to_string()]),
+                    });
+                }
+                let named = (nss.match_expressions.is_empty() && nss.match_labels.len() == 1)
+                    .then(|| nss.match_labels.get(NAMESPACE_NAME_LABEL).cloned())
+                    .flatten();
+                Some(match named {
+                    Some(n) => PeerSpec {
+                        namespace: Some(n),
+                        selector: pods_spec,
+                        ..PeerSpec::default()
+                    },
+                    None => PeerSpec {
+                        namespace_selector: Some(label_selector(&nss)),
+                        selector: pods_spec,
+                        ..PeerSpec::default()
+                    },
+                })
+            }
+            PeerAlt::Cidr(c, except) => Some(PeerSpec {
+                cidr: Some(c.to_string()),
+                except: (!except.is_empty())
+                    .then(|| except.iter().map(ToString::to_string).collect()),
+                ..PeerSpec::default()
+            }),
+            PeerAlt::World => Some(PeerSpec {
+                world: Some(true),
+                ..PeerSpec::default()
+            }),
+            PeerAlt::Fqdn(n) if d == 1 => Some(PeerSpec {
+                fqdn: Some(n.clone()),
+                ..PeerSpec::default()
+            }),
+            PeerAlt::Fqdn(_) => None,
+        }
+    }
+
+    fn pods_in_no_tier(&mut self, r: &IRule) {
+        if r.synthetic {
+            return;
+        }
+        self.gaps.push(Gap {
+            policy: r.source.clone(),
+            field: String::new(),
+            kind: GapKind::PodsInNoTier,
+            message: format!(
+                "a rule admits every pod of {}, including pods no tier selects; an AppNetwork \
+                 names pods of its own namespace only as tiers, so those are not admitted",
+                self.ns
+            ),
+        });
+    }
+}
+
+fn baseline_isolates(b: &BaselineSpec, d: usize) -> bool {
+    if d == 0 {
+        b.deny_ingress
+    } else {
+        b.deny_egress
+    }
+}
+
+fn dir_word(d: Direction) -> &'static str {
+    match d {
+        Direction::Ingress => "ingress",
+        Direction::Egress => "egress",
+    }
+}
+
+/// Whether a rule's pod selector (`None`: every pod) covers a tier's pods: it selects the
+/// tier's example pod, or every given pod of the tier.
+fn covers(sel: Option<&Selector>, u: &Unit) -> bool {
+    let Some(sel) = sel else { return true };
+    let Some(tier) = &u.selector else {
+        return sel.is_empty();
+    };
+    sel == tier || sel.matches(&tier.example_labels())
+}
+
+fn same_set(a: &[Cidr], b: &[Cidr]) -> bool {
+    let x: BTreeSet<String> = a.iter().map(ToString::to_string).collect();
+    let y: BTreeSet<String> = b.iter().map(ToString::to_string).collect();
+    x == y
+}
+
+/// A selector of one namespace by name.
+fn name_selector(ns: &str) -> Selector {
+    Selector::labels([(NAMESPACE_NAME_LABEL, ns)])
+}
+
+/// The kind as the raw object spells it (`projectcalico.org/v3 NetworkPolicy` → `NetworkPolicy`).
+fn raw_kind(kind: &str) -> &str {
+    kind.rsplit(' ').next().unwrap_or(kind)
+}
+
+/// A Cilium selector split into its namespace part (the namespace name and
+/// `io.cilium.k8s.namespace.labels.*` keys, as a selector on namespace labels) and its pod part.
+fn split_cilium(s: &Selector) -> (Option<Selector>, Selector) {
+    let mut ns = Selector::default();
+    let mut pods = Selector::default();
+    let ns_key = |k: &str| -> Option<String> {
+        if k == CILIUM_POD_NAMESPACE_LABEL {
+            Some(NAMESPACE_NAME_LABEL.to_string())
+        } else {
+            k.strip_prefix(CILIUM_NAMESPACE_LABELS_PREFIX)
+                .map(|rest| rest.trim_start_matches('.').to_string())
+        }
+    };
+    for (k, v) in &s.match_labels {
+        match ns_key(k) {
+            Some(nk) => {
+                ns.match_labels.insert(nk, v.clone());
+            }
+            None => {
+                pods.match_labels.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    for r in &s.match_expressions {
+        match ns_key(&r.key) {
+            Some(nk) => ns.match_expressions.push(Requirement {
+                key: nk,
+                ..r.clone()
+            }),
+            None => pods.match_expressions.push(r.clone()),
+        }
+    }
+    ((!ns.is_empty()).then_some(ns), pods)
+}
+
+/// A Calico selector as a Kubernetes label selector, when it has that form.
+fn calico_to_selector(s: &CalicoSelector) -> Option<Selector> {
+    let mut out = Selector::default();
+    fn add(s: &CalicoSelector, out: &mut Selector) -> bool {
+        let req = |key: &str, op: SelectorOp, values: BTreeSet<String>| Requirement {
+            key: key.to_string(),
+            op,
+            values,
+        };
+        match s {
+            CalicoSelector::All => true,
+            CalicoSelector::Eq(k, v) => {
+                if out.match_labels.get(k).is_some_and(|x| x != v) {
+                    return false;
+                }
+                out.match_labels.insert(k.clone(), v.clone());
+                true
+            }
+            CalicoSelector::Has(k) => {
+                out.match_expressions
+                    .push(req(k, SelectorOp::Exists, BTreeSet::new()));
+                true
+            }
+            CalicoSelector::Ne(k, v) => {
+                out.match_expressions
+                    .push(req(k, SelectorOp::NotIn, BTreeSet::from([v.clone()])));
+                true
+            }
+            CalicoSelector::In(k, vs) if !vs.is_empty() => {
+                out.match_expressions
+                    .push(req(k, SelectorOp::In, vs.clone()));
+                true
+            }
+            CalicoSelector::NotIn(k, vs) if !vs.is_empty() => {
+                out.match_expressions
+                    .push(req(k, SelectorOp::NotIn, vs.clone()));
+                true
+            }
+            CalicoSelector::Not(inner) => match inner.as_ref() {
+                CalicoSelector::Has(k) => {
+                    out.match_expressions
+                        .push(req(k, SelectorOp::DoesNotExist, BTreeSet::new()));
+                    true
+                }
+                _ => false,
+            },
+            CalicoSelector::And(es) => es.iter().all(|e| add(e, out)),
+            _ => false,
+        }
+    }
+    add(s, &mut out).then_some(out)
+}
+
+/// The AppNetwork port list of a set of ports (every protocol spelled out).
+fn crd_ports(p: &Ports) -> Vec<CrdPort> {
+    let all_protos = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+    let conds: Vec<PortCond> = match p {
+        Ports::All => all_protos
+            .iter()
+            .map(|&pr| PortCond {
+                proto: Some(pr),
+                range: None,
+            })
+            .collect(),
+        Ports::List(l) => l.iter().cloned().collect(),
+    };
+    let mut out: Vec<CrdPort> = Vec::new();
+    for c in conds {
+        let protos: Vec<Protocol> = match c.proto {
+            Some(p) => vec![p],
+            None => all_protos.to_vec(),
+        };
+        for pr in protos {
+            let protocol = match pr {
+                Protocol::Tcp => ProtocolSpec::Tcp,
+                Protocol::Udp => ProtocolSpec::Udp,
+                Protocol::Sctp => ProtocolSpec::Sctp,
+            };
+            let port = match &c.range {
+                None => CrdPort {
+                    port: Some(1),
+                    end_port: Some(65535),
+                    name: None,
+                    protocol,
+                },
+                Some(PortRange::Numbers(lo, hi)) if lo == hi => {
+                    CrdPort::number(i32::from(*lo), protocol)
+                }
+                Some(PortRange::Numbers(lo, hi)) => CrdPort {
+                    port: Some(i32::from(*lo)),
+                    end_port: Some(i32::from(*hi)),
+                    name: None,
+                    protocol,
+                },
+                Some(PortRange::Named(n)) => CrdPort {
+                    port: None,
+                    end_port: None,
+                    name: Some(n.clone()),
+                    protocol,
+                },
+            };
+            if !out.contains(&port) {
+                out.push(port);
+            }
+        }
+    }
+    out
+}
+
+/// A tier name from the selector's most telling label, else from its first policy.
+fn tier_name(u: &Unit) -> String {
+    let from_labels = u.selector.as_ref().and_then(|s| {
+        let keys = [
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/component",
+            "app",
+            "k8s-app",
+            "name",
+            "component",
+            "tier",
+            "role",
+            "pod",
+        ];
+        keys.iter()
+            .find_map(|k| s.match_labels.get(*k))
+            .or_else(|| s.match_labels.values().next())
+            .cloned()
+            .or_else(|| {
+                s.match_expressions
+                    .iter()
+                    .find(|r| r.op == SelectorOp::In)
+                    .map(|r| r.values.iter().cloned().collect::<Vec<_>>().join("-"))
+            })
+    });
+    let raw = from_labels
+        .or_else(|| u.sources.iter().next().map(|p| p.name.clone()))
+        .unwrap_or_else(|| "tier".to_string());
+    let mut name: String = raw
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    name = name.trim_matches('-').to_string();
+    if name.is_empty() {
+        name = "tier".to_string();
+    }
+    truncate(&name, 63)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars()
+        .take(n)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
+}
+
+/// A label selector as the CRD spells it (re-exported for the CLI's comments).
+pub fn selector_text(s: &LabelSelector) -> String {
+    let mut parts = Vec::new();
+    for (k, v) in s.match_labels.iter().flatten() {
+        parts.push(format!("{k}={v}"));
+    }
+    for r in s.match_expressions.iter().flatten() {
+        let LabelSelectorRequirement {
+            key,
+            operator,
+            values,
+        } = r;
+        parts.push(format!(
+            "{key} {operator} {}",
+            values.clone().unwrap_or_default().join(",")
+        ));
+    }
+    parts.join(", ")
+}
