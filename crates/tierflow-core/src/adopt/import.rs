@@ -35,6 +35,7 @@ mod yaml;
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use serde::Serialize;
@@ -334,6 +335,24 @@ struct IRule {
     http: Vec<HttpRuleSpec>,
     /// Written by the importer to open a direction no policy of the tier isolates.
     synthetic: bool,
+}
+
+/// A peer of a DNS rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum DnsAlt {
+    /// The DNS pods: namespace and selector.
+    Main(String, Selector),
+    /// NodeLocal DNSCache pods in a namespace.
+    LocalPods(String),
+    /// The NodeLocal DNSCache address.
+    LocalAddress(IpAddr),
+}
+
+/// The DNS an import found.
+struct DnsFound {
+    namespace: String,
+    pods: Selector,
+    node_local: Option<IpAddr>,
 }
 
 /// Policies selecting the same pods: a tier, or (selector `None`) the namespace-wide ones.
@@ -787,6 +806,15 @@ impl NsImport<'_> {
         }
         // Cilium FQDN rules: the engine never matches them (nothing resolves offline); their
         // AppNetwork form is an fqdn peer.
+        if r.never
+            && raw
+                .as_ref()
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+        {
+            // Cilium's `{}` rule: isolates, allows nothing (the section says it isolates).
+            return Vec::new();
+        }
         if r.never {
             let fqdns: Vec<String> = raw
                 .as_ref()
@@ -1085,93 +1113,62 @@ impl NsImport<'_> {
                 u.pods = own_pods.iter().copied().collect();
             }
         }
-        // Pod selectors named by rules and matching no tier become tiers of their own.
-        let mut extra: Vec<(Selector, PolicyRef)> = Vec::new();
-        for u in &units {
-            for r in u.rules.iter().flatten() {
-                if let Side::Alts(alts) = &r.peer {
-                    for a in alts {
-                        if let Some(Some(sel)) = self.own_part(a) {
-                            if !units.iter().any(|t| covers(Some(&sel), t))
-                                && !extra.iter().any(|(s, _)| *s == sel)
-                            {
-                                extra.push((sel, r.source.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        for (sel, src) in extra {
-            let pods = own_pods
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    self.scenario
-                        .pods()
-                        .get(i)
-                        .is_some_and(|p| sel.matches(&p.labels))
-                })
-                .collect();
-            units.push(Unit {
-                selector: Some(sel),
-                sources: BTreeSet::from([src]),
-                pods,
-                ..Unit::default()
-            });
-        }
         // Open what a tier's policies do not isolate, when no other policy isolates its pods.
-        for u in &mut units {
+        let isolated: Vec<[bool; 2]> = units.iter().map(|u| u.isolates).collect();
+        let mut decisions = Vec::new();
+        for (k, u) in units.iter().enumerate() {
             for (d, dir) in [(0, Direction::Ingress), (1, Direction::Egress)] {
                 if u.isolates[d] {
                     continue;
                 }
-                let (wide, by_others) = if u.name == EVERY_POD_TIER {
-                    (false, false)
-                } else {
-                    (
-                        baseline_isolates(&baseline, d),
-                        u.pods.iter().any(|&i| {
-                            let (ing, eg) = self.scenario.isolation(i);
-                            if d == 0 {
-                                ing
-                            } else {
-                                eg
-                            }
-                        }),
-                    )
-                };
-                if wide || by_others {
-                    // Isolated by other policies: their rules apply through the pairs below
-                    // only if they are this tier's; nothing is opened.
-                    if !wide {
-                        for src in &u.sources {
-                            self.gaps.push(Gap {
-                                policy: src.clone(),
-                                field: String::new(),
-                                kind: GapKind::OpenDirection,
-                                message: format!(
-                                    "the policy leaves {} open for its pods, but other policies \
-                                     isolate some of them; an AppNetwork tier is isolated both \
-                                     ways, so {} is not opened for the tier",
-                                    dir_word(dir),
-                                    dir_word(dir)
-                                ),
-                            });
-                        }
+                let every = u.name == EVERY_POD_TIER;
+                let given = u.pods.iter().any(|&i| {
+                    let (ing, eg) = self.scenario.isolation(i);
+                    if d == 0 {
+                        ing
+                    } else {
+                        eg
                     }
-                    u.isolates[d] = true;
-                    continue;
-                }
-                let source = u.sources.iter().next().cloned().unwrap_or_default();
-                u.rules[d].push(IRule {
-                    source,
-                    peer: Side::Any,
-                    ports: Ports::All,
-                    http: Vec::new(),
-                    synthetic: true,
                 });
+                let others = units.iter().enumerate().any(|(j, t)| {
+                    j != k
+                        && isolated.get(j).is_some_and(|x| x[d])
+                        && (every || t.selector.as_ref().is_some_and(|s| covers(Some(s), u)))
+                });
+                let wide = !every && baseline_isolates(&baseline, d);
+                decisions.push((k, d, dir, wide, given || others));
             }
+        }
+        for (k, d, dir, wide, by_others) in decisions {
+            let Some(u) = units.get_mut(k) else { continue };
+            if wide || by_others {
+                if by_others && !wide {
+                    for src in &u.sources {
+                        self.gaps.push(Gap {
+                            policy: src.clone(),
+                            field: String::new(),
+                            kind: GapKind::OpenDirection,
+                            message: format!(
+                                "the policy leaves {w} open for the pods it selects, but other \
+                                 policies isolate some of them for {w}; an AppNetwork tier is \
+                                 isolated both ways, and opening {w} for the tier would open it \
+                                 for those pods too, so it is not opened",
+                                w = dir_word(dir)
+                            ),
+                        });
+                    }
+                }
+                u.isolates[d] = true;
+                continue;
+            }
+            let source = u.sources.iter().next().cloned().unwrap_or_default();
+            u.rules[d].push(IRule {
+                source,
+                peer: Side::Any,
+                ports: Ports::All,
+                http: Vec::new(),
+                synthetic: true,
+            });
         }
         // Names.
         let mut used = BTreeSet::new();
@@ -1199,11 +1196,11 @@ impl NsImport<'_> {
         let (flow_specs, flow_sources): (Vec<FlowSpec>, Vec<BTreeSet<PolicyRef>>) =
             flows.into_iter().unzip();
         let dns_spec = match dns {
-            Some(((ns, pods), _)) => DnsSpec {
+            Some((found, _)) => DnsSpec {
                 enabled: true,
-                namespace: ns,
-                selector: label_selector(&pods),
-                node_local_address: None,
+                namespace: found.namespace,
+                selector: label_selector(&found.pods),
+                node_local_address: found.node_local.map(|a| a.to_string()),
             },
             None => DnsSpec {
                 enabled: false,
@@ -1240,54 +1237,9 @@ impl NsImport<'_> {
     }
 
     /// Finds the DNS pods every egress-isolated pod may reach on UDP and TCP 53, removes those
-    /// rules, and returns the target with the policies that allowed it.
-    #[allow(clippy::type_complexity)]
-    fn absorb_dns(&self, units: &mut [Unit]) -> Option<((String, Selector), BTreeSet<PolicyRef>)> {
-        let dns_of = |r: &IRule| -> Option<((String, Selector), BTreeSet<Protocol>)> {
-            let Side::Alts(alts) = &r.peer else {
-                return None;
-            };
-            let [PeerAlt::Pods {
-                namespaces,
-                pods: Some(pods),
-            }] = alts.as_slice()
-            else {
-                return None;
-            };
-            if !r.http.is_empty() || !namespaces.match_expressions.is_empty() {
-                return None;
-            }
-            let ns = namespaces.match_labels.get(NAMESPACE_NAME_LABEL)?;
-            if namespaces.match_labels.len() != 1 || ns == self.ns {
-                return None;
-            }
-            let Ports::List(list) = &r.ports else {
-                return None;
-            };
-            let mut protos = BTreeSet::new();
-            for c in list {
-                if c.range != Some(PortRange::Numbers(53, 53)) {
-                    return None;
-                }
-                match c.proto {
-                    Some(p @ (Protocol::Tcp | Protocol::Udp)) => {
-                        protos.insert(p);
-                    }
-                    _ => return None,
-                }
-            }
-            Some(((ns.clone(), pods.clone()), protos))
-        };
-        let covered = |u: &Unit| -> BTreeMap<(String, Selector), BTreeSet<Protocol>> {
-            let mut m: BTreeMap<(String, Selector), BTreeSet<Protocol>> = BTreeMap::new();
-            for r in &u.rules[1] {
-                if let Some((t, p)) = dns_of(r) {
-                    m.entry(t).or_default().extend(p);
-                }
-            }
-            m.retain(|_, p| p.len() == 2);
-            m
-        };
+    /// rules (and the NodeLocal DNSCache rules beside them), and returns the target with the
+    /// policies that allowed it.
+    fn absorb_dns(&self, units: &mut [Unit]) -> Option<(DnsFound, BTreeSet<PolicyRef>)> {
         let wide_isolates = units.iter().any(|u| u.selector.is_none() && u.isolates[1]);
         let needing: Vec<&Unit> = if wide_isolates {
             units.iter().filter(|u| u.selector.is_none()).collect()
@@ -1297,34 +1249,134 @@ impl NsImport<'_> {
         if needing.is_empty() {
             return None;
         }
-        let target = if wide_isolates {
-            // The namespace-wide policies together.
+        // The DNS targets a group of units reaches on both protocols.
+        let covered = |group: &[&Unit]| -> BTreeSet<(String, Selector)> {
             let mut m: BTreeMap<(String, Selector), BTreeSet<Protocol>> = BTreeMap::new();
-            for u in &needing {
+            for u in group {
                 for r in &u.rules[1] {
-                    if let Some((t, p)) = dns_of(r) {
-                        m.entry(t).or_default().extend(p);
+                    if let Some((alts, protos)) = self.dns_rule(r) {
+                        for a in alts {
+                            if let DnsAlt::Main(ns, sel) = a {
+                                m.entry((ns, sel))
+                                    .or_default()
+                                    .extend(protos.iter().copied());
+                            }
+                        }
                     }
                 }
             }
-            m.into_iter().find(|(_, p)| p.len() == 2).map(|(t, _)| t)?
+            m.into_iter()
+                .filter(|(_, p)| p.len() == 2)
+                .map(|(t, _)| t)
+                .collect()
+        };
+        let target = if wide_isolates {
+            covered(&needing).into_iter().next()?
         } else {
-            let first = covered(needing.first()?);
+            let first = covered(&needing[..1]);
             first
-                .into_keys()
-                .find(|t| needing.iter().all(|u| covered(u).contains_key(t)))?
+                .into_iter()
+                .find(|t| needing.iter().all(|u| covered(&[u]).contains(t)))?
         };
         let mut sources = BTreeSet::new();
+        let mut local: Option<IpAddr> = None;
+        let mut local_pods = false;
         for u in units.iter_mut() {
-            u.rules[1].retain(|r| {
-                let is = dns_of(r).is_some_and(|(t, _)| t == target);
-                if is {
+            let mut kept = Vec::new();
+            for r in std::mem::take(&mut u.rules[1]) {
+                let ours = self.dns_rule(&r).is_some_and(|(alts, _)| {
+                    alts.iter().all(|a| match a {
+                        DnsAlt::Main(ns, sel) => *ns == target.0 && *sel == target.1,
+                        DnsAlt::LocalPods(ns) => *ns == target.0,
+                        DnsAlt::LocalAddress(_) => true,
+                    })
+                });
+                if ours {
+                    for a in self.dns_rule(&r).map(|(a, _)| a).unwrap_or_default() {
+                        match a {
+                            DnsAlt::LocalAddress(ip) => local = Some(ip),
+                            DnsAlt::LocalPods(_) => local_pods = true,
+                            DnsAlt::Main(..) => {}
+                        }
+                    }
                     sources.insert(r.source.clone());
+                } else {
+                    kept.push(r);
                 }
-                !is
+            }
+            u.rules[1] = kept;
+        }
+        if local.is_none() && local_pods {
+            // Cilium writes NodeLocal DNSCache as its pods only: the address is the add-on's
+            // documented default.
+            local = Some(IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 20, 10)));
+        }
+        Some((
+            DnsFound {
+                namespace: target.0,
+                pods: target.1,
+                node_local: local,
+            },
+            sources,
+        ))
+    }
+
+    /// A rule towards DNS only (UDP / TCP 53, peers DNS pods, NodeLocal DNSCache pods or one
+    /// address): its peers and protocols.
+    fn dns_rule(&self, r: &IRule) -> Option<(Vec<DnsAlt>, BTreeSet<Protocol>)> {
+        let Side::Alts(alts) = &r.peer else {
+            return None;
+        };
+        if !r.http.is_empty() || alts.is_empty() {
+            return None;
+        }
+        let Ports::List(list) = &r.ports else {
+            return None;
+        };
+        let mut protos = BTreeSet::new();
+        for c in list {
+            if c.range != Some(PortRange::Numbers(53, 53)) {
+                return None;
+            }
+            match c.proto {
+                Some(p @ (Protocol::Tcp | Protocol::Udp)) => {
+                    protos.insert(p);
+                }
+                _ => return None,
+            }
+        }
+        let local = crate::vocab::node_local_dns_pods();
+        let mut out = Vec::new();
+        for a in alts {
+            out.push(match a {
+                PeerAlt::Pods {
+                    namespaces,
+                    pods: Some(pods),
+                } => {
+                    if !namespaces.match_expressions.is_empty()
+                        || namespaces.match_labels.len() != 1
+                    {
+                        return None;
+                    }
+                    let ns = namespaces.match_labels.get(NAMESPACE_NAME_LABEL)?;
+                    if ns == self.ns {
+                        return None;
+                    }
+                    if *pods == local {
+                        DnsAlt::LocalPods(ns.clone())
+                    } else {
+                        DnsAlt::Main(ns.clone(), pods.clone())
+                    }
+                }
+                PeerAlt::Cidr(c, e)
+                    if e.is_empty() && c.prefix_len() == if c.is_ipv4() { 32 } else { 128 } =>
+                {
+                    DnsAlt::LocalAddress(c.to_string().split('/').next()?.parse().ok()?)
+                }
+                _ => return None,
             });
         }
-        Some((target, sources))
+        Some((out, protos))
     }
 
     /// The flows: one-sided ones towards other namespaces and addresses, and the tier pairs.
@@ -1384,7 +1436,7 @@ impl NsImport<'_> {
                         Side::Alts(a) => a.clone(),
                     };
                     for a in &alts {
-                        let Some(peer) = self.other_part(a, r, d) else {
+                        let Some(peer) = self.other_part(units, a, r, d) else {
                             continue;
                         };
                         if d == 0 {
@@ -1396,27 +1448,38 @@ impl NsImport<'_> {
                 }
             }
         }
-        // Tier pairs: both ends must allow.
+        // Tier pairs: both ends must allow; a flow per pair of rules, so that HTTP rules stay
+        // with the ports they came with.
         for a in units {
             for b in units {
-                let (eg, eg_src) = self.toward(a, b, 1);
-                let (ing, ing_src) = self.toward(b, a, 0);
-                let ports = eg.intersect(&ing);
-                if ports.is_empty() {
-                    continue;
-                }
-                let http = eg_src
-                    .iter()
-                    .chain(ing_src.iter())
-                    .flat_map(|r| r.http.iter().cloned())
-                    .collect::<Vec<_>>();
-                let srcs: BTreeSet<PolicyRef> = eg_src
-                    .iter()
-                    .chain(ing_src.iter())
-                    .map(|r| r.source.clone())
-                    .collect();
-                for s in &srcs {
-                    push(tier(a), tier(b), &ports, &http, s);
+                let (_, eg) = self.toward(a, b, 1);
+                let (_, ing) = self.toward(b, a, 0);
+                for re in &eg {
+                    for ri in &ing {
+                        let ports = re.ports.intersect(&ri.ports);
+                        if ports.is_empty() {
+                            continue;
+                        }
+                        let http = match (re.http.is_empty(), ri.http.is_empty()) {
+                            (true, _) => ri.http.clone(),
+                            (false, true) => re.http.clone(),
+                            (false, false) => {
+                                // Both sides filter: only requests both allow; kept when equal.
+                                if re.http != ri.http {
+                                    continue;
+                                }
+                                re.http.clone()
+                            }
+                        };
+                        if !http.is_empty() && !only_tcp(&ports) {
+                            continue;
+                        }
+                        for src in [&re.source, &ri.source] {
+                            if !(re.synthetic && ri.synthetic) || src == &re.source {
+                                push(tier(a), tier(b), &ports, &http, src);
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -1445,29 +1508,50 @@ impl NsImport<'_> {
     }
 
     /// The AppNetwork peer for the part of an alternative outside this namespace's pods.
-    fn other_part(&mut self, a: &PeerAlt, r: &IRule, d: usize) -> Option<PeerSpec> {
+    fn other_part(&mut self, units: &[Unit], a: &PeerAlt, r: &IRule, d: usize) -> Option<PeerSpec> {
         match a {
             PeerAlt::Own(None) => {
                 self.pods_in_no_tier(r);
                 None
             }
-            PeerAlt::Own(Some(_)) => None,
+            PeerAlt::Own(Some(sel)) => {
+                if units.iter().any(|t| covers(Some(sel), t)) {
+                    return None;
+                }
+                Some(PeerSpec {
+                    namespace_selector: Some(label_selector(&name_selector(self.ns))),
+                    selector: Some(label_selector(sel)),
+                    ..PeerSpec::default()
+                })
+            }
             PeerAlt::Pods { namespaces, pods } => {
                 let pods_spec = pods.as_ref().map(label_selector);
                 let mut nss = namespaces.clone();
                 if namespaces.matches(&self.ns_labels) {
+                    let tiered = units.iter().any(|t| covers(pods.as_ref(), t));
                     if pods.is_none() {
                         self.pods_in_no_tier(r);
                     }
-                    nss.match_expressions.push(Requirement {
-                        key: NAMESPACE_NAME_LABEL.to_string(),
-                        op: SelectorOp::NotIn,
-                        values: BTreeSet::from([self.ns.to_string()]),
+                    if tiered {
+                        // The tiers are in the pairs; the rest of the namespaces stays here.
+                        nss.match_expressions.push(Requirement {
+                            key: NAMESPACE_NAME_LABEL.to_string(),
+                            op: SelectorOp::NotIn,
+                            values: BTreeSet::from([self.ns.to_string()]),
+                        });
+                    }
+                }
+                if nss.is_empty() {
+                    return Some(PeerSpec {
+                        all_namespaces: Some(true),
+                        selector: pods_spec,
+                        ..PeerSpec::default()
                     });
                 }
                 let named = (nss.match_expressions.is_empty() && nss.match_labels.len() == 1)
                     .then(|| nss.match_labels.get(NAMESPACE_NAME_LABEL).cloned())
-                    .flatten();
+                    .flatten()
+                    .filter(|n| n != self.ns);
                 Some(match named {
                     Some(n) => PeerSpec {
                         namespace: Some(n),
@@ -1513,6 +1597,14 @@ impl NsImport<'_> {
                 self.ns
             ),
         });
+    }
+}
+
+/// Whether every port of the set is TCP (HTTP rules need TCP ports).
+fn only_tcp(p: &Ports) -> bool {
+    match p {
+        Ports::All => false,
+        Ports::List(l) => l.iter().all(|c| c.proto == Some(Protocol::Tcp)),
     }
 }
 
