@@ -90,6 +90,8 @@ pub enum GapKind {
     /// A Calico negated match (`notNets` beyond an except, `notSelector`, `notPorts`,
     /// `notProtocol`), an `ipVersion`, or a protocol other than TCP, UDP or SCTP.
     Negation,
+    /// An `except` outside its `cidr` (it carves nothing; the API server refuses it).
+    Except,
     /// A selector with no Kubernetes label selector form (Calico `||`, `contains`, ...).
     Selector,
     /// A Cilium L7 rule other than HTTP (DNS, Kafka, ...).
@@ -120,6 +122,7 @@ impl GapKind {
             GapKind::Deny => "DenyRule",
             GapKind::Negation => "NegatedMatch",
             GapKind::Selector => "SelectorForm",
+            GapKind::Except => "ExceptOutsideCidr",
             GapKind::L7 => "L7Rule",
             GapKind::Unevaluable => "Unevaluable",
             GapKind::ClusterWide => "ClusterWide",
@@ -173,6 +176,9 @@ pub struct ImportedApp {
     pub tier_sources: Vec<BTreeSet<PolicyRef>>,
     /// The policies behind each flow (by index into `spec.flows`).
     pub flow_sources: Vec<BTreeSet<PolicyRef>>,
+    /// Why each flow is there beyond its rules (empty: only its rules), for example that it
+    /// writes out a direction the tier's policies leave open.
+    pub flow_notes: Vec<String>,
     /// The policies behind the baseline and DNS.
     pub baseline_sources: BTreeSet<PolicyRef>,
 }
@@ -887,6 +893,22 @@ impl NsImport<'_> {
                         Err(()) => return Vec::new(),
                     }
                 }
+                // Cilium `toFQDNs`: the engine matches no address with them (nothing resolves
+                // offline); their AppNetwork form is an fqdn peer.
+                if p.flavor == Flavor::Cilium && d == Direction::Egress {
+                    let fqdns = raw
+                        .as_ref()
+                        .and_then(|v| v.get("toFQDNs"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|f| {
+                            f.get("matchName")
+                                .or_else(|| f.get("matchPattern"))
+                                .and_then(Value::as_str)
+                        });
+                    out.extend(fqdns.map(|n| PeerAlt::Fqdn(n.to_string())));
+                }
                 Side::Alts(self.worldify(out))
             }
         };
@@ -944,7 +966,30 @@ impl NsImport<'_> {
                 },
             }]),
             Alt::K8sBlock { cidr, except } | Alt::CiliumCidr { cidr, except } => {
-                Ok(vec![PeerAlt::Cidr(*cidr, except.clone())])
+                if except.iter().any(|e| e.contains(cidr)) {
+                    self.gaps.push(gap(
+                        p,
+                        &r.path,
+                        GapKind::Except,
+                        format!("an except holds all of {cidr}, so the block matches nothing; left out"),
+                    ));
+                    return Ok(Vec::new());
+                }
+                let (inside, outside): (Vec<Cidr>, Vec<Cidr>) =
+                    except.iter().partition(|e| cidr.contains(e));
+                if !outside.is_empty() {
+                    self.gaps.push(gap(
+                        p,
+                        &r.path,
+                        GapKind::Except,
+                        format!(
+                            "except blocks outside their cidr have no AppNetwork form (they carve \
+                             nothing out of {cidr}); left out: {}",
+                            outside.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+                Ok(vec![PeerAlt::Cidr(*cidr, inside)])
             }
             Alt::CiliumEndpoints {
                 namespace,
@@ -1095,9 +1140,12 @@ impl NsImport<'_> {
         if let Some((_, ref srcs)) = dns {
             baseline_sources.extend(srcs.iter().cloned());
         }
+        // The namespace-wide policies become a tier when they allow something, or when there
+        // is no other tier (an AppNetwork has at least one).
         let wide_rules = units
             .iter()
-            .any(|u| u.selector.is_none() && u.rules.iter().any(|r| !r.is_empty()));
+            .any(|u| u.selector.is_none() && u.rules.iter().any(|r| !r.is_empty()))
+            || !units.iter().any(|u| u.selector.is_some());
         units.retain(|u| u.selector.is_some() || wide_rules);
         for u in &mut units {
             if u.selector.is_none() {
@@ -1193,8 +1241,14 @@ impl NsImport<'_> {
             })
             .collect();
         let tier_sources = units.iter().map(|u| u.sources.clone()).collect();
-        let (flow_specs, flow_sources): (Vec<FlowSpec>, Vec<BTreeSet<PolicyRef>>) =
-            flows.into_iter().unzip();
+        let mut flow_specs = Vec::new();
+        let mut flow_sources = Vec::new();
+        let mut flow_notes = Vec::new();
+        for (f, s, n) in flows {
+            flow_specs.push(f);
+            flow_sources.push(s);
+            flow_notes.push(n.into_iter().collect::<Vec<_>>().join("; "));
+        }
         let dns_spec = match dns {
             Some((found, _)) => DnsSpec {
                 enabled: true,
@@ -1220,6 +1274,7 @@ impl NsImport<'_> {
             },
             tier_sources,
             flow_sources,
+            flow_notes,
             baseline_sources,
         }
     }
@@ -1380,22 +1435,24 @@ impl NsImport<'_> {
     }
 
     /// The flows: one-sided ones towards other namespaces and addresses, and the tier pairs.
-    fn flows(&mut self, units: &[Unit]) -> Vec<(FlowSpec, BTreeSet<PolicyRef>)> {
-        let mut out: Vec<(FlowSpec, BTreeSet<PolicyRef>)> = Vec::new();
+    fn flows(&mut self, units: &[Unit]) -> Vec<(FlowSpec, BTreeSet<PolicyRef>, BTreeSet<String>)> {
+        let mut out: Vec<(FlowSpec, BTreeSet<PolicyRef>, BTreeSet<String>)> = Vec::new();
         let mut push = |from: PeerSpec,
                         to: PeerSpec,
                         ports: &Ports,
                         http: &[HttpRuleSpec],
-                        src: &PolicyRef| {
+                        src: &PolicyRef,
+                        note: Option<String>| {
             let list = crd_ports(ports);
             if list.is_empty() {
                 return;
             }
             let http = (!http.is_empty()).then(|| http.to_vec());
-            if let Some((f, s)) = out
+            if let Some((f, s, n)) = out
                 .iter_mut()
-                .find(|(f, _)| f.from == from && f.to == to && f.http == http)
+                .find(|(f, _, _)| f.from == from && f.to == to && f.http == http)
             {
+                n.extend(note);
                 let mut all = f.ports.take().unwrap_or_default();
                 for p in list {
                     if !all.contains(&p) {
@@ -1414,7 +1471,15 @@ impl NsImport<'_> {
                     http,
                 },
                 BTreeSet::from([src.clone()]),
+                note.into_iter().collect(),
             ));
+        };
+        let opened = |u: &Unit, d: usize| {
+            format!(
+                "{} of tier {} written out: none of its policies isolates it",
+                if d == 0 { "ingress" } else { "egress" },
+                u.name
+            )
         };
         let tier = |u: &Unit| PeerSpec {
             tier: Some(u.name.clone()),
@@ -1436,13 +1501,13 @@ impl NsImport<'_> {
                         Side::Alts(a) => a.clone(),
                     };
                     for a in &alts {
-                        let Some(peer) = self.other_part(units, a, r, d) else {
-                            continue;
-                        };
-                        if d == 0 {
-                            push(peer, tier(u), &r.ports, &r.http, &r.source);
-                        } else {
-                            push(tier(u), peer, &r.ports, &r.http, &r.source);
+                        for peer in self.other_part(units, a, r, d) {
+                            let note = r.synthetic.then(|| opened(u, d));
+                            if d == 0 {
+                                push(peer, tier(u), &r.ports, &r.http, &r.source, note);
+                            } else {
+                                push(tier(u), peer, &r.ports, &r.http, &r.source, note);
+                            }
                         }
                     }
                 }
@@ -1474,10 +1539,13 @@ impl NsImport<'_> {
                         if !http.is_empty() && !only_tcp(&ports) {
                             continue;
                         }
+                        let note = match (re.synthetic, ri.synthetic) {
+                            (true, _) => Some(opened(a, 1)),
+                            (false, true) => Some(opened(b, 0)),
+                            _ => None,
+                        };
                         for src in [&re.source, &ri.source] {
-                            if !(re.synthetic && ri.synthetic) || src == &re.source {
-                                push(tier(a), tier(b), &ports, &http, src);
-                            }
+                            push(tier(a), tier(b), &ports, &http, src, note.clone());
                         }
                     }
                 }
@@ -1508,29 +1576,27 @@ impl NsImport<'_> {
     }
 
     /// The AppNetwork peer for the part of an alternative outside this namespace's pods.
-    fn other_part(&mut self, units: &[Unit], a: &PeerAlt, r: &IRule, d: usize) -> Option<PeerSpec> {
+    fn other_part(&mut self, units: &[Unit], a: &PeerAlt, r: &IRule, d: usize) -> Vec<PeerSpec> {
         match a {
-            PeerAlt::Own(None) => {
-                self.pods_in_no_tier(r);
-                None
-            }
+            PeerAlt::Own(None) => self.untiered_peer(units, r).into_iter().collect(),
             PeerAlt::Own(Some(sel)) => {
                 if units.iter().any(|t| covers(Some(sel), t)) {
-                    return None;
+                    return Vec::new();
                 }
-                Some(PeerSpec {
+                vec![PeerSpec {
                     namespace_selector: Some(label_selector(&name_selector(self.ns))),
                     selector: Some(label_selector(sel)),
                     ..PeerSpec::default()
-                })
+                }]
             }
             PeerAlt::Pods { namespaces, pods } => {
                 let pods_spec = pods.as_ref().map(label_selector);
                 let mut nss = namespaces.clone();
+                let mut out = Vec::new();
                 if namespaces.matches(&self.ns_labels) {
                     let tiered = units.iter().any(|t| covers(pods.as_ref(), t));
                     if pods.is_none() {
-                        self.pods_in_no_tier(r);
+                        out.extend(self.untiered_peer(units, r));
                     }
                     if tiered {
                         // The tiers are in the pairs; the rest of the namespaces stays here.
@@ -1542,17 +1608,18 @@ impl NsImport<'_> {
                     }
                 }
                 if nss.is_empty() {
-                    return Some(PeerSpec {
+                    out.push(PeerSpec {
                         all_namespaces: Some(true),
                         selector: pods_spec,
                         ..PeerSpec::default()
                     });
+                    return out;
                 }
                 let named = (nss.match_expressions.is_empty() && nss.match_labels.len() == 1)
                     .then(|| nss.match_labels.get(NAMESPACE_NAME_LABEL).cloned())
                     .flatten()
                     .filter(|n| n != self.ns);
-                Some(match named {
+                out.push(match named {
                     Some(n) => PeerSpec {
                         namespace: Some(n),
                         selector: pods_spec,
@@ -1563,24 +1630,69 @@ impl NsImport<'_> {
                         selector: pods_spec,
                         ..PeerSpec::default()
                     },
-                })
+                });
+                out
             }
-            PeerAlt::Cidr(c, except) => Some(PeerSpec {
+            PeerAlt::Cidr(c, except) => vec![PeerSpec {
                 cidr: Some(c.to_string()),
                 except: (!except.is_empty())
                     .then(|| except.iter().map(ToString::to_string).collect()),
                 ..PeerSpec::default()
-            }),
-            PeerAlt::World => Some(PeerSpec {
+            }],
+            PeerAlt::World => vec![PeerSpec {
                 world: Some(true),
                 ..PeerSpec::default()
-            }),
-            PeerAlt::Fqdn(n) if d == 1 => Some(PeerSpec {
+            }],
+            PeerAlt::Fqdn(n) if d == 1 => vec![PeerSpec {
                 fqdn: Some(n.clone()),
                 ..PeerSpec::default()
-            }),
-            PeerAlt::Fqdn(_) => None,
+            }],
+            PeerAlt::Fqdn(_) => Vec::new(),
         }
+    }
+
+    /// The pods of this namespace that no tier selects, as a peer: a namespace selector on
+    /// this namespace with a selector that is the complement of the tiers' (when every tier
+    /// selects on one value of the same label key). Nothing when an all-pods tier holds every
+    /// pod; recorded as a gap when the complement has no selector form.
+    fn untiered_peer(&mut self, units: &[Unit], r: &IRule) -> Option<PeerSpec> {
+        if units.iter().any(|u| u.name == EVERY_POD_TIER) {
+            return None;
+        }
+        let mut key: Option<&String> = None;
+        let mut values = BTreeSet::new();
+        for u in units {
+            let sel = u.selector.as_ref()?;
+            let single = sel.match_expressions.is_empty() && sel.match_labels.len() == 1;
+            let (k, v) = sel
+                .match_labels
+                .iter()
+                .next()
+                .filter(|_| single)
+                .or_else(|| {
+                    self.pods_in_no_tier(r);
+                    None
+                })?;
+            if key.is_some_and(|x| x != k) {
+                self.pods_in_no_tier(r);
+                return None;
+            }
+            key = Some(k);
+            values.insert(v.clone());
+        }
+        let selector = key.map(|k| Selector {
+            match_labels: BTreeMap::new(),
+            match_expressions: vec![Requirement {
+                key: k.clone(),
+                op: SelectorOp::NotIn,
+                values,
+            }],
+        });
+        Some(PeerSpec {
+            namespace_selector: Some(label_selector(&name_selector(self.ns))),
+            selector: selector.as_ref().map(label_selector),
+            ..PeerSpec::default()
+        })
     }
 
     fn pods_in_no_tier(&mut self, r: &IRule) {

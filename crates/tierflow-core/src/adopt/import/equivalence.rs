@@ -11,6 +11,10 @@
 //! either side's rules name, the one after it, the pods' container ports, DNS, and a few
 //! others.
 //!
+//! Both sides are simulated as one CNI would enforce them: with Cilium's semantics when the
+//! original holds Cilium policies or the AppNetworks are rendered for Cilium (an `ipBlock` then
+//! never matches a pod), else as the objects' kinds say.
+//!
 //! A difference names the policies that decided it in the original, and the [`Gap`]s recorded
 //! for them (or, failing that, for the policies of the namespaces at either end).
 
@@ -21,9 +25,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{split_cilium, Gap, Import, ImportError};
+use super::{split_cilium, Gap, GapKind, Import, ImportError};
 use crate::core::{Cidr, Protocol, Selector};
-use crate::engine::{Alt, Endpoint, K8sNs, Pod, PolicyRef, Scenario, Subject};
+use crate::engine::{Alt, Endpoint, K8sNs, Mode, Pod, PolicyRef, Scenario, Subject};
 use crate::model::{AppModel, Backend};
 use crate::plan::app_objects;
 use crate::render::Env;
@@ -52,6 +56,8 @@ pub struct Difference {
     pub decided_by: Vec<PolicyRef>,
     /// Why, in words: the gaps behind it.
     pub reasons: Vec<String>,
+    /// The kinds of those gaps (empty: no recorded gap explains it).
+    pub kinds: Vec<GapKind>,
 }
 
 impl Difference {
@@ -190,6 +196,16 @@ pub fn equivalence(
             !matches!(k, "Pod" | "Namespace")
         })
         .collect();
+    // Both sides are simulated as one CNI enforces them: Cilium when the original has Cilium
+    // policies or the AppNetworks are rendered for Cilium (there an ipBlock does not match
+    // pods, elsewhere it does), else as their own kinds say.
+    let cilium = backend == Backend::Cilium || original_all.mode() == Mode::Cilium;
+    let mut policies_only = policies_only;
+    let mut rendered = rendered;
+    if cilium {
+        policies_only.push(cilium_marker());
+        rendered.push(cilium_marker());
+    }
     let mut a = Scenario::from_values(policies_only)?;
     let mut b = Scenario::from_values(rendered)?;
 
@@ -286,6 +302,9 @@ pub fn equivalence(
     };
     let example = |s: Option<&Selector>| s.map(Selector::example_labels).unwrap_or_default();
     for p in a.policies() {
+        if p.origin.name == MARKER {
+            continue;
+        }
         match &p.subject {
             Subject::K8s { namespace, pods } => {
                 add_pod(&mut eps, namespace, pods.example_labels(), Vec::new())
@@ -488,6 +507,7 @@ pub fn equivalence(
                     .iter()
                     .filter_map(|e| e.pod.as_ref().map(|p| p.namespace.as_str()))
                     .collect();
+                let (reasons, kinds) = reasons(&import.gaps, &decided_by, &ends_ns, x);
                 differences.push(Difference {
                     from: from.name.clone(),
                     to: if i == j {
@@ -499,7 +519,8 @@ pub fn equivalence(
                     protocol: proto.as_str().to_string(),
                     original: x,
                     imported: y,
-                    reasons: reasons(&import.gaps, &decided_by, &ends_ns, x),
+                    reasons,
+                    kinds,
                     decided_by,
                 });
             }
@@ -518,6 +539,23 @@ pub fn equivalence(
     })
 }
 
+/// The name of the policy that makes the engine evaluate both sides as Cilium does.
+const MARKER: &str = "tierflow-import-cilium-semantics";
+
+/// A CiliumNetworkPolicy that selects no pod: its presence makes the engine use Cilium's
+/// semantics for every policy of the scenario.
+fn cilium_marker() -> Value {
+    serde_json::json!({
+        "apiVersion": "cilium.io/v2",
+        "kind": "CiliumNetworkPolicy",
+        "metadata": {"name": MARKER, "namespace": MARKER},
+        "spec": {
+            "endpointSelector": {"matchLabels": {"tierflow.dev/import-semantics": "cilium"}},
+            "ingress": [{}],
+        },
+    })
+}
+
 /// The gaps behind a difference: those of the policies that decided it in the original, else
 /// those of any policy of the namespaces at either end.
 fn reasons(
@@ -525,17 +563,16 @@ fn reasons(
     decided_by: &[PolicyRef],
     namespaces: &[&str],
     original: bool,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<GapKind>) {
     let same = |g: &Gap, p: &PolicyRef| {
         g.policy.kind == p.kind && g.policy.namespace == p.namespace && g.policy.name == p.name
     };
-    let mut out: Vec<String> = gaps
+    let mut found: Vec<&Gap> = gaps
         .iter()
         .filter(|g| decided_by.iter().any(|p| same(g, p)))
-        .map(Gap::describe)
         .collect();
-    if out.is_empty() {
-        out = gaps
+    if found.is_empty() {
+        found = gaps
             .iter()
             .filter(|g| {
                 g.policy
@@ -544,9 +581,12 @@ fn reasons(
                     .is_some_and(|ns| namespaces.contains(&ns))
                     || g.policy.namespace.is_none()
             })
-            .map(Gap::describe)
             .collect();
     }
+    let mut kinds: Vec<GapKind> = found.iter().map(|g| g.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut out: Vec<String> = found.into_iter().map(Gap::describe).collect();
     if out.is_empty() {
         out.push(if original {
             "no recorded gap explains it: the imported AppNetworks deny what the policies allow \
@@ -560,7 +600,7 @@ fn reasons(
     }
     out.sort();
     out.dedup();
-    out
+    (out, kinds)
 }
 
 /// The first usable address of a network, and of each exception inside it.

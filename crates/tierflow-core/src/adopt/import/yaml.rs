@@ -64,12 +64,26 @@ fn document(import: &Import, app: &ImportedApp) -> Result<String, serde_yaml::Er
         spec: &app.spec,
     };
     let text = serde_yaml::to_string(&body)?;
-    // Defaults a reader need not see.
-    let text: String = text
-        .lines()
-        .filter(|l| !matches!(*l, "  backend: Auto" | "  mode: Enforce" | "    ports: []"))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    // Defaults a reader need not see, and where DNS would be when it is off.
+    let mut kept = String::new();
+    let mut dns_off = false;
+    for l in text.lines() {
+        if matches!(l, "  backend: Auto" | "  mode: Enforce" | "    ports: []") {
+            continue;
+        }
+        if l.starts_with("  ") && !l.starts_with("   ") {
+            dns_off = false;
+        }
+        if dns_off {
+            continue;
+        }
+        if l == "    enabled: false" {
+            dns_off = true;
+        }
+        kept.push_str(l);
+        kept.push('\n');
+    }
+    let text = kept;
     #[derive(PartialEq)]
     enum In {
         Nothing,
@@ -89,19 +103,25 @@ fn document(import: &Import, app: &ImportedApp) -> Result<String, serde_yaml::Er
             section = In::Nothing;
         }
         if line.starts_with("  - ") {
-            let refs = match section {
+            let (refs, note) = match section {
                 In::Tiers => {
                     tier += 1;
-                    app.tier_sources.get(tier - 1)
+                    (app.tier_sources.get(tier - 1), None)
                 }
                 In::Flows => {
                     flow += 1;
-                    app.flow_sources.get(flow - 1)
+                    (
+                        app.flow_sources.get(flow - 1),
+                        app.flow_notes.get(flow - 1).filter(|n| !n.is_empty()),
+                    )
                 }
-                In::Nothing => None,
+                In::Nothing => (None, None),
             };
             if let Some(refs) = refs.filter(|r| !r.is_empty()) {
                 out.push_str(&format!("  # from {}\n", names(refs)));
+            }
+            if let Some(note) = note {
+                out.push_str(&format!("  # ({note})\n"));
             }
         }
         out.push_str(line);
