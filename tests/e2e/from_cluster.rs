@@ -138,7 +138,7 @@ async fn import_reads_a_live_namespace_and_proves_the_appnetwork_equivalent() {
     assert!(stderr.contains("equivalent: the AppNetworks"), "{stderr}");
     assert!(
         stdout.contains(&format!(
-            "# from NetworkPolicy {0}/web, NetworkPolicy {0}/api",
+            "# from NetworkPolicy {0}/api, NetworkPolicy {0}/web",
             ns.name
         )),
         "{stdout}"

@@ -432,7 +432,8 @@ pub fn import(objects: &[Value], options: &Options) -> Result<Import, ImportErro
                         "",
                         GapKind::ClusterWide,
                         "a cluster-wide policy has no AppNetwork form (an AppNetwork is \
-                         namespaced; a ClusterBaseline holds cluster-wide guardrails)",
+                         namespaced; a ClusterBaseline holds cluster-wide guardrails); it stays \
+                         in force on both sides of the comparison",
                     ));
                 }
             }
@@ -442,7 +443,8 @@ pub fn import(objects: &[Value], options: &Options) -> Result<Import, ImportErro
                         p,
                         "",
                         GapKind::NotImported,
-                        "its namespace was not imported (still in force in the comparison)",
+                        "its namespace was not imported (it stays in force on both sides of the \
+                         comparison)",
                     ));
                 }
             }

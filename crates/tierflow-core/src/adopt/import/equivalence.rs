@@ -196,12 +196,24 @@ pub fn equivalence(
             !matches!(k, "Pod" | "Namespace")
         })
         .collect();
+    // What was not imported (other namespaces, cluster-wide policies) stays in force on both
+    // sides.
+    let imported_ns: BTreeSet<&str> = import.apps.iter().map(|a| a.namespace.as_str()).collect();
+    rendered.extend(
+        policies_only
+            .iter()
+            .filter(|o| {
+                o.pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .is_none_or(|ns| !imported_ns.contains(ns))
+            })
+            .cloned(),
+    );
     // Both sides are simulated as one CNI enforces them: Cilium when the original has Cilium
     // policies or the AppNetworks are rendered for Cilium (there an ipBlock does not match
     // pods, elsewhere it does), else as their own kinds say.
     let cilium = backend == Backend::Cilium || original_all.mode() == Mode::Cilium;
     let mut policies_only = policies_only;
-    let mut rendered = rendered;
     if cilium {
         policies_only.push(cilium_marker());
         rendered.push(cilium_marker());
