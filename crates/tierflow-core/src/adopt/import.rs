@@ -1341,11 +1341,14 @@ impl NsImport<'_> {
         for u in units.iter_mut() {
             let mut kept = Vec::new();
             for r in std::mem::take(&mut u.rules[1]) {
+                // An address alone counts only when link-local, as NodeLocal DNSCache's are
+                // (169.254.20.10 by default): any other /32 on 53 is a flow of its own.
                 let ours = self.dns_rule(&r).is_some_and(|(alts, _)| {
+                    let with_pods = alts.iter().any(|a| !matches!(a, DnsAlt::LocalAddress(_)));
                     alts.iter().all(|a| match a {
                         DnsAlt::Main(ns, sel) => *ns == target.0 && *sel == target.1,
                         DnsAlt::LocalPods(ns) => *ns == target.0,
-                        DnsAlt::LocalAddress(_) => true,
+                        DnsAlt::LocalAddress(ip) => with_pods || link_local(ip),
                     })
                 });
                 if ours {
@@ -1711,6 +1714,14 @@ impl NsImport<'_> {
                 self.ns
             ),
         });
+    }
+}
+
+/// Whether an address is link-local (169.254.0.0/16, fe80::/10).
+fn link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
     }
 }
 
