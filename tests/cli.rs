@@ -603,3 +603,75 @@ fn verify_reports_declared_flows_a_guardrail_denies_naming_the_rule() {
     let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 }
+
+fn adoption(name: &str) -> String {
+    format!("{}/examples/adoption/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn import_writes_the_appnetwork_of_docs_adoption_and_proves_it_on_every_backend() {
+    for backend in ["networkpolicy", "calico", "cilium"] {
+        let o = tierflow(&[
+            "import",
+            "-f",
+            &adoption("shop-policies.yaml"),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code(&o), 0, "{backend}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("equivalent: the AppNetworks"),
+            "{}",
+            stderr(&o)
+        );
+        // What import writes, render and verify read.
+        let out = stdout(&o);
+        assert!(out.contains("kind: AppNetwork") && out.contains("# from NetworkPolicy shop/web"));
+        let v = tierflow_stdin(&["verify", "-f", "-"], out.as_bytes());
+        assert_eq!(code(&v), 0, "{}{}", stdout(&v), stderr(&v));
+    }
+}
+
+#[test]
+fn import_exits_1_and_names_the_rule_without_an_appnetwork_form() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("NOT equivalent: 1 of"), "{err}");
+    assert!(
+        err.contains(
+            "orders/kafka spec.ingress[0]: this Cilium L7 rule (kafka) has no AppNetwork form"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "orders/orders-0 -> orders/kafka-0 on 9092/TCP: originally allowed, imported denied"
+        ),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("# NOT expressed"), "{}", stdout(&o));
+}
+
+#[test]
+fn import_of_a_namespace_without_policies_is_bad_input() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("shop-policies.yaml"),
+        "--namespace",
+        "elsewhere",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("namespace \"elsewhere\" has no"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -538,7 +538,11 @@ pub fn equivalence(
             }
         }
     }
-    for g in import.gaps.iter().filter(|g| g.kind != GapKind::NotImported) {
+    for g in import
+        .gaps
+        .iter()
+        .filter(|g| g.kind != GapKind::NotImported)
+    {
         notes.push(g.describe());
     }
     Ok(Equivalence {
