@@ -25,7 +25,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{split_cilium, Gap, GapKind, Import, ImportError};
+use super::translate::split_cilium;
+use super::types::{Gap, GapKind, Import, ImportError};
 use crate::core::{Cidr, Protocol, Selector};
 use crate::engine::{Alt, Endpoint, K8sNs, Mode, Pod, PolicyRef, Scenario, Subject};
 use crate::model::{AppModel, Backend};

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Import, ImportedApp};
+use super::types::{Import, ImportedApp};
 use crate::engine::PolicyRef;
 
 fn names(refs: &BTreeSet<PolicyRef>) -> String {
