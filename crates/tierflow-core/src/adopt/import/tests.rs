@@ -565,3 +565,97 @@ fn importing_nothing_is_an_error_that_names_why() {
     .unwrap_err();
     assert!(e.to_string().contains("\"elsewhere\""), "{e}");
 }
+
+#[test]
+fn hand_written_calico_allow_policies_import_equivalent_and_a_global_policy_stays_in_force() {
+    let objects = docs(
+        "
+apiVersion: v1
+kind: Namespace
+metadata: {name: shop}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-1, namespace: shop, labels: {app: web}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api-1, namespace: shop, labels: {app: api, tier: backend}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prom, namespace: monitoring, labels: {app: prometheus}}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  order: 100
+  selector: app == 'api' && has(tier)
+  types: [Ingress, Egress]
+  ingress:
+  - action: Allow
+    protocol: TCP
+    source: {selector: app == 'web'}
+    destination: {ports: [8080]}
+  - action: Allow
+    protocol: TCP
+    source: {namespaceSelector: kubernetes.io/metadata.name == 'monitoring', selector: app == 'prometheus'}
+    destination: {ports: ['9090:9091']}
+  egress:
+  - action: Allow
+    protocol: UDP
+    destination: {nets: [10.96.0.10/32], ports: [53]}
+---
+apiVersion: projectcalico.org/v3
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  selector: app == 'web'
+  types: [Egress]
+  egress:
+  - action: Allow
+    protocol: TCP
+    destination: {selector: app == 'api', ports: [8080]}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: deny-metadata}
+spec:
+  order: 10
+  selector: all()
+  types: [Egress]
+  egress:
+  - action: Deny
+    destination: {nets: [169.254.169.254/32]}
+  - action: Pass
+",
+    );
+    for backend in [Backend::Calico, Backend::NetworkPolicy] {
+        assert_outcome("calico allows", &objects, backend, &[]);
+    }
+    let (imported, _) = round_trip(&objects, Backend::Calico);
+    let g = imported
+        .gaps
+        .iter()
+        .find(|g| g.kind == GapKind::ClusterWide)
+        .unwrap();
+    assert_eq!(g.policy.name, "deny-metadata");
+    let app = &imported.apps[0];
+    let api = &app.spec.tiers[0];
+    assert_eq!(api.name, "api");
+    // `has(tier)` is the Kubernetes `Exists`.
+    let exprs = api.selector.match_expressions.as_ref().unwrap();
+    assert_eq!(
+        (exprs[0].key.as_str(), exprs[0].operator.as_str()),
+        ("tier", "Exists")
+    );
+    let range = app
+        .spec
+        .flows
+        .iter()
+        .find(|f| f.from.namespace.as_deref() == Some("monitoring"))
+        .unwrap();
+    let p = &range.ports.as_ref().unwrap()[0];
+    assert_eq!((p.port, p.end_port), (Some(9090), Some(9091)));
+}
