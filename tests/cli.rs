@@ -660,6 +660,18 @@ fn import_exits_1_and_names_the_rule_without_an_appnetwork_form() {
 }
 
 #[test]
+fn import_of_an_unreadable_policy_names_file_document_and_field() {
+    let o = tierflow(&["import", "-f", &fixture("broken-policy.yaml")]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("broken-policy.yaml: document 2 (NetworkPolicy shop/bad-port): spec.ingress[0].ports[0].port"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
 fn import_of_a_namespace_without_policies_is_bad_input() {
     let o = tierflow(&[
         "import",
