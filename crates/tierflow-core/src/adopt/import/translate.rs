@@ -978,7 +978,7 @@ impl NsImport<'_> {
                 if u.isolates[d] {
                     continue;
                 }
-                let every = u.name == EVERY_POD_TIER;
+                let every = is_every_pod(u);
                 let given = u.pods.iter().any(|&i| {
                     let (ing, eg) = self.scenario.isolation(i);
                     if d == 0 {
@@ -1468,7 +1468,7 @@ impl NsImport<'_> {
     /// selects on one value of the same label key). Nothing when an all-pods tier holds every
     /// pod; recorded as a gap when the complement has no selector form.
     fn untiered_peer(&mut self, units: &[Unit], r: &IRule) -> Option<PeerSpec> {
-        if units.iter().any(|u| u.name == EVERY_POD_TIER) {
+        if units.iter().any(is_every_pod) {
             return None;
         }
         let mut key: Option<&String> = None;
@@ -1538,6 +1538,14 @@ fn only_tcp(p: &Ports) -> bool {
         Ports::All => false,
         Ports::List(l) => l.iter().all(|c| c.proto == Some(Protocol::Tcp)),
     }
+}
+
+/// Whether the unit is the all-pods tier (by its selector: a policy's own tier may be named
+/// `all-pods` too).
+fn is_every_pod(u: &Unit) -> bool {
+    u.selector
+        .as_ref()
+        .is_some_and(|s| s.match_expressions.iter().any(|r| r.key == EVERY_POD_KEY))
 }
 
 fn baseline_isolates(b: &BaselineSpec, d: usize) -> bool {
