@@ -659,3 +659,50 @@ spec:
     let p = &range.ports.as_ref().unwrap()[0];
     assert_eq!((p.port, p.end_port), (Some(9090), Some(9091)));
 }
+
+#[test]
+fn a_direction_left_open_for_pods_other_policies_isolate_is_not_opened_and_is_named() {
+    let objects = docs(
+        "
+apiVersion: v1
+kind: Pod
+metadata: {name: web-front, namespace: shop, labels: {app: web, tier: front}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-plain, namespace: shop, labels: {app: web}}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-in, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress: [{ports: [{port: 80}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: front-out, namespace: shop}
+spec:
+  podSelector: {matchLabels: {tier: front}}
+  policyTypes: [Egress]
+  egress: [{to: [{ipBlock: {cidr: 192.0.2.0/24}}], ports: [{port: 443}]}]
+",
+    );
+    // web-plain's egress was open; opening it for tier web would open web-front's too (and
+    // likewise ingress for the tier of front-out). Narrower, never wider.
+    assert_outcome(
+        "open direction",
+        &objects,
+        Backend::NetworkPolicy,
+        &[GapKind::OpenDirection],
+    );
+    let (_, report) = round_trip(&objects, Backend::NetworkPolicy);
+    let odd: Vec<String> = report
+        .differences
+        .iter()
+        .filter(|d| !(d.original && !d.imported))
+        .map(Difference::describe)
+        .collect();
+    assert!(odd.is_empty(), "{odd:#?}\n{report}");
+}
