@@ -701,7 +701,7 @@ spec:
     let odd: Vec<String> = report
         .differences
         .iter()
-        .filter(|d| !(d.original && !d.imported))
+        .filter(|d| !d.original || d.imported)
         .map(Difference::describe)
         .collect();
     assert!(odd.is_empty(), "{odd:#?}\n{report}");
