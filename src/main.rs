@@ -229,6 +229,10 @@ enum Command {
         /// every address minus exactly these is read as `world` (default: made-up ranges).
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
+        /// The equivalence report on standard error: text (differences grouped by reason, the
+        /// first 12 of each), or json (every difference, with its reasons and deciding policies).
+        #[arg(long, value_enum, default_value = "text")]
+        report: VerifyOutput,
     },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
@@ -363,7 +367,8 @@ async fn main() -> ExitCode {
             namespaces,
             backend,
             cluster_cidrs,
-        } => import(objects, &namespaces, backend.into(), &cluster_cidrs).await,
+            report,
+        } => import(objects, &namespaces, backend.into(), &cluster_cidrs, report).await,
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -627,11 +632,15 @@ async fn import(
     namespaces: &[String],
     backend: Backend,
     cluster_cidrs: &[Cidr],
+    report: VerifyOutput,
 ) -> Result<u8, CliError> {
     let input = read_objects(&objects).await?;
     let out = cli::import::import_input(&input, namespaces, backend, cluster_cidrs)?;
     emit(&out.yaml)?;
-    eprint!("tierflow import: {}", out.report);
+    match report {
+        VerifyOutput::Text => eprint!("tierflow import: {}", out.report),
+        VerifyOutput::Json => eprint!("{}", json(&out.report)?),
+    }
     Ok(out.exit_code())
 }
 

@@ -657,6 +657,38 @@ fn import_exits_1_and_names_the_rule_without_an_appnetwork_form() {
         "{err}"
     );
     assert!(stdout(&o).contains("# NOT expressed"), "{}", stdout(&o));
+
+    // Every difference, as data.
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let report: Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let d = &report["differences"][0];
+    assert_eq!(
+        (
+            &d["from"],
+            &d["to"],
+            &d["port"],
+            &d["original"],
+            &d["imported"]
+        ),
+        (
+            &Value::from("orders/orders-0"),
+            &Value::from("orders/kafka-0"),
+            &Value::from(9092),
+            &Value::from(true),
+            &Value::from(false)
+        )
+    );
+    assert_eq!(d["kinds"], serde_json::json!(["l7"]));
+    assert_eq!(d["decidedBy"][0]["name"], "kafka");
 }
 
 #[test]
