@@ -382,6 +382,27 @@ enum Command {
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
     },
+    /// Turn the policies of namespaces (NetworkPolicy, Calico, Cilium) and their pods into
+    /// AppNetworks (YAML on standard output), and prove them equivalent by simulation (report
+    /// on standard error); exit 1 when some connection differs, 2 on bad input.
+    Import {
+        #[command(flatten)]
+        objects: Objects,
+        /// A namespace to import (repeatable; default: every namespace with a policy).
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// The backend the AppNetworks are rendered for in the comparison.
+        #[arg(long, value_enum, default_value = "networkpolicy")]
+        backend: BackendArg,
+        /// The cluster's own pod and service ranges, both families (repeatable): an ipBlock of
+        /// every address minus exactly these is read as `world` (default: made-up ranges).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+        /// The equivalence report on standard error: text (differences grouped by reason, the
+        /// first 12 of each), or json (every difference, with its reasons and deciding policies).
+        #[arg(long, value_enum, default_value = "text")]
+        report: VerifyOutput,
+    },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
         #[command(flatten)]
@@ -586,6 +607,13 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Command::Import {
+            objects,
+            namespaces,
+            backend,
+            cluster_cidrs,
+            report,
+        } => import(objects, &namespaces, backend.into(), &cluster_cidrs, report).await,
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -842,6 +870,23 @@ async fn simulate(
         SimulateOutput::Table => cli::simulate::to_table(&results),
     })?;
     Ok(cli::EXIT_OK)
+}
+
+async fn import(
+    objects: Objects,
+    namespaces: &[String],
+    backend: Backend,
+    cluster_cidrs: &[Cidr],
+    report: VerifyOutput,
+) -> Result<u8, CliError> {
+    let input = read_objects(&objects).await?;
+    let out = cli::import::import_input(&input, namespaces, backend, cluster_cidrs)?;
+    emit(&out.yaml)?;
+    match report {
+        VerifyOutput::Text => eprint!("tierflow import: {}", out.report),
+        VerifyOutput::Json => eprint!("{}", json(&out.report)?),
+    }
+    Ok(out.exit_code())
 }
 
 fn explain(

@@ -950,3 +950,119 @@ fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
     );
     assert!(stdout(&o).contains("{from: {tier: web}, to: {tier: api}"));
 }
+
+fn adoption(name: &str) -> String {
+    format!("{}/examples/adoption/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn import_writes_the_appnetwork_of_docs_adoption_and_proves_it_on_every_backend() {
+    for backend in ["networkpolicy", "calico", "cilium"] {
+        let o = tierflow(&[
+            "import",
+            "-f",
+            &adoption("shop-policies.yaml"),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code(&o), 0, "{backend}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("equivalent: the AppNetworks"),
+            "{}",
+            stderr(&o)
+        );
+        // What import writes, render and verify read.
+        let out = stdout(&o);
+        assert!(out.contains("kind: AppNetwork") && out.contains("# from NetworkPolicy shop/web"));
+        let v = tierflow_stdin(&["verify", "-f", "-"], out.as_bytes());
+        assert_eq!(code(&v), 0, "{}{}", stdout(&v), stderr(&v));
+    }
+}
+
+#[test]
+fn import_exits_1_and_names_the_rule_without_an_appnetwork_form() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("NOT equivalent: 1 of"), "{err}");
+    assert!(
+        err.contains(
+            "orders/kafka spec.ingress[0]: this Cilium L7 rule (kafka) has no AppNetwork form"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "orders/orders-0 -> orders/kafka-0 on 9092/TCP: originally allowed, imported denied"
+        ),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("# NOT expressed"), "{}", stdout(&o));
+
+    // Every difference, as data.
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let report: Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let d = &report["differences"][0];
+    assert_eq!(
+        (
+            &d["from"],
+            &d["to"],
+            &d["port"],
+            &d["original"],
+            &d["imported"]
+        ),
+        (
+            &Value::from("orders/orders-0"),
+            &Value::from("orders/kafka-0"),
+            &Value::from(9092),
+            &Value::from(true),
+            &Value::from(false)
+        )
+    );
+    assert_eq!(d["kinds"], serde_json::json!(["l7"]));
+    assert_eq!(d["decidedBy"][0]["name"], "kafka");
+}
+
+#[test]
+fn import_of_an_unreadable_policy_names_file_document_and_field() {
+    let o = tierflow(&["import", "-f", &fixture("broken-policy.yaml")]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("broken-policy.yaml: document 2 (NetworkPolicy shop/bad-port): spec.ingress[0].ports[0].port"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn import_of_a_namespace_without_policies_is_bad_input() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("shop-policies.yaml"),
+        "--namespace",
+        "elsewhere",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("namespace \"elsewhere\" has no"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -584,3 +584,72 @@ mod admission {
         }
     }
 }
+
+/// `tierflow import` of a rendering (issue 16): the imported AppNetworks, rendered for the same
+/// backend, decide every connection like the objects they were imported from, on the same
+/// pods and endpoints (the import's own simulation, `adopt::import::equivalence`).
+mod import_round_trip {
+    use super::*;
+    use tierflow::adopt::import::{equivalence, import, Options};
+    use tierflow::cli::verify_objects;
+    use tierflow::plan::app_objects;
+    use tierflow::render::Env;
+    use tierflow::verify::endpoints::assumed_cluster;
+
+    fn round_trip(model: &AppModel, backend: Backend) -> Result<(), TestCaseError> {
+        let env = Env {
+            api_server: Vec::new(),
+            cluster_cidrs: assumed_cluster(&[]),
+        };
+        let (objects, _) = app_objects(model, backend, &env);
+        let objects: Vec<Value> = objects.into_iter().map(|o| o.body).collect();
+        let options = Options {
+            namespaces: vec![NAMESPACE.to_string()],
+            cluster_cidrs: Vec::new(),
+        };
+        let imported = import(&objects, &options)
+            .map_err(|e| TestCaseError::fail(format!("import fails: {e}")))?;
+        let report = equivalence(&objects, &imported, backend, &[])
+            .map_err(|e| TestCaseError::fail(format!("equivalence fails: {e}")))?;
+        let text = tierflow::adopt::import::to_yaml(&imported).unwrap_or_default();
+        prop_assert!(
+            report.equivalent(),
+            "{}: imported:\n{}\n{}",
+            backend.as_str(),
+            text,
+            report
+        );
+        // And on the original's own representatives (with near misses): the imported
+        // AppNetworks' rendering allows exactly the original intent.
+        let mut rendered = Vec::new();
+        for app in &imported.apps {
+            let m = validate::app_network(&app.name, &app.namespace, &app.spec)
+                .map_err(|e| TestCaseError::fail(format!("imported spec is invalid: {e}")))?;
+            rendered.extend(app_objects(&m, backend, &env).0.into_iter().map(|o| o.body));
+        }
+        let held = verify_objects(model, rendered, backend, &[]);
+        prop_assert!(
+            held.passed(),
+            "{}: imported:\n{}\n{:#?}",
+            backend.as_str(),
+            text,
+            held.differences
+        );
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
+
+        #[test]
+        fn importing_a_rendering_gives_appnetworks_that_reach_exactly_the_same(plan in plan()) {
+            let spec = spec_of(&plan);
+            let model = model_of(&spec)?;
+            for backend in [Backend::NetworkPolicy, Backend::Calico, Backend::Cilium] {
+                round_trip(&model, backend).map_err(|e| {
+                    TestCaseError::fail(format!("spec:\n{}\n{e}", yaml(&spec)))
+                })?;
+            }
+        }
+    }
+}

@@ -13,6 +13,7 @@
 pub mod cluster;
 pub mod diff;
 pub mod explain;
+pub mod import;
 pub mod input;
 pub mod lint;
 pub mod render;

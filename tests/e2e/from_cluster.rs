@@ -352,3 +352,91 @@ async fn suggest_reads_the_live_pods_for_tiers_and_audits_against_an_intent() {
     let _ = std::fs::remove_dir_all(&dir);
     ns.delete().await;
 }
+
+#[tokio::test]
+async fn import_reads_a_live_namespace_and_proves_the_appnetwork_equivalent() {
+    let client = support::client().await;
+    let ns = TestNs::new(&client, "import").await;
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns.name);
+    let policies = [
+        json!({"metadata": {"name": "default-deny"},
+               "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}),
+        json!({"metadata": {"name": "allow-dns"},
+               "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                                            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                                    "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}]}}),
+        json!({"metadata": {"name": "api"},
+               "spec": {"podSelector": {"matchLabels": {"app": "api"}}, "policyTypes": ["Ingress"],
+                        "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}],
+                                     "ports": [{"port": 8080}]}]}}),
+        json!({"metadata": {"name": "web"},
+               "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Egress"],
+                        "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "api"}}}],
+                                    "ports": [{"port": 8080}]}]}}),
+    ];
+    for mut p in policies {
+        p["apiVersion"] = json!("networking.k8s.io/v1");
+        p["kind"] = json!("NetworkPolicy");
+        let np: NetworkPolicy = serde_json::from_value(p).unwrap();
+        nps.create(&PostParams::default(), &np).await.unwrap();
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    for (name, app) in [("api-0", "api"), ("web-0", "web")] {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/none", "ports": [{"containerPort": 8080}]}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierflow"))
+        .args(["import", "--from-cluster", "--namespace", &ns.name])
+        .env("KUBECONFIG", support::kubeconfig_path())
+        .output()
+        .expect("run tierflow");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stderr.contains("equivalent: the AppNetworks"), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "# from NetworkPolicy {0}/api, NetworkPolicy {0}/web",
+            ns.name
+        )),
+        "{stdout}"
+    );
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 1, "{stdout}");
+    let app: tierflow::crd::AppNetwork = serde_json::from_value(docs[0].clone()).unwrap();
+    assert_eq!(app.metadata.namespace.as_deref(), Some(ns.name.as_str()));
+    let spec = &app.spec;
+    assert!(spec.baseline.deny_ingress && spec.baseline.deny_egress);
+    assert!(spec.dns.enabled);
+    let tiers: Vec<&str> = spec.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(tiers, ["api", "web"]);
+    assert_eq!(spec.flows.len(), 1, "{stdout}");
+    let flow = &spec.flows[0];
+    assert_eq!(
+        (flow.from.tier.as_deref(), flow.to.tier.as_deref()),
+        (Some("web"), Some("api"))
+    );
+    assert_eq!(flow.ports.as_ref().unwrap()[0].port, Some(8080));
+
+    // A namespace without policies is bad input.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierflow"))
+        .args([
+            "import",
+            "--from-cluster",
+            "--namespace",
+            "no-such-namespace",
+        ])
+        .env("KUBECONFIG", support::kubeconfig_path())
+        .output()
+        .expect("run tierflow");
+    assert_eq!(out.status.code(), Some(2));
+    ns.delete().await;
+}

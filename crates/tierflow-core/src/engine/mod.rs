@@ -77,7 +77,7 @@ mod index;
 mod json;
 mod model;
 #[cfg(test)]
-mod netpol_e2e;
+pub(crate) mod netpol_e2e;
 mod parse;
 mod read;
 #[cfg(test)]
