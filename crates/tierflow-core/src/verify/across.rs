@@ -256,8 +256,9 @@ impl fmt::Display for Report {
                 .collect();
             writeln!(
                 f,
-                "Across namespaces: {} declared flows cannot succeed ({} flows of {} AppNetworks, {} connections checked)",
+                "Across namespaces: {} declared {} cannot succeed ({} flows of {} AppNetworks, {} connections checked)",
                 flows.len(),
+                if flows.len() == 1 { "flow" } else { "flows" },
                 self.flows,
                 self.app_networks,
                 self.connections
@@ -268,7 +269,18 @@ impl fmt::Display for Report {
                     app = &b.app_network;
                     writeln!(f, "  AppNetwork {app}:")?;
                 }
-                writeln!(f, "    {}", b.describe())?;
+                writeln!(
+                    f,
+                    "    spec.flows[{}]: {} -> {} on {}/{} is blocked:",
+                    b.flow, b.from, b.to, b.port, b.protocol
+                )?;
+                for x in &b.blocked_by {
+                    let at = match x.direction {
+                        Direction::Egress => "egress",
+                        Direction::Ingress => "ingress",
+                    };
+                    writeln!(f, "      at {at}: {x}")?;
+                }
             }
         }
         for n in &self.notes {
@@ -516,27 +528,27 @@ impl Built {
 }
 
 /// The pods a pod peer stands for in one namespace: the pods that are both the peer and a
-/// tier of an AppNetwork there, else one pod with the peer's labels.
+/// tier of an AppNetwork there, else one pod with the peer's labels (a pod without labels for
+/// every pod of the namespace).
 fn peer_pods(built: &Built, namespace: &str, pods: Option<&Selector>) -> Vec<Labels> {
+    // Every pod of the namespace: a pod without labels stands for them.
+    let Some(pods) = pods else {
+        return vec![Labels::new()];
+    };
     let mut out: Vec<Labels> = Vec::new();
     for m in built.models_in(namespace) {
         for t in &m.tiers {
             let mut labels = t.selector.example_labels();
-            if let Some(s) = pods {
-                for (k, v) in s.example_labels() {
-                    labels.entry(k).or_insert(v);
-                }
+            for (k, v) in pods.example_labels() {
+                labels.entry(k).or_insert(v);
             }
-            if t.selector.matches(&labels)
-                && pods.is_none_or(|s| s.matches(&labels))
-                && !out.contains(&labels)
-            {
+            if t.selector.matches(&labels) && pods.matches(&labels) && !out.contains(&labels) {
                 out.push(labels);
             }
         }
     }
     if out.is_empty() {
-        out.push(pods.map(Selector::example_labels).unwrap_or_default());
+        out.push(pods.example_labels());
     }
     out
 }
@@ -627,7 +639,9 @@ fn ends(
         Peer::Pods { namespaces, pods } => {
             let (nss, note) = peer_namespaces(world, built, &model.namespace, namespaces);
             let mut out = Vec::new();
-            for ns in nss {
+            // Pods of the AppNetwork's own namespace are its own verification's business
+            // (`verify_in`): what the intent expects of pods in no tier there is its own.
+            for ns in nss.into_iter().filter(|n| n != &model.namespace) {
                 for labels in peer_pods(built, &ns, pods.as_ref()) {
                     out.push(PodEnd {
                         namespace: ns.clone(),
@@ -820,12 +834,11 @@ impl Suggestion {
 }
 
 fn yaml_item<T: Serialize>(v: &T) -> String {
-    let body = serde_yaml::to_string(&[v]).unwrap_or_default();
-    body
+    serde_yaml::to_string(&[v]).unwrap_or_default()
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("  {l}\n")).collect()
+    s.lines().map(|l| format!("    {l}\n")).collect()
 }
 
 /// What `why` found about one connection.
