@@ -17,6 +17,7 @@ pub mod cluster_ranges;
 pub mod clusterbaseline;
 pub mod context;
 pub mod detect;
+pub mod flows;
 mod fence;
 pub mod memory;
 pub mod namespace;

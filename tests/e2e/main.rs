@@ -5,6 +5,7 @@ mod backends;
 mod clusterbaseline;
 mod cnp;
 mod control_plane;
+mod flows;
 mod from_cluster;
 mod intent;
 mod planner;

@@ -216,6 +216,9 @@ pub struct Report {
     pub app_networks: usize,
     /// How many declared pod-to-pod flows were checked.
     pub flows: usize,
+    /// How many of each AppNetwork's flows were checked, by `namespace/name`.
+    #[serde(skip)]
+    pub flows_by_app: BTreeMap<String, usize>,
     /// How many connections (pod pair and port) were checked.
     pub connections: usize,
     /// Every connection of a declared flow that cannot succeed.
@@ -700,6 +703,7 @@ pub fn check(world: &World, only: Option<&BTreeSet<String>>) -> Result<Report, E
                 continue;
             }
             report.flows += 1;
+            *report.flows_by_app.entry(app.clone()).or_default() += 1;
             for from in &sources {
                 for to in &targets {
                     let a = built.pod(&from.namespace, &from.labels, false);

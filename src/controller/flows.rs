@@ -1,0 +1,412 @@
+//! The `FlowsBlocked` condition: every declared flow of an AppNetwork that goes to or comes from
+//! pods of another namespace, checked against everything in force there (the other namespace's
+//! AppNetworks and baseline, the ClusterBaselines, the users' own NetworkPolicies), with the
+//! check `tierflow verify` makes across namespaces ([`crate::verify::across`]), on the caches.
+//!
+//! Off the write hot path and incremental:
+//! - A namespace reconcile, once its writes and status are done, tells [`changed`] that the
+//!   namespace was looked at. A fingerprint of what the check reads there (its AppNetworks'
+//!   generations, its labels, the users' NetworkPolicies' resource versions, the ClusterBaselines'
+//!   generations, the backends served) says whether anything the check depends on changed; only
+//!   then is the namespace marked dirty.
+//! - One task ([`task`], started with the controllers) waits until no namespace has been marked
+//!   for [`QUIET`] (at most [`MAX_WAIT`] under constant churn), then rechecks only the AppNetworks
+//!   in a dirty namespace or with a flow whose peer namespaces include one, in chunks of
+//!   [`CHUNK`] AppNetworks, each on a blocking thread, over the namespaces those AppNetworks
+//!   involve.
+//! - A result that differs from what the AppNetwork's status says triggers a reconcile of its
+//!   namespace, whose status report ([`report`](super::report)) sets the condition from the
+//!   result ([`condition`]): the status has one writer, and nothing is written when nothing
+//!   changed.
+//!
+//! The condition is set only on AppNetworks with at least one such flow that could be checked:
+//! `True` (reason `DeclaredFlowsDenied`) naming `spec.flows[i]`, the connection and the object
+//! and rule that block it, `False` (reason `FlowsAllowed`) otherwise. The operator caches only the
+//! users' NetworkPolicies; their Calico and Cilium policies are checked by
+//! `tierflow verify --from-cluster`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Resource, ResourceExt};
+use tokio::sync::Notify;
+
+use super::context::Context;
+use crate::crd::Condition;
+use crate::model::{AppModel, NamespaceMatch, Peer};
+use crate::plan::Labels;
+use crate::status;
+use crate::verify::across::{self, World, MAX_PEER_NAMESPACES};
+
+/// The condition type.
+pub const FLOWS_BLOCKED: &str = "FlowsBlocked";
+/// How long no namespace must have changed before a check runs.
+pub const QUIET: Duration = Duration::from_millis(500);
+/// The longest a check waits for quiet under constant churn.
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
+/// AppNetworks checked per world (and per blocking task).
+pub const CHUNK: usize = 25;
+/// Blocked connections named in the condition's message.
+const SHOWN: usize = 3;
+
+/// What the last check found for one AppNetwork.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The AppNetwork's UID when checked.
+    pub uid: Option<String>,
+    /// Its generation when checked.
+    pub generation: Option<i64>,
+    /// How many of its flows to or from other namespaces were checked.
+    pub flows: usize,
+    /// The blocked connections, described (`spec.flows[i]: ... is blocked at ...`), by flow.
+    pub blocked: BTreeMap<usize, Vec<String>>,
+}
+
+/// The check's state, shared by the namespace reconciles and the task.
+#[derive(Default)]
+pub struct State {
+    dirty: Mutex<BTreeSet<String>>,
+    fingerprints: Mutex<HashMap<String, u64>>,
+    findings: Mutex<HashMap<String, Finding>>,
+    notify: Notify,
+    /// How many AppNetworks have been checked, and the time spent (for the benchmark).
+    pub checked: AtomicU64,
+    /// Microseconds spent checking.
+    pub micros: AtomicU64,
+}
+
+fn key(ns: &str, name: &str) -> String {
+    format!("{ns}/{name}")
+}
+
+fn fingerprint(ctx: &Context, ns: &Namespace) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let name = ns.name_any();
+    name.hash(&mut h);
+    ns.labels().hash(&mut h);
+    for a in ctx.apps_in(&name) {
+        (a.name_any(), a.uid(), a.meta().generation).hash(&mut h);
+    }
+    for p in ctx.user_policies_in(&name) {
+        (p.name_any(), p.resource_version()).hash(&mut h);
+    }
+    for c in ctx.cluster_baselines.state() {
+        (c.name_any(), c.meta().generation).hash(&mut h);
+    }
+    format!("{:?}", ctx.detected().kinds).hash(&mut h);
+    h.finish()
+}
+
+/// Called once a namespace reconcile is done: marks the namespace for the next check if what
+/// the check reads there changed.
+pub fn changed(ctx: &Context, ns: &Namespace) {
+    let state = &ctx.memory.flows;
+    let name = ns.name_any();
+    let fp = fingerprint(ctx, ns);
+    let new = state
+        .fingerprints
+        .lock()
+        .map(|mut f| f.insert(name.clone(), fp) != Some(fp))
+        .unwrap_or(false);
+    if new {
+        if let Ok(mut d) = state.dirty.lock() {
+            d.insert(name);
+        }
+        state.notify.notify_one();
+    }
+}
+
+/// The condition for an AppNetwork, from the last check of this generation: `Some(Some(c))`
+/// to set, `Some(None)` to remove, `None` to leave as it is (not checked yet).
+pub fn condition(
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    uid: Option<&str>,
+    generation: Option<i64>,
+) -> Option<Option<Condition>> {
+    let f = ctx
+        .memory
+        .flows
+        .findings
+        .lock()
+        .ok()?
+        .get(&key(ns, name))
+        .cloned()?;
+    if f.uid.as_deref() != uid || f.generation != generation {
+        return None;
+    }
+    Some(to_condition(&f))
+}
+
+fn to_condition(f: &Finding) -> Option<Condition> {
+    if f.flows == 0 {
+        return None;
+    }
+    if f.blocked.is_empty() {
+        return Some(status::condition(
+            FLOWS_BLOCKED,
+            false,
+            "FlowsAllowed",
+            format!(
+                "every declared flow between pods can succeed against everything in force in the namespaces it involves ({} checked)",
+                f.flows
+            ),
+            f.generation,
+        ));
+    }
+    let total: usize = f.blocked.values().map(Vec::len).sum();
+    let shown: Vec<&str> = f
+        .blocked
+        .values()
+        .flatten()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect();
+    let more = total.saturating_sub(shown.len());
+    let mut msg = format!(
+        "{} of {} declared flows cannot succeed: {}",
+        f.blocked.len(),
+        f.flows,
+        shown.join("; ")
+    );
+    if more > 0 {
+        msg.push_str(&format!(" (and {more} more connections)"));
+    }
+    Some(status::condition(
+        FLOWS_BLOCKED,
+        true,
+        "DeclaredFlowsDenied",
+        msg,
+        f.generation,
+    ))
+}
+
+/// Applies [`condition`] to a status's conditions (the hook of the status report); a held
+/// AppNetwork is not checked, so it carries none.
+pub fn report(
+    ctx: &Context,
+    ns: &str,
+    plan: &crate::plan::AppPlan,
+    conditions: &mut Vec<Condition>,
+) {
+    if plan.held() {
+        status::remove(conditions, FLOWS_BLOCKED);
+        return;
+    }
+    match condition(ctx, ns, &plan.name, plan.uid.as_deref(), plan.generation) {
+        Some(Some(c)) => status::set(conditions, c),
+        Some(None) => status::remove(conditions, FLOWS_BLOCKED),
+        None => {}
+    }
+}
+
+/// The namespaces an AppNetwork's pod peers in other namespaces stand for: those named, and
+/// for a peer by label or of every namespace the matching namespaces, those holding AppNetworks
+/// first, at most [`MAX_PEER_NAMESPACES`] each (as [`across`] picks them). The second value says
+/// whether some peer selects namespaces by label or names every namespace.
+fn involved(
+    model: &AppModel,
+    labels: &BTreeMap<String, Labels>,
+    with_apps: &BTreeSet<String>,
+) -> (BTreeSet<String>, bool) {
+    let mut out = BTreeSet::new();
+    let mut wide = false;
+    let pick = |matching: Vec<&String>, out: &mut BTreeSet<String>| {
+        let (mut first, rest): (Vec<&String>, Vec<&String>) =
+            matching.into_iter().partition(|n| with_apps.contains(*n));
+        first.extend(rest);
+        out.extend(first.into_iter().take(MAX_PEER_NAMESPACES).cloned());
+    };
+    for f in &model.flows {
+        for p in [&f.from, &f.to] {
+            let Peer::Pods { namespaces, .. } = p else {
+                continue;
+            };
+            match namespaces {
+                NamespaceMatch::Own => {}
+                NamespaceMatch::Named(n) => {
+                    out.insert(n.clone());
+                }
+                NamespaceMatch::Selector(s) => {
+                    wide = true;
+                    pick(
+                        labels
+                            .iter()
+                            .filter(|(_, l)| s.matches(l))
+                            .map(|(n, _)| n)
+                            .collect(),
+                        &mut out,
+                    );
+                }
+                NamespaceMatch::All => {
+                    wide = true;
+                    pick(labels.keys().collect(), &mut out);
+                }
+            }
+        }
+    }
+    out.remove(&model.namespace);
+    (out, wide)
+}
+
+/// The check's task: waits for dirty namespaces, then rechecks what they affect.
+pub async fn task(ctx: Arc<Context>) {
+    let state = &ctx.memory.flows;
+    loop {
+        state.notify.notified().await;
+        // Wait for quiet: the namespace controller's writes come first.
+        let started = Instant::now();
+        loop {
+            let before = state.dirty.lock().map(|d| d.len()).unwrap_or(0);
+            tokio::time::sleep(QUIET).await;
+            let after = state.dirty.lock().map(|d| d.len()).unwrap_or(0);
+            if after == before || started.elapsed() >= MAX_WAIT {
+                break;
+            }
+        }
+        let dirty: BTreeSet<String> = state
+            .dirty
+            .lock()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        if !dirty.is_empty() {
+            run(&ctx, &dirty).await;
+        }
+    }
+}
+
+/// Rechecks the AppNetworks `dirty` affects and triggers a status report where the result
+/// differs from the status.
+pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
+    let cluster = ctx.cluster();
+    let labels: BTreeMap<String, Labels> = ctx
+        .namespaces
+        .state()
+        .iter()
+        .filter(|n| n.meta().deletion_timestamp.is_none())
+        .map(|n| (n.name_any(), n.labels().clone()))
+        .collect();
+    // Every AppNetwork with a flow to or from another namespace, and what it involves.
+    let mut affected: Vec<(String, String, BTreeSet<String>)> = Vec::new();
+    let mut with_apps: BTreeSet<String> = BTreeSet::new();
+    let all_apps = ctx.appnets.state();
+    for a in &all_apps {
+        with_apps.insert(a.namespace().unwrap_or_default());
+    }
+    for a in &all_apps {
+        if a.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        let ns = a.namespace().unwrap_or_default();
+        let Ok(model) = crate::validate::app_network(&a.name_any(), &ns, &a.spec) else {
+            continue;
+        };
+        let (mut involved, wide) = involved(&model, &labels, &with_apps);
+        if involved.is_empty() && !wide {
+            continue;
+        }
+        involved.insert(ns.clone());
+        // A peer by label may start or stop matching any namespace that changed.
+        if wide || involved.iter().any(|n| dirty.contains(n)) {
+            affected.push((ns, a.name_any(), involved));
+        }
+    }
+    for chunk in affected.chunks(CHUNK) {
+        let mut namespaces: BTreeSet<String> = BTreeSet::new();
+        for (_, _, inv) in chunk {
+            namespaces.extend(inv.iter().cloned());
+        }
+        let mut world = World {
+            apps: Vec::new(),
+            cluster_baselines: ctx.cluster_baseline_inputs(),
+            namespaces: BTreeMap::new(),
+            cluster: cluster.clone(),
+            others: Vec::new(),
+        };
+        for ns in &namespaces {
+            if let Some(l) = labels.get(ns) {
+                world.namespaces.insert(ns.clone(), l.clone());
+            }
+            world.apps.extend(ctx.app_inputs(ns));
+            world.others.extend(
+                ctx.user_policies_in(ns)
+                    .iter()
+                    .filter_map(|p| {
+                        let mut v = serde_json::to_value(p.as_ref()).ok()?;
+                        v["apiVersion"] = "networking.k8s.io/v1".into();
+                        v["kind"] = "NetworkPolicy".into();
+                        Some(v)
+                    }),
+            );
+        }
+        let only: BTreeSet<String> = chunk.iter().map(|(ns, n, _)| key(ns, n)).collect();
+        let meta: HashMap<String, (Option<String>, Option<i64>)> = world
+            .apps
+            .iter()
+            .map(|a| (key(&a.namespace, &a.name), (a.uid.clone(), a.generation)))
+            .collect();
+        let started = Instant::now();
+        let only2 = only.clone();
+        let Ok(Ok(result)) =
+            tokio::task::spawn_blocking(move || across::check(&world, Some(&only2))).await
+        else {
+            tracing::warn!(apps = only.len(), "the check of flows across namespaces failed");
+            continue;
+        };
+        let state = &ctx.memory.flows;
+        state.checked.fetch_add(only.len() as u64, Ordering::Relaxed);
+        state
+            .micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        for k in &only {
+            let Some((uid, generation)) = meta.get(k).cloned() else {
+                continue;
+            };
+            let mut blocked: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+            for b in result.blocked.iter().filter(|b| &b.app_network == k) {
+                blocked.entry(b.flow).or_default().push(b.describe());
+            }
+            let finding = Finding {
+                uid,
+                generation,
+                flows: *result.flows_by_app.get(k).unwrap_or(&0),
+                blocked,
+            };
+            let differs = state
+                .findings
+                .lock()
+                .map(|mut f| f.insert(k.clone(), finding.clone()) != Some(finding.clone()))
+                .unwrap_or(false);
+            if differs || !reported(ctx, k, &finding) {
+                if let Some((ns, _)) = k.split_once('/') {
+                    ctx.triggers.namespace(ns);
+                }
+            }
+        }
+    }
+}
+
+/// Whether the cached status already says what `finding` says.
+fn reported(ctx: &Context, k: &str, finding: &Finding) -> bool {
+    let Some((ns, name)) = k.split_once('/') else {
+        return true;
+    };
+    let Some(app) = ctx
+        .appnets
+        .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+    else {
+        return true;
+    };
+    let have = app
+        .status
+        .as_ref()
+        .and_then(|s| status::get(&s.conditions, FLOWS_BLOCKED))
+        .map(|c| (c.status.clone(), c.message.clone()));
+    let want = to_condition(finding).map(|c| (c.status, c.message));
+    have == want
+}
