@@ -19,9 +19,11 @@
 //!   result ([`condition`]): the status has one writer, and nothing is written when nothing
 //!   changed.
 //!
-//! The condition is set only on AppNetworks with at least one such flow that could be checked:
+//! The condition concerns AppNetworks with at least one such flow that could be checked. It is
 //! `True` (reason `DeclaredFlowsDenied`) naming `spec.flows[i]`, the connection and the object
-//! and rule that block it, `False` (reason `FlowsAllowed`) otherwise. The operator caches only the
+//! and rule that block it; once it has been `True`, it turns `False` (reason `FlowsAllowed`)
+//! when every flow can succeed again. An AppNetwork that was never blocked carries none, like
+//! `Stalled` (so the check costs no status write for every AppNetwork with such a flow). The operator caches only the
 //! users' NetworkPolicies; their Calico and Cilium policies are checked by
 //! `tierflow verify --from-cluster`.
 
@@ -199,6 +201,10 @@ pub fn report(
         return;
     }
     match condition(ctx, ns, &plan.name, plan.uid.as_deref(), plan.generation) {
+        // False only once it has been True: an AppNetwork never blocked carries none (no
+        // status write for every AppNetwork with a flow to another namespace).
+        Some(Some(c))
+            if c.status == "False" && status::get(conditions, FLOWS_BLOCKED).is_none() => {}
         Some(Some(c)) => status::set(conditions, c),
         Some(None) => status::remove(conditions, FLOWS_BLOCKED),
         None => {}
@@ -333,16 +339,14 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
                 world.namespaces.insert(ns.clone(), l.clone());
             }
             world.apps.extend(ctx.app_inputs(ns));
-            world.others.extend(
-                ctx.user_policies_in(ns)
-                    .iter()
-                    .filter_map(|p| {
-                        let mut v = serde_json::to_value(p.as_ref()).ok()?;
-                        v["apiVersion"] = "networking.k8s.io/v1".into();
-                        v["kind"] = "NetworkPolicy".into();
-                        Some(v)
-                    }),
-            );
+            world
+                .others
+                .extend(ctx.user_policies_in(ns).iter().filter_map(|p| {
+                    let mut v = serde_json::to_value(p.as_ref()).ok()?;
+                    v["apiVersion"] = "networking.k8s.io/v1".into();
+                    v["kind"] = "NetworkPolicy".into();
+                    Some(v)
+                }));
         }
         let only: BTreeSet<String> = chunk.iter().map(|(ns, n, _)| key(ns, n)).collect();
         let meta: HashMap<String, (Option<String>, Option<i64>)> = world
@@ -355,11 +359,16 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
         let Ok(Ok(result)) =
             tokio::task::spawn_blocking(move || across::check(&world, Some(&only2))).await
         else {
-            tracing::warn!(apps = only.len(), "the check of flows across namespaces failed");
+            tracing::warn!(
+                apps = only.len(),
+                "the check of flows across namespaces failed"
+            );
             continue;
         };
         let state = &ctx.memory.flows;
-        state.checked.fetch_add(only.len() as u64, Ordering::Relaxed);
+        state
+            .checked
+            .fetch_add(only.len() as u64, Ordering::Relaxed);
         state
             .micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -408,5 +417,96 @@ fn reported(ctx: &Context, k: &str, finding: &Finding) -> bool {
         .and_then(|s| status::get(&s.conditions, FLOWS_BLOCKED))
         .map(|c| (c.status.clone(), c.message.clone()));
     let want = to_condition(finding).map(|c| (c.status, c.message));
-    have == want
+    match (&have, &want) {
+        (None, Some((s, _))) => s == "False",
+        _ => have == want,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(blocked: &[(usize, &str)], flows: usize) -> Finding {
+        let mut b: BTreeMap<usize, Vec<String>> = BTreeMap::new();
+        for (i, d) in blocked {
+            b.entry(*i).or_default().push(d.to_string());
+        }
+        Finding {
+            uid: Some("u".into()),
+            generation: Some(3),
+            flows,
+            blocked: b,
+        }
+    }
+
+    #[test]
+    fn a_blocked_flow_is_named_in_the_condition_with_its_generation() {
+        let c = to_condition(&finding(
+            &[(
+                2,
+                "spec.flows[2]: a -> b on 80/TCP is blocked at ingress: x",
+            )],
+            4,
+        ))
+        .expect("a condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "DeclaredFlowsDenied")
+        );
+        assert_eq!(
+            c.message,
+            "1 of 4 declared flows cannot succeed: spec.flows[2]: a -> b on 80/TCP is blocked at ingress: x"
+        );
+        assert_eq!(c.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn the_message_stays_short_when_many_connections_are_blocked() {
+        let many: Vec<(usize, String)> = (0..6)
+            .map(|i| (i, format!("spec.flows[{i}]: blocked")))
+            .collect();
+        let refs: Vec<(usize, &str)> = many.iter().map(|(i, s)| (*i, s.as_str())).collect();
+        let c = to_condition(&finding(&refs, 6)).expect("a condition");
+        assert!(
+            c.message.ends_with("(and 3 more connections)"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
+    fn nothing_checked_means_no_condition_and_nothing_blocked_means_false() {
+        assert_eq!(to_condition(&finding(&[], 0)), None);
+        let c = to_condition(&finding(&[], 2)).expect("a condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "FlowsAllowed")
+        );
+    }
+
+    #[test]
+    fn a_peer_by_label_involves_the_matching_namespaces_with_app_networks_first() {
+        let spec: crate::crd::AppNetworkSpec = serde_yaml::from_str(
+            "tiers: [{name: api, selector: {matchLabels: {app: api}}, ports: [{port: 80}]}]\nflows:\n  - {from: {namespaceSelector: {matchLabels: {team: x}}}, to: {tier: api}}\n  - {from: {namespace: ledger}, to: {tier: api}}\n",
+        )
+        .unwrap();
+        let model = crate::validate::app_network("a", "shop", &spec).unwrap();
+        let mut labels: BTreeMap<String, Labels> = BTreeMap::new();
+        for i in 0..40 {
+            labels.insert(
+                format!("ns-{i:02}"),
+                Labels::from([("team".to_string(), "x".to_string())]),
+            );
+        }
+        labels.insert(
+            "shop".into(),
+            Labels::from([("team".to_string(), "x".to_string())]),
+        );
+        let with_apps = BTreeSet::from(["ns-39".to_string()]);
+        let (got, wide) = involved(&model, &labels, &with_apps);
+        assert!(wide);
+        assert!(got.contains("ns-39") && got.contains("ledger") && !got.contains("shop"));
+        assert_eq!(got.len(), MAX_PEER_NAMESPACES + 1);
+    }
 }

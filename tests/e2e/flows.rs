@@ -94,7 +94,8 @@ async fn a_flow_the_other_namespace_denies_sets_flows_blocked_until_that_side_de
         c.message
     );
     assert!(
-        c.message.contains(&format!("(tierflow's, from AppNetwork {l}/ledger)")),
+        c.message
+            .contains(&format!("(tierflow's, from AppNetwork {l}/ledger)")),
         "{}",
         c.message
     );
@@ -124,7 +125,9 @@ async fn a_flow_the_other_namespace_denies_sets_flows_blocked_until_that_side_de
     ]);
     assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains(&format!("to allow it at ingress, add to AppNetwork {l}/ledger spec.flows:")),
+        out.contains(&format!(
+            "to allow it at ingress, add to AppNetwork {l}/ledger spec.flows:"
+        )),
         "{out}"
     );
     let (code, _, out) = tierflow(&["explain", "--from-cluster"]);
@@ -136,7 +139,26 @@ async fn a_flow_the_other_namespace_denies_sets_flows_blocked_until_that_side_de
     let c = flows_blocked(&client, &p, "pay", "False").await;
     assert_eq!(c.reason, "FlowsAllowed", "{}", c.message);
     assert!(c.last_transition_time >= since);
-    flows_blocked(&client, &l, "ledger", "False").await;
+    // A report, not a log: a reconcile now writes nothing.
+    let ctx = support::operator().await;
+    assert_eq!(
+        crate::appnetwork::run_namespace_reconcile(&ctx, &client, &p).await,
+        0,
+        "the status was written again with nothing changed"
+    );
+    // Ledger's flow from pay was never blocked: it carries no FlowsBlocked at all.
+    let app = Api::<AppNetwork>::namespaced(client.clone(), &l)
+        .get("ledger")
+        .await
+        .unwrap();
+    assert!(
+        app.status
+            .unwrap_or_default()
+            .conditions
+            .iter()
+            .all(|c| c.type_ != "FlowsBlocked"),
+        "ledger was never blocked"
+    );
     pay_ns.delete().await;
     ledger_ns.delete().await;
 }
