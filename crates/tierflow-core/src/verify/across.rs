@@ -818,21 +818,41 @@ pub struct Suggestion {
 }
 
 impl Suggestion {
-    /// What to do, in words, and the YAML to add.
+    /// What to do, in words, and the YAML to add (every line indented by `indent` spaces but
+    /// the first).
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let target = match &self.app_network {
-            Some(a) => format!("AppNetwork {}/{a}", self.namespace),
-            None => format!("a new AppNetwork in {}", self.namespace),
-        };
-        if let Some(t) = &self.tier {
-            out.push_str(&format!("add to {target} spec.tiers:\n"));
-            out.push_str(&indent(&yaml_item(t)));
-            out.push_str("and to its spec.flows:\n");
-        } else {
-            out.push_str(&format!("add to {target} spec.flows:\n"));
+        match &self.app_network {
+            Some(a) => {
+                if let Some(t) = &self.tier {
+                    out.push_str(&format!(
+                        "add to AppNetwork {}/{a} spec.tiers:\n",
+                        self.namespace
+                    ));
+                    out.push_str(&indent(&yaml_item(t)));
+                    out.push_str("  and to its spec.flows:\n");
+                } else {
+                    out.push_str(&format!(
+                        "add to AppNetwork {}/{a} spec.flows:\n",
+                        self.namespace
+                    ));
+                }
+                out.push_str(&indent(&yaml_item(&self.flow)));
+            }
+            None => {
+                out.push_str(&format!(
+                    "create an AppNetwork in {} (none there selects the pod):\n",
+                    self.namespace
+                ));
+                let doc = serde_json::json!({
+                    "apiVersion": "tierflow.dev/v1alpha1",
+                    "kind": "AppNetwork",
+                    "metadata": {"name": NEW_APP_NETWORK, "namespace": self.namespace},
+                    "spec": {"tiers": self.tier.iter().collect::<Vec<_>>(), "flows": [&self.flow]},
+                });
+                out.push_str(&indent(&serde_yaml::to_string(&doc).unwrap_or_default()));
+            }
         }
-        out.push_str(&indent(&yaml_item(&self.flow)));
         out
     }
 }
