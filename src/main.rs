@@ -709,7 +709,12 @@ async fn simulate(
 /// AppNetworks and ClusterBaselines.
 async fn read_world(files: &[PathBuf], from_cluster: bool) -> Result<Input, CliError> {
     if from_cluster {
-        cli::cluster::read_cluster_with_intent().await
+        let (input, notes) =
+            cli::across::without_invalid(&cli::cluster::read_cluster_with_intent().await?);
+        for n in notes {
+            eprintln!("tierflow: {n}");
+        }
+        Ok(input)
     } else {
         cli::input::read_files(files)
     }

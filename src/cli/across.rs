@@ -32,6 +32,41 @@ pub fn intent_only(input: &Input) -> Input {
     }
 }
 
+/// The input without the AppNetworks and ClusterBaselines that are invalid, and an error
+/// message for each one left out: a live cluster may hold invalid ones (the operator holds
+/// them), which must not keep the others from being checked.
+pub fn without_invalid(input: &Input) -> (Input, Vec<String>) {
+    let mut notes = Vec::new();
+    let documents = input
+        .documents
+        .iter()
+        .filter(|d| {
+            let invalid = match d.type_meta() {
+                ("tierflow.dev/v1alpha1", "AppNetwork") => input.app_network(d).err(),
+                ("tierflow.dev/v1alpha1", "ClusterBaseline") => input.cluster_baseline(d).err(),
+                _ => None,
+            };
+            match invalid {
+                Some(e) => {
+                    notes.push(format!(
+                        "passing over an invalid object (the operator holds it): {e}"
+                    ));
+                    false
+                }
+                None => true,
+            }
+        })
+        .cloned()
+        .collect();
+    (
+        Input {
+            sources: input.sources.clone(),
+            documents,
+        },
+        notes,
+    )
+}
+
 /// The backend the operator chose for `Auto` AppNetworks, as their status reports it (live
 /// input only; files have no status).
 fn live_auto_backend(input: &Input) -> Option<crate::model::Backend> {

@@ -16,7 +16,7 @@ pub struct Memory {
     /// The last status this process wrote per object UID, with the resourceVersion it got.
     pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
     /// The check of flows across namespaces ([`super::flows`]).
-    pub flows: Arc<super::flows::State>,
+    pub flows: Arc<super::flows::state::State>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

@@ -392,11 +392,11 @@ fn bounds(c: &Cidr) -> Option<(bool, u128, u128)> {
 
 impl Built {
     fn address(&mut self) -> Option<IpAddr> {
-        let mut pool = 0;
-        while let Some(&(v4, lo, hi)) = self.pool.get(pool) {
+        while let Some(&(v4, lo, hi)) = self.pool.first() {
             if self.next <= lo || self.next >= hi {
                 self.next = lo + 1;
             }
+            // A bounded search per range, then the next range.
             while self.next < hi && self.next - lo < 1 << 16 {
                 let n = self.next;
                 self.next += 1;
@@ -409,8 +409,8 @@ impl Built {
                     return Some(ip);
                 }
             }
-            pool += 1;
             self.pool.remove(0);
+            self.next = 0;
         }
         None
     }

@@ -28,13 +28,12 @@
 //! `tierflow verify --from-cluster`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Resource, ResourceExt};
-use tokio::sync::Notify;
 
 use super::context::Context;
 use crate::crd::Condition;
@@ -54,31 +53,9 @@ pub const CHUNK: usize = 25;
 /// Blocked connections named in the condition's message.
 const SHOWN: usize = 3;
 
-/// What the last check found for one AppNetwork.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    /// The AppNetwork's UID when checked.
-    pub uid: Option<String>,
-    /// Its generation when checked.
-    pub generation: Option<i64>,
-    /// How many of its flows to or from other namespaces were checked.
-    pub flows: usize,
-    /// The blocked connections, described (`spec.flows[i]: ... is blocked at ...`), by flow.
-    pub blocked: BTreeMap<usize, Vec<String>>,
-}
+pub mod state;
 
-/// The check's state, shared by the namespace reconciles and the task.
-#[derive(Default)]
-pub struct State {
-    dirty: Mutex<BTreeSet<String>>,
-    fingerprints: Mutex<HashMap<String, u64>>,
-    findings: Mutex<HashMap<String, Finding>>,
-    notify: Notify,
-    /// How many AppNetworks have been checked, and the time spent (for the benchmark).
-    pub checked: AtomicU64,
-    /// Microseconds spent checking.
-    pub micros: AtomicU64,
-}
+pub use state::{Finding, State};
 
 fn key(ns: &str, name: &str) -> String {
     format!("{ns}/{name}")
@@ -321,6 +298,14 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
         if wide || involved.iter().any(|n| dirty.contains(n)) {
             affected.push((ns, a.name_any(), involved));
         }
+    }
+    // Forget AppNetworks that are gone.
+    if let Ok(mut f) = ctx.memory.flows.findings.lock() {
+        let live: BTreeSet<String> = all_apps
+            .iter()
+            .map(|a| key(&a.namespace().unwrap_or_default(), &a.name_any()))
+            .collect();
+        f.retain(|k, _| live.contains(k));
     }
     for chunk in affected.chunks(CHUNK) {
         let mut namespaces: BTreeSet<String> = BTreeSet::new();
