@@ -752,3 +752,37 @@ fn why_decides_one_connection_and_gives_the_flow_to_add() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_cluster_baseline_alone_in_the_destination_namespace_blocks_a_declared_flow() {
+    let file = fixture("across/cluster-baseline.yaml");
+    let o = tierflow(&["verify", "-f", &file]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "at ingress: no policy allows it: default deny of NetworkPolicy \
+             ledger/tierflow-baseline (tierflow's, from ClusterBaseline default)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    // why: no AppNetwork in ledger, so a whole new one, confirmed by the simulation.
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/app=worker",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["suggestions"][0]["appNetwork"], Value::Null);
+    assert_eq!(v["suggestions"][0]["tier"]["name"], "ledger-api");
+    assert_eq!(v["suggestions"][0]["verified"], true);
+}

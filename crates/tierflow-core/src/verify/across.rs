@@ -1575,6 +1575,54 @@ tiers:
     }
 
     #[test]
+    fn why_on_calico_lists_the_rules_in_order_and_an_explicit_deny_cannot_be_fixed_in_an_app_network(
+    ) {
+        let mut w = world(
+            vec![
+                app("pay", "pay", PAY),
+                app("ledger", "ledger", LEDGER_FIXED),
+            ],
+            &[],
+            Some(Backend::Calico),
+        );
+        w.others.push(serde_json::json!({
+            "apiVersion": "projectcalico.org/v3", "kind": "NetworkPolicy",
+            "metadata": {"name": "no-pay", "namespace": "ledger"},
+            "spec": {"order": 1, "selector": "all()", "types": ["Ingress"],
+                     "ingress": [{"action": "Deny", "source": {"namespaceSelector": "kubernetes.io/metadata.name == 'pay'"}}]}
+        }));
+        let y = why(
+            &w,
+            &Who::parse("pay/app=worker").unwrap(),
+            &Who::parse("ledger/app=ledger-api,tier=api").unwrap(),
+            8080,
+            Protocol::Tcp,
+        )
+        .unwrap();
+        assert!(!y.allowed);
+        let ingress: Vec<(String, Effect)> = y
+            .decision
+            .at(Direction::Ingress)
+            .map(|s| (s.policy.name.clone(), s.rule.effect))
+            .collect();
+        assert_eq!(ingress, [("no-pay".to_string(), Effect::Deny)]);
+        assert!(y.suggestions.is_empty(), "{}", y.to_text());
+        assert_eq!(y.cannot.len(), 1);
+        assert!(
+            y.cannot[0].contains("not tierflow's, so no AppNetwork change allows it"),
+            "{}",
+            y.cannot[0]
+        );
+        assert_eq!(
+            y.declared_by,
+            [
+                "AppNetwork ledger/ledger spec.flows[1]",
+                "AppNetwork pay/pay spec.flows[0]"
+            ]
+        );
+    }
+
+    #[test]
     fn endpoints_parse_as_pod_names_or_labels() {
         assert_eq!(
             Who::parse("pay/worker-0").unwrap(),
