@@ -351,6 +351,13 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
             continue;
         };
         let state = &ctx.memory.flows;
+        tracing::debug!(
+            apps = only.len(),
+            namespaces = namespaces.len(),
+            blocked = result.blocked.len(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "flows across namespaces checked"
+        );
         state
             .checked
             .fetch_add(only.len() as u64, Ordering::Relaxed);

@@ -28,7 +28,7 @@ pub struct State {
     pub(crate) fingerprints: Mutex<HashMap<String, u64>>,
     pub(crate) findings: Mutex<HashMap<String, Finding>>,
     pub(crate) notify: Notify,
-    /// How many AppNetworks have been checked, and the time spent (for the benchmark).
+    /// How many AppNetworks have been checked (with `micros`: the time per AppNetwork).
     pub checked: AtomicU64,
     /// Microseconds spent checking.
     pub micros: AtomicU64,
