@@ -3,10 +3,10 @@
 //! and the blocking object; declaring the connection on the other side too clears it. The same
 //! live objects through `tierflow verify`, `why` and `explain --from-cluster`.
 
-use kube::api::Api;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::Client;
-use serde_json::Value;
-use tierflow::crd::{AppNetwork, Condition};
+use serde_json::{json, Value};
+use tierflow::crd::{AppNetwork, ClusterBaseline, Condition};
 
 use crate::appnetwork::{apply_app, wait_ready};
 use crate::support::{self, eventually, TestNs};
@@ -161,4 +161,47 @@ async fn a_flow_the_other_namespace_denies_sets_flows_blocked_until_that_side_de
     );
     pay_ns.delete().await;
     ledger_ns.delete().await;
+}
+
+#[tokio::test]
+async fn a_cluster_baseline_deny_all_in_the_destination_namespace_sets_flows_blocked() {
+    support::operator().await;
+    let client = support::client().await;
+    let pay_ns = TestNs::new(&client, "pay-cb").await;
+    let p = pay_ns.name.clone();
+    // The destination namespace holds no AppNetwork; a ClusterBaseline scoped to it by a label
+    // unique to this test denies everything there.
+    let l = format!("ledger-cb-{}", std::process::id());
+    support::create_namespace(&client, &l, &[("tierflow-test", &l)]).await;
+    let cb_name = format!("deny-{l}");
+    let cbs = Api::<ClusterBaseline>::all(client.clone());
+    cbs.patch(
+        &cb_name,
+        &PatchParams::apply("kubectl").force(),
+        &Patch::Apply(&json!({
+            "apiVersion": "tierflow.dev/v1alpha1", "kind": "ClusterBaseline",
+            "metadata": {"name": cb_name},
+            "spec": {"namespaceSelector": {"matchLabels": {"tierflow-test": l}}}
+        })),
+    )
+    .await
+    .expect("apply ClusterBaseline");
+    apply_app(&client, &p, "pay", &pay(&l)).await;
+    wait_ready(&client, &p, "pay", "True").await;
+
+    let c = flows_blocked(&client, &p, "pay", "True").await;
+    assert!(
+        c.message.contains(&format!(
+            "default deny of NetworkPolicy {l}/tierflow-baseline (tierflow's, from ClusterBaseline {cb_name})"
+        )),
+        "{}",
+        c.message
+    );
+    // The ClusterBaseline goes: nothing denies the flow any more.
+    cbs.delete(&cb_name, &DeleteParams::default())
+        .await
+        .expect("delete ClusterBaseline");
+    flows_blocked(&client, &p, "pay", "False").await;
+    support::delete_namespace(&client, &l).await;
+    pay_ns.delete().await;
 }
