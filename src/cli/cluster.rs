@@ -1,6 +1,6 @@
 //! `--from-cluster`: the live objects the engine reads, through `kube::Client::try_default()`
 //! (in-cluster config, else KUBECONFIG / `~/.kube/config`): Namespaces, Pods, NetworkPolicies,
-//! and the Calico and Cilium policies the cluster serves. Calico is read through
+//! and the Calico and Cilium policies the cluster serves (Calico's `Tier` objects with them). Calico is read through
 //! `projectcalico.org/v3` when served, else through `crd.projectcalico.org/v1`.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -93,6 +93,7 @@ pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
                 "GlobalNetworkPolicy",
                 "StagedNetworkPolicy",
                 "StagedGlobalNetworkPolicy",
+                "Tier",
             ],
         ),
         (

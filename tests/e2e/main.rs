@@ -3,6 +3,7 @@
 mod appnetwork;
 mod backends;
 mod clusterbaseline;
+mod cni_objects;
 mod cnp;
 mod control_plane;
 mod flows;

@@ -32,8 +32,8 @@ use super::endpoints::assumed_cluster;
 use crate::core::{Cidr, Port, PortName, Protocol, Selector};
 use crate::crd::{AppNetworkSpec, FlowSpec, PeerSpec, PortSpec, TierSpec};
 use crate::engine::{
-    ContainerPort, Decision, Direction, Effect, Endpoint, EngineError, Pod, PolicyRef, Scenario,
-    Step,
+    ContainerPort, Decision, DecisionStep as Step, Direction, Effect, Endpoint, EngineError, Pod,
+    PolicyRef, Scenario,
 };
 use crate::model::{AppModel, NamespaceMatch, Peer};
 use crate::plan::{self, AppInput, Cluster, ClusterBaselineInput, Labels, Plan};
