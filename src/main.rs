@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 //! The `tierflow` command: the operator (`run`) and the offline tools (`render`, `simulate`,
-//! `explain`, `verify`, `diff`, `lint`, `suggest`; see `docs/cli.md`). Exit codes of the tools:
-//! 0 ok, 1 findings or differences, 2 usage or input errors.
+//! `explain`, `verify`, `why`, `diff`, `lint`, `suggest`; see `docs/cli.md`). Exit codes of the
+//! tools: 0 ok, 1 findings or differences, 2 usage or input errors.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -249,8 +249,17 @@ enum Command {
     /// Render an AppNetwork and print who may connect to whom, as a truth table.
     Explain {
         /// AppNetwork manifests (YAML; `-` for standard input).
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
         files: Vec<PathBuf>,
+        /// Explain the live AppNetworks of the cluster (KUBECONFIG or in-cluster config).
+        #[arg(long)]
+        from_cluster: bool,
         /// The backend to simulate (default: the one in the spec; Auto means networkpolicy).
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
@@ -267,9 +276,20 @@ enum Command {
     /// flow is one a guardrail denies; exit 1 otherwise. With --flows: replay observed flows
     /// against the AppNetworks instead and list what they would deny.
     Verify {
-        /// AppNetwork manifests (YAML; `-` for standard input).
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        /// AppNetwork, ClusterBaseline and Namespace manifests, and the users' own policies and
+        /// Pods (YAML; `-` for standard input).
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
         files: Vec<PathBuf>,
+        /// Read the live AppNetworks, ClusterBaselines, Namespaces, Pods and policies of the
+        /// cluster (KUBECONFIG or in-cluster config) instead of files.
+        #[arg(long)]
+        from_cluster: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyOutput,
@@ -287,7 +307,7 @@ enum Command {
         /// Replay the observed flows of this file against the AppNetworks instead (Pods and
         /// Namespaces in the -f files are the pods the flows are between): list what the
         /// AppNetworks would deny, per flow; exit 1 if anything.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "from_cluster")]
         flows: Option<PathBuf>,
         /// The format of --flows (default: detected from its first line).
         #[arg(long, value_enum, requires = "flows")]
@@ -403,6 +423,50 @@ enum Command {
         #[arg(long, value_enum, default_value = "text")]
         report: VerifyOutput,
     },
+    /// Which objects and rules decide one connection, at both ends, and when it is denied the
+    /// smallest AppNetwork change that allows it; exit 1 when denied.
+    Why {
+        /// The source: NAMESPACE/POD (a pod of the input) or NAMESPACE/key=value,... (a pod
+        /// with those labels).
+        #[arg(long, value_name = "NS/POD|NS/K=V,...")]
+        from: String,
+        /// The destination, as --from.
+        #[arg(long, value_name = "NS/POD|NS/K=V,...")]
+        to: String,
+        /// The destination port, `8080` or `8080/TCP`.
+        #[arg(long, value_parser = cli::parse_port)]
+        port: Port,
+        /// AppNetwork, ClusterBaseline and Namespace manifests, the users' own policies and
+        /// Pods (YAML; `-` for standard input).
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
+        files: Vec<PathBuf>,
+        /// Read the live objects of the cluster (KUBECONFIG or in-cluster config).
+        #[arg(long)]
+        from_cluster: bool,
+        /// The backend `Auto` AppNetworks are rendered for (default: networkpolicy; with
+        /// --from-cluster, the one their status reports).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyOutput,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
+        /// The cluster's own pod and service ranges, both families (repeatable).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+    },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
         #[command(flatten)]
@@ -505,10 +569,20 @@ async fn main() -> ExitCode {
         } => simulate(objects, &ports, output).await,
         Command::Explain {
             files,
+            from_cluster,
             backend,
             output,
             cluster_cidrs,
-        } => explain(&files, backend.map(Backend::from), output, &cluster_cidrs),
+        } => {
+            explain(
+                &files,
+                from_cluster,
+                backend.map(Backend::from),
+                output,
+                &cluster_cidrs,
+            )
+            .await
+        }
         Command::Verify {
             files,
             output,
@@ -531,19 +605,51 @@ async fn main() -> ExitCode {
             cluster_cidrs,
             namespace_labels,
             operator_namespace,
+            from_cluster,
             flows: None,
             ..
-        } => verify(
-            &files,
+        } => {
+            verify(
+                &files,
+                from_cluster,
+                output,
+                &namespace_labels,
+                RenderOptions {
+                    backend: None,
+                    namespace_labels: NamespaceLabels::default(),
+                    operator_namespace,
+                    cluster_cidrs,
+                },
+            )
+            .await
+        }
+        Command::Why {
+            from,
+            to,
+            port,
+            files,
+            from_cluster,
+            backend,
             output,
-            &namespace_labels,
-            RenderOptions {
-                backend: None,
-                namespace_labels: NamespaceLabels::default(),
-                operator_namespace,
-                cluster_cidrs,
-            },
-        ),
+            namespace_labels,
+            operator_namespace,
+            cluster_cidrs,
+        } => {
+            why(
+                (&from, &to, port),
+                &files,
+                from_cluster,
+                output,
+                &namespace_labels,
+                RenderOptions {
+                    backend: backend.map(Backend::from),
+                    namespace_labels: NamespaceLabels::default(),
+                    operator_namespace,
+                    cluster_cidrs,
+                },
+            )
+            .await
+        }
         Command::Diff {
             files,
             against,
@@ -889,13 +995,34 @@ async fn import(
     Ok(out.exit_code())
 }
 
-fn explain(
+/// The input of `verify`, `explain` and `why`: files, or the live cluster with its
+/// AppNetworks and ClusterBaselines.
+async fn read_world(files: &[PathBuf], from_cluster: bool) -> Result<Input, CliError> {
+    if from_cluster {
+        let (input, notes) =
+            cli::across::without_invalid(&cli::cluster::read_cluster_with_intent().await?);
+        for n in notes {
+            eprintln!("tierflow: {n}");
+        }
+        Ok(input)
+    } else {
+        cli::input::read_files(files)
+    }
+}
+
+async fn explain(
     files: &[PathBuf],
+    from_cluster: bool,
     backend: Option<Backend>,
     output: ExplainOutput,
     cluster_cidrs: &[Cidr],
 ) -> Result<u8, CliError> {
-    let input = cli::input::read_files(files)?;
+    let input = read_world(files, from_cluster).await?;
+    let input = if from_cluster {
+        cli::across::intent_only(&input)
+    } else {
+        input
+    };
     let models = app_networks(&input, "explain")?;
     match output {
         ExplainOutput::Mermaid => {
@@ -944,6 +1071,7 @@ struct VerifyReport {
     app_networks: Vec<cli::Verification>,
     #[serde(flatten)]
     cluster: cli::verify::ClusterReport,
+    across_namespaces: tierflow::verify::across::Report,
 }
 
 fn namespace_labels_of(specs: &[String]) -> Result<NamespaceLabels, CliError> {
@@ -956,16 +1084,18 @@ fn namespace_labels_of(specs: &[String]) -> Result<NamespaceLabels, CliError> {
     Ok(labels)
 }
 
-fn verify(
+async fn verify(
     files: &[PathBuf],
+    from_cluster: bool,
     output: VerifyOutput,
     namespace_labels: &[String],
     mut options: RenderOptions,
 ) -> Result<u8, CliError> {
     options.namespace_labels = namespace_labels_of(namespace_labels)?;
-    let input = cli::input::read_files(files)?;
-    let (models, _) = input.app_networks()?;
-    let cluster = cli::verify::verify_cluster(&input, &options)?;
+    let input = read_world(files, from_cluster).await?;
+    let intent = cli::across::intent_only(&input);
+    let (models, _) = intent.app_networks()?;
+    let cluster = cli::verify::verify_cluster(&intent, &options)?;
     if models.is_empty() && cluster.is_empty() {
         return Err(CliError::Usage(
             "verify: the input holds no AppNetwork or ClusterBaseline".to_string(),
@@ -975,21 +1105,49 @@ fn verify(
         .iter()
         .map(|m| cli::verify_in(m, &options.cluster_cidrs))
         .collect();
-    let passed = results.iter().all(cli::Verification::passed) && cluster.passed();
+    let across = cli::across::verify(&input, &options)?;
+    let passed =
+        results.iter().all(cli::Verification::passed) && cluster.passed() && across.passed();
     match output {
         VerifyOutput::Text => {
             for v in &results {
                 emit(&v.to_string())?;
             }
             emit(&cluster.to_string())?;
+            if across.app_networks > 0 {
+                emit(&across.to_string())?;
+            }
         }
         VerifyOutput::Json => emit(&json(&VerifyReport {
             passed,
             app_networks: results,
             cluster,
+            across_namespaces: across,
         })?)?,
     }
     Ok(if passed {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FINDINGS
+    })
+}
+
+async fn why(
+    (from, to, port): (&str, &str, Port),
+    files: &[PathBuf],
+    from_cluster: bool,
+    output: VerifyOutput,
+    namespace_labels: &[String],
+    mut options: RenderOptions,
+) -> Result<u8, CliError> {
+    options.namespace_labels = namespace_labels_of(namespace_labels)?;
+    let input = read_world(files, from_cluster).await?;
+    let answer = cli::across::why(&input, &options, from, to, port)?;
+    emit(&match output {
+        VerifyOutput::Text => answer.to_text(),
+        VerifyOutput::Json => json(&answer)?,
+    })?;
+    Ok(if answer.allowed {
         cli::EXIT_OK
     } else {
         cli::EXIT_FINDINGS

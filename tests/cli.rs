@@ -539,7 +539,7 @@ fn a_file_of_the_wrong_kind_is_named() {
 
 #[test]
 fn from_cluster_without_a_reachable_cluster_exits_2() {
-    for command in ["simulate", "lint"] {
+    for command in ["simulate", "lint", "verify", "explain"] {
         let o = tierflow(&[command, "--from-cluster"]);
         assert_eq!(code(&o), 2, "{command}: {}", stderr(&o));
         assert!(stderr(&o).contains("reading the cluster"), "{}", stderr(&o));
@@ -655,7 +655,17 @@ fn verify_reports_declared_flows_a_guardrail_denies_naming_the_rule() {
         ),
         "{text}"
     );
-    assert!(!text.contains("spec.flows[2]"), "{text}");
+    // Flow 2 is denied by no guardrail (the note of the check across namespaces names it).
+    assert!(!text.contains("spec.flows[2] ("), "{text}");
+    // The check across namespaces finds the same guardrail at the far end of flow 1.
+    assert!(
+        text.contains(
+            "at ingress: denied by rule spec.ingress[1] (not-from-tenant-b) of \
+             policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy tierflow-guardrails-platform \
+             (tierflow's, from ClusterBaseline platform)"
+        ),
+        "{text}"
+    );
     // The same as data: flows 0 and 1, each with its rule, and the rendered guardrails object
     // denies both in the simulation (the guardrail holds).
     let v = json(&tierflow(&["verify", "-f", &file, "--output", "json"]));
@@ -1065,4 +1075,177 @@ fn import_of_a_namespace_without_policies_is_bad_input() {
         "{}",
         stderr(&o)
     );
+}
+
+/// The two-team fixture with ledger's AppNetwork declaring pay's calls too.
+fn pay_ledger_fixed() -> String {
+    std::fs::read_to_string(fixture("across/pay-ledger.yaml"))
+        .expect("fixture")
+        .replace(
+            "    - {from: {tier: api}, to: {tier: db}}",
+            "    - {from: {tier: api}, to: {tier: db}}\n    - {from: {namespace: pay, selector: {matchLabels: {app: worker}}}, to: {tier: api}}",
+        )
+}
+
+#[test]
+fn verify_across_namespaces_names_the_flow_and_the_object_that_blocks_it() {
+    let file = fixture("across/pay-ledger.yaml");
+    let o = tierflow(&["verify", "-f", &file, "--output", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["passed"], false);
+    let blocked = v["acrossNamespaces"]["blocked"]
+        .as_array()
+        .expect("blocked");
+    assert_eq!(blocked.len(), 1, "{v}");
+    assert_eq!(blocked[0]["appNetwork"], "pay/pay");
+    assert_eq!(blocked[0]["flow"], 0);
+    let objects: Vec<&str> = blocked[0]["blockedBy"]
+        .as_array()
+        .expect("blockedBy")
+        .iter()
+        .filter_map(|b| b["object"]["name"].as_str())
+        .collect();
+    assert_eq!(objects, ["tierflow-ledger-api", "tierflow-baseline"]);
+    let text = stdout(&tierflow(&["verify", "-f", &file]));
+    assert!(
+        text.contains(
+            "at ingress: no policy allows it: default deny of NetworkPolicy ledger/tierflow-baseline \
+             (tierflow's, from AppNetwork ledger/ledger)"
+        ),
+        "{text}"
+    );
+    // Declaring the connection on ledger's side too clears it.
+    let o = tierflow_stdin(&["verify", "-f", "-"], pay_ledger_fixed().as_bytes());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Across namespaces: ok, every declared flow can succeed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn verify_reads_the_users_own_policies_and_names_them() {
+    let mut text = pay_ledger_fixed();
+    text.push_str(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-from-monitoring, namespace: pay}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]}]}\n",
+    );
+    // A user's NetworkPolicy only adds allows: the flow still succeeds.
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A user's Calico deny does not.
+    text.push_str(
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: no-pay, namespace: ledger}\nspec: {order: 1, selector: all(), types: [Ingress], ingress: [{action: Deny, source: {namespaceSelector: \"kubernetes.io/metadata.name == 'pay'\"}}]}\n",
+    );
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "at ingress: denied by rule spec.ingress[0] of projectcalico.org/v3 NetworkPolicy \
+             ledger/no-pay (not tierflow's)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn why_decides_one_connection_and_gives_the_flow_to_add() {
+    let file = fixture("across/pay-ledger.yaml");
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/app=worker",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080/TCP",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["decision"]["egress"], true);
+    assert_eq!(v["decision"]["ingress"], false);
+    assert_eq!(v["declaredBy"][0], "AppNetwork pay/pay spec.flows[0]");
+    let s = &v["suggestions"][0];
+    assert_eq!(s["namespace"], "ledger");
+    assert_eq!(s["appNetwork"], "ledger");
+    assert_eq!(s["verified"], true);
+    assert_eq!(s["flow"]["from"]["namespace"], "pay");
+    assert_eq!(s["flow"]["to"]["tier"], "api");
+
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "ledger/app=ledger-api",
+        "--to",
+        "ledger/app=ledger-db",
+        "--port",
+        "5432",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("spec.ingress[0] allows"),
+        "{}",
+        stdout(&o)
+    );
+    // A pod named by name must be in the input.
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/worker-0",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("no pod pay/worker-0 in the input"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_cluster_baseline_alone_in_the_destination_namespace_blocks_a_declared_flow() {
+    let file = fixture("across/cluster-baseline.yaml");
+    let o = tierflow(&["verify", "-f", &file]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "at ingress: no policy allows it: default deny of NetworkPolicy \
+             ledger/tierflow-baseline (tierflow's, from ClusterBaseline default)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    // why: no AppNetwork in ledger, so a whole new one, confirmed by the simulation.
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/app=worker",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["suggestions"][0]["appNetwork"], Value::Null);
+    assert_eq!(v["suggestions"][0]["tier"]["name"], "ledger-api");
+    assert_eq!(v["suggestions"][0]["verified"], true);
 }

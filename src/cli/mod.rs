@@ -10,6 +10,7 @@
 //!
 //! Exit codes of the command: [`EXIT_OK`], [`EXIT_FINDINGS`], [`EXIT_INPUT`].
 
+pub mod across;
 pub mod cluster;
 pub mod diff;
 pub mod explain;

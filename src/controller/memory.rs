@@ -15,6 +15,8 @@ pub struct Memory {
     pub(crate) verdicts: Arc<Mutex<HashMap<String, (String, Verdict)>>>,
     /// The last status this process wrote per object UID, with the resourceVersion it got.
     pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
+    /// The check of flows across namespaces ([`super::flows`]).
+    pub flows: Arc<super::flows::state::State>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

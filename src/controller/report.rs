@@ -146,6 +146,7 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
             applied(ctx, plan, generation, &mut st, &mut warning).await;
         }
     }
+    super::flows::report(ctx, ns, plan, &mut st.conditions);
     if write(ctx, &app, &old, &st).await? {
         if let Some((reason, msg)) = warning {
             if reason == HoldReason::InvalidSpec.reason() {

@@ -6,6 +6,7 @@ mod clusterbaseline;
 mod cni_objects;
 mod cnp;
 mod control_plane;
+mod flows;
 mod from_cluster;
 mod intent;
 mod planner;

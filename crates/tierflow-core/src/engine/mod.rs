@@ -149,6 +149,45 @@ pub struct Verdict {
     pub policies: Vec<Arc<PolicyRef>>,
 }
 
+/// One rule's part in a [`Decision`], with its policy as data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionStep {
+    /// The rule (or default deny) and what it did.
+    #[serde(flatten)]
+    pub rule: RuleRef,
+    /// The policy: kind, namespace, name, and whether tierflow manages it.
+    #[serde(rename = "object")]
+    pub policy: PolicyRef,
+}
+
+/// Both ends of a connection, decided separately (see [`Scenario::decide`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Whether the source's egress allows it (`None`: the source is an address, no policy
+    /// applies there).
+    pub egress: Option<bool>,
+    /// Whether the destination's ingress allows it (`None`: the destination is an address).
+    pub ingress: Option<bool>,
+    /// The rules that decided, egress first, in evaluation order.
+    pub steps: Vec<DecisionStep>,
+}
+
+impl Decision {
+    /// Whether the connection is allowed (both ends).
+    pub fn allowed(&self) -> bool {
+        self.egress.unwrap_or(true) && self.ingress.unwrap_or(true)
+    }
+
+    /// The steps at one end.
+    pub fn at(&self, direction: Direction) -> impl Iterator<Item = &DecisionStep> {
+        self.steps
+            .iter()
+            .filter(move |s| s.rule.direction == direction)
+    }
+}
+
 /// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
 #[derive(Clone, Debug, Default)]
 pub struct Scenario {
@@ -609,6 +648,67 @@ impl Scenario {
                 })
             })
             .collect()
+    }
+
+    /// Both ends of a connection decided separately, with the rules that decided each in
+    /// evaluation order (egress first) and their policies as data: what `tierflow why` prints.
+    /// At each end only the steps that agree with that end's outcome are kept (allows when it
+    /// allows, denies and default denies when it denies), as [`explain`](Self::explain) does for
+    /// the whole connection. `None` for an out-of-range pod index.
+    pub fn decide(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Option<Decision> {
+        let idx = self.index();
+        let conn = self.conn(idx, from, to, port, protocol)?;
+        let mut egress_trace = Full::default();
+        let mut ingress_trace = Full::default();
+        let egress = match conn.src {
+            Ep::Pod(p) => Some(self.eval(idx, Direction::Egress, p, &conn, &mut egress_trace)),
+            Ep::Ip(_) => None,
+        };
+        let ingress = match conn.dst {
+            Ep::Pod(p) => Some(self.eval(idx, Direction::Ingress, p, &conn, &mut ingress_trace)),
+            Ep::Ip(_) => None,
+        };
+        let mut steps = Vec::new();
+        for (outcome, trace) in [(egress, egress_trace), (ingress, ingress_trace)] {
+            let Some(allowed) = outcome else { continue };
+            for (pid, direction, rule, effect) in trace.0 {
+                let agrees = if allowed {
+                    matches!(effect, Effect::Allow | Effect::Pass)
+                } else {
+                    matches!(effect, Effect::Deny | Effect::DefaultDeny)
+                };
+                let Some(policy) = self.policies.get(pid as usize) else {
+                    continue;
+                };
+                if !agrees {
+                    continue;
+                }
+                steps.push(DecisionStep {
+                    rule: RuleRef {
+                        policy: policy.display.clone(),
+                        direction,
+                        rule: rule.map(|r| r.index),
+                        field: rule.map(|r| r.path.clone()),
+                        effect,
+                    },
+                    policy: idx
+                        .origins
+                        .get(pid as usize)
+                        .map_or_else(|| policy.origin.clone(), |o| PolicyRef::clone(o)),
+                });
+            }
+        }
+        Some(Decision {
+            egress,
+            ingress,
+            steps,
+        })
     }
 
     /// Like [`check`](Self::check), but only the answer: no allocation at all.
