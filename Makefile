@@ -4,7 +4,7 @@ CARGO ?= cargo
 CLUSTER_DIR := $(CURDIR)/target/cluster
 export TIERFLOW_CLUSTER_DIR := $(CLUSTER_DIR)
 
-.PHONY: all build test unit e2e lint fmt crds cluster cluster-down demo clean image
+.PHONY: all build test unit e2e lint fmt crds cluster cluster-down demo clean image pictures
 
 all: build
 
@@ -39,6 +39,11 @@ fmt:
 ## Regenerate crds/ from the Rust types (a test fails when they drift).
 crds:
 	$(CARGO) run --quiet -- crds > crds/tierflow.yaml
+
+## Regenerate the pictures in docs/ (the diff pull-request comment and the explain diagram),
+## rendered by Mermaid in headless Chromium (hack/review-tools.sh installs them).
+pictures:
+	hack/pictures.sh
 
 cluster:
 	hack/cluster.sh up

@@ -19,6 +19,12 @@
 //!   building the index. `simulate/allows_all_pairs` is the same with `Scenario::allows`
 //!   (no explanation), `simulate/build` only reads and indexes.
 //!
+//! - `across/chunk`, `across/all`: the check across namespaces
+//!   (`tierflow::verify::across::check`) on the e2e bench's AppNetwork in each of N namespaces
+//!   (`BENCH_NAMESPACES`, default 50): a chunk of 25 AppNetworks as the operator's `FlowsBlocked`
+//!   check runs it, and all N as `tierflow verify` does; micro.json gives the time per
+//!   AppNetwork of each.
+//!
 //! Run with `cargo bench --bench micro` (or `make bench`). In bench mode it also writes
 //! `target/bench/micro.json`, which the end-to-end bench (`benches/e2e`) folds into
 //! `target/bench/results.json`. Under `cargo test --benches` every benchmark runs once, as a
@@ -325,6 +331,83 @@ fn bench_simulate(c: &mut Criterion) {
     g.finish();
 }
 
+/// Namespaces of the check across namespaces: the e2e bench's N (`BENCH_NAMESPACES`, 50 in
+/// `bench-quick`), default 50.
+fn across_namespaces() -> usize {
+    std::env::var("BENCH_NAMESPACES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50)
+}
+
+/// The world of the check across namespaces: the e2e bench's AppNetwork
+/// (`benches/fixtures/appnetwork.json`: five tiers, a flow from `monitoring`) in each of `n`
+/// namespaces, and `monitoring` without one.
+fn across_world(n: usize) -> tierflow::verify::across::World {
+    use tierflow::verify::across::World;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/fixtures/appnetwork.json");
+    let fixture: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture"))
+        .expect("fixture JSON");
+    let spec: AppNetworkSpec = serde_json::from_value(fixture["spec"].clone()).expect("spec");
+    let mut w = World {
+        cluster: tierflow::plan::Cluster {
+            forced_backend: Some(Backend::NetworkPolicy),
+            operator_namespace: "tierflow-system".into(),
+            ..tierflow::plan::Cluster::default()
+        },
+        ..World::default()
+    };
+    for i in 0..n {
+        let ns = format!("bench-{i}");
+        w.namespaces.insert(
+            ns.clone(),
+            [("kubernetes.io/metadata.name".to_string(), ns.clone())].into(),
+        );
+        w.apps.push(tierflow::plan::AppInput {
+            name: "shop".into(),
+            namespace: ns,
+            uid: None,
+            generation: Some(1),
+            spec: spec.clone(),
+        });
+    }
+    w.namespaces.insert(
+        "monitoring".into(),
+        [(
+            "kubernetes.io/metadata.name".to_string(),
+            "monitoring".to_string(),
+        )]
+        .into(),
+    );
+    w
+}
+
+/// The check across namespaces (`tierflow::verify::across::check`): `across/chunk` is what the
+/// operator's `FlowsBlocked` check does per chunk of `CHUNK` (25) AppNetworks, planning only
+/// the namespaces they involve; `across/all` is `tierflow verify` over all N namespaces.
+fn bench_across(c: &mut Criterion) {
+    use tierflow::verify::across::check;
+    let n = across_namespaces();
+    let all = across_world(n);
+    let chunk_size = tierflow::controller::flows::CHUNK.min(n);
+    let mut chunk = across_world(chunk_size);
+    chunk.cluster = all.cluster.clone();
+    let r = check(&all, None).expect("a valid world");
+    assert_eq!(r.app_networks, n);
+    assert!(r.passed(), "{r}");
+    let mut g = c.benchmark_group("across");
+    g.sample_size(10);
+    g.bench_function("chunk", |b| b.iter(|| check(black_box(&chunk), None)));
+    g.bench_function("all", |b| b.iter(|| check(black_box(&all), None)));
+    g.finish();
+    if let Ok(mut m) = ACROSS.lock() {
+        *m = Some((n, chunk_size));
+    }
+}
+
+/// (N, chunk size) of the check across namespaces, for micro.json.
+static ACROSS: std::sync::Mutex<Option<(usize, usize)>> = std::sync::Mutex::new(None);
+
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -348,7 +431,7 @@ fn write_summary() {
     let get = |g: &str, id: &str| estimate_us(g, id);
     let mean = |g: &str, id: &str| get(g, id).map(|e| e.0);
     let median = |g: &str, id: &str| get(g, id).map(|e| e.1);
-    let out = json!({
+    let mut out = json!({
         "render_small_us": mean("render", "small"),
         "render_large_us": mean("render", "large"),
         "validate_small_us": mean("validate", "small"),
@@ -365,9 +448,17 @@ fn write_summary() {
         "verify_50x200_ms": get("verify", "50x200").map(|e| e.0 / 1000.0),
         "explain_50x200_ms": get("explain", "50x200").map(|e| e.0 / 1000.0),
     });
+    // The check across namespaces: per AppNetwork, in the operator's chunks and over all N.
+    if let Some((n, chunk)) = ACROSS.lock().ok().and_then(|m| *m) {
+        let per = |id: &str, apps: usize| get("across", id).map(|e| e.0 / 1000.0 / apps as f64);
+        out["across_namespaces"] = json!(n);
+        out["across_chunk_apps"] = json!(chunk);
+        out["across_check_per_app_chunk_ms"] = json!(per("chunk", chunk));
+        out["across_check_per_app_all_ms"] = json!(per("all", n));
+        out["across_check_all_ms"] = json!(get("across", "all").map(|e| e.0 / 1000.0));
+    }
     // Slow figures timed by hand replace criterion's (a stale estimate from an earlier run
     // must not stand in for them).
-    let mut out = out;
     let mut manual = serde_json::Map::new();
     for (key, ms, runs) in MANUAL_MS.lock().map(|m| m.clone()).unwrap_or_default() {
         out[key] = json!(ms);
@@ -463,7 +554,12 @@ fn main() {
     if bench_mode {
         bench_verify_and_explain(&mut c);
         bench_simulate(&mut c);
+        bench_across(&mut c);
     } else {
+        // One check across namespaces at the bench's N, as a smoke test.
+        let r = tierflow::verify::across::check(&across_world(across_namespaces()), None)
+            .expect("a valid world");
+        assert!(r.passed() && r.connections > 0, "{r}");
         // `cargo test --benches`: one quick consistency check instead of a million checks.
         let s = tierflow::engine::Scenario::from_values(sim_objects()).expect("a valid scenario");
         assert_eq!(s.pods().len(), SIM_PODS);

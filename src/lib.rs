@@ -16,7 +16,7 @@ pub mod server;
 pub mod status;
 
 pub use tierflow_core::{
-    admit, core, crd, engine, lint, model, plan, render, validate, verify, vocab,
+    admit, adopt, core, crd, engine, lint, model, plan, render, review, validate, verify, vocab,
 };
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 #![forbid(unsafe_code)]
 //! The `tierflow` command: the operator (`run`) and the offline tools (`render`, `simulate`,
-//! `explain`, `verify`, `lint`; see `docs/cli.md`). Exit codes of the tools: 0 ok, 1 findings or
-//! differences, 2 usage or input errors.
+//! `explain`, `verify`, `why`, `diff`, `lint`, `suggest`; see `docs/cli.md`). Exit codes of the
+//! tools: 0 ok, 1 findings or differences, 2 usage or input errors.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -69,7 +69,20 @@ enum SimulateOutput {
 #[derive(Clone, Copy, ValueEnum)]
 enum ExplainOutput {
     Text,
+    /// The truth table and a Mermaid diagram, for a pull-request comment.
     Markdown,
+    /// A Mermaid flowchart of the intent.
+    Mermaid,
+    /// A Graphviz digraph of the intent.
+    Dot,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DiffOutput {
+    Text,
+    /// A pull-request comment: summary, tables, Mermaid diagrams.
+    Markdown,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -101,6 +114,64 @@ struct Objects {
     /// cluster (KUBECONFIG or in-cluster config) instead of files.
     #[arg(long)]
     from_cluster: bool,
+}
+
+/// The observed flows `suggest` reads (exactly one).
+#[derive(Args)]
+#[group(required = true, multiple = false)]
+struct FlowSource {
+    /// `hubble observe -o json` (or `-o jsonpb`) output, one JSON object a line.
+    #[arg(long, value_name = "FILE")]
+    from_hubble: Option<PathBuf>,
+    /// Calico flow logs (JSON, one document a line, or an array).
+    #[arg(long, value_name = "FILE")]
+    from_calico_flowlogs: Option<PathBuf>,
+    /// CSV: src_ns,src_pod_labels,dst_ns,dst_pod_labels,dst_ip,port,protocol[,action].
+    #[arg(long, value_name = "FILE")]
+    from_csv: Option<PathBuf>,
+}
+
+impl FlowSource {
+    fn file(&self) -> Result<(&PathBuf, FlowFormat), CliError> {
+        match (
+            &self.from_hubble,
+            &self.from_calico_flowlogs,
+            &self.from_csv,
+        ) {
+            (Some(f), _, _) => Ok((f, FlowFormat::Hubble)),
+            (_, Some(f), _) => Ok((f, FlowFormat::Calico)),
+            (_, _, Some(f)) => Ok((f, FlowFormat::Csv)),
+            (None, None, None) => Err(CliError::Usage(
+                "suggest: give the flows with --from-hubble, --from-calico-flowlogs or --from-csv"
+                    .to_string(),
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FlowFormat {
+    Hubble,
+    Calico,
+    Csv,
+}
+
+impl From<FlowFormat> for tierflow::adopt::flows::Format {
+    fn from(f: FlowFormat) -> Self {
+        match f {
+            FlowFormat::Hubble => Self::Hubble,
+            FlowFormat::Calico => Self::Calico,
+            FlowFormat::Csv => Self::Csv,
+        }
+    }
+}
+
+fn parse_v4_prefix(s: &str) -> Result<u8, String> {
+    cli::suggest::parse_prefix(s, 32)
+}
+
+fn parse_v6_prefix(s: &str) -> Result<u8, String> {
+    cli::suggest::parse_prefix(s, 128)
 }
 
 #[derive(Subcommand)]
@@ -178,8 +249,17 @@ enum Command {
     /// Render an AppNetwork and print who may connect to whom, as a truth table.
     Explain {
         /// AppNetwork manifests (YAML; `-` for standard input).
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
         files: Vec<PathBuf>,
+        /// Explain the live AppNetworks of the cluster (KUBECONFIG or in-cluster config).
+        #[arg(long)]
+        from_cluster: bool,
         /// The backend to simulate (default: the one in the spec; Auto means networkpolicy).
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
@@ -193,11 +273,23 @@ enum Command {
     },
     /// Check that every backend allows exactly the declared flows and DNS, that every
     /// ClusterBaseline gives each namespace it covers deny-all plus DNS, and that no declared
-    /// flow is one a guardrail denies; exit 1 otherwise.
+    /// flow is one a guardrail denies; exit 1 otherwise. With --flows: replay observed flows
+    /// against the AppNetworks instead and list what they would deny.
     Verify {
-        /// AppNetwork manifests (YAML; `-` for standard input).
-        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        /// AppNetwork, ClusterBaseline and Namespace manifests, and the users' own policies and
+        /// Pods (YAML; `-` for standard input).
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
         files: Vec<PathBuf>,
+        /// Read the live AppNetworks, ClusterBaselines, Namespaces, Pods and policies of the
+        /// cluster (KUBECONFIG or in-cluster config) instead of files.
+        #[arg(long)]
+        from_cluster: bool,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         output: VerifyOutput,
@@ -212,6 +304,168 @@ enum Command {
         /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
         #[arg(long, default_value = "tierflow-system")]
         operator_namespace: String,
+        /// Replay the observed flows of this file against the AppNetworks instead (Pods and
+        /// Namespaces in the -f files are the pods the flows are between): list what the
+        /// AppNetworks would deny, per flow; exit 1 if anything.
+        #[arg(long, value_name = "FILE", conflicts_with = "from_cluster")]
+        flows: Option<PathBuf>,
+        /// The format of --flows (default: detected from its first line).
+        #[arg(long, value_enum, requires = "flows")]
+        flow_format: Option<FlowFormat>,
+        /// With --flows: the backend to plan the AppNetworks for (default: each one's own).
+        #[arg(long, value_enum, requires = "flows")]
+        backend: Option<BackendArg>,
+    },
+    /// Suggest the smallest AppNetworks that allow every observed flow and nothing else (YAML
+    /// on standard output; what was read, left out and verified on standard error; exit 1 if
+    /// the suggestion would deny an observed flow). With --against, audit observed flows
+    /// against intended AppNetworks instead: list what they would deny, per flow.
+    Suggest {
+        #[command(flatten)]
+        source: FlowSource,
+        /// Files with the Pods (and Namespaces) the flows are between; other objects are
+        /// passed over. Without them (and without --from-cluster) the flows' own labels and
+        /// addresses are used.
+        #[arg(short = 'f', long = "filename", num_args = 1.., conflicts_with = "from_cluster")]
+        files: Vec<PathBuf>,
+        /// Read the live Pods and Namespaces of the cluster (KUBECONFIG or in-cluster config).
+        #[arg(long)]
+        from_cluster: bool,
+        /// The name of every suggested AppNetwork (one per namespace).
+        #[arg(long, default_value = "observed")]
+        name: String,
+        /// Write AppNetworks for these namespaces only (repeatable; default: every namespace
+        /// of an observed pod but kube-system, kube-public and kube-node-lease).
+        #[arg(long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// Group IPv4 addresses into networks of this prefix length (for example /24); by
+        /// default every address is its own /32.
+        #[arg(long, value_name = "/N", value_parser = parse_v4_prefix)]
+        aggregate: Option<u8>,
+        /// Group IPv6 addresses into networks of this prefix length; by default /128.
+        #[arg(long = "aggregate-v6", value_name = "/N", value_parser = parse_v6_prefix)]
+        aggregate_v6: Option<u8>,
+        /// Audit instead: replay the observed flows against the AppNetworks of these files and
+        /// list what they would deny (exit 1 if anything).
+        #[arg(long, value_name = "APPNET.yaml", num_args = 1..)]
+        against: Vec<PathBuf>,
+        /// With --against: the backend to plan the AppNetworks for (default: each one's own;
+        /// Auto means networkpolicy).
+        #[arg(long, value_enum, requires = "against")]
+        backend: Option<BackendArg>,
+        /// With --against: the cluster's own pod and service ranges (for `world` peers).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+        /// With --against: output format of the audit.
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyOutput,
+    },
+    /// What a change to the intent does: the connections that become allowed or denied on
+    /// every backend, each tied to its flow, and ClusterBaseline coverage. Exit 0 (1 with
+    /// --exit-code when there are differences, like `git diff`), 2 on bad input.
+    Diff {
+        /// The old version: AppNetwork / ClusterBaseline / Namespace manifests.
+        #[arg(
+            short = 'f',
+            long = "filename",
+            value_name = "OLD",
+            num_args = 1..,
+            required_unless_present = "git_base",
+            conflicts_with = "git_base",
+            requires = "against"
+        )]
+        files: Vec<PathBuf>,
+        /// The new version's manifests.
+        #[arg(long, value_name = "NEW", num_args = 1.., requires = "files")]
+        against: Vec<PathBuf>,
+        /// Compare the manifests at this git revision with the work tree (runs `git`).
+        #[arg(long, value_name = "REF")]
+        git_base: Option<String>,
+        /// With --git-base: the files or directories to compare (default: every YAML file of
+        /// the repository holding an AppNetwork, ClusterBaseline or Namespace).
+        #[arg(value_name = "PATHS", requires = "git_base")]
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: DiffOutput,
+        /// Exit 1 when the versions differ (as `git diff --exit-code`).
+        #[arg(long)]
+        exit_code: bool,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
+        /// The cluster's own pod and service ranges, both families (repeatable).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+    },
+    /// Turn the policies of namespaces (NetworkPolicy, Calico, Cilium) and their pods into
+    /// AppNetworks (YAML on standard output), and prove them equivalent by simulation (report
+    /// on standard error); exit 1 when some connection differs, 2 on bad input.
+    Import {
+        #[command(flatten)]
+        objects: Objects,
+        /// A namespace to import (repeatable; default: every namespace with a policy).
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespaces: Vec<String>,
+        /// The backend the AppNetworks are rendered for in the comparison.
+        #[arg(long, value_enum, default_value = "networkpolicy")]
+        backend: BackendArg,
+        /// The cluster's own pod and service ranges, both families (repeatable): an ipBlock of
+        /// every address minus exactly these is read as `world` (default: made-up ranges).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
+        /// The equivalence report on standard error: text (differences grouped by reason, the
+        /// first 12 of each), or json (every difference, with its reasons and deciding policies).
+        #[arg(long, value_enum, default_value = "text")]
+        report: VerifyOutput,
+    },
+    /// Which objects and rules decide one connection, at both ends, and when it is denied the
+    /// smallest AppNetwork change that allows it; exit 1 when denied.
+    Why {
+        /// The source: NAMESPACE/POD (a pod of the input) or NAMESPACE/key=value,... (a pod
+        /// with those labels).
+        #[arg(long, value_name = "NS/POD|NS/K=V,...")]
+        from: String,
+        /// The destination, as --from.
+        #[arg(long, value_name = "NS/POD|NS/K=V,...")]
+        to: String,
+        /// The destination port, `8080` or `8080/TCP`.
+        #[arg(long, value_parser = cli::parse_port)]
+        port: Port,
+        /// AppNetwork, ClusterBaseline and Namespace manifests, the users' own policies and
+        /// Pods (YAML; `-` for standard input).
+        #[arg(
+            short = 'f',
+            long = "filename",
+            num_args = 1..,
+            required_unless_present = "from_cluster",
+            conflicts_with = "from_cluster"
+        )]
+        files: Vec<PathBuf>,
+        /// Read the live objects of the cluster (KUBECONFIG or in-cluster config).
+        #[arg(long)]
+        from_cluster: bool,
+        /// The backend `Auto` AppNetworks are rendered for (default: networkpolicy; with
+        /// --from-cluster, the one their status reports).
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        output: VerifyOutput,
+        /// Labels assumed for namespaces, for ClusterBaseline coverage: `k=v,...` for every
+        /// namespace, `NAMESPACE:k=v,...` for one (which then counts as existing). Repeatable.
+        #[arg(long = "namespace-labels", value_name = "[NAMESPACE:]KEY=VALUE,...")]
+        namespace_labels: Vec<String>,
+        /// The operator's namespace, never covered by a ClusterBaseline unless it says so.
+        #[arg(long, default_value = "tierflow-system")]
+        operator_namespace: String,
+        /// The cluster's own pod and service ranges, both families (repeatable).
+        #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
+        cluster_cidrs: Vec<Cidr>,
     },
     /// Lint NetworkPolicies, Calico and Cilium policies; exit 1 on an error-severity finding.
     Lint {
@@ -315,19 +569,106 @@ async fn main() -> ExitCode {
         } => simulate(objects, &ports, output).await,
         Command::Explain {
             files,
+            from_cluster,
             backend,
             output,
             cluster_cidrs,
-        } => explain(&files, backend.map(Backend::from), output, &cluster_cidrs),
+        } => {
+            explain(
+                &files,
+                from_cluster,
+                backend.map(Backend::from),
+                output,
+                &cluster_cidrs,
+            )
+            .await
+        }
+        Command::Verify {
+            files,
+            output,
+            cluster_cidrs,
+            flows: Some(flows),
+            flow_format,
+            backend,
+            ..
+        } => audit_flows(
+            &files,
+            &flows,
+            flow_format.map(Into::into),
+            backend.map(Backend::from),
+            &cluster_cidrs,
+            output,
+        ),
         Command::Verify {
             files,
             output,
             cluster_cidrs,
             namespace_labels,
             operator_namespace,
-        } => verify(
-            &files,
+            from_cluster,
+            flows: None,
+            ..
+        } => {
+            verify(
+                &files,
+                from_cluster,
+                output,
+                &namespace_labels,
+                RenderOptions {
+                    backend: None,
+                    namespace_labels: NamespaceLabels::default(),
+                    operator_namespace,
+                    cluster_cidrs,
+                },
+            )
+            .await
+        }
+        Command::Why {
+            from,
+            to,
+            port,
+            files,
+            from_cluster,
+            backend,
             output,
+            namespace_labels,
+            operator_namespace,
+            cluster_cidrs,
+        } => {
+            why(
+                (&from, &to, port),
+                &files,
+                from_cluster,
+                output,
+                &namespace_labels,
+                RenderOptions {
+                    backend: backend.map(Backend::from),
+                    namespace_labels: NamespaceLabels::default(),
+                    operator_namespace,
+                    cluster_cidrs,
+                },
+            )
+            .await
+        }
+        Command::Diff {
+            files,
+            against,
+            git_base,
+            paths,
+            output,
+            exit_code,
+            namespace_labels,
+            operator_namespace,
+            cluster_cidrs,
+        } => diff(
+            Versions {
+                files,
+                against,
+                git_base,
+                paths,
+            },
+            output,
+            exit_code,
             &namespace_labels,
             RenderOptions {
                 backend: None,
@@ -341,6 +682,44 @@ async fn main() -> ExitCode {
             pods,
             output,
         } => lint(objects, pods, output).await,
+        Command::Suggest {
+            source,
+            files,
+            from_cluster,
+            name,
+            namespaces,
+            aggregate,
+            aggregate_v6,
+            against,
+            backend,
+            cluster_cidrs,
+            output,
+        } => {
+            let options = tierflow::adopt::suggest::Options {
+                name,
+                namespaces: namespaces.into_iter().collect(),
+                aggregate_v4: aggregate,
+                aggregate_v6,
+            };
+            suggest(
+                &source,
+                &files,
+                from_cluster,
+                options,
+                &against,
+                backend.map(Backend::from),
+                &cluster_cidrs,
+                output,
+            )
+            .await
+        }
+        Command::Import {
+            objects,
+            namespaces,
+            backend,
+            cluster_cidrs,
+            report,
+        } => import(objects, &namespaces, backend.into(), &cluster_cidrs, report).await,
     };
     match outcome {
         Ok(code) => ExitCode::from(code),
@@ -599,14 +978,63 @@ async fn simulate(
     Ok(cli::EXIT_OK)
 }
 
-fn explain(
+async fn import(
+    objects: Objects,
+    namespaces: &[String],
+    backend: Backend,
+    cluster_cidrs: &[Cidr],
+    report: VerifyOutput,
+) -> Result<u8, CliError> {
+    let input = read_objects(&objects).await?;
+    let out = cli::import::import_input(&input, namespaces, backend, cluster_cidrs)?;
+    emit(&out.yaml)?;
+    match report {
+        VerifyOutput::Text => eprint!("tierflow import: {}", out.report),
+        VerifyOutput::Json => eprint!("{}", json(&out.report)?),
+    }
+    Ok(out.exit_code())
+}
+
+/// The input of `verify`, `explain` and `why`: files, or the live cluster with its
+/// AppNetworks and ClusterBaselines.
+async fn read_world(files: &[PathBuf], from_cluster: bool) -> Result<Input, CliError> {
+    if from_cluster {
+        let (input, notes) =
+            cli::across::without_invalid(&cli::cluster::read_cluster_with_intent().await?);
+        for n in notes {
+            eprintln!("tierflow: {n}");
+        }
+        Ok(input)
+    } else {
+        cli::input::read_files(files)
+    }
+}
+
+async fn explain(
     files: &[PathBuf],
+    from_cluster: bool,
     backend: Option<Backend>,
     output: ExplainOutput,
     cluster_cidrs: &[Cidr],
 ) -> Result<u8, CliError> {
-    let input = cli::input::read_files(files)?;
+    let input = read_world(files, from_cluster).await?;
+    let input = if from_cluster {
+        cli::across::intent_only(&input)
+    } else {
+        input
+    };
     let models = app_networks(&input, "explain")?;
+    match output {
+        ExplainOutput::Mermaid => {
+            emit(&cli::explain::to_mermaid(&models))?;
+            return Ok(cli::EXIT_OK);
+        }
+        ExplainOutput::Dot => {
+            emit(&cli::explain::to_dot(&models))?;
+            return Ok(cli::EXIT_OK);
+        }
+        ExplainOutput::Text | ExplainOutput::Markdown => {}
+    }
     let mut out = String::new();
     for (i, model) in models.iter().enumerate() {
         let backend = tierflow::plan::Cluster {
@@ -626,8 +1054,10 @@ fn explain(
             out.push('\n');
         }
         out.push_str(&match output {
-            ExplainOutput::Text => cli::explain::to_text(&table),
-            ExplainOutput::Markdown => cli::explain::to_markdown(&table),
+            ExplainOutput::Markdown => {
+                cli::explain::to_markdown(&table) + &cli::explain::diagram_markdown(model)
+            }
+            _ => cli::explain::to_text(&table),
         });
     }
     emit(&out)?;
@@ -641,6 +1071,7 @@ struct VerifyReport {
     app_networks: Vec<cli::Verification>,
     #[serde(flatten)]
     cluster: cli::verify::ClusterReport,
+    across_namespaces: tierflow::verify::across::Report,
 }
 
 fn namespace_labels_of(specs: &[String]) -> Result<NamespaceLabels, CliError> {
@@ -653,16 +1084,18 @@ fn namespace_labels_of(specs: &[String]) -> Result<NamespaceLabels, CliError> {
     Ok(labels)
 }
 
-fn verify(
+async fn verify(
     files: &[PathBuf],
+    from_cluster: bool,
     output: VerifyOutput,
     namespace_labels: &[String],
     mut options: RenderOptions,
 ) -> Result<u8, CliError> {
     options.namespace_labels = namespace_labels_of(namespace_labels)?;
-    let input = cli::input::read_files(files)?;
-    let (models, _) = input.app_networks()?;
-    let cluster = cli::verify::verify_cluster(&input, &options)?;
+    let input = read_world(files, from_cluster).await?;
+    let intent = cli::across::intent_only(&input);
+    let (models, _) = intent.app_networks()?;
+    let cluster = cli::verify::verify_cluster(&intent, &options)?;
     if models.is_empty() && cluster.is_empty() {
         return Err(CliError::Usage(
             "verify: the input holds no AppNetwork or ClusterBaseline".to_string(),
@@ -672,24 +1105,101 @@ fn verify(
         .iter()
         .map(|m| cli::verify_in(m, &options.cluster_cidrs))
         .collect();
-    let passed = results.iter().all(cli::Verification::passed) && cluster.passed();
+    let across = cli::across::verify(&input, &options)?;
+    let passed =
+        results.iter().all(cli::Verification::passed) && cluster.passed() && across.passed();
     match output {
         VerifyOutput::Text => {
             for v in &results {
                 emit(&v.to_string())?;
             }
             emit(&cluster.to_string())?;
+            if across.app_networks > 0 {
+                emit(&across.to_string())?;
+            }
         }
         VerifyOutput::Json => emit(&json(&VerifyReport {
             passed,
             app_networks: results,
             cluster,
+            across_namespaces: across,
         })?)?,
     }
     Ok(if passed {
         cli::EXIT_OK
     } else {
         cli::EXIT_FINDINGS
+    })
+}
+
+async fn why(
+    (from, to, port): (&str, &str, Port),
+    files: &[PathBuf],
+    from_cluster: bool,
+    output: VerifyOutput,
+    namespace_labels: &[String],
+    mut options: RenderOptions,
+) -> Result<u8, CliError> {
+    options.namespace_labels = namespace_labels_of(namespace_labels)?;
+    let input = read_world(files, from_cluster).await?;
+    let answer = cli::across::why(&input, &options, from, to, port)?;
+    emit(&match output {
+        VerifyOutput::Text => answer.to_text(),
+        VerifyOutput::Json => json(&answer)?,
+    })?;
+    Ok(if answer.allowed {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FINDINGS
+    })
+}
+
+/// The two versions `diff` compares.
+struct Versions {
+    files: Vec<PathBuf>,
+    against: Vec<PathBuf>,
+    git_base: Option<String>,
+    paths: Vec<PathBuf>,
+}
+
+fn diff(
+    versions: Versions,
+    output: DiffOutput,
+    exit_code: bool,
+    namespace_labels: &[String],
+    mut options: RenderOptions,
+) -> Result<u8, CliError> {
+    options.namespace_labels = namespace_labels_of(namespace_labels)?;
+    let (old, new, mut notes) = match &versions.git_base {
+        Some(reference) => {
+            let dir = std::env::current_dir().map_err(|e| CliError::Usage(e.to_string()))?;
+            cli::diff::read_git(&dir, reference, &versions.paths)?
+        }
+        None => (
+            cli::input::read_files(&versions.files)?,
+            cli::input::read_files(&versions.against)?,
+            Vec::new(),
+        ),
+    };
+    let (old, skipped_old) = cli::diff::intent_only(old);
+    let (new, skipped_new) = cli::diff::intent_only(new);
+    notes.extend(skipped_old.into_iter().chain(skipped_new));
+    for n in &notes {
+        eprintln!("tierflow: {n}");
+    }
+    let d = cli::diff::diff_inputs(&old, &new, &options)?;
+    emit(&match output {
+        DiffOutput::Text => cli::diff::to_text(&d),
+        DiffOutput::Markdown => cli::diff::to_markdown(&d),
+        DiffOutput::Json => json(&cli::diff::JsonReport {
+            equal: d.is_empty(),
+            diff: &d,
+        })?,
+    })?;
+    Ok(if exit_code && !d.is_empty() {
+        cli::EXIT_FINDINGS
+    } else {
+        cli::EXIT_OK
     })
 }
 
@@ -707,4 +1217,124 @@ async fn lint(objects: Objects, pods: bool, output: LintOutput) -> Result<u8, Cl
     } else {
         cli::EXIT_OK
     })
+}
+
+/// The pods the flows are between: from files, the cluster, or none.
+async fn known_pods(
+    files: &[PathBuf],
+    from_cluster: bool,
+) -> Result<tierflow::adopt::suggest::Known, CliError> {
+    if from_cluster {
+        return cli::suggest::known(&cli::cluster::read_cluster().await?);
+    }
+    if files.is_empty() {
+        eprintln!(
+            "tierflow: no pods given (-f or --from-cluster): the flows' own labels and addresses \
+             are used"
+        );
+        return Ok(tierflow::adopt::suggest::Known::default());
+    }
+    cli::suggest::known(&cli::input::read_files(files)?)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn suggest(
+    source: &FlowSource,
+    files: &[PathBuf],
+    from_cluster: bool,
+    options: tierflow::adopt::suggest::Options,
+    against: &[PathBuf],
+    backend: Option<Backend>,
+    cluster_cidrs: &[Cidr],
+    output: VerifyOutput,
+) -> Result<u8, CliError> {
+    let (path, format) = source.file()?;
+    let (file, format, observations) = cli::suggest::read_flows(path, Some(format.into()))?;
+    eprintln!(
+        "tierflow: {}",
+        cli::suggest::read_summary(&file, format, &observations)
+    );
+    let known = known_pods(files, from_cluster).await?;
+    if !against.is_empty() {
+        let input = cli::input::read_files(against)?;
+        let apps = cli::suggest::app_inputs(&input)?;
+        if apps.is_empty() {
+            return Err(CliError::Usage(
+                "suggest --against: the files hold no AppNetwork".to_string(),
+            ));
+        }
+        return emit_audit(&apps, &observations, &known, backend, cluster_cidrs, output);
+    }
+    let suggestion = tierflow::adopt::suggest::suggest(&observations.flows, &known, &options);
+    let left_out = cli::suggest::left_out_text(&suggestion, &known);
+    if !left_out.is_empty() {
+        eprint!("{left_out}");
+    }
+    if suggestion.app_networks.is_empty() {
+        eprintln!("tierflow: no observed flow involves a namespace to write an AppNetwork for");
+        return Ok(cli::EXIT_OK);
+    }
+    let mut yaml = String::new();
+    let from = format!(
+        "{} flow records of {file} ({})",
+        observations.flows.len(),
+        format.as_str()
+    );
+    for a in &suggestion.app_networks {
+        yaml.push_str(&cli::suggest::to_yaml(a, &from)?);
+    }
+    emit(&yaml)?;
+    let replays = cli::suggest::check_suggestion(&suggestion, &observations, &known)?;
+    for r in &replays {
+        eprint!("{}", cli::suggest::replay_text(r, "the suggestion"));
+    }
+    Ok(if replays.iter().all(|r| r.passed()) {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FINDINGS
+    })
+}
+
+fn emit_audit(
+    apps: &[tierflow::plan::AppInput],
+    observations: &tierflow::adopt::flows::Observations,
+    known: &tierflow::adopt::suggest::Known,
+    backend: Option<Backend>,
+    cluster_cidrs: &[Cidr],
+    output: VerifyOutput,
+) -> Result<u8, CliError> {
+    let audit = cli::suggest::audit(apps, observations, known, backend, cluster_cidrs)?;
+    emit(&match output {
+        VerifyOutput::Text => cli::suggest::audit_text(&audit),
+        VerifyOutput::Json => json(&audit)?,
+    })?;
+    Ok(if audit.passed {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FINDINGS
+    })
+}
+
+fn audit_flows(
+    files: &[PathBuf],
+    flows: &std::path::Path,
+    format: Option<tierflow::adopt::flows::Format>,
+    backend: Option<Backend>,
+    cluster_cidrs: &[Cidr],
+    output: VerifyOutput,
+) -> Result<u8, CliError> {
+    let (file, format, observations) = cli::suggest::read_flows(flows, format)?;
+    eprintln!(
+        "tierflow: {}",
+        cli::suggest::read_summary(&file, format, &observations)
+    );
+    let input = cli::input::read_files(files)?;
+    let apps = cli::suggest::app_inputs(&input)?;
+    if apps.is_empty() {
+        return Err(CliError::Usage(
+            "verify --flows: the input holds no AppNetwork".to_string(),
+        ));
+    }
+    let known = cli::suggest::known(&input)?;
+    emit_audit(&apps, &observations, &known, backend, cluster_cidrs, output)
 }

@@ -55,6 +55,33 @@ pub fn get<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// The condition saying which flows depend on a Cilium agent feature that is off.
+pub const FEATURES_MISSING: &str = "FeaturesMissing";
+
+/// Sets `FeaturesMissing=True` (reason `CiliumFeatureOff`, naming each flow and the
+/// `cilium-config` key) while some flow of the plan depends on a feature that is off; removes
+/// it otherwise.
+pub fn features_missing(
+    conditions: &mut Vec<Condition>,
+    plan: &crate::plan::AppPlan,
+    generation: Option<i64>,
+) {
+    if plan.missing_features.is_empty() {
+        remove(conditions, FEATURES_MISSING);
+    } else {
+        set(
+            conditions,
+            condition(
+                FEATURES_MISSING,
+                true,
+                "CiliumFeatureOff",
+                crate::plan::features::message(&plan.missing_features),
+                generation,
+            ),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,6 +225,90 @@ fn simulate_decides_every_ordered_pair_of_distinct_pods_on_each_port() {
 }
 
 #[test]
+fn simulate_and_lint_read_calico_tiers_so_a_pass_is_judged_by_the_next_tier() {
+    // `security` passes prometheus on; the default tier's Kubernetes policy allows only web,
+    // so the end of the default tier denies prometheus (before tiers were read: allowed).
+    let input = b"
+apiVersion: projectcalico.org/v3
+kind: Tier
+metadata: {name: security}
+spec: {order: 100}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: security.pass-monitoring}
+spec:
+  tier: security
+  selector: all()
+  types: [Ingress]
+  ingress: [{action: Pass, source: {namespaceSelector: team == 'obs'}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: monitoring, labels: {team: obs}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: prom, namespace: monitoring, labels: {app: prometheus}}
+status: {podIP: 10.0.3.1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: shop, labels: {app: api}}
+status: {podIP: 10.0.1.2}
+";
+    let o = tierflow_stdin(&["simulate", "-f", "-", "--port", "8080"], input);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let v = json(&o);
+    let r = v["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .find(|r| r["from"] == "monitoring/prom" && r["to"] == "shop/api")
+        .cloned()
+        .expect("prom -> api");
+    assert_eq!(r["allowed"], false, "{r}");
+    assert_eq!(r["decidedBy"], serde_json::json!(["shop/api"]));
+    let o = tierflow_stdin(&["lint", "-f", "-", "--output", "json"], input);
+    assert!(code(&o) <= 1, "{}", stderr(&o));
+}
+
+#[test]
+fn render_for_cilium_refuses_a_tier_selected_on_a_label_outside_pod_identities() {
+    let input = b"
+apiVersion: tierflow.dev/v1alpha1
+kind: AppNetwork
+metadata: {name: db, namespace: prod}
+spec:
+  tiers:
+    - {name: primary, selector: {matchLabels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}, ports: [{port: 5432}]}
+    - {name: api, selector: {matchLabels: {app: api}}}
+  flows:
+    - {from: {tier: api}, to: {tier: primary}}
+";
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "cilium"], input);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    let err = stderr(&o);
+    for part in [
+        "spec.tiers[0].selector",
+        "statefulset.kubernetes.io/pod-name",
+        "Cilium's default identity label filter",
+    ] {
+        assert!(err.contains(part), "{part}: {err}");
+    }
+    // The same AppNetwork renders on Calico.
+    let o = tierflow_stdin(&["render", "-f", "-", "--backend", "calico"], input);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
 fn simulate_defaults_to_the_ports_the_policies_name_and_prints_a_table_for_people() {
     let file = fixture("classic-mistakes.yaml");
     let v = json(&tierflow(&["simulate", "-f", &file]));
@@ -455,7 +539,7 @@ fn a_file_of_the_wrong_kind_is_named() {
 
 #[test]
 fn from_cluster_without_a_reachable_cluster_exits_2() {
-    for command in ["simulate", "lint"] {
+    for command in ["simulate", "lint", "verify", "explain"] {
         let o = tierflow(&[command, "--from-cluster"]);
         assert_eq!(code(&o), 2, "{command}: {}", stderr(&o));
         assert!(stderr(&o).contains("reading the cluster"), "{}", stderr(&o));
@@ -571,7 +655,17 @@ fn verify_reports_declared_flows_a_guardrail_denies_naming_the_rule() {
         ),
         "{text}"
     );
-    assert!(!text.contains("spec.flows[2]"), "{text}");
+    // Flow 2 is denied by no guardrail (the note of the check across namespaces names it).
+    assert!(!text.contains("spec.flows[2] ("), "{text}");
+    // The check across namespaces finds the same guardrail at the far end of flow 1.
+    assert!(
+        text.contains(
+            "at ingress: denied by rule spec.ingress[1] (not-from-tenant-b) of \
+             policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy tierflow-guardrails-platform \
+             (tierflow's, from ClusterBaseline platform)"
+        ),
+        "{text}"
+    );
     // The same as data: flows 0 and 1, each with its rule, and the rendered guardrails object
     // denies both in the simulation (the guardrail holds).
     let v = json(&tierflow(&["verify", "-f", &file, "--output", "json"]));
@@ -602,4 +696,556 @@ fn verify_reports_declared_flows_a_guardrail_denies_naming_the_rule() {
         .replace("namespace: tenant-a}", "namespace: tenant-b}");
     let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
     assert_eq!(code(&o), 0, "{}", stdout(&o));
+}
+
+// ---- suggest and the flow audit (tests/fixtures/flows/) ----
+
+fn flows(name: &str) -> String {
+    fixture(&format!("flows/{name}"))
+}
+
+#[test]
+fn suggest_writes_app_networks_that_verify_and_allow_every_observed_flow_in_each_format() {
+    let pods = flows("shop-pods.yaml");
+    for (flag, file) in [
+        ("--from-hubble", "shop.hubble.jsonl"),
+        ("--from-calico-flowlogs", "shop.calico.jsonl"),
+        ("--from-csv", "shop.csv"),
+    ] {
+        let o = tierflow(&["suggest", flag, &flows(file), "-f", &pods]);
+        assert_eq!(code(&o), 0, "{flag}: {}{}", stdout(&o), stderr(&o));
+        let yaml = stdout(&o);
+        let err = stderr(&o);
+        for backend in ["NetworkPolicy", "Calico", "Cilium"] {
+            assert!(
+                err.contains(&format!("the suggestion on {backend}: allows all")),
+                "{flag}: {err}"
+            );
+        }
+        assert!(
+            yaml.contains(
+                "    - {from: {tier: web}, to: {tier: api}, ports: [{port: 8080, protocol: TCP}]}"
+            ),
+            "{flag}: {yaml}"
+        );
+        assert!(
+            yaml.contains("    # selects shop/web-7c9f8d-aaaaa, shop/web-7c9f8d-bbbbb"),
+            "{yaml}"
+        );
+        assert!(
+            yaml.contains("{from: {tier: api}, to: {kubeAPIServer: true}}"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("pod-template-hash"), "{yaml}");
+        // What it writes is an AppNetwork `verify` proves on every backend.
+        let o = tierflow_stdin(&["verify", "-f", "-", "--output", "json"], yaml.as_bytes());
+        assert_eq!(code(&o), 0, "{flag}: {}", stdout(&o));
+        assert_eq!(json(&o)["appNetworks"].as_array().map(Vec::len), Some(2));
+    }
+}
+
+#[test]
+fn suggest_lists_dropped_flows_apart_and_does_not_allow_them() {
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "observed flows that were denied (not allowed by the suggestion):\n    \
+             shop/web-7c9f8d-aaaaa -> shop/db-0 on 5432/TCP (1 flow, first at record 22)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("passed over 1 replies"), "{err}");
+    assert!(!stdout(&o).contains("{from: {tier: web}, to: {tier: db}"));
+}
+
+#[test]
+fn suggest_counts_observed_flows_per_entry_and_aggregates_addresses_only_when_asked() {
+    let args = [
+        "suggest",
+        "--from-calico-flowlogs",
+        &flows("shop.calico.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+    ];
+    let plain = stdout(&tierflow(&args));
+    assert!(
+        plain.contains(
+            "    # 14 observed flows\n    - {from: {tier: web}, to: {tier: api}, ports: [{port: 8080, protocol: TCP}]}"
+        ),
+        "{plain}"
+    );
+    assert!(plain.contains("to: {cidr: 203.0.113.10/32}"), "{plain}");
+    assert!(plain.contains("to: {cidr: 203.0.113.25/32}"), "{plain}");
+    let mut wide_args = args.to_vec();
+    wide_args.extend(["--aggregate", "/24"]);
+    let wide = stdout(&tierflow(&wide_args));
+    assert!(
+        wide.contains(
+            "    # 3 observed flows\n    - {from: {tier: api}, to: {cidr: 203.0.113.0/24}, ports: [{port: 443, protocol: TCP}]}"
+        ),
+        "{wide}"
+    );
+    assert!(!wide.contains("/32"), "{wide}");
+    let o = tierflow(&[
+        "suggest",
+        "--from-csv",
+        &flows("shop.csv"),
+        "--aggregate",
+        "/33",
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+#[test]
+fn suggest_against_an_intended_app_network_lists_what_it_would_deny_per_flow() {
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+        "--against",
+        &flows("shop-intended.yaml"),
+    ]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with(
+            "the AppNetworks on NetworkPolicy: would deny 3 of 11 observed connections (11 flows):\n\
+             \x20   shop/api-0 -> shop/db-0 on 5432/TCP (1 flow, first at record 10): AppNetwork shop/shop\n\
+             \x20       no flow of AppNetwork shop/shop allows it: egress of tier api (shop/tierflow-shop-api)\n\
+             \x20       no flow of AppNetwork shop/shop allows it: ingress of tier db (shop/tierflow-shop-db)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("    shop/api-0 -> 203.0.113.25 on 443/TCP (1 flow, first at record 13): AppNetwork shop/shop"),
+        "{out}"
+    );
+    assert!(
+        out.contains("observed flows that were denied already (not replayed):\n    shop/web-7c9f8d-aaaaa -> shop/db-0"),
+        "{out}"
+    );
+    // Intent that covers everything observed passes.
+    let suggested = stdout(&tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+    ]));
+    let dir = std::env::temp_dir().join(format!("tierflow-suggest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("suggested.yaml");
+    std::fs::write(&file, suggested).unwrap();
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+        "--against",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o)
+        .starts_with("the AppNetworks on NetworkPolicy: allows all 11 observed connections"));
+}
+
+#[test]
+fn verify_flows_audits_any_format_detected_or_named_and_reports_json() {
+    let intended = flows("shop-intended.yaml");
+    let pods = flows("shop-pods.yaml");
+    for file in ["shop.hubble.jsonl", "shop.calico.jsonl", "shop.csv"] {
+        let o = tierflow(&["verify", "-f", &intended, &pods, "--flows", &flows(file)]);
+        assert_eq!(code(&o), 1, "{file}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stdout(&o).contains("would deny 3 of"),
+            "{file}: {}",
+            stdout(&o)
+        );
+    }
+    let o = tierflow(&[
+        "verify",
+        "-f",
+        &intended,
+        &pods,
+        "--flows",
+        &flows("shop.csv"),
+        "--flow-format",
+        "csv",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let v = json(&o);
+    assert_eq!(v["passed"], false);
+    let denied = &v["replays"][0]["denied"];
+    assert_eq!(denied[0]["from"], "shop/api-0");
+    assert_eq!(denied[0]["to"], "shop/db-0");
+    assert_eq!(denied[0]["appNetworks"], serde_json::json!(["shop/shop"]));
+    assert_eq!(
+        denied[0]["decidedBy"],
+        serde_json::json!([
+            "shop/tierflow-shop-api",
+            "shop/tierflow-baseline",
+            "shop/tierflow-shop-db"
+        ])
+    );
+    // Read as the wrong format, the file is refused with its record.
+    let o = tierflow(&[
+        "verify",
+        "-f",
+        &intended,
+        "--flows",
+        &flows("shop.csv"),
+        "--flow-format",
+        "hubble",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("shop.csv: hubble record 2: not JSON"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn suggest_needs_exactly_one_flow_file() {
+    let o = tierflow(&["suggest"]);
+    assert_eq!(code(&o), 2);
+    let o = tierflow(&[
+        "suggest",
+        "--from-csv",
+        &flows("shop.csv"),
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+    ]);
+    assert_eq!(code(&o), 2);
+    // Without pods the flows' own labels are used, and said so.
+    let o = tierflow(&["suggest", "--from-csv", &flows("shop.csv")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("no pods given"), "{}", stderr(&o));
+}
+
+#[test]
+fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
+    // A pod known only by a per-pod label cannot be a tier: the flow is left out, and the
+    // check finds the suggestion denies it.
+    let o = tierflow_stdin(
+        &["suggest", "--from-csv", "-"],
+        b"shop,app=web,shop,app=api,,8080,TCP\nshop,pod-template-hash=abc12,shop,app=api,,8080,TCP\n",
+    );
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("tierflow: read <stdin> as csv: 2 flow records"),
+        "{err}"
+    );
+    assert!(
+        err.contains("shop/{pod-template-hash=abc12} has no stable label to select it by"),
+        "{err}"
+    );
+    assert!(
+        err.contains("the suggestion on NetworkPolicy: would deny 1 of 2 observed connections"),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("{from: {tier: web}, to: {tier: api}"));
+}
+
+fn adoption(name: &str) -> String {
+    format!("{}/examples/adoption/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn import_writes_the_appnetwork_of_docs_adoption_and_proves_it_on_every_backend() {
+    for backend in ["networkpolicy", "calico", "cilium"] {
+        let o = tierflow(&[
+            "import",
+            "-f",
+            &adoption("shop-policies.yaml"),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(code(&o), 0, "{backend}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("equivalent: the AppNetworks"),
+            "{}",
+            stderr(&o)
+        );
+        // What import writes, render and verify read.
+        let out = stdout(&o);
+        assert!(out.contains("kind: AppNetwork") && out.contains("# from NetworkPolicy shop/web"));
+        let v = tierflow_stdin(&["verify", "-f", "-"], out.as_bytes());
+        assert_eq!(code(&v), 0, "{}{}", stdout(&v), stderr(&v));
+    }
+}
+
+#[test]
+fn import_exits_1_and_names_the_rule_without_an_appnetwork_form() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("NOT equivalent: 1 of"), "{err}");
+    assert!(
+        err.contains(
+            "orders/kafka spec.ingress[0]: this Cilium L7 rule (kafka) has no AppNetwork form"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "orders/orders-0 -> orders/kafka-0 on 9092/TCP: originally allowed, imported denied"
+        ),
+        "{err}"
+    );
+    assert!(stdout(&o).contains("# NOT expressed"), "{}", stdout(&o));
+
+    // Every difference, as data.
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("legacy-l7.yaml"),
+        "--backend",
+        "cilium",
+        "--report",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1);
+    let report: Value = serde_json::from_str(&stderr(&o)).unwrap();
+    let d = &report["differences"][0];
+    assert_eq!(
+        (
+            &d["from"],
+            &d["to"],
+            &d["port"],
+            &d["original"],
+            &d["imported"]
+        ),
+        (
+            &Value::from("orders/orders-0"),
+            &Value::from("orders/kafka-0"),
+            &Value::from(9092),
+            &Value::from(true),
+            &Value::from(false)
+        )
+    );
+    assert_eq!(d["kinds"], serde_json::json!(["l7"]));
+    assert_eq!(d["decidedBy"][0]["name"], "kafka");
+}
+
+#[test]
+fn import_of_an_unreadable_policy_names_file_document_and_field() {
+    let o = tierflow(&["import", "-f", &fixture("broken-policy.yaml")]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("broken-policy.yaml: document 2 (NetworkPolicy shop/bad-port): spec.ingress[0].ports[0].port"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn import_of_a_namespace_without_policies_is_bad_input() {
+    let o = tierflow(&[
+        "import",
+        "-f",
+        &adoption("shop-policies.yaml"),
+        "--namespace",
+        "elsewhere",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("namespace \"elsewhere\" has no"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// The two-team fixture with ledger's AppNetwork declaring pay's calls too.
+fn pay_ledger_fixed() -> String {
+    std::fs::read_to_string(fixture("across/pay-ledger.yaml"))
+        .expect("fixture")
+        .replace(
+            "    - {from: {tier: api}, to: {tier: db}}",
+            "    - {from: {tier: api}, to: {tier: db}}\n    - {from: {namespace: pay, selector: {matchLabels: {app: worker}}}, to: {tier: api}}",
+        )
+}
+
+#[test]
+fn verify_across_namespaces_names_the_flow_and_the_object_that_blocks_it() {
+    let file = fixture("across/pay-ledger.yaml");
+    let o = tierflow(&["verify", "-f", &file, "--output", "json"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["passed"], false);
+    let blocked = v["acrossNamespaces"]["blocked"]
+        .as_array()
+        .expect("blocked");
+    assert_eq!(blocked.len(), 1, "{v}");
+    assert_eq!(blocked[0]["appNetwork"], "pay/pay");
+    assert_eq!(blocked[0]["flow"], 0);
+    let objects: Vec<&str> = blocked[0]["blockedBy"]
+        .as_array()
+        .expect("blockedBy")
+        .iter()
+        .filter_map(|b| b["object"]["name"].as_str())
+        .collect();
+    assert_eq!(objects, ["tierflow-ledger-api", "tierflow-baseline"]);
+    let text = stdout(&tierflow(&["verify", "-f", &file]));
+    assert!(
+        text.contains(
+            "at ingress: no policy allows it: default deny of NetworkPolicy ledger/tierflow-baseline \
+             (tierflow's, from AppNetwork ledger/ledger)"
+        ),
+        "{text}"
+    );
+    // Declaring the connection on ledger's side too clears it.
+    let o = tierflow_stdin(&["verify", "-f", "-"], pay_ledger_fixed().as_bytes());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Across namespaces: ok, every declared flow can succeed"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn verify_reads_the_users_own_policies_and_names_them() {
+    let mut text = pay_ledger_fixed();
+    text.push_str(
+        "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-from-monitoring, namespace: pay}\nspec: {podSelector: {}, policyTypes: [Egress], egress: [{to: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]}]}\n",
+    );
+    // A user's NetworkPolicy only adds allows: the flow still succeeds.
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    // A user's Calico deny does not.
+    text.push_str(
+        "---\napiVersion: projectcalico.org/v3\nkind: NetworkPolicy\nmetadata: {name: no-pay, namespace: ledger}\nspec: {order: 1, selector: all(), types: [Ingress], ingress: [{action: Deny, source: {namespaceSelector: \"kubernetes.io/metadata.name == 'pay'\"}}]}\n",
+    );
+    let o = tierflow_stdin(&["verify", "-f", "-"], text.as_bytes());
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "at ingress: denied by rule spec.ingress[0] of projectcalico.org/v3 NetworkPolicy \
+             ledger/no-pay (not tierflow's)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn why_decides_one_connection_and_gives_the_flow_to_add() {
+    let file = fixture("across/pay-ledger.yaml");
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/app=worker",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080/TCP",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["allowed"], false);
+    assert_eq!(v["decision"]["egress"], true);
+    assert_eq!(v["decision"]["ingress"], false);
+    assert_eq!(v["declaredBy"][0], "AppNetwork pay/pay spec.flows[0]");
+    let s = &v["suggestions"][0];
+    assert_eq!(s["namespace"], "ledger");
+    assert_eq!(s["appNetwork"], "ledger");
+    assert_eq!(s["verified"], true);
+    assert_eq!(s["flow"]["from"]["namespace"], "pay");
+    assert_eq!(s["flow"]["to"]["tier"], "api");
+
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "ledger/app=ledger-api",
+        "--to",
+        "ledger/app=ledger-db",
+        "--port",
+        "5432",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("spec.ingress[0] allows"),
+        "{}",
+        stdout(&o)
+    );
+    // A pod named by name must be in the input.
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/worker-0",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080",
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("no pod pay/worker-0 in the input"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_cluster_baseline_alone_in_the_destination_namespace_blocks_a_declared_flow() {
+    let file = fixture("across/cluster-baseline.yaml");
+    let o = tierflow(&["verify", "-f", &file]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(
+            "at ingress: no policy allows it: default deny of NetworkPolicy \
+             ledger/tierflow-baseline (tierflow's, from ClusterBaseline default)"
+        ),
+        "{}",
+        stdout(&o)
+    );
+    // why: no AppNetwork in ledger, so a whole new one, confirmed by the simulation.
+    let o = tierflow(&[
+        "why",
+        "-f",
+        &file,
+        "--from",
+        "pay/app=worker",
+        "--to",
+        "ledger/app=ledger-api",
+        "--port",
+        "8080",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["suggestions"][0]["appNetwork"], Value::Null);
+    assert_eq!(v["suggestions"][0]["tier"]["name"], "ledger-api");
+    assert_eq!(v["suggestions"][0]["verified"], true);
 }

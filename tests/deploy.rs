@@ -300,7 +300,14 @@ async fn the_operator_as_the_deployed_service_account_does_its_whole_job_with_le
             "tierflow-system"
         ]
     ));
+    // The Cilium agent's configuration: that one ConfigMap, read-only.
+    assert!(can_i(
+        &kubeconfig,
+        &["get", "configmaps/cilium-config", "-n", "kube-system"]
+    ));
     for denied in [
+        vec!["get", "configmaps/kube-proxy", "-n", "kube-system"],
+        vec!["patch", "configmaps/cilium-config", "-n", "kube-system"],
         vec!["get", "secrets", "-A"],
         vec!["get", "secrets", "-n", "tierflow-system"],
         vec!["create", "pods", "-n", "default"],

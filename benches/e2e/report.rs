@@ -248,6 +248,7 @@ impl Report {
             "simulate_1000x300_ms": micro_num("simulate_1000x300_ms", 1),
             "verify_50x200_ms": micro_num("verify_50x200_ms", 1),
             "explain_50x200_ms": micro_num("explain_50x200_ms", 1),
+            "across_check_per_app_ms": micro_num("across_check_per_app_chunk_ms", 2),
         });
         let per_object_kib = match (self.rss_steady_kib, self.rss_empty_kib, self.cached_objects) {
             (Some(s), Some(e), Some(n)) if n > 0 => Some((s.saturating_sub(e)) as f64 / n as f64),
@@ -630,6 +631,12 @@ fn markdown(r: &Value, d: &Value) -> String {
             show(&g("explain_50x200_ms")),
             "≤ 1,000",
             verdict(f("explain_50x200_ms").map(|v| v <= 1000.0)),
+        ),
+        (
+            "`across_check_per_app_ms`".into(),
+            show(&g("across_check_per_app_ms")),
+            "",
+            "",
         ),
     ];
     let mut out = String::new();

@@ -1,6 +1,6 @@
 //! `--from-cluster`: the live objects the engine reads, through `kube::Client::try_default()`
 //! (in-cluster config, else KUBECONFIG / `~/.kube/config`): Namespaces, Pods, NetworkPolicies,
-//! and the Calico and Cilium policies the cluster serves. Calico is read through
+//! and the Calico and Cilium policies the cluster serves (Calico's `Tier` objects with them). Calico is read through
 //! `projectcalico.org/v3` when served, else through `crd.projectcalico.org/v1`.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::input::Input;
 use super::CliError;
+use crate::crd::{AppNetwork, ClusterBaseline};
 
 fn cluster_error(what: &str, e: impl std::fmt::Display) -> CliError {
     CliError::Cluster(format!("{what}: {e}"))
@@ -92,6 +93,7 @@ pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
                 "GlobalNetworkPolicy",
                 "StagedNetworkPolicy",
                 "StagedGlobalNetworkPolicy",
+                "Tier",
             ],
         ),
         (
@@ -120,13 +122,7 @@ pub async fn live_objects(client: Client) -> Result<Vec<Value>, CliError> {
 /// Connects with the default configuration and reads the live objects into an [`Input`]
 /// (one document per object, in a source called `cluster`).
 pub async fn read_cluster() -> Result<Input, CliError> {
-    let client = Client::try_default().await.map_err(|e| {
-        cluster_error(
-            "connecting (in-cluster config, KUBECONFIG or ~/.kube/config)",
-            e,
-        )
-    })?;
-    let objects = live_objects(client).await?;
+    let objects = live_objects(connect().await?).await?;
     let mut input = Input::default();
     input.sources.push(super::input::Source {
         name: "cluster".to_string(),
@@ -142,4 +138,47 @@ pub async fn read_cluster() -> Result<Input, CliError> {
         })
         .collect();
     Ok(input)
+}
+
+async fn connect() -> Result<Client, CliError> {
+    Client::try_default().await.map_err(|e| {
+        cluster_error(
+            "connecting (in-cluster config, KUBECONFIG or ~/.kube/config)",
+            e,
+        )
+    })
+}
+
+/// The live AppNetworks and ClusterBaselines (none when their CRDs are not installed).
+pub async fn live_intent(client: Client) -> Result<Vec<Value>, CliError> {
+    let mut out = Vec::new();
+    for result in [
+        typed::<AppNetwork>(&client, &mut out).await,
+        typed::<ClusterBaseline>(&client, &mut out).await,
+    ] {
+        match result {
+            // Not installed: nothing to read.
+            Err(CliError::Cluster(m)) if m.contains("404") || m.contains("NotFound") => {}
+            other => other?,
+        }
+    }
+    Ok(out)
+}
+
+/// [`read_cluster`] plus the live AppNetworks and ClusterBaselines (what `verify`, `explain`
+/// and `why` read with `--from-cluster`), as one YAML text, so that errors in a live
+/// AppNetwork name its document and field as they would in a file.
+pub async fn read_cluster_with_intent() -> Result<Input, CliError> {
+    let client = connect().await?;
+    let mut objects = live_intent(client.clone()).await?;
+    objects.extend(live_objects(client).await?);
+    let mut text = String::new();
+    for o in &objects {
+        text.push_str("---\n");
+        text.push_str(
+            &serde_yaml::to_string(o).map_err(|e| cluster_error("writing an object as YAML", e))?,
+        );
+    }
+    // The first `---` opens the first document: no empty one before it.
+    super::input::parse("cluster", text.strip_prefix("---\n").unwrap_or(&text))
 }

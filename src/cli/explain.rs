@@ -263,3 +263,21 @@ pub fn to_markdown(t: &Table) -> String {
     }
     out
 }
+
+/// The AppNetworks as one Mermaid flowchart (`--output mermaid`).
+pub fn to_mermaid(models: &[AppModel]) -> String {
+    crate::review::diagram::of_models(models).to_mermaid()
+}
+
+/// The AppNetworks as one Graphviz digraph (`--output dot`).
+pub fn to_dot(models: &[AppModel]) -> String {
+    crate::review::diagram::of_models(models).to_dot()
+}
+
+/// The diagram of one AppNetwork as a Markdown block GitHub renders (`--output markdown`).
+pub fn diagram_markdown(model: &AppModel) -> String {
+    format!(
+        "\n```mermaid\n{}```\n",
+        crate::review::diagram::of_model(model).to_mermaid()
+    )
+}

@@ -211,7 +211,7 @@ impl Input {
                     "unsupported apiVersion/kind {api_version}/{kind} (this command reads v1 \
                      Namespace, Pod and List, networking.k8s.io/v1 NetworkPolicy, \
                      projectcalico.org/v3 NetworkPolicy and GlobalNetworkPolicy (and their Staged \
-                     variants), cilium.io/v2 CiliumNetworkPolicy and \
+                     variants) and Tier, cilium.io/v2 CiliumNetworkPolicy and \
                      CiliumClusterwideNetworkPolicy, policy.networking.k8s.io/v1alpha2 \
                      ClusterNetworkPolicy)"
                 ),

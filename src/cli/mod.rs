@@ -4,17 +4,22 @@
 //! AppNetwork ([`endpoints`]) and what its intent says about each connection between them
 //! ([`intent`]), the reachability the rendered objects give ([`reach`]: `verify` and the
 //! matrices), the truth table of `explain` ([`explain`]), `simulate` ([`simulate`]), `lint`
-//! ([`lint`]), ClusterBaselines and guardrails in `verify` ([`verify`](mod@verify)) and reading
-//! live objects for `--from-cluster` ([`cluster`]).
+//! ([`lint`]), ClusterBaselines and guardrails in `verify` ([`verify`](mod@verify)), AppNetworks
+//! suggested from observed flows and the flow audit ([`suggest`]) and reading live objects for
+//! `--from-cluster` ([`cluster`]).
 //!
 //! Exit codes of the command: [`EXIT_OK`], [`EXIT_FINDINGS`], [`EXIT_INPUT`].
 
+pub mod across;
 pub mod cluster;
+pub mod diff;
 pub mod explain;
+pub mod import;
 pub mod input;
 pub mod lint;
 pub mod render;
 pub mod simulate;
+pub mod suggest;
 pub mod verify;
 
 use std::fmt;

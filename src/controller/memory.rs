@@ -17,6 +17,8 @@ pub struct Memory {
     /// digest of the status ([`crate::apply::digest`]; the status itself would double what
     /// the AppNetwork cache already holds).
     pub(crate) written: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    /// The check of flows across namespaces ([`super::flows`]).
+    pub flows: Arc<super::flows::state::State>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

@@ -18,6 +18,7 @@ pub mod clusterbaseline;
 pub mod context;
 pub mod detect;
 mod fence;
+pub mod flows;
 pub mod memory;
 pub mod namespace;
 pub mod observe;

@@ -196,6 +196,7 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<Action> {
         };
         report::app_network(ctx, &name, app, &outcome).await?;
     }
+    super::flows::changed(ctx, ns);
     if writes > 0 {
         tracing::info!(
             namespace = %name, writes, apps = plan.apps.len(),

@@ -47,6 +47,11 @@ impl Context {
                 super::cluster_ranges::source(flag).to_string()
             },
             cluster_cidrs,
+            cilium_features: self
+                .server
+                .read()
+                .ok()
+                .and_then(|f| f.cilium_features.clone()),
         }
     }
 

@@ -98,6 +98,7 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
     let mut st = old.clone();
     st.cni = Some(ctx.detected().cni.as_str().to_string());
     policy_enforced(&mut st.conditions, ctx, generation);
+    status::features_missing(&mut st.conditions, plan, generation);
 
     let mut warning: Option<(&'static str, String)> = None;
     match (&plan.hold, outcome) {
@@ -145,6 +146,7 @@ pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outc
             applied(ctx, plan, generation, &mut st, &mut warning).await;
         }
     }
+    super::flows::report(ctx, ns, plan, &mut st.conditions);
     if write(ctx, &app, &old, &st).await? {
         if let Some((reason, msg)) = warning {
             if reason == HoldReason::InvalidSpec.reason() {

@@ -305,7 +305,11 @@ async fn run_controllers(
         .for_each(|_| async {});
     // Everything once, now that the controllers listen (a standby that takes over catches up).
     triggers.everything();
-    futures::join!(namespaces, cbs);
+    // The check of flows across namespaces runs beside them, off their write path.
+    tokio::select! {
+        _ = async { futures::join!(namespaces, cbs) } => {}
+        () = super::flows::task(ctx.clone()) => {}
+    }
 }
 
 /// Error policy of both controllers: log, and retry after this object's next backoff delay

@@ -17,17 +17,23 @@
 //!
 //! Where a backend drops ranges, the planner holds an AppNetwork that uses one
 //! (`Ready=False`, reason `PortRangeUnsupported`) instead of writing a narrower policy.
+//!
+//! - **Cilium agent features** (`kube-system/cilium-config`: `enable-sctp`, `enable-l7-proxy`,
+//!   `enable-icmp-rules`; [`crate::plan::features`]): read with the rest, so a change is seen
+//!   within [`REFRESH`]. No ConfigMap (or no permission to read it): unknown, nothing said.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{Api, Client};
 use tokio::task::JoinHandle;
 
 use super::watches::Triggers;
 use crate::model::Backend;
+use crate::plan::features::{self, CiliumFeatures};
 
 /// How often the facts are read again.
 pub const REFRESH: Duration = Duration::from_secs(10);
@@ -41,6 +47,20 @@ pub struct ServerFacts {
     /// The pod ranges the nodes carry (`super::cluster_ranges`), for `world` peers when the
     /// operator has no `--cluster-cidr`.
     pub node_pod_cidrs: Vec<crate::core::Cidr>,
+    /// The Cilium agent's features, from `cilium-config` ([`crate::plan::Cluster::cilium_features`]).
+    pub cilium_features: Option<CiliumFeatures>,
+}
+
+/// Reads `kube-system/cilium-config` (`None` when absent or unreadable, logged).
+pub async fn cilium_features(client: &Client) -> Option<CiliumFeatures> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), features::CILIUM_CONFIG_NAMESPACE);
+    match api.get_opt(features::CILIUM_CONFIG).await {
+        Ok(cm) => cm.map(|cm| CiliumFeatures::from_config(&cm.data.unwrap_or_default())),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the cilium-config ConfigMap");
+            None
+        }
+    }
 }
 
 /// The first minor version of Kubernetes 1.x that keeps `endPort` by default.
@@ -106,6 +126,7 @@ pub async fn read(client: &Client) -> ServerFacts {
     ServerFacts {
         no_port_ranges: no,
         node_pod_cidrs: super::cluster_ranges::read(client).await,
+        cilium_features: cilium_features(client).await,
     }
 }
 

@@ -3,8 +3,10 @@
 mod appnetwork;
 mod backends;
 mod clusterbaseline;
+mod cni_objects;
 mod cnp;
 mod control_plane;
+mod flows;
 mod from_cluster;
 mod intent;
 mod planner;

@@ -13,6 +13,7 @@
 //! Made-up pods get addresses in 10.244.0.0/16, the default pod network of kind and flannel,
 //! so that `ipBlock` rules treat them as cluster addresses.
 
+mod calico;
 mod cnp;
 mod finding;
 
@@ -232,6 +233,8 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
     simulate(&base, &namespaces, pods_given, &mut out);
     default_deny(&base, &namespaces, &mut out);
     cnp::lint(objects, &base, &mut out);
+    calico::equal_orders(&base, pods_given, &mut out);
+    calico::missing_tiers(&base, &mut out);
 
     out.sort_by(|a, b| {
         (a.severity, a.code, &a.object, &a.message)
@@ -780,7 +783,7 @@ spec:
             assert!(seen.insert(*code), "{code} twice");
             assert!(!description.is_empty());
         }
-        assert_eq!(seen.len(), 19);
+        assert_eq!(seen.len(), 21);
     }
 
     #[test]

@@ -15,7 +15,18 @@
 //!   `doNotTrack` / `preDNAT` policies apply to host endpoints only and select no pod.
 //! - `source.ports` / `source.notPorts` (the client's ephemeral port is unknown) and
 //!   `services` cannot be evaluated offline: a rule using them never matches. `http` and `icmp` match conditions are ignored (the rule counts as the L4 it opens).
-//! - `tier` is ignored: every policy is evaluated in one (default) tier.
+//! - `tier` (Calico v3.29+): the policy's tier, `default` when absent; `Tier` objects give
+//!   each tier its `order` and `defaultAction` (see the engine's module documentation for
+//!   how tiers are evaluated). A policy naming a tier the input has no `Tier` object for is
+//!   evaluated in that tier, after every tier that has one (as felix sorts a tier it has no
+//!   object for: `felix/calc/policy_sorter.go` `TierLess` @ 87c15906), ending in Deny.
+//! - Named ports without `protocol`: felix builds the named port's IP set for TCP on Calico
+//!   v3.28-v3.31 (`felix/calc/rule_scanner.go` `namedPortProto := ProtocolTCP`, v3.31.0
+//!   line 380) and for any protocol from v3.32 (`ProtocolAny`, v3.32.0 eb1cf578 line 383,
+//!   commit e43e5771 "ClusterNetworkPolicy named ports"). Over the supported range
+//!   (v3.28+) the engine takes the narrower answer for what opens and the wider one for what
+//!   denies: in an Allow, Pass or Log rule such a named port matches TCP only, in a Deny rule
+//!   any protocol.
 
 use serde_json::{Map, Value};
 
@@ -26,9 +37,50 @@ use super::error::EngineError;
 use super::json::{at, get, join, Ctx};
 use super::model::{
     Action, Alt, CalicoEntity, Flavor, PeerId, Policy, PolicyRef, PortSpec, PortVal, Rule, SaMatch,
-    Section, Subject,
+    Section, Subject, TierDef,
 };
 use super::read::{parse_cidr, port_number, Sink};
+
+/// The tier every policy without `spec.tier` is in, and the Kubernetes NetworkPolicies
+/// (`libcalico-go/lib/names/policy.go` `DefaultTierName` @ 87c15906).
+pub(crate) const DEFAULT_TIER: &str = "default";
+
+/// The `default` tier's order when the input has no `Tier` object for it
+/// (`api/pkg/apis/projectcalico/v3/tier.go` `DefaultTierOrder` @ 87c15906, since v3.29.0).
+pub(crate) const DEFAULT_TIER_ORDER: f64 = 1_000_000.0;
+
+/// Reads a `Tier` spec: `order` (a number, optional) and `defaultAction` (`Deny`, the default,
+/// or `Pass`: `tier.go` @ 87c15906, `+kubebuilder:validation:Enum=Pass;Deny`).
+pub(crate) fn tier(
+    ctx: &Ctx,
+    spec: Option<&Map<String, Value>>,
+    path: &str,
+) -> Result<TierDef, EngineError> {
+    let Some(spec) = spec else {
+        return Ok(TierDef {
+            order: None,
+            pass: false,
+        });
+    };
+    let order = match get(spec, "order") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_f64()
+                .ok_or_else(|| ctx.err(&join(path, "order"), "expected a number"))?,
+        ),
+    };
+    let pass = match ctx.opt_str(spec, "defaultAction", path)? {
+        None | Some("Deny") => false,
+        Some("Pass") => true,
+        Some(other) => {
+            return Err(ctx.err(
+                &join(path, "defaultAction"),
+                format!("unknown default action {other:?} (expected Deny or Pass)"),
+            ))
+        }
+    };
+    Ok(TierDef { order, pass })
+}
 
 /// Parses a Calico selector string at `path`.
 pub(crate) fn selector(ctx: &Ctx, s: &str, path: &str) -> Result<CalicoSelector, EngineError> {
@@ -157,6 +209,7 @@ fn entity(
     path: &str,
     namespace: Option<&str>,
     rule_protocol: Option<u8>,
+    action: Action,
     sink: &mut Sink<'_>,
 ) -> Result<EntityOut, EngineError> {
     let mut out = EntityOut {
@@ -200,8 +253,19 @@ fn entity(
             return Ok(None);
         }
         let p = join(path, key);
+        let named_only = list.iter().all(|v| {
+            v.as_str().is_some_and(|s| {
+                !s.is_empty() && !s.contains(':') && !s.bytes().all(|b| b.is_ascii_digit())
+            })
+        });
         let proto = match rule_protocol {
             Some(n @ (6 | 17 | 132 | 136)) => transport(n),
+            // Named ports need no protocol (validator.go `validateRule` @ 87c15906 asks for
+            // one only for numeric ports); which protocols they match: module documentation.
+            None if named_only => match action {
+                Action::Deny => None,
+                _ => Some(Protocol::Tcp),
+            },
             _ => {
                 return Err(ctx.err(
                     &p,
@@ -291,6 +355,7 @@ fn rule(
         &join(path, "source"),
         namespace,
         proto,
+        action,
         sink,
     )?;
     let dst = entity(
@@ -299,6 +364,7 @@ fn rule(
         &join(path, "destination"),
         namespace,
         proto,
+        action,
         sink,
     )?;
     // The client's (ephemeral) source port is unknown offline.
@@ -336,6 +402,10 @@ pub(crate) fn calico_policy(
                 .ok_or_else(|| ctx.err(&join(path, "order"), "expected a number"))?,
         ),
     };
+    let tier = ctx
+        .opt_str(spec, "tier", path)?
+        .filter(|t| !t.is_empty() && *t != DEFAULT_TIER)
+        .map(str::to_string);
     let sel =
         opt_selector(ctx, spec, "selector", path, GlobalOk::No)?.unwrap_or(CalicoSelector::All);
     let ns_sel = if namespace.is_none() {
@@ -415,6 +485,7 @@ pub(crate) fn calico_policy(
         },
         namespace: namespace.map(str::to_string),
         order,
+        tier,
         subject,
         selector_path: join(path, "selector"),
         ingress,

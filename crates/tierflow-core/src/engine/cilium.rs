@@ -371,6 +371,7 @@ fn one_rule(
         display: display.into(),
         namespace: namespace.map(str::to_string),
         order: None,
+        tier: None,
         subject,
         selector_path: join(path, "endpointSelector"),
         ingress,
@@ -498,7 +499,7 @@ const FILTER_IGNORE: &[&str] = &[
 /// leaves out of the identity selects nothing (`pod-template-hash`,
 /// `statefulset.kubernetes.io/pod-name`, ...). A label outside the identity cannot be
 /// selected by any policy.
-pub(crate) fn identity_relevant(key: &str) -> bool {
+pub fn identity_relevant(key: &str) -> bool {
     let included = FILTER_INCLUDE
         .iter()
         .filter(|p| key.starts_with(*p))
@@ -519,4 +520,22 @@ pub(crate) fn identity_relevant(key: &str) -> bool {
         ignored = Some(ignored.map_or(len, |i| i.min(len)));
     }
     ignored.is_none_or(|ignored| included > ignored)
+}
+
+/// The pattern of Cilium's default label filter that leaves `key` out of a pod's identity
+/// (`None` when the key is part of it), as the filter writes it (`pod-template-hash`,
+/// `annotation.*`, `.*beta.kubernetes.io`, ...).
+pub fn identity_filter_pattern(key: &str) -> Option<String> {
+    if identity_relevant(key) {
+        return None;
+    }
+    let prefix = FILTER_IGNORE
+        .iter()
+        .filter(|p| key.starts_with(*p))
+        .min_by_key(|p| p.len());
+    Some(match prefix {
+        Some(p) => (*p).to_string(),
+        None if key.starts_with("annotation") => "annotation.*".to_string(),
+        None => ".*beta.kubernetes.io".to_string(),
+    })
 }

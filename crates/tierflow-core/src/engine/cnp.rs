@@ -204,6 +204,7 @@ pub(crate) fn read(
         display: name.into(),
         namespace: None,
         order: None,
+        tier: None,
         subject: Subject::Nothing,
         selector_path: spath,
         ingress: Some(Section {

@@ -9,10 +9,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use super::calico::{DEFAULT_TIER, DEFAULT_TIER_ORDER};
 use super::calico_selector::CalicoSelector;
 use super::cilium;
 use super::model::{
-    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, PolicyRef, Subject,
+    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, PolicyRef, Subject, TierDef,
 };
 
 /// A fixed-size set of pod indices.
@@ -68,6 +69,11 @@ pub(crate) struct Index {
     /// Cilium policy with several specs), so that verdicts name each once without comparing
     /// strings.
     pub display_ids: Vec<u32>,
+    /// Calico: per policy, the rank of its tier (index into `tier_pass`); empty in other
+    /// modes.
+    pub tier_of: Vec<u32>,
+    /// Calico: per tier rank, whether the tier's `defaultAction` is `Pass`.
+    pub tier_pass: Vec<bool>,
 }
 
 /// What the index is built from: the scenario's tables, borrowed.
@@ -85,6 +91,141 @@ pub(crate) struct Tables<'a> {
     pub policies: &'a [Policy],
     /// The peer table (rules refer to it by `PeerId`).
     pub peers: &'a [Peer],
+    /// Calico `Tier` objects by name.
+    pub tiers: &'a BTreeMap<String, TierDef>,
+}
+
+/// The Calico releases whose tie-breaking of policies with equal `order` in one tier differs
+/// (projectcalico/calico `felix/calc/policy_sorter.go` `PolKVLess`: by the policy key).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TieBreak {
+    /// v3.28.0 (413e6f55): `namespace/name`, Kubernetes policies `namespace/knp.default.name`
+    /// (`updateprocessors/networkpolicyprocessor.go` `convertNetworkPolicyV2ToV1Key`).
+    V3_28,
+    /// v3.29.0 to v3.31: the same, with the backend name: a default-tier name without a dot
+    /// gains `default.` (`libcalico-go/lib/names/policy.go` `TieredPolicyName`, v3.31.0
+    /// b1f3c43f; `convertNetworkPolicyV3ToV1Key`).
+    V3_29To3_31,
+    /// v3.32.0 (eb1cf578) onwards: `name/namespace/kind`, the name as written (Kubernetes
+    /// policies: their own name, kind `KubernetesNetworkPolicy`; `PolKVLess` lines 388-400,
+    /// after commit 790c866c "Remove tier prefix naming requirement for policies" split the
+    /// key into name, namespace and kind).
+    Current,
+}
+
+impl TieBreak {
+    /// Every supported release range.
+    pub const ALL: [TieBreak; 3] = [TieBreak::V3_28, TieBreak::V3_29To3_31, TieBreak::Current];
+
+    /// Its name in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TieBreak::V3_28 => "Calico v3.28",
+            TieBreak::V3_29To3_31 => "Calico v3.29-v3.31",
+            TieBreak::Current => "Calico v3.32+",
+        }
+    }
+
+    /// The key felix compares for `p` when orders are equal.
+    pub fn key(self, p: &Policy) -> String {
+        let name = p.origin.name.as_str();
+        let ns = p.namespace.as_deref();
+        let knp = p.flavor == Flavor::Kubernetes;
+        let v1 = |n: String| match ns {
+            Some(ns) => format!("{ns}/{n}"),
+            None => n,
+        };
+        match self {
+            TieBreak::V3_28 if knp => v1(format!("knp.default.{name}")),
+            TieBreak::V3_28 => v1(name.to_string()),
+            TieBreak::V3_29To3_31 if knp => v1(format!("knp.default.{name}")),
+            TieBreak::V3_29To3_31 if name.contains('.') => v1(name.to_string()),
+            TieBreak::V3_29To3_31 => v1(format!("default.{name}")),
+            TieBreak::Current => {
+                let kind = if knp {
+                    "KubernetesNetworkPolicy"
+                } else {
+                    p.kind
+                };
+                format!("{name}/{}/{kind}", ns.unwrap_or(""))
+            }
+        }
+    }
+}
+
+/// The tier a policy is evaluated in, in Calico mode.
+pub(crate) fn tier_name(p: &Policy) -> &str {
+    p.tier.as_deref().unwrap_or(DEFAULT_TIER)
+}
+
+/// A tier as felix sorts it: whether it has a `Tier` object (`valid`), its order, its name.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TierKey<'a> {
+    /// The name.
+    pub name: &'a str,
+    /// Whether a `Tier` object exists for it.
+    pub valid: bool,
+    /// `spec.order`.
+    pub order: Option<f64>,
+}
+
+/// Sorts tiers as felix does (`felix/calc/policy_sorter.go` `TierLess` @ 87c15906): tiers with
+/// an object first, then those with an order (by order), then by name.
+pub(crate) fn sort_tiers(tiers: &mut [TierKey<'_>]) {
+    tiers.sort_by(|a, b| {
+        (!a.valid)
+            .cmp(&!b.valid)
+            .then(a.order.is_none().cmp(&b.order.is_none()))
+            .then(a.order.unwrap_or(0.0).total_cmp(&b.order.unwrap_or(0.0)))
+            .then_with(|| a.name.cmp(b.name))
+    });
+}
+
+/// Calico tiers in evaluation order ([`sort_tiers`]; the `default` tier is order 1,000,000
+/// without its object, a tier only named by policies has none), each with whether it ends in
+/// `Pass`; and per policy, the rank of its tier.
+fn rank_tiers(s: &Tables<'_>) -> (Vec<u32>, Vec<bool>) {
+    let mut names: Vec<&str> = s.tiers.keys().map(String::as_str).collect();
+    names.push(DEFAULT_TIER);
+    names.extend(s.policies.iter().map(tier_name));
+    names.sort_unstable();
+    names.dedup();
+    let mut ranked: Vec<TierKey<'_>> = names
+        .into_iter()
+        .map(|name| match s.tiers.get(name) {
+            Some(t) => TierKey {
+                name,
+                valid: true,
+                order: t.order,
+            },
+            None if name == DEFAULT_TIER => TierKey {
+                name,
+                valid: true,
+                order: Some(DEFAULT_TIER_ORDER),
+            },
+            None => TierKey {
+                name,
+                valid: false,
+                order: None,
+            },
+        })
+        .collect();
+    sort_tiers(&mut ranked);
+    let rank: HashMap<&str, u32> = ranked
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| Some((t.name, u32::try_from(i).ok()?)))
+        .collect();
+    let tier_of = s
+        .policies
+        .iter()
+        .map(|p| rank.get(tier_name(p)).copied().unwrap_or(0))
+        .collect();
+    let pass = ranked
+        .iter()
+        .map(|t| s.tiers.get(t.name).is_some_and(|t| t.pass))
+        .collect();
+    (tier_of, pass)
 }
 
 struct World<'a> {
@@ -378,12 +519,28 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
     let mut order: Vec<u32> = (0..s.policies.len())
         .filter_map(|i| u32::try_from(i).ok())
         .collect();
+    let (tier_of, tier_pass) = if mode == Mode::Calico {
+        rank_tiers(&s)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     if mode == Mode::Calico {
+        // Tier by tier; in a tier by `order` (none: last), ties as the current release breaks
+        // them (`TieBreak::Current`; `lint` reports ties the releases break differently).
+        let keys: Vec<String> = s
+            .policies
+            .iter()
+            .map(|p| TieBreak::Current.key(p))
+            .collect();
         order.sort_by(|&a, &b| {
             let (pa, pb) = (&s.policies[a as usize], &s.policies[b as usize]);
+            let ta = tier_of.get(a as usize).copied().unwrap_or(0);
+            let tb = tier_of.get(b as usize).copied().unwrap_or(0);
             let oa = pa.order.unwrap_or(f64::INFINITY);
             let ob = pb.order.unwrap_or(f64::INFINITY);
-            oa.total_cmp(&ob).then_with(|| pa.display.cmp(&pb.display))
+            ta.cmp(&tb)
+                .then(oa.total_cmp(&ob))
+                .then_with(|| keys[a as usize].cmp(&keys[b as usize]))
         });
     }
     let mut ingress = vec![Vec::new(); n_pods];
@@ -403,13 +560,19 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
                     continue;
                 }
                 selected[pid as usize] += 1;
+                // A Calico tier ending in Pass denies nothing by itself.
+                let ends_in_pass = tier_of
+                    .get(pid as usize)
+                    .and_then(|&t| tier_pass.get(t as usize))
+                    .copied()
+                    .unwrap_or(false);
                 if let Some(sec) = &policy.ingress {
                     ingress[pod].push(pid);
-                    isolated[pod].0 |= sec.isolates;
+                    isolated[pod].0 |= sec.isolates && !ends_in_pass;
                 }
                 if let Some(sec) = &policy.egress {
                     egress[pod].push(pid);
-                    isolated[pod].1 |= sec.isolates;
+                    isolated[pod].1 |= sec.isolates && !ends_in_pass;
                 }
             }
         }
@@ -458,5 +621,7 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
                 (denies(&p.ingress), denies(&p.egress))
             })
             .collect(),
+        tier_of,
+        tier_pass,
     }
 }

@@ -37,16 +37,22 @@
 //!   CNIs (Calico among them) do for pod-to-pod traffic; the API leaves it to the plugin. In
 //!   Cilium mode an `ipBlock` does not match pods, as Cilium implements it with CIDR rules.
 //!
-//! # Calico semantics (single default tier)
-//! Policies selecting the endpoint for the direction are evaluated in `order` (lower first;
-//! no `order` after all ordered ones; ties by name); Kubernetes NetworkPolicies join them with
-//! order 1000 and Allow rules only. Rules are evaluated in order: the first Allow or Deny
-//! decides, Pass skips the remaining policies of the tier (and, with no other tier, reaches the
-//! Kubernetes profile, which allows), Log continues. When some policy selected the endpoint for
-//! the direction and none decided, the end-of-tier deny applies — which is also what turns a
-//! Kubernetes NetworkPolicy's allow list into "deny everything else" (as in Calico, a later
-//! Calico policy can still allow what a Kubernetes policy did not). When none selected it, the
-//! profile allows. See `calico.rs` for field-level choices.
+//! # Calico semantics (tiers)
+//! As felix renders an endpoint's chains (projectcalico/calico @ 87c15906
+//! `felix/rules/endpoints.go` lines 612-760, `felix/calc/policy_sorter.go`; tiers exist from
+//! Calico v3.29): the tiers that have a policy selecting the endpoint for the direction, in
+//! tier order (`Tier` objects by `order`, then name; a tier without `order` after those with
+//! one; the `default` tier is order 1,000,000 unless the input has its `Tier`; a tier named by
+//! a policy but with no `Tier` object after all of them). In a tier, its policies by `order`
+//! (lower first; no `order` last; equal orders by name as Calico v3.32+ does, see
+//! `index::TieBreak`); Kubernetes NetworkPolicies are in the `default` tier with order 1000
+//! and Allow rules only. Rules are evaluated in order: the first Allow or Deny decides, Pass
+//! skips the rest of the tier to the next tier, Log continues. A tier none of whose rules
+//! decided or passed ends with its `defaultAction`: Deny (the default: the end-of-tier deny,
+//! which is also what turns a Kubernetes NetworkPolicy's allow list into "deny everything
+//! else") or Pass (on to the next tier). After the last tier, the Kubernetes profile allows;
+//! so does it when no tier selects the endpoint. Staged policies take no part. See
+//! `calico.rs` for field-level choices (named ports without protocol among them).
 //!
 //! # Cilium semantics
 //! An endpoint is isolated in a direction when a policy selecting it has rules (allow or deny)
@@ -62,6 +68,8 @@
 
 mod calico;
 pub(crate) mod calico_selector;
+#[cfg(test)]
+mod calico_tiers;
 mod cilium;
 mod cnp;
 mod error;
@@ -69,7 +77,7 @@ mod index;
 mod json;
 mod model;
 #[cfg(test)]
-mod netpol_e2e;
+pub(crate) mod netpol_e2e;
 mod parse;
 mod read;
 #[cfg(test)]
@@ -88,6 +96,8 @@ pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
 };
 
+pub use cilium::{identity_filter_pattern, identity_relevant as cilium_identity_relevant};
+pub(crate) use index::{tier_name, TieBreak};
 use index::{Index, Tables};
 use model::{proto_number, Conn, Ep, Namespace, Peer, PeerId, PortSpec, Trace};
 use parse::Parsed;
@@ -139,6 +149,45 @@ pub struct Verdict {
     pub policies: Vec<Arc<PolicyRef>>,
 }
 
+/// One rule's part in a [`Decision`], with its policy as data.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DecisionStep {
+    /// The rule (or default deny) and what it did.
+    #[serde(flatten)]
+    pub rule: RuleRef,
+    /// The policy: kind, namespace, name, and whether tierflow manages it.
+    #[serde(rename = "object")]
+    pub policy: PolicyRef,
+}
+
+/// Both ends of a connection, decided separately (see [`Scenario::decide`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Decision {
+    /// Whether the source's egress allows it (`None`: the source is an address, no policy
+    /// applies there).
+    pub egress: Option<bool>,
+    /// Whether the destination's ingress allows it (`None`: the destination is an address).
+    pub ingress: Option<bool>,
+    /// The rules that decided, egress first, in evaluation order.
+    pub steps: Vec<DecisionStep>,
+}
+
+impl Decision {
+    /// Whether the connection is allowed (both ends).
+    pub fn allowed(&self) -> bool {
+        self.egress.unwrap_or(true) && self.ingress.unwrap_or(true)
+    }
+
+    /// The steps at one end.
+    pub fn at(&self, direction: Direction) -> impl Iterator<Item = &DecisionStep> {
+        self.steps
+            .iter()
+            .filter(move |s| s.rule.direction == direction)
+    }
+}
+
 /// Namespaces, pods and compiled policies, with a lazily built index for fast checks.
 #[derive(Clone, Debug, Default)]
 pub struct Scenario {
@@ -155,6 +204,8 @@ pub struct Scenario {
     /// Calico and Cilium policies their CNI refuses or would not enforce on any supported
     /// release ([`crate::admit::refusal`]): left out, each as `Kind ns/name: why`.
     refused: Vec<String>,
+    /// Calico `Tier` objects by name.
+    tiers: BTreeMap<String, model::TierDef>,
 }
 
 /// The rules at one end of a connection that can still match, whatever the port (see
@@ -162,14 +213,24 @@ pub struct Scenario {
 enum Narrowed<'a> {
     /// No policy applies: allowed.
     Open,
-    /// Calico: the rules in evaluation order; the first that matches decides, none: denied.
-    Ordered(Vec<&'a Rule>),
+    /// Calico: the rules in evaluation order, tier by tier; the first that matches decides
+    /// (Pass: on to the next tier), each tier's end applies its default action; after the
+    /// last tier, the profile allows.
+    Ordered(Vec<Step<'a>>),
     /// Kubernetes and Cilium: any deny wins, then any allow, then the default.
     Union {
         deny: Vec<&'a Rule>,
         allow: Vec<&'a Rule>,
         isolated: bool,
     },
+}
+
+/// One step of Calico's evaluation at one end of a connection (see `Narrowed::Ordered`).
+enum Step<'a> {
+    /// A rule of a policy of the current tier.
+    Rule(&'a Rule),
+    /// The end of a tier: `true` when its default action is Pass.
+    End(bool),
 }
 
 struct NoTrace;
@@ -327,6 +388,10 @@ impl Scenario {
                 self.index = OnceLock::new();
             }
             Parsed::List(items) => items.into_iter().for_each(|p| self.absorb(p)),
+            Parsed::Tier(name, tier) => {
+                self.tiers.insert(name, tier);
+                self.index = OnceLock::new();
+            }
             Parsed::Cnp(cnp) => {
                 let cnp = *cnp;
                 let pid = u32::try_from(self.policies.len()).unwrap_or(u32::MAX);
@@ -429,6 +494,7 @@ impl Scenario {
                 pods: &self.pods,
                 policies: &self.policies,
                 peers: &self.peers,
+                tiers: &self.tiers,
             })
         })
     }
@@ -624,6 +690,67 @@ impl Scenario {
             .collect()
     }
 
+    /// Both ends of a connection decided separately, with the rules that decided each in
+    /// evaluation order (egress first) and their policies as data: what `tierflow why` prints.
+    /// At each end only the steps that agree with that end's outcome are kept (allows when it
+    /// allows, denies and default denies when it denies), as [`explain`](Self::explain) does for
+    /// the whole connection. `None` for an out-of-range pod index.
+    pub fn decide(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Option<Decision> {
+        let idx = self.index();
+        let conn = self.conn(idx, from, to, port, protocol)?;
+        let mut egress_trace = Full::default();
+        let mut ingress_trace = Full::default();
+        let egress = match conn.src {
+            Ep::Pod(p) => Some(self.eval(idx, Direction::Egress, p, &conn, &mut egress_trace)),
+            Ep::Ip(_) => None,
+        };
+        let ingress = match conn.dst {
+            Ep::Pod(p) => Some(self.eval(idx, Direction::Ingress, p, &conn, &mut ingress_trace)),
+            Ep::Ip(_) => None,
+        };
+        let mut steps = Vec::new();
+        for (outcome, trace) in [(egress, egress_trace), (ingress, ingress_trace)] {
+            let Some(allowed) = outcome else { continue };
+            for (pid, direction, rule, effect) in trace.0 {
+                let agrees = if allowed {
+                    matches!(effect, Effect::Allow | Effect::Pass)
+                } else {
+                    matches!(effect, Effect::Deny | Effect::DefaultDeny)
+                };
+                let Some(policy) = self.policies.get(pid as usize) else {
+                    continue;
+                };
+                if !agrees {
+                    continue;
+                }
+                steps.push(DecisionStep {
+                    rule: RuleRef {
+                        policy: policy.display.to_string(),
+                        direction,
+                        rule: rule.map(|r| r.index),
+                        field: rule.map(|r| r.path.clone()),
+                        effect,
+                    },
+                    policy: idx
+                        .origins
+                        .get(pid as usize)
+                        .map_or_else(|| policy.origin.clone(), |o| PolicyRef::clone(o)),
+                });
+            }
+        }
+        Some(Decision {
+            egress,
+            ingress,
+            steps,
+        })
+    }
+
     /// Like [`check`](Self::check), but only the answer: no allocation at all.
     pub fn allows(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> bool {
         let idx = self.index();
@@ -710,12 +837,26 @@ impl Scenario {
         let sections = list.iter().filter_map(|&pid| self.section(pid, dir));
         let holds = |r: &&'a Rule| self.rule_matches_pair(idx, r, conn);
         match idx.mode {
-            Mode::Calico => Narrowed::Ordered(
-                sections
-                    .flat_map(|sec| sec.rules.iter())
-                    .filter(holds)
-                    .collect(),
-            ),
+            Mode::Calico => {
+                let mut steps = Vec::new();
+                // The tier of the steps so far (`Some(None)`: a policy without a rank).
+                let mut tier: Option<Option<u32>> = None;
+                for &pid in list {
+                    let Some(sec) = self.section(pid, dir) else {
+                        continue;
+                    };
+                    let t = idx.tier_of.get(pid as usize).copied();
+                    if let Some(prev) = tier.filter(|prev| *prev != t) {
+                        steps.push(Step::End(self.tier_passes(idx, prev)));
+                    }
+                    tier = Some(t);
+                    steps.extend(sec.rules.iter().filter(holds).map(Step::Rule));
+                }
+                if let Some(last) = tier {
+                    steps.push(Step::End(self.tier_passes(idx, last)));
+                }
+                Narrowed::Ordered(steps)
+            }
             Mode::Kubernetes | Mode::Cilium => {
                 let mut deny = Vec::new();
                 let mut allow = Vec::new();
@@ -748,18 +889,31 @@ impl Scenario {
     fn narrowed_allows(&self, n: &Narrowed<'_>, conn: &Conn) -> bool {
         match n {
             Narrowed::Open => true,
-            Narrowed::Ordered(rules) => {
-                for r in rules {
-                    if !self.rule_matches_port(r, conn) {
-                        continue;
-                    }
-                    match r.action {
-                        Action::Allow | Action::Pass => return true,
-                        Action::Deny => return false,
-                        Action::Log => {}
+            Narrowed::Ordered(steps) => {
+                let mut passed = false;
+                for step in steps {
+                    match step {
+                        Step::End(pass) => {
+                            if !passed && !pass {
+                                return false;
+                            }
+                            passed = false;
+                        }
+                        Step::Rule(_) if passed => {}
+                        Step::Rule(r) => {
+                            if !self.rule_matches_port(r, conn) {
+                                continue;
+                            }
+                            match r.action {
+                                Action::Allow => return true,
+                                Action::Deny => return false,
+                                Action::Pass => passed = true,
+                                Action::Log => {}
+                            }
+                        }
                     }
                 }
-                false
+                true
             }
             Narrowed::Union {
                 deny,
@@ -815,7 +969,17 @@ impl Scenario {
         }
     }
 
-    /// Calico: first Allow / Deny / Pass decides; end-of-tier deny.
+    /// Whether the Calico tier of rank `tier` ends in Pass.
+    fn tier_passes(&self, idx: &Index, tier: Option<u32>) -> bool {
+        tier.and_then(|t| idx.tier_pass.get(t as usize))
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// Calico, tier by tier (`list` is sorted by tier, then order): in a tier, the first
+    /// matching Allow or Deny decides, a Pass skips the rest of the tier; a tier none of whose
+    /// rules decided or passed ends with its default action (Deny: the end-of-tier deny; Pass:
+    /// on to the next tier); after the last tier the profile allows.
     fn eval_ordered<'a, T: Trace<'a>>(
         &'a self,
         idx: &Index,
@@ -824,37 +988,53 @@ impl Scenario {
         conn: &Conn,
         trace: &mut T,
     ) -> bool {
-        for &pid in list {
-            let Some(sec) = self.section(pid, dir) else {
-                continue;
-            };
-            for r in &sec.rules {
-                if !self.rule_matches(idx, r, conn) {
+        let tier_of = |pid: u32| idx.tier_of.get(pid as usize).copied();
+        let mut start = 0;
+        while let Some(&first) = list.get(start) {
+            let tier = tier_of(first);
+            let end = list[start..]
+                .iter()
+                .position(|&pid| tier_of(pid) != tier)
+                .map_or(list.len(), |n| start + n);
+            let members = &list[start..end];
+            let mut passed = false;
+            'tier: for &pid in members {
+                let Some(sec) = self.section(pid, dir) else {
                     continue;
-                }
-                match r.action {
-                    Action::Allow => {
-                        trace.record(pid, dir, Some(r), Effect::Allow);
-                        return true;
+                };
+                for r in &sec.rules {
+                    if !self.rule_matches(idx, r, conn) {
+                        continue;
                     }
-                    Action::Deny => {
-                        trace.record(pid, dir, Some(r), Effect::Deny);
-                        return false;
+                    match r.action {
+                        Action::Allow => {
+                            trace.record(pid, dir, Some(r), Effect::Allow);
+                            return true;
+                        }
+                        Action::Deny => {
+                            trace.record(pid, dir, Some(r), Effect::Deny);
+                            return false;
+                        }
+                        Action::Pass => {
+                            trace.record(pid, dir, Some(r), Effect::Pass);
+                            passed = true;
+                            break 'tier;
+                        }
+                        Action::Log => {}
                     }
-                    Action::Pass => {
-                        trace.record(pid, dir, Some(r), Effect::Pass);
-                        return true;
-                    }
-                    Action::Log => {}
                 }
             }
-        }
-        for &pid in list {
-            if self.section(pid, dir).is_some_and(|s| s.isolates) {
-                trace.record(pid, dir, None, Effect::DefaultDeny);
+            if !passed && !self.tier_passes(idx, tier) {
+                for &pid in members {
+                    if self.section(pid, dir).is_some_and(|s| s.isolates) {
+                        trace.record(pid, dir, None, Effect::DefaultDeny);
+                    }
+                }
+                return false;
             }
+            start = end;
         }
-        false
+        true
     }
 
     /// Kubernetes and Cilium: any deny wins, then a union of allows, then default deny if
@@ -982,6 +1162,11 @@ impl Scenario {
             }
         }
         !r.not_ports.iter().any(|s| self.port_matches(s, conn))
+    }
+
+    /// Calico `Tier` objects of the input, by name (for the linter).
+    pub(crate) fn calico_tiers(&self) -> &BTreeMap<String, model::TierDef> {
+        &self.tiers
     }
 
     /// The compiled policies (for the linter).

@@ -74,6 +74,16 @@ pub(crate) enum Action {
     Log,
 }
 
+/// A Calico `Tier` (`projectcalico.org/v3`, Calico v3.29+).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TierDef {
+    /// `spec.order` (`None`: after every ordered tier).
+    pub order: Option<f64>,
+    /// `spec.defaultAction` is `Pass` (default `Deny`): the end of the tier goes on to the
+    /// next tier instead of denying.
+    pub pass: bool,
+}
+
 /// A destination port condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PortVal {
@@ -318,6 +328,8 @@ pub(crate) struct Policy {
     pub namespace: Option<String>,
     /// Calico `order` (Kubernetes policies in Calico: 1000).
     pub order: Option<f64>,
+    /// Calico `spec.tier` (`None`: the `default` tier; Kubernetes policies are there too).
+    pub tier: Option<String>,
     /// Whom it selects.
     pub subject: Subject,
     /// Field path of the selector behind `subject`, for example `spec.podSelector`.
@@ -568,7 +580,8 @@ pub enum Effect {
     Allow,
     /// A rule denied it.
     Deny,
-    /// A Calico Pass rule sent it past the tier (to the allowing profile).
+    /// A Calico Pass rule sent it on to the next tier (after the last tier: to the allowing
+    /// profile).
     Pass,
     /// The policy isolated the pod and nothing allowed the connection.
     DefaultDeny,

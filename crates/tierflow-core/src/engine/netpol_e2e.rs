@@ -176,6 +176,29 @@ fn run(case: &Case) -> Vec<String> {
     bad
 }
 
+/// Every case as the objects it is built from (namespaces, pods, policies), by name: what
+/// `adopt::import`'s round trip reads.
+pub(crate) fn case_objects() -> Vec<(&'static str, Vec<Value>)> {
+    cases()
+        .into_iter()
+        .map(|case| {
+            let mut objects: Vec<Value> = ["x", "y", "z"]
+                .iter()
+                .map(
+                    |ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )
+                .collect();
+            objects.extend(
+                case.pods
+                    .iter()
+                    .map(|p| model_pod(p, case.ports, case.protocols)),
+            );
+            objects.extend(case.policies.iter().cloned());
+            (case.name, objects)
+        })
+        .collect()
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {

@@ -32,6 +32,8 @@ pub(crate) enum Parsed {
     List(Vec<Parsed>),
     /// A ClusterNetworkPolicy.
     Cnp(Box<super::cnp::Cnp>),
+    /// A Calico `Tier`, by name.
+    Tier(String, super::model::TierDef),
 }
 
 /// Reads one top-level object (1-based `document`).
@@ -155,6 +157,12 @@ pub(crate) fn parse_object(
                 Ok(Parsed::Staged(format!("{ns}/{}", require_name()?)))
             }
             "StagedGlobalNetworkPolicy" => Ok(Parsed::Staged(require_name()?)),
+            "Tier" => {
+                let name = require_name()?;
+                let spec = ctx.opt_obj(m, "spec", path)?;
+                let tier = super::calico::tier(&ctx, spec, &join(path, "spec"))?;
+                Ok(Parsed::Tier(name, tier))
+            }
             _ => Err(unknown()),
         },
         ("cilium.io/v2", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => {
@@ -525,6 +533,7 @@ pub(crate) fn k8s_policy(
         display: format!("{namespace}/{name}").into(),
         namespace: Some(namespace.to_string()),
         order: Some(1000.0),
+        tier: None,
         subject: Subject::K8s {
             namespace: namespace.to_string(),
             pods,

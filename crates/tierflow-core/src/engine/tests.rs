@@ -10,21 +10,27 @@ use super::*;
 const TCP: Protocol = Protocol::Tcp;
 const UDP: Protocol = Protocol::Udp;
 
-fn docs(yaml: &str) -> Vec<serde_json::Value> {
+pub(super) fn docs(yaml: &str) -> Vec<serde_json::Value> {
     serde_yaml::Deserializer::from_str(yaml)
         .map(|d| serde_json::Value::deserialize(d).unwrap())
         .filter(|v| !v.is_null())
         .collect()
 }
 
-fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-fn pod(ns: &str, name: &str, l: &[(&str, &str)], ip: &str, ports: &[(&str, u16, Protocol)]) -> Pod {
+pub(super) fn pod(
+    ns: &str,
+    name: &str,
+    l: &[(&str, &str)],
+    ip: &str,
+    ports: &[(&str, u16, Protocol)],
+) -> Pod {
     Pod {
         namespace: ns.into(),
         name: name.into(),
@@ -89,7 +95,7 @@ fn world(policies: &str) -> Scenario {
     s
 }
 
-fn endpoint(s: &Scenario, e: &str) -> Endpoint {
+pub(super) fn endpoint(s: &Scenario, e: &str) -> Endpoint {
     if let Ok(ip) = e.parse::<IpAddr>() {
         return Endpoint::Ip(ip);
     }
@@ -103,7 +109,7 @@ fn endpoint(s: &Scenario, e: &str) -> Endpoint {
 }
 
 /// Checks every `(from, to, port, protocol, allowed)` and reports all mismatches at once.
-fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) {
+pub(super) fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) {
     let mut bad = Vec::new();
     for &(from, to, port, proto, want) in cases {
         let v = s.check(endpoint(s, from), endpoint(s, to), port, proto);
@@ -136,11 +142,17 @@ fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) {
     }
 }
 
-fn verdict(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Verdict {
+pub(super) fn verdict(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Verdict {
     s.check(endpoint(s, from), endpoint(s, to), port, proto)
 }
 
-fn explain(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Vec<RuleRef> {
+pub(super) fn explain(
+    s: &Scenario,
+    from: &str,
+    to: &str,
+    port: u16,
+    proto: Protocol,
+) -> Vec<RuleRef> {
     s.explain(endpoint(s, from), endpoint(s, to), port, proto)
 }
 

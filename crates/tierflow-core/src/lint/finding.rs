@@ -121,6 +121,21 @@ pub const CODES: &[(&str, Severity, &str)] = &[
          rejects it)",
     ),
     (
+        "calico-equal-order",
+        Severity::Warning,
+        "two Calico policies of one tier with the same order apply to the same pods in the \
+         same direction, and Calico releases order them differently (felix breaks the tie by \
+         name: v3.28 `ns/name`, v3.29-v3.31 `ns/tier.name`, v3.32+ `name/ns/kind`; Kubernetes \
+         policies count as `knp.default.NAME`, order 1000): give them distinct orders",
+    ),
+    (
+        "calico-tier-missing",
+        Severity::Warning,
+        "a Calico policy is in a tier the input has no Tier object for: it is evaluated after \
+         every tier that has one, ending in Deny, as felix does for a tier it has no object for; \
+         include the Tier (its order and defaultAction decide where it runs and how it ends)",
+    ),
+    (
         "cni-refuses-policy",
         Severity::Error,
         "a Calico or Cilium policy its CNI refuses (Calico's API server) or accepts and then does \

@@ -34,6 +34,7 @@ use crate::model::{
 use crate::render::{self, Env, Limitation, Object, ObjectKind, Owner};
 use crate::validate::{self, InvalidSpec};
 use crate::vocab::{API_VERSION, INPUTS_ANNOTATION, NAMESPACE_NAME_LABEL};
+pub use features::{CiliumFeatures, MissingFeature};
 
 /// Labels of a namespace.
 pub type Labels = BTreeMap<String, String>;
@@ -92,6 +93,9 @@ pub struct Cluster {
     /// Where [`Self::cluster_cidrs`] came from, for status (`--cluster-cidr`, `node
     /// spec.podCIDRs`).
     pub cluster_cidrs_source: String,
+    /// What the Cilium agent is configured to support (the `cilium-config` ConfigMap);
+    /// `None`: unknown (offline, or no such ConfigMap), and nothing is reported.
+    pub cilium_features: Option<CiliumFeatures>,
 }
 
 impl Cluster {
@@ -209,6 +213,14 @@ pub enum HoldReason {
     /// ranges", while those ranges are unknown ([`Cluster::cluster_cidrs`]): writing it would
     /// open pod-to-pod traffic.
     ClusterRangesUnknown,
+    /// On Cilium, a tier selector relies on a label Cilium's default identity label filter
+    /// leaves out of pods' identities (`pod-template-hash`, `statefulset.kubernetes.io/pod-name`,
+    /// ...): the tier's policy would select no pod ([`crate::engine::identity_filter_pattern`]).
+    LabelNotInIdentity,
+    /// On Cilium, a flow needs an agent feature that is off (the L7 proxy for `http` rules and
+    /// FQDN peers) and the agent would then not enforce the tier's policy at all, which the
+    /// AppNetwork's baseline does not make up for ([`features`]).
+    FeatureDisabled,
 }
 
 impl HoldReason {
@@ -222,6 +234,8 @@ impl HoldReason {
             HoldReason::GuardrailUnsupported => "GuardrailUnsupported",
             HoldReason::BackendLimit => "BackendLimit",
             HoldReason::ClusterRangesUnknown => "ClusterRangesUnknown",
+            HoldReason::LabelNotInIdentity => "LabelNotInIdentity",
+            HoldReason::FeatureDisabled => "FeatureDisabled",
         }
     }
 }
@@ -263,6 +277,8 @@ pub struct AppPlan {
     pub limitations: Vec<Limitation>,
     /// Set when nothing of it may change now.
     pub hold: Option<Hold>,
+    /// Flows that depend on a Cilium feature that is off (condition `FeaturesMissing`).
+    pub missing_features: Vec<MissingFeature>,
 }
 
 impl AppPlan {
@@ -340,6 +356,36 @@ fn audit_hold(backend: Backend) -> Hold {
         ),
         invalid: None,
     }
+}
+
+/// On Cilium: a hold for the first tier whose selector names a label key Cilium's default
+/// identity label filter drops (cilium/cilium `pkg/labelsfilter/filter.go` @ 82241fa5, and
+/// `Documentation/operations/performance/scalability/identity-relevant-labels.rst`): an
+/// endpoint selector on it matches no pod, so the tier would have no policy at all.
+pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
+    model.tiers.iter().enumerate().find_map(|(i, tier)| {
+        let keys = tier
+            .selector
+            .match_labels
+            .keys()
+            .chain(tier.selector.match_expressions.iter().map(|r| &r.key));
+        keys.filter_map(|key| {
+            let pattern = crate::engine::identity_filter_pattern(key)?;
+            Some(Hold {
+                reason: HoldReason::LabelNotInIdentity,
+                message: format!(
+                    "spec.tiers[{i}].selector (tier {:?}): the label {key:?} is not part of a \
+                     pod's Cilium identity (Cilium's default identity label filter drops keys \
+                     matching {pattern:?}), so on the Cilium backend the tier's policy would \
+                     select no pod; nothing is changed (the policies in place stay). Select \
+                     the tier on a label that is part of the identity",
+                    tier.name
+                ),
+                invalid: None,
+            })
+        })
+        .next()
+    })
 }
 
 fn unavailable_hold(kind: ObjectKind, name: &str) -> Hold {
@@ -716,6 +762,7 @@ fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan
         objects: Vec::new(),
         limitations: Vec::new(),
         hold: None,
+        missing_features: Vec::new(),
     };
     match validate::app_network(&app.name, &app.namespace, &app.spec) {
         Ok(model) => plan_model(plan, model, cluster, owner),
@@ -749,6 +796,35 @@ fn plan_model(
         plan.hold = Some(audit_hold(backend));
         plan.model = Some(model);
         return (plan, None);
+    }
+    if backend == Backend::Cilium {
+        if let Some(hold) = identity_label_hold(&model) {
+            plan.hold = Some(hold);
+            plan.model = Some(model);
+            return (plan, None);
+        }
+    }
+    if let (Backend::Cilium, Some(features)) = (backend, &cluster.cilium_features) {
+        plan.missing_features = features::missing(&model, features);
+        let l7 = plan
+            .missing_features
+            .iter()
+            .any(|m| m.flag == features::ENABLE_L7_PROXY);
+        if l7 && !(model.baseline.deny_ingress && model.baseline.deny_egress) {
+            plan.hold = Some(Hold {
+                reason: HoldReason::FeatureDisabled,
+                message: format!(
+                    "{}; the Cilium agent does not enforce a policy with L7 rules while the L7 \
+                     proxy is off, and this AppNetwork's baseline does not deny both \
+                     directions, so its tiers would be open: nothing is changed (the policies \
+                     in place stay)",
+                    features::message(&plan.missing_features)
+                ),
+                invalid: None,
+            });
+            plan.model = Some(model);
+            return (plan, None);
+        }
     }
     if let Some(why) = cluster.no_port_ranges.get(&backend) {
         if let Some((field, port)) = first_range(&model) {
@@ -1026,6 +1102,7 @@ pub fn app_objects(
         objects: Vec::new(),
         limitations: Vec::new(),
         hold: None,
+        missing_features: Vec::new(),
     };
     let (plan, share) = plan_model(plan, model.clone(), &cluster, None);
     let limitations = plan.limitations.clone();
@@ -1040,6 +1117,7 @@ pub fn app_objects(
     (objects, limitations)
 }
 
+pub mod features;
 #[cfg(test)]
 mod guardrail_tests;
 #[cfg(test)]

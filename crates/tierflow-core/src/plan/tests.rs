@@ -706,3 +706,152 @@ fn a_world_peer_without_cluster_ranges_is_held_where_it_would_match_pods() {
         assert_eq!(p.allows().count(), 1);
     }
 }
+
+#[test]
+fn a_cilium_tier_selected_on_a_label_outside_pod_identities_is_held_naming_label_and_filter() {
+    let ordinal = "tiers:\n  - {name: db0, selector: {matchLabels: {app: db, statefulset.kubernetes.io/pod-name: db-0}}, ports: [{port: 5432}]}\n  - {name: api, selector: {matchLabels: {app: api}}}\nflows:\n  - {from: {tier: api}, to: {tier: db0}}\n";
+    let hash = "tiers:\n  - {name: api, selector: {matchExpressions: [{key: pod-template-hash, operator: In, values: [abc]}]}, ports: [{port: 80}]}\n";
+    for (yaml, key, tier) in [
+        (
+            ordinal,
+            "statefulset.kubernetes.io/pod-name",
+            "spec.tiers[0]",
+        ),
+        (hash, "pod-template-hash", "spec.tiers[0]"),
+    ] {
+        let p = plan(
+            &[app(yaml)],
+            &[],
+            &BTreeMap::new(),
+            &on(Backend::Cilium),
+            &Nothing,
+        );
+        let (_, a) = p.apps().next().unwrap();
+        let hold = a.hold.as_ref().expect("held");
+        assert_eq!(hold.reason, HoldReason::LabelNotInIdentity);
+        assert_eq!(hold.reason.reason(), "LabelNotInIdentity");
+        for part in [
+            tier,
+            key,
+            "Cilium's default identity label filter",
+            "select no pod",
+        ] {
+            assert!(hold.message.contains(part), "{part}: {}", hold.message);
+        }
+        assert!(a.objects.is_empty());
+        assert!(p.objects.is_empty(), "nothing is written while held");
+        // Calico and standard NetworkPolicy select on any label.
+        for backend in [Backend::Calico, Backend::NetworkPolicy] {
+            let p = plan(&[app(yaml)], &[], &BTreeMap::new(), &on(backend), &Nothing);
+            assert!(p.apps().all(|(_, a)| a.hold.is_none()), "{backend:?}");
+        }
+    }
+    // Labels in the identity (including app.kubernetes.io/*) are fine.
+    let fine = "tiers:\n  - {name: api, selector: {matchLabels: {app.kubernetes.io/name: api}}, ports: [{port: 80}]}\n";
+    let p = plan(
+        &[app(fine)],
+        &[],
+        &BTreeMap::new(),
+        &on(Backend::Cilium),
+        &Nothing,
+    );
+    assert!(p.apps().all(|(_, a)| a.hold.is_none()));
+}
+
+fn cilium_with(config: &[(&str, &str)]) -> Cluster {
+    let data: BTreeMap<String, String> = config
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Cluster {
+        cilium_features: Some(crate::plan::CiliumFeatures::from_config(&data)),
+        ..on(Backend::Cilium)
+    }
+}
+
+#[test]
+fn cilium_config_keys_read_as_the_agent_parses_them_with_its_defaults() {
+    use crate::plan::CiliumFeatures;
+    let none = CiliumFeatures::from_config(&BTreeMap::new());
+    assert_eq!(
+        (none.sctp, none.l7_proxy, none.icmp_rules),
+        (false, true, true)
+    );
+    let data: BTreeMap<String, String> = [
+        ("enable-sctp", "True"),
+        ("enable-l7-proxy", "0"),
+        ("enable-icmp-rules", "nonsense"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let f = CiliumFeatures::from_config(&data);
+    assert_eq!((f.sctp, f.l7_proxy, f.icmp_rules), (true, false, true));
+}
+
+#[test]
+fn a_flow_on_a_cilium_feature_that_is_off_is_reported_and_held_only_where_that_would_be_wider() {
+    let sctp = "tiers:\n  - {name: mme, selector: {matchLabels: {app: mme}}, ports: [{port: 36412, protocol: SCTP}]}\n  - {name: enb, selector: {matchLabels: {app: enb}}}\nflows:\n  - {from: {tier: enb}, to: {tier: mme}}\n";
+    // SCTP off (the default): objects written, the flow reported.
+    let p = plan(
+        &[app(sctp)],
+        &[],
+        &BTreeMap::new(),
+        &cilium_with(&[]),
+        &Nothing,
+    );
+    let (_, a) = p.apps().next().unwrap();
+    assert!(a.hold.is_none(), "{:?}", a.hold);
+    assert!(!a.objects.is_empty());
+    assert_eq!(a.missing_features.len(), 1);
+    let m = crate::plan::features::message(&a.missing_features);
+    assert!(
+        m.contains("spec.flows[0]") && m.contains("SCTP port 36412") && m.contains("enable-sctp"),
+        "{m}"
+    );
+    // SCTP on: nothing to say. Unknown (no cilium-config): nothing either.
+    let p = plan(
+        &[app(sctp)],
+        &[],
+        &BTreeMap::new(),
+        &cilium_with(&[("enable-sctp", "true")]),
+        &Nothing,
+    );
+    assert!(p.apps().all(|(_, a)| a.missing_features.is_empty()));
+    let p = plan(
+        &[app(sctp)],
+        &[],
+        &BTreeMap::new(),
+        &on(Backend::Cilium),
+        &Nothing,
+    );
+    assert!(p.apps().all(|(_, a)| a.missing_features.is_empty()));
+    // Other backends do not depend on the Cilium agent.
+    let calico = Cluster {
+        forced_backend: Some(Backend::Calico),
+        ..cilium_with(&[])
+    };
+    let p = plan(&[app(sctp)], &[], &BTreeMap::new(), &calico, &Nothing);
+    assert!(p.apps().all(|(_, a)| a.missing_features.is_empty()));
+
+    // HTTP rules with the L7 proxy off: the agent would not enforce the tier's policy. With a
+    // deny-all baseline that is narrower (reported); with an open direction, held.
+    let http = "tiers:\n  - {name: api, selector: {matchLabels: {app: api}}, ports: [{port: 8080}]}\n  - {name: web, selector: {matchLabels: {app: web}}}\nflows:\n  - {from: {tier: web}, to: {tier: api}, http: [{method: GET, path: /api/.*}]}\n";
+    let off = cilium_with(&[("enable-l7-proxy", "false")]);
+    let p = plan(&[app(http)], &[], &BTreeMap::new(), &off, &Nothing);
+    let (_, a) = p.apps().next().unwrap();
+    assert!(a.hold.is_none(), "{:?}", a.hold);
+    assert_eq!(a.missing_features[0].flag, "enable-l7-proxy");
+    let open = format!("baseline: {{denyIngress: false}}\n{http}");
+    let p = plan(&[app(&open)], &[], &BTreeMap::new(), &off, &Nothing);
+    let (_, a) = p.apps().next().unwrap();
+    let hold = a.hold.as_ref().expect("held");
+    assert_eq!(hold.reason, HoldReason::FeatureDisabled);
+    assert!(
+        hold.message.contains("spec.flows[0] uses HTTP rules")
+            && hold.message.contains("enable-l7-proxy"),
+        "{}",
+        hold.message
+    );
+    assert!(p.objects.is_empty());
+}

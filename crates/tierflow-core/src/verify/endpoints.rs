@@ -370,7 +370,9 @@ fn named_port_numbers(model: &AppModel) -> BTreeMap<(PortName, Protocol), u16> {
         if out.contains_key(&(name, p.protocol)) {
             continue;
         }
-        while taken(next) || taken(next.saturating_add(1)) {
+        // Declared ranges may cover every number (1-65535): then the name shares a number
+        // with them rather than searching forever.
+        while (taken(next) || taken(next.saturating_add(1))) && next < u16::MAX - 1 {
             next = next.saturating_add(1);
         }
         out.insert((name, p.protocol), next);

@@ -6,6 +6,7 @@
 //! index into `spec.flows`) and the objects that decided it. The operator (inline, per
 //! generation) and the CLI (`verify`, `explain`) both use this module.
 
+pub mod across;
 pub mod cluster;
 pub mod endpoints;
 pub mod guardrail;
