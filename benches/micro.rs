@@ -3,8 +3,10 @@
 //! - `render/small`: 10 tiers / 30 flows, `render/large`: 100 tiers / 1,000 flows, both through
 //!   `tierflow::render::tier_objects` for the standard NetworkPolicy backend, from a model built
 //!   once with `tierflow::validate::app_network`.
-//! - `render_parts/*`: the two halves of render — building the typed NetworkPolicies
-//!   (`render::networkpolicy::tier_policies`) and converting them to `serde_json::Value`.
+//! - `render_parts/*`: `_typed` is `render::networkpolicy::tier_policies` (since the renderer
+//!   writes JSON directly, the typed NetworkPolicies are read back from it, so this is render
+//!   plus a parse); `_to_value` converts typed NetworkPolicies to `serde_json::Value`, the half
+//!   of render that the direct JSON writing removed.
 //! - `validate/small`, `validate/large`: the same specs through the validator.
 //! - `verify/50x200`, `explain/50x200`: a generated 50-tier / 200-flow spec (same generator)
 //!   through `tierflow::verify::verify_backend` and `tierflow::cli::explain::explain` for the
@@ -475,7 +477,77 @@ fn write_summary() {
     }
 }
 
+/// `MICRO_PROFILE=<workload>[:<runs>]`: runs one workload `runs` times (default 1) and exits,
+/// without criterion, so that `valgrind --tool=callgrind` counts its instructions (the figure
+/// BENCHMARKS.md compares on this shared machine). Workloads: `render_small`, `render_large`,
+/// `simulate` (build + `check` of every pair), `simulate_build`, `verify_50x200`, `verify_shop` (the inline
+/// verification of examples/shop.yaml, once per namespace at a cold start).
+fn profile(workload: &str) {
+    use tierflow::core::Protocol;
+    use tierflow::engine::{Endpoint, Scenario};
+    let (name, runs) = workload.split_once(':').unwrap_or((workload, "1"));
+    let runs: usize = runs.parse().expect("MICRO_PROFILE=<workload>:<runs>");
+    match name {
+        "render_small" | "render_large" => {
+            let (t, f) = if name == "render_small" {
+                (10, 30)
+            } else {
+                (100, 1000)
+            };
+            let m = model(&spec(t, f));
+            for _ in 0..runs {
+                black_box(render(black_box(&m)));
+            }
+        }
+        "verify_50x200" => {
+            let m = model(&spec(50, 200));
+            for _ in 0..runs {
+                black_box(tierflow::verify::verify_backend(
+                    black_box(&m),
+                    Backend::NetworkPolicy,
+                ));
+            }
+        }
+        "verify_shop" => {
+            // What the operator verifies inline for each namespace of the end-to-end bench.
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/shop.yaml");
+            let text = std::fs::read_to_string(&path).expect("examples/shop.yaml");
+            let app: tierflow::crd::AppNetwork =
+                serde_yaml::from_str(&text).expect("an AppNetwork");
+            let m = tierflow::validate::app_network("shop", "bench-0", &app.spec).expect("valid");
+            for _ in 0..runs {
+                black_box(tierflow::verify::verify_backend(
+                    black_box(&m),
+                    Backend::NetworkPolicy,
+                ));
+            }
+        }
+        "simulate" | "simulate_build" => {
+            let objects = sim_objects();
+            for _ in 0..runs {
+                let s = Scenario::from_values(objects.clone()).expect("a valid scenario");
+                if name == "simulate" {
+                    let mut allowed = 0usize;
+                    for a in 0..SIM_PODS {
+                        for b in 0..SIM_PODS {
+                            let v =
+                                s.check(Endpoint::Pod(a), Endpoint::Pod(b), 8080, Protocol::Tcp);
+                            allowed += usize::from(v.allowed);
+                        }
+                    }
+                    black_box(allowed);
+                }
+            }
+        }
+        other => panic!("MICRO_PROFILE: unknown workload {other:?}"),
+    }
+}
+
 fn main() {
+    if let Ok(w) = std::env::var("MICRO_PROFILE") {
+        profile(&w);
+        return;
+    }
     let bench_mode = std::env::args().any(|a| a == "--bench");
     let mut c = Criterion::default().configure_from_args();
     bench_render_and_validate(&mut c);

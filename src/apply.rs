@@ -8,6 +8,7 @@ use kube::api::{
 use std::collections::BTreeMap;
 
 use kube::{Api, Client, Resource, ResourceExt};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -174,13 +175,21 @@ pub fn up_to_date(desired: &Value, live: &Owned) -> bool {
 /// A digest of a JSON value that does not depend on the order of object keys (the API server
 /// and the renderers may order them differently). Two values have the same digest when they
 /// are equal (64 bits: a collision is not a practical concern for a few thousand objects).
+/// Digests live only in this process's memory, never in an object. Allocates nothing when the
+/// keys come in order (serde_json's maps keep them sorted).
 pub fn digest(v: &Value) -> u64 {
     use std::hash::{Hash, Hasher};
     fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
         match v {
             Value::Null => 0u8.hash(h),
             Value::Bool(b) => (1u8, b).hash(h),
-            Value::Number(n) => (2u8, n.to_string()).hash(h),
+            // Equal numbers have the same representation in serde_json (non-negative integers
+            // are always unsigned), so hashing it needs no string.
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => (2u8, 0u8, u).hash(h),
+                (None, Some(i)) => (2u8, 1u8, i).hash(h),
+                (None, None) => (2u8, 2u8, n.as_f64().map(f64::to_bits)).hash(h),
+            },
             Value::String(s) => (3u8, s).hash(h),
             Value::Array(a) => {
                 (4u8, a.len()).hash(h);
@@ -190,12 +199,19 @@ pub fn digest(v: &Value) -> u64 {
             }
             Value::Object(m) => {
                 (5u8, m.len()).hash(h);
-                let mut keys: Vec<&String> = m.keys().collect();
-                keys.sort();
-                for k in keys {
-                    k.hash(h);
-                    if let Some(x) = m.get(k) {
+                if m.keys().is_sorted() {
+                    for (k, x) in m {
+                        k.hash(h);
                         feed(x, h);
+                    }
+                } else {
+                    let mut keys: Vec<&String> = m.keys().collect();
+                    keys.sort();
+                    for k in keys {
+                        k.hash(h);
+                        if let Some(x) = m.get(k) {
+                            feed(x, h);
+                        }
                     }
                 }
             }
@@ -249,7 +265,8 @@ pub async fn apply(
     let existing = match live {
         Some(l) => l.clone(),
         None => {
-            let obj: DynamicObject = serde_json::from_value(want.clone())?;
+            // Read from the borrowed body: no copy of the JSON tree first.
+            let obj = DynamicObject::deserialize(want)?;
             let pp = PostParams {
                 field_manager: Some(FIELD_MANAGER.to_string()),
                 ..PostParams::default()
@@ -364,6 +381,21 @@ mod tests {
         note["metadata"]["annotations"] = json!({"tierflow.dev/inputs": "{\"x\":1}"});
         for drifted in [spec, label, owner, note] {
             assert!(!up_to_date(&d, &owned(drifted)));
+        }
+    }
+
+    #[test]
+    fn a_number_rendered_and_the_same_number_read_back_have_one_digest() {
+        let rendered =
+            json!({"port": Value::from(8080i32), "endPort": Value::from(-1i64), "f": 0.5});
+        let read: Value =
+            serde_json::from_str(r#"{"f": 0.5, "endPort": -1, "port": 8080}"#).unwrap();
+        assert_eq!(digest(&rendered), digest(&read));
+        for other in [
+            json!({"port": 8081, "endPort": -1, "f": 0.5}),
+            json!({"port": "8080", "endPort": -1, "f": 0.5}),
+        ] {
+            assert_ne!(digest(&rendered), digest(&other));
         }
     }
 

@@ -12,9 +12,11 @@ use crate::crd::{Condition, FlowsStatus};
 pub struct Memory {
     /// Inline verification results by AppNetwork, generation and backend, with a fingerprint of
     /// what else they depend on (deterministic, so computed once).
-    pub(crate) verdicts: Arc<Mutex<HashMap<String, (String, Verdict)>>>,
-    /// The last status this process wrote per object UID, with the resourceVersion it got.
-    pub(crate) written: Arc<Mutex<HashMap<String, (u64, serde_json::Value)>>>,
+    pub(crate) verdicts: Arc<Mutex<HashMap<String, (u64, Verdict)>>>,
+    /// The last status this process wrote per object UID: the resourceVersion it got and a
+    /// digest of the status ([`crate::apply::digest`]; the status itself would double what
+    /// the AppNetwork cache already holds).
+    pub(crate) written: Arc<Mutex<HashMap<String, (u64, u64)>>>,
     /// The check of flows across namespaces ([`super::flows`]).
     pub flows: Arc<super::flows::state::State>,
 }

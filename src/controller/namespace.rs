@@ -127,21 +127,27 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<Action> {
             outcomes.push(Outcome::Held);
             continue;
         }
+        // An app's allows are independent of each other: written at once (the baselines, which
+        // must come after every allow, wait for all of them below). One request per object as
+        // before; the namespace's share of the bounded concurrency just stays busy.
+        let results =
+            futures::future::join_all(app.objects.iter().map(|object| ctx.apply(object))).await;
         let mut outcome = Outcome::Applied;
-        for object in &app.objects {
-            match ctx.apply(object).await {
+        for result in results {
+            match result {
                 Ok(Applied::Unchanged) => {}
                 Ok(_) => writes += 1,
                 Err(e) if terminating(&e) => return Ok(Action::await_change()),
                 Err(e) => {
-                    outcome = Outcome::Failed {
-                        reason: e.reason(),
-                        message: e.to_string(),
-                    };
+                    if matches!(outcome, Outcome::Applied) {
+                        outcome = Outcome::Failed {
+                            reason: e.reason(),
+                            message: e.to_string(),
+                        };
+                    }
                     if !matches!(e.root(), Error::Conflict { .. }) {
                         first_error.get_or_insert(e);
                     }
-                    break;
                 }
             }
         }

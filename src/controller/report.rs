@@ -435,7 +435,14 @@ async fn verify(
         })
         .chain(std::iter::once(format!("{:?}", ctx.env())))
         .collect();
-    let fingerprint = fingerprint.join(",");
+    // Kept per AppNetwork as a hash: the text is as long as the list of the namespace's
+    // policies plus the cluster facts.
+    let fingerprint = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        fingerprint.hash(&mut h);
+        h.finish()
+    };
     let cached = ctx.memory.verdicts.lock().ok().and_then(|v| {
         v.get(&key)
             .filter(|(f, _)| *f == fingerprint)
@@ -601,9 +608,10 @@ async fn write(
         .lock()
         .ok()
         .and_then(|w| w.get(&uid).cloned());
-    if let (Some((rv, body)), Some(cached)) = (&last, cached_rv) {
+    let digest = crate::apply::digest(&serde_json::to_value(new)?);
+    if let (Some((rv, said)), Some(cached)) = (last, cached_rv) {
         // The cache is older than our own last write, which said exactly this.
-        if cached < *rv && body == &serde_json::to_value(new)? {
+        if cached < rv && said == digest {
             return Ok(false);
         }
     }
@@ -628,7 +636,7 @@ async fn write(
                     .and_then(|rv| rv.parse::<u64>().ok()),
                 ctx.memory.written.lock(),
             ) {
-                w.insert(uid, (rv, serde_json::to_value(new)?));
+                w.insert(uid, (rv, digest));
             }
             Ok(true)
         }

@@ -221,7 +221,7 @@ pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Findi
             if !matches!(p.subject, Subject::Nothing) && base.selected_count(i) == 0 {
                 out.push(finding(
                     "selector-matches-nothing",
-                    Some(p.display.clone()),
+                    Some(p.display.to_string()),
                     format!(
                         "{} {}: {} matches no pod of the input",
                         p.kind, p.display, p.selector_path
@@ -297,7 +297,7 @@ fn all_addresses(s: &Scenario, out: &mut Vec<Finding>) {
                 .any(|(_, alts)| alts.iter().flat_map(networks).any(|(c, _)| !c.is_ipv4()))
         });
     for p in policies() {
-        let obj = Some(p.display.clone());
+        let obj = Some(p.display.to_string());
         for (dir, alts) in sections(p) {
             let nets: Vec<_> = alts.iter().flat_map(networks).collect();
             let v4 = nets.iter().any(|(c, _)| c.is_all() && c.is_ipv4());
@@ -345,7 +345,7 @@ fn structural(s: &Scenario, out: &mut Vec<Finding>) {
             // Linted on their own (`lint/cnp.rs`): their peers are not in the peer table.
             continue;
         }
-        let obj = Some(p.display.clone());
+        let obj = Some(p.display.to_string());
         for (dir, sec) in [
             (Direction::Ingress, &p.ingress),
             (Direction::Egress, &p.egress),
@@ -567,8 +567,8 @@ fn simulate(
             };
             for ns in nss {
                 let who = reps.entry((ns, labels.clone())).or_default();
-                if !who.contains(&p.display) {
-                    who.push(p.display.clone());
+                if !who.iter().any(|w| p.display == *w) {
+                    who.push(p.display.to_string());
                 }
             }
         }

@@ -480,8 +480,8 @@ pub(crate) fn calico_policy(
         kind,
         flavor: Flavor::Calico,
         display: match namespace {
-            Some(ns) => format!("{ns}/{name}"),
-            None => name.to_string(),
+            Some(ns) => format!("{ns}/{name}").into(),
+            None => name.into(),
         },
         namespace: namespace.map(str::to_string),
         order,

@@ -368,7 +368,7 @@ fn one_rule(
         origin: PolicyRef::default(),
         kind,
         flavor: Flavor::Cilium,
-        display: display.to_string(),
+        display: display.into(),
         namespace: namespace.map(str::to_string),
         order: None,
         tier: None,

@@ -201,7 +201,7 @@ pub(crate) fn read(
         kind: "ClusterNetworkPolicy",
         origin: PolicyRef::default(),
         flavor: Flavor::ClusterNetworkPolicy,
-        display: name.to_string(),
+        display: name.into(),
         namespace: None,
         order: None,
         tier: None,

@@ -62,6 +62,13 @@ pub(crate) struct Index {
     pub by_ip: HashMap<IpAddr, usize>,
     /// Per policy: its origin, shared by every verdict that names it.
     pub origins: Vec<Arc<PolicyRef>>,
+    /// Per policy: whether its (ingress, egress) section has a deny rule (most have none, and
+    /// then `check` does not look for one).
+    pub denies: Vec<(bool, bool)>,
+    /// Per policy: a number for its display name, equal for policies that display alike (a
+    /// Cilium policy with several specs), so that verdicts name each once without comparing
+    /// strings.
+    pub display_ids: Vec<u32>,
     /// Calico: per policy, the rank of its tier (index into `tier_pass`); empty in other
     /// modes.
     pub tier_of: Vec<u32>,
@@ -588,6 +595,31 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
             .policies
             .iter()
             .map(|p| Arc::new(p.origin.clone()))
+            .collect(),
+        display_ids: {
+            let mut ids: HashMap<&str, u32> = HashMap::new();
+            s.policies
+                .iter()
+                .map(|p| {
+                    let next = ids.len() as u32;
+                    *ids.entry(p.display.as_str()).or_insert(next)
+                })
+                .collect()
+        },
+        denies: s
+            .policies
+            .iter()
+            .map(|p| {
+                let denies = |sec: &Option<super::model::Section>| {
+                    sec.as_ref().is_some_and(|s| {
+                        !s.deny.is_empty()
+                            || s.rules
+                                .iter()
+                                .any(|r| r.action == super::model::Action::Deny)
+                    })
+                };
+                (denies(&p.ingress), denies(&p.egress))
+            })
             .collect(),
         tier_of,
         tier_pass,

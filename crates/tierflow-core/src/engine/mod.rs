@@ -90,7 +90,7 @@ use std::sync::{Arc, OnceLock};
 use crate::core::Protocol;
 
 pub use error::EngineError;
-pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyRef};
+pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyName, PolicyRef};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -141,7 +141,7 @@ pub struct Verdict {
     /// The policies whose rules allowed (or denied) it; for a default deny, the policies that
     /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
     /// (egress first). [`Scenario::explain`] gives the rules.
-    pub decided_by: Vec<String>,
+    pub decided_by: Vec<PolicyName>,
     /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
     /// and whether tierflow manages them (shared with the scenario: a verdict copies no
     /// policy's strings).
@@ -250,38 +250,53 @@ impl<'a> Trace<'a> for Full<'a> {
     }
 }
 
-/// A trace that keeps, once each (by display name), the policies whose effect agrees with a
-/// known verdict: allowing effects when allowed, denying ones when denied (`Scenario::check`).
-struct Deciders<'s> {
-    allowed: bool,
-    policies: &'s [Policy],
-    origins: &'s [Arc<PolicyRef>],
-    decided_by: Vec<String>,
-    refs: Vec<Arc<PolicyRef>>,
+/// A trace of every (policy, effect) in evaluation order, without allocating for the usual
+/// few (`Scenario::check` keeps those that agree with the verdict once it is known).
+struct Effects {
+    /// The first records.
+    inline: [(u32, Effect); Effects::INLINE],
+    /// How many of `inline` are used.
+    len: usize,
+    /// The records beyond `inline`.
+    spill: Vec<(u32, Effect)>,
 }
 
-impl Trace<'_> for Deciders<'_> {
+impl Effects {
+    const INLINE: usize = 16;
+
+    fn new() -> Self {
+        Effects {
+            inline: [(0, Effect::Allow); Effects::INLINE],
+            len: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(u32, Effect)> {
+        self.inline[..self.len].iter().chain(&self.spill)
+    }
+}
+
+impl Trace<'_> for Effects {
     const ALL: bool = true;
     fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
-        let agrees = if self.allowed {
-            matches!(effect, Effect::Allow | Effect::Pass)
-        } else {
-            matches!(effect, Effect::Deny | Effect::DefaultDeny)
-        };
-        if !agrees {
-            return;
+        match self.inline.get_mut(self.len) {
+            Some(slot) => {
+                *slot = (policy, effect);
+                self.len += 1;
+            }
+            None => self.spill.push((policy, effect)),
         }
-        let Some(p) = self.policies.get(policy as usize) else {
-            return;
-        };
-        if self.decided_by.contains(&p.display) {
-            return;
-        }
-        self.decided_by.push(p.display.clone());
-        self.refs.push(match self.origins.get(policy as usize) {
-            Some(shared) => Arc::clone(shared),
-            None => Arc::new(p.origin.clone()),
-        });
+    }
+}
+
+/// Whether `effect` agrees with the verdict `allowed`: allowing effects when allowed, denying
+/// ones when denied.
+fn agrees(allowed: bool, effect: Effect) -> bool {
+    if allowed {
+        matches!(effect, Effect::Allow | Effect::Pass)
+    } else {
+        matches!(effect, Effect::Deny | Effect::DefaultDeny)
     }
 }
 
@@ -593,32 +608,57 @@ impl Scenario {
                 policies: Vec::new(),
             };
         };
-        // The answer first (no trace), then every end again, keeping only the policies whose
-        // effect agrees with it: what `traced` keeps, without recording the rest.
-        let allowed = (match conn.src {
-            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut NoTrace),
+        // Both ends once, recording every effect (what `traced` records, on the stack); then
+        // the policies whose effect agrees with the answer, once each by display name.
+        let mut effects = Effects::new();
+        let egress = match conn.src {
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut effects),
             Ep::Ip(_) => true,
-        }) && (match conn.dst {
-            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut NoTrace),
-            Ep::Ip(_) => true,
-        });
-        let mut deciders = Deciders {
-            allowed,
-            policies: &self.policies,
-            origins: &idx.origins,
-            decided_by: Vec::new(),
-            refs: Vec::new(),
         };
-        if let Ep::Pod(p) = conn.src {
-            self.eval(idx, Direction::Egress, p, &conn, &mut deciders);
+        let ingress = match conn.dst {
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut effects),
+            Ep::Ip(_) => true,
+        };
+        let allowed = egress && ingress;
+        // (policy, display id) of the policies kept, in order.
+        let mut kept = [(0u32, 0u32); Effects::INLINE];
+        let mut n = 0;
+        let mut more: Vec<(u32, u32)> = Vec::new();
+        for &(pid, effect) in effects.iter() {
+            if !agrees(allowed, effect) {
+                continue;
+            }
+            let Some(&id) = idx.display_ids.get(pid as usize) else {
+                continue;
+            };
+            if kept[..n].iter().chain(&more).any(|&(_, k)| k == id) {
+                continue;
+            }
+            match kept.get_mut(n) {
+                Some(slot) => {
+                    *slot = (pid, id);
+                    n += 1;
+                }
+                None => more.push((pid, id)),
+            }
         }
-        if let Ep::Pod(p) = conn.dst {
-            self.eval(idx, Direction::Ingress, p, &conn, &mut deciders);
+        let count = n + more.len();
+        let mut decided_by = Vec::with_capacity(count);
+        let mut policies = Vec::with_capacity(count);
+        for &(pid, _) in kept[..n].iter().chain(&more) {
+            let Some(p) = self.policies.get(pid as usize) else {
+                continue;
+            };
+            decided_by.push(p.display.clone());
+            policies.push(match idx.origins.get(pid as usize) {
+                Some(shared) => Arc::clone(shared),
+                None => Arc::new(p.origin.clone()),
+            });
         }
         Verdict {
             allowed,
-            decided_by: deciders.decided_by,
-            policies: deciders.refs,
+            decided_by,
+            policies,
         }
     }
 
@@ -640,7 +680,7 @@ impl Scenario {
             .filter_map(|(pid, direction, rule, effect)| {
                 let policy = self.policies.get(pid as usize)?;
                 Some(RuleRef {
-                    policy: policy.display.clone(),
+                    policy: policy.display.to_string(),
                     direction,
                     rule: rule.map(|r| r.index),
                     field: rule.map(|r| r.path.clone()),
@@ -691,7 +731,7 @@ impl Scenario {
                 }
                 steps.push(DecisionStep {
                     rule: RuleRef {
-                        policy: policy.display.clone(),
+                        policy: policy.display.to_string(),
                         direction,
                         rule: rule.map(|r| r.index),
                         field: rule.map(|r| r.path.clone()),
@@ -1012,6 +1052,13 @@ impl Scenario {
             let Some(sec) = self.section(pid, dir) else {
                 continue;
             };
+            let has_deny = idx.denies.get(pid as usize).is_none_or(|d| match dir {
+                Direction::Ingress => d.0,
+                Direction::Egress => d.1,
+            });
+            if !has_deny {
+                continue;
+            }
             let denies = sec
                 .deny
                 .iter()

@@ -530,7 +530,7 @@ pub(crate) fn k8s_policy(
         origin: PolicyRef::default(),
         kind: "NetworkPolicy",
         flavor: Flavor::Kubernetes,
-        display: format!("{namespace}/{name}"),
+        display: format!("{namespace}/{name}").into(),
         namespace: Some(namespace.to_string()),
         order: Some(1000.0),
         tier: None,

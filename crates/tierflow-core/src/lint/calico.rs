@@ -107,7 +107,7 @@ pub(super) fn equal_orders(s: &Scenario, pods_given: bool, out: &mut Vec<Finding
                 .collect();
             out.push(finding(
                 "calico-equal-order",
-                Some(a.display.clone()),
+                Some(a.display.to_string()),
                 format!(
                     "{} {} and {} {} are both order {order} in tier {} and apply to the same \
                      pods ({}): {}; give them distinct orders",
@@ -137,7 +137,7 @@ pub(super) fn missing_tiers(s: &Scenario, out: &mut Vec<Finding>) {
         }
         out.push(finding(
             "calico-tier-missing",
-            Some(p.display.clone()),
+            Some(p.display.to_string()),
             format!(
                 "{} {}: tier {tier:?} has no Tier object in the input, so it is evaluated after \
                  every tier that has one and ends in Deny; include the Tier",

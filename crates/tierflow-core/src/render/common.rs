@@ -3,8 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{metadata, Object, ObjectKind, Owner};
 use crate::core::names::{fit, MAX_NAME};
@@ -28,22 +27,15 @@ pub(crate) fn object(
     owners: &[OwnerReference],
     spec: Map<String, Value>,
 ) -> Object {
+    // Built by moving `spec` in: `json!` would serialise it into a copy and drop it.
+    let mut body = Map::new();
+    body.insert("apiVersion".into(), Value::from(kind.api_version()));
+    body.insert("kind".into(), Value::from(kind.kind()));
+    body.insert("metadata".into(), metadata(name, namespace, labels, owners));
+    body.insert("spec".into(), Value::Object(spec));
     Object {
         kind,
-        body: json!({
-            "apiVersion": kind.api_version(),
-            "kind": kind.kind(),
-            "metadata": metadata(name, namespace, labels, owners),
-            "spec": spec,
-        }),
-    }
-}
-
-/// An object from a typed resource (which carries its own `apiVersion` and `kind`).
-pub(crate) fn typed_object<T: Serialize>(kind: ObjectKind, resource: &T) -> Object {
-    Object {
-        kind,
-        body: serde_json::to_value(resource).unwrap_or_default(),
+        body: Value::Object(body),
     }
 }
 

@@ -138,12 +138,12 @@ pub fn build(model: &AppModel, backend: Backend, env: &Env) -> AppPolicy {
             let mut ingress = Vec::new();
             let mut egress = Vec::new();
             for (f, r) in model.flows.iter().zip(&resolved) {
-                if f.to == Peer::Tier(t) {
+                if matches!(f.to, Peer::Tier(i) if i == t) {
                     if let Some(from) = source(model, env, &f.from) {
                         merge(&mut ingress, from, &f.ports, &r.http, f.index);
                     }
                 }
-                if f.from == Peer::Tier(t) {
+                if matches!(f.from, Peer::Tier(i) if i == t) {
                     if let Some(to) = &r.to {
                         merge(&mut egress, to.clone(), &r.ports, &r.http, f.index);
                     }

@@ -1,27 +1,21 @@
 //! The standard backend: `networking.k8s.io/v1` NetworkPolicy, which every enforcing CNI honours.
 
-use std::collections::BTreeMap;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use serde_json::{Map, Value};
 
-use k8s_openapi::api::networking::v1::{
-    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicyPort, NetworkPolicySpec,
-};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-
-use super::common::{push_unique, shared_refs, typed_object};
+use super::common::{controller_refs, object, shared_refs};
 use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule, TierPolicy};
 use super::{baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered};
 use crate::core::names::{tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
-use crate::validate::label_selector;
 use crate::vocab::node_local_dns_pods;
 
-fn object(p: &NetworkPolicy) -> Object {
-    typed_object(ObjectKind::NetworkPolicy, p)
-}
+// The objects are written straight as JSON (what the applier compares and sends), in the shape
+// `serde_json::to_value` gives the k8s-openapi `NetworkPolicy` (keys sorted; absent optional
+// fields left out), without building and serialising the typed structs first. The typed forms
+// ([`tier_policies`], [`baseline`]) are read back from the same JSON.
 
 /// The per-tier objects, and what this backend cannot express (the same as
 /// [`super::tier_objects`] on this backend).
@@ -35,7 +29,11 @@ pub fn tier_objects(model: &AppModel, owner: Option<&Owner>, env: &Env) -> Rende
 
 /// The per-tier objects of the intermediate form.
 pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<Object> {
-    policies(model, policy, owner).iter().map(object).collect()
+    policy
+        .tiers
+        .iter()
+        .map(|t| tier_policy(model, t, owner))
+        .collect()
 }
 
 /// The namespace baseline as a rendered object.
@@ -46,68 +44,73 @@ pub fn baseline_object(
     env: &Env,
 ) -> Option<Object> {
     baseline_with(namespace, b, owners, env)
-        .as_ref()
-        .map(object)
 }
 
 pub use crate::core::names::NAMESPACE_NAME_LABEL;
+
+fn typed(o: Object) -> Option<NetworkPolicy> {
+    serde_json::from_value(o.body).ok()
+}
 
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
 /// flows in and out, and DNS. (Without cluster facts: API server flows are left out.)
 pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
     let policy = ir::build(model, Backend::NetworkPolicy, &Env::default());
-    policies(model, &policy, owner)
-}
-
-fn policies(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> Vec<NetworkPolicy> {
-    policy
-        .tiers
-        .iter()
-        .map(|t| tier_policy(model, t, owner))
+    objects(model, &policy, owner)
+        .into_iter()
+        .filter_map(typed)
         .collect()
 }
 
-fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> NetworkPolicy {
-    let mut ingress: Vec<NetworkPolicyIngressRule> = Vec::new();
+/// Appends `rule` unless an equal rule is already there (the first stays in place).
+fn push_unique(rules: &mut Vec<Value>, rule: Value) {
+    if !rules.contains(&rule) {
+        rules.push(rule);
+    }
+}
+
+fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Object {
+    let mut ingress: Vec<Value> = Vec::new();
     for r in &t.ingress {
         if let Some(from) = peers(&r.peer) {
-            push_unique(
-                &mut ingress,
-                [NetworkPolicyIngressRule {
-                    from: Some(from),
-                    ports: Some(ports(&r.ports)),
-                }],
-            );
+            push_unique(&mut ingress, rule("from", from, &r.ports));
         }
     }
-    let mut egress: Vec<NetworkPolicyEgressRule> = Vec::new();
+    let mut egress: Vec<Value> = Vec::new();
     if let Some(dns) = &t.dns {
         egress.push(dns_rule(&dns.target));
     }
     for r in &t.egress {
-        push_unique(&mut egress, egress_rule(r));
+        if let Some(e) = egress_rule(r) {
+            push_unique(&mut egress, e);
+        }
     }
-    NetworkPolicy {
-        metadata: ObjectMeta {
-            name: Some(tier_policy_name(&model.name, &t.name)),
-            namespace: Some(model.namespace.clone()),
-            labels: Some(tier_labels(&model.name, &t.name)),
-            owner_references: owner.map(|o| vec![o.reference(true)]),
-            ..ObjectMeta::default()
-        },
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(label_selector(&t.selector)),
-            policy_types: Some(vec!["Ingress".to_string(), "Egress".to_string()]),
-            ingress: (!ingress.is_empty()).then_some(ingress),
-            egress: (!egress.is_empty()).then_some(egress),
-        }),
+    let mut spec = Map::new();
+    spec.insert("podSelector".into(), label_selector(&t.selector));
+    spec.insert(
+        "policyTypes".into(),
+        Value::Array(vec!["Ingress".into(), "Egress".into()]),
+    );
+    if !ingress.is_empty() {
+        spec.insert("ingress".into(), Value::Array(ingress));
     }
+    if !egress.is_empty() {
+        spec.insert("egress".into(), Value::Array(egress));
+    }
+    object(
+        ObjectKind::NetworkPolicy,
+        &tier_policy_name(&model.name, &t.name),
+        Some(&model.namespace),
+        tier_labels(&model.name, &t.name),
+        &controller_refs(owner),
+        spec,
+    )
 }
 
 /// The namespace baseline `tierflow-baseline`: selects every pod, denies per the merged wishes
 /// and, when egress is denied, allows DNS. `None` when nothing is denied.
 pub fn baseline(namespace: &str, b: &NamespaceBaseline, owners: &[Owner]) -> Option<NetworkPolicy> {
-    baseline_with(namespace, b, owners, &Env::default())
+    baseline_with(namespace, b, owners, &Env::default()).and_then(typed)
 }
 
 fn baseline_with(
@@ -115,17 +118,17 @@ fn baseline_with(
     b: &NamespaceBaseline,
     owners: &[Owner],
     env: &Env,
-) -> Option<NetworkPolicy> {
+) -> Option<Object> {
     if b.is_empty() {
         return None;
     }
     let mut types = Vec::new();
     if b.deny_ingress {
-        types.push("Ingress".to_string());
+        types.push(Value::from("Ingress"));
     }
     let mut egress = Vec::new();
     if b.deny_egress {
-        types.push("Egress".to_string());
+        types.push(Value::from("Egress"));
         egress.extend(b.dns.iter().map(dns_rule));
         if b.kube_api_server {
             let caps = Backend::NetworkPolicy.capabilities();
@@ -134,85 +137,115 @@ fn baseline_with(
             }
         }
     }
-    Some(NetworkPolicy {
-        metadata: ObjectMeta {
-            name: Some(BASELINE_NAME.to_string()),
-            namespace: Some(namespace.to_string()),
-            labels: Some(baseline_labels()),
-            owner_references: (!owners.is_empty()).then(|| shared_refs(owners)),
-            ..ObjectMeta::default()
-        },
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector::default()),
-            policy_types: Some(types),
-            ingress: None,
-            egress: (!egress.is_empty()).then_some(egress),
-        }),
-    })
+    let mut spec = Map::new();
+    spec.insert("podSelector".into(), Value::Object(Map::new()));
+    spec.insert("policyTypes".into(), Value::Array(types));
+    if !egress.is_empty() {
+        spec.insert("egress".into(), Value::Array(egress));
+    }
+    Some(object(
+        ObjectKind::NetworkPolicy,
+        BASELINE_NAME,
+        Some(namespace),
+        baseline_labels(),
+        &shared_refs(owners),
+        spec,
+    ))
+}
+
+/// A rule: its peers under `peers_key` (`from` / `to`) and its ports.
+fn rule(peers_key: &str, peers: Vec<Value>, list: &[Port]) -> Value {
+    let mut m = Map::new();
+    m.insert(peers_key.into(), Value::Array(peers));
+    m.insert("ports".into(), ports(list));
+    Value::Object(m)
 }
 
 /// The egress rule of one resolved rule; `None` when its peer has no NetworkPolicy form (never
 /// an empty peer list, which would allow every destination).
-fn egress_rule(r: &Rule) -> Option<NetworkPolicyEgressRule> {
-    Some(NetworkPolicyEgressRule {
-        to: Some(peers(&r.peer)?),
-        ports: Some(ports(&r.ports)),
-    })
+fn egress_rule(r: &Rule) -> Option<Value> {
+    Some(rule("to", peers(&r.peer)?, &r.ports))
 }
 
-fn dns_rule(dns: &DnsTarget) -> NetworkPolicyEgressRule {
-    let mut to = vec![NetworkPolicyPeer {
-        namespace_selector: Some(namespace_named(&dns.namespace)),
-        pod_selector: Some(label_selector(&dns.pods)),
-        ip_block: None,
-    }];
+fn dns_rule(dns: &DnsTarget) -> Value {
+    let mut peer = Map::new();
+    peer.insert("namespaceSelector".into(), namespace_named(&dns.namespace));
+    peer.insert("podSelector".into(), label_selector(&dns.pods));
+    let mut to = vec![Value::Object(peer)];
     if let Some(addr) = dns.node_local {
         // The cache's address (a host-network listener, /32 or /128), and its pods where it
         // runs as pods behind a local redirect (Cilium's setup, also with this backend).
         to.push(ip_block(&Cidr::host(addr), &[]));
-        to.push(NetworkPolicyPeer {
-            namespace_selector: Some(namespace_named(&dns.namespace)),
-            pod_selector: Some(label_selector(&node_local_dns_pods())),
-            ip_block: None,
-        });
+        let mut pods = Map::new();
+        pods.insert("namespaceSelector".into(), namespace_named(&dns.namespace));
+        pods.insert("podSelector".into(), label_selector(&node_local_dns_pods()));
+        to.push(Value::Object(pods));
     }
-    NetworkPolicyEgressRule {
-        to: Some(to),
-        ports: Some(ports(&DNS_PORTS)),
-    }
+    rule("to", to, &DNS_PORTS)
 }
 
-fn namespace_named(ns: &str) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(BTreeMap::from([(
-            NAMESPACE_NAME_LABEL.to_string(),
-            ns.to_string(),
-        )])),
-        match_expressions: None,
-    }
+fn namespace_named(ns: &str) -> Value {
+    let mut labels = Map::new();
+    labels.insert(NAMESPACE_NAME_LABEL.into(), Value::from(ns));
+    let mut m = Map::new();
+    m.insert("matchLabels".into(), Value::Object(labels));
+    Value::Object(m)
 }
 
-fn optional_selector(s: &Option<Selector>) -> Option<LabelSelector> {
-    s.as_ref().map(label_selector)
+/// A label selector as the API writes it (`validate::label_selector`, serialised): empty parts
+/// left out, `values` left out when empty.
+fn label_selector(s: &Selector) -> Value {
+    let mut m = Map::new();
+    if !s.match_expressions.is_empty() {
+        let exprs = s
+            .match_expressions
+            .iter()
+            .map(|r| {
+                let mut e = Map::new();
+                e.insert("key".into(), Value::from(r.key.as_str()));
+                e.insert("operator".into(), Value::from(r.op.as_str()));
+                if !r.values.is_empty() {
+                    e.insert(
+                        "values".into(),
+                        r.values.iter().map(|v| Value::from(v.as_str())).collect(),
+                    );
+                }
+                Value::Object(e)
+            })
+            .collect();
+        m.insert("matchExpressions".into(), Value::Array(exprs));
+    }
+    if !s.match_labels.is_empty() {
+        let labels = s
+            .match_labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+            .collect();
+        m.insert("matchLabels".into(), Value::Object(labels));
+    }
+    Value::Object(m)
 }
 
 /// The peers of one resolved peer: ONE peer for pods (so namespace AND pod conditions both
 /// apply) and networks, one per address for the API server; `None` for peers NetworkPolicy
 /// cannot name (the intermediate form leaves those out for this backend already).
-fn peers(p: &Endpoint) -> Option<Vec<NetworkPolicyPeer>> {
+fn peers(p: &Endpoint) -> Option<Vec<Value>> {
     let peer = match p {
         Endpoint::Pods { namespaces, pods } => {
+            let mut m = Map::new();
             let namespace_selector = match namespaces {
                 NamespaceMatch::Own => None,
                 NamespaceMatch::Named(ns) => Some(namespace_named(ns)),
                 NamespaceMatch::Selector(s) => Some(label_selector(s)),
-                NamespaceMatch::All => Some(LabelSelector::default()),
+                NamespaceMatch::All => Some(Value::Object(Map::new())),
             };
-            NetworkPolicyPeer {
-                namespace_selector,
-                pod_selector: optional_selector(pods),
-                ip_block: None,
+            if let Some(ns) = namespace_selector {
+                m.insert("namespaceSelector".into(), ns);
             }
+            if let Some(pods) = pods {
+                m.insert("podSelector".into(), label_selector(pods));
+            }
+            Value::Object(m)
         }
         Endpoint::Cidr { cidr, except } => ip_block(cidr, except),
         Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => {
@@ -220,7 +253,7 @@ fn peers(p: &Endpoint) -> Option<Vec<NetworkPolicyPeer>> {
         }
         // Per family with a known cluster range: all of it minus the cluster's ranges.
         Endpoint::World { cluster } => {
-            let blocks: Vec<NetworkPolicyPeer> = ir::world_blocks(cluster)
+            let blocks: Vec<Value> = ir::world_blocks(cluster)
                 .iter()
                 .map(|(all, except)| ip_block(all, except))
                 .collect();
@@ -231,25 +264,36 @@ fn peers(p: &Endpoint) -> Option<Vec<NetworkPolicyPeer>> {
     Some(vec![peer])
 }
 
-fn ip_block(cidr: &Cidr, except: &[Cidr]) -> NetworkPolicyPeer {
-    NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: cidr.to_string(),
-            except: (!except.is_empty()).then(|| except.iter().map(ToString::to_string).collect()),
-        }),
-        ..NetworkPolicyPeer::default()
+fn ip_block(cidr: &Cidr, except: &[Cidr]) -> Value {
+    let mut block = Map::new();
+    block.insert("cidr".into(), Value::from(cidr.to_string()));
+    if !except.is_empty() {
+        block.insert(
+            "except".into(),
+            except.iter().map(|e| Value::from(e.to_string())).collect(),
+        );
     }
+    let mut m = Map::new();
+    m.insert("ipBlock".into(), Value::Object(block));
+    Value::Object(m)
 }
 
-fn ports(list: &[Port]) -> Vec<NetworkPolicyPort> {
+fn ports(list: &[Port]) -> Value {
     list.iter()
-        .map(|p| NetworkPolicyPort {
-            port: Some(match p.id {
-                PortId::Number(n) | PortId::Range(n, _) => IntOrString::Int(i32::from(n)),
-                PortId::Name(n) => IntOrString::String(n.to_string()),
-            }),
-            protocol: Some(p.protocol.as_str().to_string()),
-            end_port: p.end().map(i32::from),
+        .map(|p| {
+            let mut m = Map::new();
+            if let Some(end) = p.end() {
+                m.insert("endPort".into(), Value::from(end));
+            }
+            m.insert(
+                "port".into(),
+                match p.id {
+                    PortId::Number(n) | PortId::Range(n, _) => Value::from(n),
+                    PortId::Name(n) => Value::from(n.to_string()),
+                },
+            );
+            m.insert("protocol".into(), Value::from(p.protocol.as_str()));
+            Value::Object(m)
         })
         .collect()
 }
@@ -260,6 +304,8 @@ mod tests {
     use crate::crd::AppNetworkSpec;
     use crate::model::BaselineWish;
     use crate::validate;
+    use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
     use crate::render::fixtures::THREE_TIER;
 

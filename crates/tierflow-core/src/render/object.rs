@@ -295,12 +295,18 @@ pub fn metadata(
     labels: BTreeMap<String, String>,
     owners: &[OwnerReference],
 ) -> Value {
-    let mut m = serde_json::json!({ "name": name, "labels": labels });
+    let mut m = serde_json::Map::new();
+    m.insert("name".into(), Value::from(name));
+    let labels = labels.into_iter().map(|(k, v)| (k, Value::String(v)));
+    m.insert("labels".into(), Value::Object(labels.collect()));
     if let Some(ns) = namespace {
-        m["namespace"] = Value::from(ns);
+        m.insert("namespace".into(), Value::from(ns));
     }
     if !owners.is_empty() {
-        m["ownerReferences"] = serde_json::to_value(owners).unwrap_or(Value::Null);
+        m.insert(
+            "ownerReferences".into(),
+            serde_json::to_value(owners).unwrap_or(Value::Null),
+        );
     }
-    m
+    Value::Object(m)
 }
