@@ -229,11 +229,28 @@ async fn two_overlapping_cluster_baselines_merge_and_never_fight() {
     );
 
     delete_cb(&client, &ingress_only).await;
-    let only_egress = wait_policy(&client, &ns, "tierflow-baseline", |s| {
-        s["policyTypes"] == json!(["Egress"])
-    })
+    // The spec changes with one server-side apply; the deleted ClusterBaseline's owner
+    // reference (recorded by the create, so not the apply's to remove) goes with the
+    // follow-up replacement. The settled object has both.
+    let only_egress = eventually(
+        "the baseline of the egress-only ClusterBaseline alone",
+        || {
+            let client = client.clone();
+            let ns = ns.clone();
+            async move {
+                policy(&client, &ns, "tierflow-baseline").await.filter(|p| {
+                    spec_json(p)["policyTypes"] == json!(["Egress"])
+                        && p.owner_references().len() == 1
+                })
+            }
+        },
+    )
     .await;
-    assert_eq!(only_egress.owner_references().len(), 1);
+    assert_eq!(
+        only_egress.owner_references()[0].name,
+        egress_only,
+        "the remaining owner is the ClusterBaseline still there"
+    );
     delete_cb(&client, &egress_only).await;
     wait_gone(&client, &ns, "tierflow-baseline").await;
     delete_namespace(&client, &ns).await;
