@@ -145,5 +145,8 @@ pub fn why(
     let w = world(input, options)?;
     // Engine errors in the users' objects are located in their file first.
     crate::engine::Scenario::from_values(w.others.clone()).map_err(|e| input.locate(e))?;
-    across::why(&w, &from, &to, number, port.protocol).map_err(CliError::Usage)
+    across::why(&w, &from, &to, number, port.protocol).map_err(|e| match e {
+        across::WhyError::Engine(e) => CliError::Input(input.locate(e)),
+        e => CliError::Usage(e.to_string()),
+    })
 }

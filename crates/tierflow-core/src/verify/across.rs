@@ -243,13 +243,24 @@ impl Report {
     }
 }
 
+/// `1 flow`, `2 flows`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.blocked.is_empty() {
             writeln!(
                 f,
-                "Across namespaces: ok, every declared flow can succeed ({} flows of {} AppNetworks, {} connections checked)",
-                self.flows, self.app_networks, self.connections
+                "Across namespaces: ok, every declared flow can succeed ({} of {}, {} checked)",
+                count(self.flows, "flow"),
+                count(self.app_networks, "AppNetwork"),
+                count(self.connections, "connection")
             )?;
         } else {
             let flows: BTreeSet<(&str, usize)> = self
@@ -259,12 +270,12 @@ impl fmt::Display for Report {
                 .collect();
             writeln!(
                 f,
-                "Across namespaces: {} declared {} cannot succeed ({} flows of {} AppNetworks, {} connections checked)",
+                "Across namespaces: {} declared {} cannot succeed ({} of {}, {} checked)",
                 flows.len(),
                 if flows.len() == 1 { "flow" } else { "flows" },
-                self.flows,
-                self.app_networks,
-                self.connections
+                count(self.flows, "flow"),
+                count(self.app_networks, "AppNetwork"),
+                count(self.connections, "connection")
             )?;
             let mut app = "";
             for b in &self.blocked {
@@ -764,25 +775,77 @@ pub enum Who {
     },
 }
 
+/// Why `why` cannot answer: an endpoint that does not parse or is not in the input.
+#[derive(Debug, thiserror::Error)]
+pub enum WhyError {
+    /// Not `NAMESPACE/POD` or `NAMESPACE/key=value,...`.
+    #[error("{0:?}: expected NAMESPACE/POD or NAMESPACE/key=value,...")]
+    Form(String),
+    /// The namespace part is not a namespace name.
+    #[error("{0:?} is not a namespace name")]
+    Namespace(String),
+    /// A label that is not `key=value`, or an invalid key or value.
+    #[error("{0}")]
+    Label(String),
+    /// The same label key twice.
+    #[error("label key {0:?} is given twice")]
+    RepeatedKey(String),
+    /// A named pod that the input does not have.
+    #[error("{what}: no pod {namespace}/{name} in the input")]
+    NoSuchPod {
+        /// `--from` or `--to`.
+        what: &'static str,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+    /// The input cannot be simulated.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The engine has no endpoint for one end.
+    #[error("the endpoints could not be resolved")]
+    Unresolved,
+}
+
+impl WhyError {
+    /// A bounded reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            WhyError::Form(_) | WhyError::Namespace(_) => "InvalidEndpoint",
+            WhyError::Label(_) | WhyError::RepeatedKey(_) => "InvalidLabels",
+            WhyError::NoSuchPod { .. } => "PodNotFound",
+            WhyError::Engine(_) => "UnsimulatedInput",
+            WhyError::Unresolved => "Unresolved",
+        }
+    }
+}
+
 impl Who {
     /// Reads `NS/POD` or `NS/k=v,k2=v2` (`NS/` alone: a pod without labels).
-    pub fn parse(s: &str) -> Result<Who, String> {
+    pub fn parse(s: &str) -> Result<Who, WhyError> {
         let (ns, rest) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?}: expected NAMESPACE/POD or NAMESPACE/key=value,..."))?;
+            .ok_or_else(|| WhyError::Form(s.to_string()))?;
         if !crate::core::selector::is_dns1123_label(ns) {
-            return Err(format!("{ns:?} is not a namespace name"));
+            return Err(WhyError::Namespace(ns.to_string()));
         }
         if rest.contains('=') || rest.is_empty() {
             let mut labels = Labels::new();
             for pair in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| format!("{pair:?} is not of the form key=value"))?;
-                crate::core::selector::check_key(k.trim()).map_err(|e| e.to_string())?;
+                let (k, v) = pair.split_once('=').ok_or_else(|| {
+                    WhyError::Label(format!("{pair:?} is not of the form key=value"))
+                })?;
+                crate::core::selector::check_key(k.trim())
+                    .map_err(|e| WhyError::Label(e.to_string()))?;
                 crate::core::selector::check_value(k.trim(), v.trim())
-                    .map_err(|e| e.to_string())?;
-                labels.insert(k.trim().to_string(), v.trim().to_string());
+                    .map_err(|e| WhyError::Label(e.to_string()))?;
+                if labels
+                    .insert(k.trim().to_string(), v.trim().to_string())
+                    .is_some()
+                {
+                    return Err(WhyError::RepeatedKey(k.trim().to_string()));
+                }
             }
             Ok(Who::Labels {
                 namespace: ns.to_string(),
@@ -892,7 +955,11 @@ pub struct Why {
     pub declared_by: Vec<String>,
 }
 
-fn resolve(built: &mut Built, who: &Who, what: &str) -> Result<(Endpoint, PodEnd), String> {
+fn resolve(
+    built: &mut Built,
+    who: &Who,
+    what: &'static str,
+) -> Result<(Endpoint, PodEnd), WhyError> {
     match who {
         Who::Pod { namespace, name } => {
             let i = built
@@ -900,7 +967,11 @@ fn resolve(built: &mut Built, who: &Who, what: &str) -> Result<(Endpoint, PodEnd
                 .pods()
                 .iter()
                 .position(|p| &p.namespace == namespace && &p.name == name)
-                .ok_or_else(|| format!("{what}: no pod {namespace}/{name} in the input"))?;
+                .ok_or_else(|| WhyError::NoSuchPod {
+                    what,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                })?;
             let labels = built.scenario.pods()[i].labels.clone();
             Ok((
                 Endpoint::Pod(i),
@@ -1091,14 +1162,14 @@ pub fn why(
     to: &Who,
     port: u16,
     protocol: Protocol,
-) -> Result<Why, String> {
-    let mut built = world.build().map_err(|e| e.to_string())?;
+) -> Result<Why, WhyError> {
+    let mut built = world.build()?;
     let (a, from_end) = resolve(&mut built, from, "--from")?;
     let (b, to_end) = resolve(&mut built, to, "--to")?;
     let decision = built
         .scenario
         .decide(a, b, port, protocol)
-        .ok_or_else(|| "the endpoints could not be resolved".to_string())?;
+        .ok_or(WhyError::Unresolved)?;
     let mut rendered_from = BTreeMap::new();
     for s in &decision.steps {
         let inputs = built.inputs_of(&s.policy);
@@ -1300,6 +1371,21 @@ impl Why {
 mod tests {
     use super::*;
     use crate::model::Backend;
+
+    #[test]
+    fn an_endpoint_reads_as_a_pod_or_labels_and_refuses_what_is_ambiguous() {
+        assert!(matches!(Who::parse("pay/worker-0"), Ok(Who::Pod { .. })));
+        assert!(matches!(Who::parse("pay/app=worker"), Ok(Who::Labels { .. })));
+        for (text, reason) in [
+            ("worker-0", "InvalidEndpoint"),
+            ("Pay/worker-0", "InvalidEndpoint"),
+            ("pay/app=worker,app=x", "InvalidLabels"),
+            ("pay/app=worker,tier", "InvalidLabels"),
+        ] {
+            let e = Who::parse(text).expect_err(text);
+            assert_eq!(e.reason(), reason, "{text}: {e}");
+        }
+    }
 
     const PAY: &str = "
 baseline: {denyIngress: true, denyEgress: true}

@@ -145,7 +145,10 @@ impl fmt::Display for Equivalence {
                 }
             }
         }
-        for n in &self.notes {
+        // A gap that changed a connection is already printed as its reason.
+        let reasons: std::collections::BTreeSet<&String> =
+            self.differences.iter().flat_map(|d| &d.reasons).collect();
+        for n in self.notes.iter().filter(|n| !reasons.contains(n)) {
             writeln!(f, "  note: {n}")?;
         }
         Ok(())
