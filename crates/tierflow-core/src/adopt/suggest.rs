@@ -3,10 +3,15 @@
 //!
 //! - **Ends.** A flow's pod end is matched to a known pod (by address, then namespace and
 //!   name, then labels) whose labels win over the record's; else the record's labels are used.
-//! - **Tiers** come from a workload's stable labels: the labels of the pod without those a
-//!   controller sets per pod or per revision ([`VOLATILE_LABELS`]); the selector is the first
-//!   of [`PREFERRED_KEYS`] the pod carries, unless pods of different workloads share that
-//!   label, in which case each workload's selector is all of its stable labels.
+//! - **Workloads**: a known pod's is its controlling owner ([`owner_of`]: a ReplicaSet is its
+//!   Deployment, a scheduled Job its CronJob); a pod without one, or an end with no known pod,
+//!   is grouped by its stable labels: its labels without those a controller sets per pod or
+//!   per revision ([`VOLATILE_LABELS`]).
+//! - **Tiers** select exactly their workload's pods among every known pod of the namespace,
+//!   seen in a flow or not (else a pod never observed would get the tier's access): the first
+//!   of [`PREFERRED_KEYS`] the workload carries if no other workload's pod has it, else all
+//!   the stable labels its pods share, narrowed by `DoesNotExist` / `NotIn` on the other pods'
+//!   labels; a workload no selector can tell apart is left out ([`LeftOut::Unselectable`]).
 //! - **Flows** are grouped per (source, destination) pair of an AppNetwork with the observed
 //!   ports, each with how many observed flows it covers. A flow between two namespaces is
 //!   written in both (egress on one side, ingress on the other), since each is isolated by

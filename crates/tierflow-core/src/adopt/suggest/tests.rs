@@ -839,3 +839,55 @@ fn pods_are_grouped_into_workloads_by_their_owners_and_tiers_named_after_them() 
         assert!(r.passed(), "{backend:?}: {r:#?}");
     }
 }
+
+#[test]
+fn the_owner_of_a_pod_is_its_controller_with_replica_sets_and_scheduled_jobs_lifted() {
+    let pod = |labels: Value, refs: Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": labels, "ownerReferences": refs}})
+    };
+    let owner = |kind: &str, name: &str| {
+        Some(Workload::Owner {
+            kind: kind.into(),
+            name: name.into(),
+        })
+    };
+    let r = |kind: &str, name: &str, controller: bool| serde_json::json!({"kind": kind, "name": name, "controller": controller});
+    for (labels, refs, want) in [
+        (
+            serde_json::json!({"pod-template-hash": "6d5f"}),
+            serde_json::json!([r("ReplicaSet", "web-6d5f", true)]),
+            owner("Deployment", "web"),
+        ),
+        // A ReplicaSet of its own (no hash suffix) stays one.
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("ReplicaSet", "web", true)]),
+            owner("ReplicaSet", "web"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("DaemonSet", "agent", true)]),
+            owner("DaemonSet", "agent"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("Job", "report-29412345", true)]),
+            owner("CronJob", "report"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("Job", "migrate-2", true)]),
+            owner("Job", "migrate-2"),
+        ),
+        // The controller wins over an earlier owner that is not.
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("ConfigMap", "c", false), r("StatefulSet", "db", true)]),
+            owner("StatefulSet", "db"),
+        ),
+        (serde_json::json!({}), serde_json::json!([]), None),
+    ] {
+        assert_eq!(owner_of(&pod(labels, refs.clone())), want, "{refs}");
+    }
+}
