@@ -972,6 +972,37 @@ fn the_audit_and_suggest_exit_2_when_no_flow_record_is_read() {
 }
 
 #[test]
+fn suggest_never_selects_a_known_pod_that_was_not_observed_with_a_shared_label() {
+    // api-admin-0 shares api-0's `app: api` and never shows up in a flow.
+    let pods = std::fs::read_to_string(flows("shop-pods.yaml")).unwrap()
+        + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api-admin-0\n  namespace: shop\n  \
+           labels: {app: api, component: admin}\nspec: {containers: [{name: a, image: a}]}\n\
+           status: {podIP: 10.244.2.21}\n";
+    let dir = std::env::temp_dir().join(format!("tierflow-suggest-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pods.yaml");
+    std::fs::write(&file, pods).unwrap();
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let yaml = stdout(&o);
+    assert!(!yaml.contains("api-admin-0"), "{yaml}");
+    assert!(
+        yaml.contains(
+            "    # selects shop/api-0\n    - {name: api, selector: {matchLabels: {app: api}, \
+             matchExpressions: [{key: component, operator: DoesNotExist}]}"
+        ),
+        "{yaml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn suggest_takes_only_a_dns_1123_name() {
     let o = tierflow(&[
         "suggest",
