@@ -166,6 +166,19 @@ impl From<FlowFormat> for tierflow::adopt::flows::Format {
     }
 }
 
+/// An object name (`--name`): a DNS-1123 subdomain, as the API server requires of an
+/// AppNetwork's `metadata.name`.
+fn parse_object_name(s: &str) -> Result<String, String> {
+    if tierflow::core::selector::is_dns1123_subdomain(s) {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a DNS-1123 name (lower case letters, digits, '-' and '.', starting \
+             and ending with a letter or digit, at most 253 characters)"
+        ))
+    }
+}
+
 fn parse_v4_prefix(s: &str) -> Result<u8, String> {
     cli::suggest::parse_prefix(s, 32)
 }
@@ -331,8 +344,8 @@ enum Command {
         /// Read the live Pods and Namespaces of the cluster (KUBECONFIG or in-cluster config).
         #[arg(long)]
         from_cluster: bool,
-        /// The name of every suggested AppNetwork (one per namespace).
-        #[arg(long, default_value = "observed")]
+        /// The name of every suggested AppNetwork (one per namespace): a DNS-1123 name.
+        #[arg(long, default_value = "observed", value_parser = parse_object_name)]
         name: String,
         /// Write AppNetworks for these namespaces only (repeatable; default: every namespace
         /// of an observed pod but kube-system, kube-public and kube-node-lease).

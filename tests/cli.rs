@@ -937,6 +937,103 @@ fn suggest_needs_exactly_one_flow_file() {
 }
 
 #[test]
+fn the_audit_and_suggest_exit_2_when_no_flow_record_is_read() {
+    // An empty file, comments only, or a CSV header with no row: an audit of nothing would
+    // pass vacuously ("allows all 0 observed connections").
+    let intended = flows("shop-intended.yaml");
+    for text in [
+        "",
+        "# nothing observed\n",
+        "src_ns,src_pod_labels,dst_ns,dst_pod_labels,dst_ip,port,protocol\n",
+    ] {
+        let o = tierflow_stdin(
+            &["verify", "-f", &intended, "--flows", "-"],
+            text.as_bytes(),
+        );
+        assert_eq!(code(&o), 2, "{text:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(
+            stderr(&o).contains("no flow record read as csv"),
+            "{text:?}: {}",
+            stderr(&o)
+        );
+        assert!(!stdout(&o).contains("allows all"), "{}", stdout(&o));
+        let o = tierflow_stdin(&["suggest", "--from-csv", "-"], text.as_bytes());
+        assert_eq!(code(&o), 2, "{text:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains("no flow record read"), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "");
+    }
+    let o = tierflow_stdin(&["suggest", "--from-hubble", "-"], b"\n");
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no flow record read as hubble"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn suggest_never_selects_a_known_pod_that_was_not_observed_with_a_shared_label() {
+    // api-admin-0 shares api-0's `app: api` and never shows up in a flow.
+    let pods = std::fs::read_to_string(flows("shop-pods.yaml")).unwrap()
+        + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api-admin-0\n  namespace: shop\n  \
+           labels: {app: api, component: admin}\nspec: {containers: [{name: a, image: a}]}\n\
+           status: {podIP: 10.244.2.21}\n";
+    let dir = std::env::temp_dir().join(format!("tierflow-suggest-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pods.yaml");
+    std::fs::write(&file, pods).unwrap();
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let yaml = stdout(&o);
+    assert!(!yaml.contains("api-admin-0"), "{yaml}");
+    assert!(
+        yaml.contains(
+            "    # selects shop/api-0\n    - {name: api, selector: {matchLabels: {app: api}, \
+             matchExpressions: [{key: component, operator: DoesNotExist}]}"
+        ),
+        "{yaml}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn suggest_takes_only_a_dns_1123_name() {
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+        "--name",
+        "Bad_Name",
+    ]);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("is not a DNS-1123 name"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "");
+    let o = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        &flows("shop.hubble.jsonl"),
+        "-f",
+        &flows("shop-pods.yaml"),
+        "--name",
+        "shop-observed",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("name: shop-observed"), "{}", stdout(&o));
+}
+
+#[test]
 fn suggest_exits_1_when_an_observed_flow_cannot_be_allowed_and_says_why() {
     // A pod known only by a per-pod label cannot be a tier: the flow is left out, and the
     // check finds the suggestion denies it.

@@ -751,3 +751,62 @@ fn the_documented_diff_example_is_what_the_command_prints() {
         }
     }
 }
+
+#[test]
+fn the_documented_suggest_and_flow_audit_examples_are_what_the_commands_print() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flows");
+    let suggest = tierflow_in(
+        Some(&dir),
+        &[
+            "suggest",
+            "--from-hubble",
+            "shop.hubble.jsonl",
+            "-f",
+            "shop-pods.yaml",
+        ],
+    );
+    let audit = tierflow_in(
+        Some(&dir),
+        &[
+            "verify",
+            "-f",
+            "shop-intended.yaml",
+            "-f",
+            "shop-pods.yaml",
+            "--flows",
+            "shop.hubble.jsonl",
+        ],
+    );
+    let read = |doc: &str| {
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(doc))
+            .expect("read the doc")
+    };
+    // docs/cli.md shows all three outputs whole, each as one block.
+    let cli = read("docs/cli.md");
+    for out in [stderr(&suggest), stdout(&suggest), stdout(&audit)] {
+        assert!(!out.is_empty());
+        assert!(
+            cli.contains(&out),
+            "docs/cli.md lacks this output, whole:\n{out}"
+        );
+    }
+    // docs/adoption.md shows the check whole, and lines of the YAML in their order.
+    let adoption = read("docs/adoption.md");
+    let err = stderr(&suggest);
+    let check = &err[err
+        .find("the suggestion on NetworkPolicy")
+        .expect("the check")..];
+    assert!(adoption.contains(check), "docs/adoption.md lacks:\n{check}");
+    let yaml = stdout(&suggest);
+    let start = adoption
+        .find("# selects shop/api-0")
+        .expect("the review excerpt");
+    let excerpt = &adoption[start..start + adoption[start..].find("```").expect("its end")];
+    let mut at = 0;
+    for line in excerpt.lines().map(str::trim).filter(|l| *l != "...") {
+        let found = yaml[at..]
+            .find(line)
+            .unwrap_or_else(|| panic!("docs/adoption.md: {line:?} is not next in:\n{yaml}"));
+        at += found + line.len();
+    }
+}

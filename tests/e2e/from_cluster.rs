@@ -1,5 +1,6 @@
 //! The offline CLI reading live objects instead of files (`--from-cluster`).
 
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::PostParams;
@@ -349,6 +350,172 @@ async fn suggest_reads_the_live_pods_for_tiers_and_audits_against_an_intent() {
         "{out}"
     );
     assert!(out.contains("egress of tier api"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+    ns.delete().await;
+}
+
+/// Live pods carry ownerReferences: pods are grouped into workloads by their owners (two
+/// Deployments sharing `app`), and a live pod never seen in a flow that shares a tier's label
+/// is not selected by that tier.
+#[tokio::test]
+async fn suggest_from_cluster_groups_pods_by_owner_and_never_selects_an_unseen_pod() {
+    let client = support::client().await;
+    let ns = TestNs::new(&client, "suggest-owners").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+    // The owners exist (with no replicas: no controller makes pods here), so the garbage
+    // collector leaves their pods alone.
+    let mut uids = std::collections::BTreeMap::new();
+    for (kind, owner, labels) in [
+        (
+            "ReplicaSet",
+            "public-6d5f",
+            json!({"app": "shop-api", "tier": "public", "pod-template-hash": "6d5f"}),
+        ),
+        (
+            "ReplicaSet",
+            "internal-77c8",
+            json!({"app": "shop-api", "tier": "internal", "pod-template-hash": "77c8"}),
+        ),
+        (
+            "StatefulSet",
+            "admin",
+            json!({"app": "shop-api", "tier": "public", "component": "admin"}),
+        ),
+    ] {
+        let spec = json!({"replicas": 0, "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels},
+                         "spec": {"containers": [{"name": "c", "image": "registry.invalid/none"}]}}});
+        let uid = if kind == "ReplicaSet" {
+            let api: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns.name);
+            let o: ReplicaSet =
+                serde_json::from_value(json!({"metadata": {"name": owner}, "spec": spec})).unwrap();
+            api.create(&PostParams::default(), &o)
+                .await
+                .unwrap()
+                .metadata
+                .uid
+        } else {
+            let mut spec = spec;
+            spec["serviceName"] = json!(owner);
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), &ns.name);
+            let o: StatefulSet =
+                serde_json::from_value(json!({"metadata": {"name": owner}, "spec": spec})).unwrap();
+            api.create(&PostParams::default(), &o)
+                .await
+                .unwrap()
+                .metadata
+                .uid
+        };
+        uids.insert(owner, uid.unwrap());
+    }
+    for (name, labels, kind, owner) in [
+        (
+            "public-6d5f-aaaaa",
+            json!({"app": "shop-api", "tier": "public", "pod-template-hash": "6d5f"}),
+            "ReplicaSet",
+            "public-6d5f",
+        ),
+        (
+            "internal-77c8-bbbbb",
+            json!({"app": "shop-api", "tier": "internal", "pod-template-hash": "77c8"}),
+            "ReplicaSet",
+            "internal-77c8",
+        ),
+        (
+            "admin-0",
+            json!({"app": "shop-api", "tier": "public", "component": "admin"}),
+            "StatefulSet",
+            "admin",
+        ),
+    ] {
+        let pod: Pod = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": labels, "ownerReferences": [{
+                "apiVersion": "apps/v1", "kind": kind, "name": owner,
+                "uid": uids[owner], "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "registry.invalid/none"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &pod).await.unwrap();
+    }
+    let dir = std::env::temp_dir().join(format!("tierflow-e2e-suggest-{}", ns.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let flows = dir.join("flows.jsonl");
+    std::fs::write(
+        &flows,
+        hubble_line(
+            &ns.name,
+            ("public-6d5f-aaaaa", "app=shop-api"),
+            ("internal-77c8-bbbbb", "app=shop-api"),
+            8080,
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierflow"))
+        .args([
+            "suggest",
+            "--from-hubble",
+            flows.to_str().unwrap(),
+            "--from-cluster",
+        ])
+        .env("KUBECONFIG", support::kubeconfig_path())
+        .output()
+        .expect("run tierflow");
+    let yaml = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{yaml}{err}");
+    assert!(
+        yaml.contains("    - {from: {tier: public}, to: {tier: internal}, ports: [{port: 8080, protocol: TCP}]}"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains(&format!("    # selects {}/public-6d5f-aaaaa\n", ns.name)),
+        "{yaml}"
+    );
+    assert!(!yaml.contains("admin-0"), "{yaml}");
+    assert!(
+        yaml.contains("matchExpressions: [{key: component, operator: DoesNotExist}]"),
+        "{yaml}"
+    );
+    // The API server takes the narrowed selectors as they are.
+    support::install_crds(&client).await;
+    let apps: Api<AppNetwork> = Api::namespaced(client.clone(), &ns.name);
+    for doc in serde_yaml::Deserializer::from_str(&yaml) {
+        let app = AppNetwork::deserialize(doc).expect("an AppNetwork");
+        apps.create(&PostParams::default(), &app)
+            .await
+            .unwrap_or_else(|e| panic!("the API server refuses the suggestion: {e}\n{yaml}"));
+    }
+    // And the unseen pod's connection is denied by what was suggested.
+    let suggested = dir.join("suggested.yaml");
+    std::fs::write(&suggested, &yaml).unwrap();
+    let admin_flows = dir.join("admin.jsonl");
+    std::fs::write(
+        &admin_flows,
+        hubble_line(
+            &ns.name,
+            ("admin-0", "app=shop-api"),
+            ("internal-77c8-bbbbb", "app=shop-api"),
+            8080,
+        ),
+    )
+    .unwrap();
+    let (code, _, out) = tierflow(&[
+        "suggest",
+        "--from-hubble",
+        admin_flows.to_str().unwrap(),
+        "--from-cluster",
+        "--against",
+        suggested.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{0}/admin-0 -> {0}/internal-77c8-bbbbb on 8080/TCP",
+            ns.name
+        )),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     ns.delete().await;
 }

@@ -253,6 +253,17 @@ pub enum FlowError {
         /// What is wrong.
         message: String,
     },
+    /// Not one flow record was read: the file is empty, holds only comments (or a CSV header),
+    /// or is in another format. An audit or a suggestion of nothing would pass vacuously.
+    #[error(
+        "no flow record read as {format}: the file is empty, holds only comments or a header, \
+         or is not in this format (Hubble JSON lines, Calico flow logs, or CSV \
+         src_ns,src_pod_labels,dst_ns,dst_pod_labels,dst_ip,port,protocol[,action])"
+    )]
+    NoRecords {
+        /// The format it was read as.
+        format: &'static str,
+    },
 }
 
 impl FlowError {
@@ -260,17 +271,25 @@ impl FlowError {
     pub fn reason(&self) -> &'static str {
         match self {
             FlowError::Record { .. } => "MalformedFlowRecord",
+            FlowError::NoRecords { .. } => "NoFlowRecords",
         }
     }
 }
 
-/// Reads flows in the given format.
+/// Reads flows in the given format. A text of which no record is read (no flow and nothing
+/// passed over) is an error ([`FlowError::NoRecords`]), never an empty observation.
 pub fn parse(format: Format, text: &str) -> Result<Observations, FlowError> {
-    match format {
+    let o = match format {
         Format::Hubble => hubble(text),
         Format::Calico => calico(text),
         Format::Csv => csv(text),
+    }?;
+    if o.flows.is_empty() && o.passed.is_empty() {
+        return Err(FlowError::NoRecords {
+            format: format.as_str(),
+        });
     }
+    Ok(o)
 }
 
 fn err(format: Format, record: usize, message: impl Into<String>) -> FlowError {
@@ -886,6 +905,23 @@ mod tests {
         assert!(matches!(o.flows[2].destination, End::ApiServer { .. }));
         let e = parse(Format::Csv, "shop,app=web,shop,app=api,,http,TCP\n").unwrap_err();
         assert!(e.to_string().contains("\"http\" is not a port"), "{e}");
+    }
+
+    #[test]
+    fn a_file_of_which_no_record_is_read_is_an_error_in_every_format() {
+        for (format, text) in [
+            (Format::Csv, ""),
+            (Format::Csv, "# only a comment\n"),
+            (
+                Format::Csv,
+                "src_ns,src_pod_labels,dst_ns,dst_pod_labels,dst_ip,port,protocol\n",
+            ),
+            (Format::Hubble, "\n\n"),
+            (Format::Calico, "[]"),
+        ] {
+            let e = parse(format, text).unwrap_err();
+            assert_eq!(e.reason(), "NoFlowRecords", "{format:?} {text:?}");
+        }
     }
 
     #[test]

@@ -3,10 +3,15 @@
 //!
 //! - **Ends.** A flow's pod end is matched to a known pod (by address, then namespace and
 //!   name, then labels) whose labels win over the record's; else the record's labels are used.
-//! - **Tiers** come from a workload's stable labels: the labels of the pod without those a
-//!   controller sets per pod or per revision ([`VOLATILE_LABELS`]); the selector is the first
-//!   of [`PREFERRED_KEYS`] the pod carries, unless pods of different workloads share that
-//!   label, in which case each workload's selector is all of its stable labels.
+//! - **Workloads**: a known pod's is its controlling owner ([`owner_of`]: a ReplicaSet is its
+//!   Deployment, a scheduled Job its CronJob); a pod without one, or an end with no known pod,
+//!   is grouped by its stable labels: its labels without those a controller sets per pod or
+//!   per revision ([`VOLATILE_LABELS`]).
+//! - **Tiers** select exactly their workload's pods among every known pod of the namespace,
+//!   seen in a flow or not (else a pod never observed would get the tier's access): the first
+//!   of [`PREFERRED_KEYS`] the workload carries if no other workload's pod has it, else all
+//!   the stable labels its pods share, narrowed by `DoesNotExist` / `NotIn` on the other pods'
+//!   labels; a workload no selector can tell apart is left out ([`LeftOut::Unselectable`]).
 //! - **Flows** are grouped per (source, destination) pair of an AppNetwork with the observed
 //!   ports, each with how many observed flows it covers. A flow between two namespaces is
 //!   written in both (egress on one side, ingress on the other), since each is isolated by
@@ -24,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 
 use super::flows::{End, Flow, Outcome, SeenAt};
 use crate::core::{Cidr, Protocol};
@@ -66,8 +71,63 @@ pub struct Known {
     pub pods: Vec<Pod>,
     /// Namespaces and their labels.
     pub namespaces: BTreeMap<String, Labels>,
+    /// The workload of each pod that has a controlling owner, by (namespace, name): see
+    /// [`owner_of`].
+    pub owners: HashMap<(String, String), Workload>,
     /// Lookups by address, name and namespace, built on first use.
     index: OnceLock<Lookup>,
+}
+
+/// The workload a pod belongs to: its owner (a ReplicaSet stands for its Deployment, a
+/// CronJob's Job for the CronJob), else, for a pod without an owner or an observed end
+/// without a known pod, its stable labels.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Workload {
+    /// A controller: its kind and name.
+    Owner {
+        /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `CronJob`, `ReplicaSet`, ...
+        kind: String,
+        /// Its name.
+        name: String,
+    },
+    /// No owner: the stable labels.
+    Labels(Labels),
+}
+
+/// The workload of a pod object from its `metadata.ownerReferences` (the controller, else
+/// the first): a ReplicaSet whose name ends in `-<pod-template-hash>` is that Deployment, a
+/// Job whose name ends in `-<8 or more digits>` (the minutes of its schedule) that CronJob.
+pub fn owner_of(pod: &Value) -> Option<Workload> {
+    let refs = pod.pointer("/metadata/ownerReferences")?.as_array()?;
+    let r = refs
+        .iter()
+        .find(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .or_else(|| refs.first())?;
+    let kind = r.get("kind")?.as_str()?;
+    let name = r.get("name")?.as_str()?;
+    let label = |k: &str| pod.pointer(&format!("/metadata/labels/{}", k.replace('/', "~1")));
+    let (kind, name) = match kind {
+        "ReplicaSet" => match label("pod-template-hash")
+            .and_then(Value::as_str)
+            .and_then(|h| name.strip_suffix(&format!("-{h}")))
+        {
+            Some(d) if !d.is_empty() => ("Deployment", d),
+            _ => (kind, name),
+        },
+        "Job" => match name.rsplit_once('-') {
+            Some((c, n))
+                if !c.is_empty() && n.len() >= 8 && n.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                ("CronJob", c)
+            }
+            _ => (kind, name),
+        },
+        _ => (kind, name),
+    };
+    Some(Workload::Owner {
+        kind: kind.to_string(),
+        name: name.to_string(),
+    })
 }
 
 #[derive(Clone, Debug, Default)]
@@ -83,7 +143,28 @@ impl Known {
         Known {
             pods,
             namespaces,
+            owners: HashMap::new(),
             index: OnceLock::new(),
+        }
+    }
+
+    /// The workload of a known pod: its owner, else its stable labels.
+    pub fn workload(&self, i: usize) -> Option<Workload> {
+        let p = self.pods.get(i)?;
+        Some(
+            self.owners
+                .get(&(p.namespace.clone(), p.name.clone()))
+                .cloned()
+                .unwrap_or_else(|| Workload::Labels(stable(&p.labels))),
+        )
+    }
+
+    /// The workload of an observed end: the known pod's, else the record's stable labels.
+    pub fn workload_of(&self, end: &End) -> Option<Workload> {
+        match (self.resolve(end), end) {
+            (Some(i), _) => self.workload(i),
+            (None, End::Pod { labels, .. }) => Some(Workload::Labels(stable(labels))),
+            _ => None,
         }
     }
 
@@ -134,6 +215,23 @@ impl Known {
             .into_iter()
             .map(|v| keep(&v).unwrap_or(Value::Null))
             .collect();
+        fn owners(v: &Value, out: &mut HashMap<(String, String), Workload>) {
+            if let Some(items) = v.get("items").and_then(Value::as_array) {
+                items.iter().for_each(|i| owners(i, out));
+            } else if v.get("kind").and_then(Value::as_str) == Some("Pod") {
+                let meta = |k: &str| {
+                    v.pointer(&format!("/metadata/{k}"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                if let (Some(name), Some(w)) = (meta("name"), owner_of(v)) {
+                    let ns = meta("namespace").unwrap_or_else(|| "default".to_string());
+                    out.insert((ns, name), w);
+                }
+            }
+        }
+        let mut owned = HashMap::new();
+        kept.iter().for_each(|v| owners(v, &mut owned));
         let scenario = Scenario::from_values(kept)?;
         let namespaces = scenario
             .namespaces()
@@ -144,7 +242,9 @@ impl Known {
                 )
             })
             .collect();
-        Ok(Known::new(scenario.pods().to_vec(), namespaces))
+        let mut known = Known::new(scenario.pods().to_vec(), namespaces);
+        known.owners = owned;
+        Ok(known)
     }
 
     /// The known pod an end is, if any: by address, then by namespace and name, then a pod of
@@ -311,6 +411,14 @@ pub enum LeftOut {
     NoStableLabels(String),
     /// Neither end is in a namespace an AppNetwork is written for.
     OutsideNamespaces,
+    /// No selector selects this end's workload without another pod (named) that was not
+    /// seen in this flow: allowing it would allow that pod too.
+    Unselectable {
+        /// The end.
+        end: String,
+        /// The other pod.
+        other: String,
+    },
 }
 
 impl LeftOut {
@@ -325,6 +433,10 @@ impl LeftOut {
             LeftOut::OutsideNamespaces => {
                 "neither end is in a namespace an AppNetwork is written for".to_string()
             }
+            LeftOut::Unselectable { end, other } => format!(
+                "no label selector selects {end}'s workload without also selecting {other}, \
+                 which belongs to another workload; give them different labels and observe again"
+            ),
         }
     }
 }
@@ -356,11 +468,63 @@ pub struct Suggestion {
     pub left_out: Vec<(Observed, LeftOut)>,
 }
 
+/// A tier's selector, orderable: labels the pods carry, keys they lack, and values they do
+/// not have.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sel {
+    /// `matchLabels`.
+    pub labels: Labels,
+    /// `DoesNotExist` keys.
+    pub absent: BTreeSet<String>,
+    /// `NotIn` keys and values.
+    pub not_in: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Sel {
+    fn of(labels: Labels) -> Sel {
+        Sel {
+            labels,
+            ..Sel::default()
+        }
+    }
+
+    /// Whether it selects a pod with these labels.
+    pub fn matches(&self, l: &Labels) -> bool {
+        self.labels.iter().all(|(k, v)| l.get(k) == Some(v))
+            && self.absent.iter().all(|k| !l.contains_key(k))
+            && self
+                .not_in
+                .iter()
+                .all(|(k, vs)| l.get(k).is_none_or(|v| !vs.contains(v)))
+    }
+
+    fn spec(&self) -> LabelSelector {
+        let mut exprs: Vec<LabelSelectorRequirement> = self
+            .absent
+            .iter()
+            .map(|k| LabelSelectorRequirement {
+                key: k.clone(),
+                operator: "DoesNotExist".to_string(),
+                values: None,
+            })
+            .collect();
+        exprs.extend(self.not_in.iter().map(|(k, vs)| LabelSelectorRequirement {
+            key: k.clone(),
+            operator: "NotIn".to_string(),
+            values: Some(vs.iter().cloned().collect()),
+        }));
+        LabelSelector {
+            match_labels: Some(self.labels.clone()),
+            match_expressions: (!exprs.is_empty()).then_some(exprs),
+        }
+    }
+}
+
 /// A peer, orderable (for grouping) before it becomes a [`PeerSpec`].
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum PeerKey {
     Tier(String),
-    Pods(String, Labels),
+    Pods(String, Sel),
     Cidr(Cidr),
     ApiServer,
 }
@@ -372,9 +536,9 @@ impl PeerKey {
                 tier: Some(t.clone()),
                 ..PeerSpec::default()
             },
-            PeerKey::Pods(ns, labels) => PeerSpec {
+            PeerKey::Pods(ns, sel) => PeerSpec {
                 namespace: Some(ns.clone()),
-                selector: Some(selector(labels)),
+                selector: Some(sel.spec()),
                 ..PeerSpec::default()
             },
             PeerKey::Cidr(c) => PeerSpec {
@@ -386,13 +550,6 @@ impl PeerKey {
                 ..PeerSpec::default()
             },
         }
-    }
-}
-
-fn selector(labels: &Labels) -> LabelSelector {
-    LabelSelector {
-        match_labels: Some(labels.clone()),
-        match_expressions: None,
     }
 }
 
@@ -428,32 +585,117 @@ fn preferred(stable: &Labels) -> Labels {
         .unwrap_or_else(|| stable.clone())
 }
 
-/// The tiers of one namespace: per workload (stable labels), its selector and name.
+/// The pods of one namespace a tier must tell apart: per pod (known, or an observed end with
+/// no known pod) its workload and stable labels.
+pub type Members = Vec<(Workload, Labels)>;
+
+/// The tiers of one namespace.
 #[derive(Default)]
 struct Tiers {
-    /// stable labels → (selector, name)
-    by_workload: BTreeMap<Labels, (Labels, String)>,
+    /// workload → (selector, name)
+    by_workload: BTreeMap<Workload, (Sel, String)>,
+    /// Workloads no selector can select without another workload's pod: that pod.
+    unselectable: BTreeMap<Workload, String>,
 }
 
-fn tiers_of(workloads: &BTreeSet<Labels>) -> Tiers {
-    // Group workloads by their preferred selector; a selector shared by several workloads
-    // gives way to each one's full stable labels.
-    let mut by_selector: BTreeMap<Labels, Vec<&Labels>> = BTreeMap::new();
-    for w in workloads {
-        by_selector.entry(preferred(w)).or_default().push(w);
+/// The tiers of the observed workloads of one namespace. A tier selects exactly its
+/// workload's pods among every member (every known pod of the namespace, seen in a flow or
+/// not): its preferred label if that selects no other workload's pod, else all its stable
+/// labels (those every one of its pods carries), else those narrowed by `DoesNotExist` /
+/// `NotIn` on a label of each other pod they would select. A workload whose pods cannot be
+/// told from another's by stable labels gets no tier (`unselectable`). The name is the
+/// preferred label's value when no other observed workload shares it, else the owner's name,
+/// else the stable labels' values.
+fn tiers_of(observed: &BTreeSet<Workload>, members: &[(Workload, Labels, String)]) -> Tiers {
+    let mut out = Tiers::default();
+    let mut chosen: Vec<(Workload, Sel, String)> = Vec::new();
+    // Each observed workload's stable labels (common to all its pods) and pods' label sets.
+    let mut common: BTreeMap<&Workload, Labels> = BTreeMap::new();
+    for w in observed {
+        let own: Vec<&Labels> = members
+            .iter()
+            .filter(|(mw, _, _)| mw == w)
+            .map(|(_, l, _)| l)
+            .collect();
+        let c = match (w, own.split_first()) {
+            (_, Some((first, rest))) => (*first)
+                .iter()
+                .filter(|(k, v)| rest.iter().all(|l| l.get(*k) == Some(*v)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            (Workload::Labels(l), None) => l.clone(),
+            (Workload::Owner { .. }, None) => Labels::new(),
+        };
+        common.insert(w, c);
     }
-    let mut chosen: Vec<(Labels, Labels)> = Vec::new();
-    for (sel, ws) in by_selector {
-        if ws.len() == 1 {
-            chosen.push((ws[0].clone(), sel));
+    let mut preferred_count: BTreeMap<Labels, usize> = BTreeMap::new();
+    for c in common.values() {
+        *preferred_count.entry(preferred(c)).or_default() += 1;
+    }
+    for (w, c) in &common {
+        let others: Vec<&(Workload, Labels, String)> =
+            members.iter().filter(|(mw, _, _)| mw != *w).collect();
+        let own: Vec<&Labels> = members
+            .iter()
+            .filter(|(mw, _, _)| mw == *w)
+            .map(|(_, l, _)| l)
+            .collect();
+        let alone = |sel: &Sel| !others.iter().any(|(_, l, _)| sel.matches(l));
+        let sel = if c.is_empty() {
+            None
+        } else if alone(&Sel::of(preferred(c))) {
+            Some(Sel::of(preferred(c)))
         } else {
-            chosen.extend(ws.into_iter().map(|w| (w.clone(), w.clone())));
-        }
+            // All stable labels, narrowed by a label of each other pod they would select.
+            let mut sel = Sel::of(c.clone());
+            let mut stuck = None;
+            for (_, l, name) in &others {
+                if !sel.matches(l) {
+                    continue;
+                }
+                let key = l.iter().find(|(k, v)| {
+                    !c.contains_key(*k) && !own.iter().any(|o| o.get(*k) == Some(*v))
+                });
+                match key {
+                    Some((k, _)) if !own.iter().any(|o| o.contains_key(k)) => {
+                        sel.absent.insert(k.clone());
+                    }
+                    Some((k, v)) => {
+                        sel.not_in.entry(k.clone()).or_default().insert(v.clone());
+                    }
+                    None => {
+                        stuck = Some(name.clone());
+                        break;
+                    }
+                }
+            }
+            match stuck {
+                Some(other) => {
+                    out.unselectable.insert((*w).clone(), other);
+                    None
+                }
+                None => Some(sel),
+            }
+        };
+        let Some(sel) = sel else {
+            if !out.unselectable.contains_key(*w) {
+                out.unselectable
+                    .insert((*w).clone(), "(its pods share no stable label)".to_string());
+            }
+            continue;
+        };
+        let label = preferred(c);
+        let base = match w {
+            _ if preferred_count.get(&label) == Some(&1) => {
+                label.values().cloned().collect::<Vec<_>>().join("-")
+            }
+            Workload::Owner { name, .. } => name.clone(),
+            Workload::Labels(_) => c.values().cloned().collect::<Vec<_>>().join("-"),
+        };
+        chosen.push(((*w).clone(), sel, dns_label(&base)));
     }
     let mut used: BTreeSet<String> = BTreeSet::new();
-    let mut out = Tiers::default();
-    for (workload, sel) in chosen {
-        let base = dns_label(&sel.values().cloned().collect::<Vec<_>>().join("-"));
+    for (workload, sel, base) in chosen {
         let mut name = base.clone();
         let mut n = 2;
         while used.contains(&name) {
@@ -512,8 +754,8 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         options.namespaces.clone()
     };
 
-    // The workloads (stable labels) of every pod end, per namespace.
-    let mut workloads: BTreeMap<String, BTreeSet<Labels>> = BTreeMap::new();
+    // The workloads of every pod end, per namespace.
+    let mut workloads: BTreeMap<String, BTreeSet<Workload>> = BTreeMap::new();
     let mut kept: Vec<&Observed> = Vec::new();
     for o in &observed {
         if o.outcome == Outcome::Denied {
@@ -536,11 +778,11 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         let mut bad = None;
         for e in &ends {
             if let End::Pod { namespace, .. } = e {
-                let s = stable(&known.labels_of(e));
-                if s.is_empty() {
-                    bad = Some(describe_end(known, e));
-                } else {
-                    workloads.entry(namespace.clone()).or_default().insert(s);
+                match known.workload_of(e) {
+                    Some(w) if !stable(&known.labels_of(e)).is_empty() => {
+                        workloads.entry(namespace.clone()).or_default().insert(w);
+                    }
+                    _ => bad = Some(describe_end(known, e)),
                 }
             }
         }
@@ -550,16 +792,67 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         }
         kept.push(o);
     }
+    // Every pod a tier must tell apart: the known pods of the namespace, seen or not, and the
+    // observed ends with no known pod.
     let tiers: BTreeMap<String, Tiers> = workloads
         .iter()
-        .map(|(ns, ws)| (ns.clone(), tiers_of(ws)))
+        .map(|(ns, ws)| {
+            let mut members: Vec<(Workload, Labels, String)> = known
+                .pods
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| &p.namespace == ns)
+                .filter_map(|(i, p)| {
+                    Some((
+                        known.workload(i)?,
+                        stable(&p.labels),
+                        format!("{}/{}", p.namespace, p.name),
+                    ))
+                })
+                .collect();
+            for o in &kept {
+                for e in [&o.source, &o.destination] {
+                    if e.namespace() == Some(ns.as_str()) && known.resolve(e).is_none() {
+                        if let End::Pod { labels, .. } = e {
+                            let l = stable(labels);
+                            members.push((Workload::Labels(l), stable(labels), e.to_string()));
+                        }
+                    }
+                }
+            }
+            (ns.clone(), tiers_of(ws, &members))
+        })
         .collect();
-    let tier_of = |end: &End| -> Option<(String, Labels, String)> {
+    let tier_of = |end: &End| -> Option<(String, Sel, String)> {
         let ns = end.namespace()?;
-        let s = stable(&known.labels_of(end));
-        let (sel, name) = tiers.get(ns)?.by_workload.get(&s)?;
+        let w = known.workload_of(end)?;
+        let (sel, name) = tiers.get(ns)?.by_workload.get(&w)?;
         Some((ns.to_string(), sel.clone(), name.clone()))
     };
+    // A flow with an end no tier can select alone is left out: allowing it would allow
+    // another workload's pods.
+    let mut selectable: Vec<&Observed> = Vec::new();
+    for o in kept {
+        let dns = is_dns(known, &o.destination, o.port);
+        let ends: Vec<&End> = if dns {
+            vec![&o.source]
+        } else {
+            vec![&o.source, &o.destination]
+        };
+        let stuck = ends.iter().find_map(|e| {
+            let ns = e.namespace()?;
+            let w = known.workload_of(e)?;
+            let other = tiers.get(ns)?.unselectable.get(&w)?;
+            Some((describe_end(known, e), other.clone()))
+        });
+        match stuck {
+            Some((end, other)) => out
+                .left_out
+                .push((o.clone(), LeftOut::Unselectable { end, other })),
+            None => selectable.push(o),
+        }
+    }
+    let kept = selectable;
 
     // Flow entries per namespace: (from, to) → ports and count.
     type Entries = BTreeMap<(PeerKey, PeerKey), (BTreeSet<(u16, Protocol)>, u64)>;
@@ -590,16 +883,16 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         // The peer of each end as the AppNetwork of `ns` names it.
         // The API server is a peer only as a destination; as a source (webhooks) it is its
         // address.
-        let peer =
-            |end: &End, t: &Option<(String, Labels, String)>, ns: &str, to: bool| match (end, t) {
-                (_, Some((tns, _, name))) if tns == ns => Some(PeerKey::Tier(name.clone())),
-                (_, Some((tns, sel, _))) => Some(PeerKey::Pods(tns.clone(), sel.clone())),
-                (End::ApiServer { .. }, _) if to => Some(PeerKey::ApiServer),
-                (End::ApiServer { ip: Some(ip) }, _) | (End::Address(ip), _) => {
-                    Some(PeerKey::Cidr(aggregate(*ip, options)))
-                }
-                _ => None,
-            };
+        let peer = |end: &End, t: &Option<(String, Sel, String)>, ns: &str, to: bool| match (end, t)
+        {
+            (_, Some((tns, _, name))) if tns == ns => Some(PeerKey::Tier(name.clone())),
+            (_, Some((tns, sel, _))) => Some(PeerKey::Pods(tns.clone(), sel.clone())),
+            (End::ApiServer { .. }, _) if to => Some(PeerKey::ApiServer),
+            (End::ApiServer { ip: Some(ip) }, _) | (End::Address(ip), _) => {
+                Some(PeerKey::Cidr(aggregate(*ip, options)))
+            }
+            _ => None,
+        };
         let mut sides: Vec<&str> = Vec::new();
         for t in [&src, &dst].into_iter().flatten() {
             if namespaces.contains(&t.0) && !sides.contains(&t.0.as_str()) {
@@ -631,7 +924,7 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
 
     for ns in namespaces {
         let Some(t) = tiers.get(&ns) else { continue };
-        let mut tier_list: Vec<(String, Labels)> = t
+        let mut tier_list: Vec<(String, Sel)> = t
             .by_workload
             .values()
             .map(|(sel, name)| (name.clone(), sel.clone()))
@@ -642,7 +935,7 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
             .iter()
             .map(|(name, sel)| TierSpec {
                 name: name.clone(),
-                selector: selector(sel),
+                selector: sel.spec(),
                 ports: tier_ports
                     .get(&(ns.clone(), name.clone()))
                     .into_iter()
@@ -689,9 +982,7 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
                 let selected: BTreeSet<String> = known
                     .pods
                     .iter()
-                    .filter(|p| {
-                        p.namespace == ns && sel.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-                    })
+                    .filter(|p| p.namespace == ns && sel.matches(&p.labels))
                     .map(|p| format!("{}/{}", p.namespace, p.name))
                     .collect();
                 if selected.is_empty() {

@@ -314,18 +314,22 @@ fn workloads_sharing_their_preferred_label_are_told_apart_by_all_their_stable_la
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
     };
-    let ws: BTreeSet<Labels> = [
+    let ls = [
         l(&[("app", "pg"), ("role", "primary")]),
         l(&[("app", "pg"), ("role", "replica")]),
         l(&[("app", "web")]),
-    ]
-    .into();
-    let t = tiers_of(&ws);
+    ];
+    let ws: BTreeSet<Workload> = ls.iter().cloned().map(Workload::Labels).collect();
+    let members: Vec<(Workload, Labels, String)> = ls
+        .iter()
+        .map(|l| (Workload::Labels(l.clone()), l.clone(), format!("{l:?}")))
+        .collect();
+    let t = tiers_of(&ws, &members);
     let names: Vec<&String> = t.by_workload.values().map(|(_, n)| n).collect();
     assert_eq!(names, ["pg-primary", "pg-replica", "web"]);
     assert_eq!(
-        t.by_workload[&l(&[("app", "pg"), ("role", "replica")])].0,
-        l(&[("app", "pg"), ("role", "replica")])
+        t.by_workload[&Workload::Labels(l(&[("app", "pg"), ("role", "replica")]))].0,
+        Sel::of(l(&[("app", "pg"), ("role", "replica")]))
     );
 }
 
@@ -643,4 +647,247 @@ fn an_app_network_in_audit_mode_is_replayed_as_it_would_enforce() {
     assert!(r.held.is_empty(), "{:?}", r.held);
     let to: Vec<&str> = r.denied.iter().map(|d| d.to.as_str()).collect();
     assert_eq!(to, ["203.0.113.10", "203.0.113.25"]);
+}
+
+fn known_of(yaml: &str) -> Known {
+    let values: Vec<Value> = serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| {
+            let y = <serde_yaml::Value as serde::Deserialize>::deserialize(d).unwrap();
+            serde_json::to_value(y).unwrap()
+        })
+        .collect();
+    Known::from_values(values).unwrap()
+}
+
+fn pod_end(k: &Known, name: &str) -> End {
+    let p = k.pods.iter().find(|p| p.name == name).unwrap();
+    End::Pod {
+        namespace: p.namespace.clone(),
+        labels: p.labels.clone(),
+        name: Some(p.name.clone()),
+        ip: p.ip(),
+    }
+}
+
+fn connection(k: &Known, from: &str, to: &str, port: u16) -> Observed {
+    Observed {
+        source: pod_end(k, from),
+        destination: pod_end(k, to),
+        port,
+        protocol: Protocol::Tcp,
+        outcome: Outcome::Forwarded,
+        count: 1,
+        first_record: 0,
+    }
+}
+
+#[test]
+fn a_known_pod_never_seen_in_a_flow_is_not_selected_by_a_tier_that_shares_its_label() {
+    // api-admin-0 carries api's `app: api` and more; it never shows up in a flow. Deciding
+    // that `app: api` is unique among the observed pods only would give it api's access.
+    let admin = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: api-admin-0\n  \
+                 namespace: shop\n  labels: {app: api, component: admin}\n\
+                 spec: {containers: [{name: a, image: a, ports: [{containerPort: 8080}]}]}\n\
+                 status: {podIP: 10.244.2.21}\n";
+    let k = known_of(&format!("{PODS}\n{admin}"));
+    let flows = parse(Format::Hubble, HUBBLE).unwrap().flows;
+    let s = suggest(&flows, &k, &options());
+    let shop = app(&s, "shop");
+    let api = shop
+        .spec
+        .tiers
+        .iter()
+        .position(|t| t.name == "api")
+        .unwrap_or_else(|| panic!("{:#?}", shop.spec.tiers));
+    assert_eq!(
+        shop.tier_pods[api],
+        BTreeSet::from(["shop/api-0".to_string()]),
+        "{:#?}",
+        shop.spec.tiers[api]
+    );
+    assert!(
+        !shop
+            .tier_pods
+            .iter()
+            .flatten()
+            .any(|p| p == "shop/api-admin-0"),
+        "{:#?}",
+        shop.tier_pods
+    );
+    // Every observed flow is still allowed; the admin pod's connections, the ones api has,
+    // are denied.
+    let observed = group(&flows);
+    let held_out = vec![
+        connection(&k, "web-7c9f8d-aaaaa", "api-admin-0", 8080),
+        connection(&k, "api-admin-0", "db-0", 5432),
+    ];
+    for backend in BACKENDS {
+        let r = replay(&inputs(&s), &observed, &k, backend, &[]).unwrap();
+        assert!(r.passed(), "{backend:?}: {:#?}", r.denied);
+        let r = replay(&inputs(&s), &held_out, &k, backend, &[]).unwrap();
+        assert_eq!(r.denied.len(), 2, "{backend:?}: {r:#?}");
+    }
+}
+
+#[test]
+fn a_workload_whose_pods_cannot_be_told_from_another_by_labels_is_left_out() {
+    // Two pods of different owners with the very same labels: no selector tells them apart.
+    let pods = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a-0\n  namespace: shop\n  \
+                labels: {app: a}\n  ownerReferences: [{apiVersion: apps/v1, kind: StatefulSet, \
+                name: a, uid: u1, controller: true}]\nspec: {containers: [{name: a, image: a}]}\n\
+                status: {podIP: 10.0.0.1}\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  \
+                name: b-0\n  namespace: shop\n  labels: {app: a}\n  ownerReferences: \
+                [{apiVersion: apps/v1, kind: StatefulSet, name: b, uid: u2, controller: true}]\n\
+                spec: {containers: [{name: a, image: a}]}\nstatus: {podIP: 10.0.0.2}\n";
+    let k = known_of(pods);
+    let flows = parse(Format::Csv, "shop,app=a,-,,203.0.113.1,443,TCP\n")
+        .unwrap()
+        .flows;
+    let s = suggest(&flows, &k, &options());
+    assert!(
+        matches!(&s.left_out[..], [(_, LeftOut::Unselectable { other, .. })] if other == "shop/b-0"),
+        "{:#?}",
+        s.left_out
+    );
+}
+
+#[test]
+fn pods_are_grouped_into_workloads_by_their_owners_and_tiers_named_after_them() {
+    // Two Deployments whose pods share `app: shop-api`; ReplicaSet names carry the
+    // pod-template-hash, stripped to the Deployment's name. A third, never seen, is a
+    // CronJob's Job.
+    let pod = |name: &str, labels: &str, kind: &str, owner: &str, ip: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: shop\n  \
+             labels: {labels}\n  ownerReferences: [{{apiVersion: apps/v1, kind: {kind}, \
+             name: {owner}, uid: u, controller: true}}]\n\
+             spec: {{containers: [{{name: c, image: c}}]}}\nstatus: {{podIP: {ip}}}\n"
+        )
+    };
+    let yaml = [
+        pod(
+            "public-6d5f-aaaaa",
+            "{app: shop-api, tier: public, pod-template-hash: 6d5f}",
+            "ReplicaSet",
+            "public-6d5f",
+            "10.0.0.1",
+        ),
+        pod(
+            "public-6d5f-bbbbb",
+            "{app: shop-api, tier: public, pod-template-hash: 6d5f}",
+            "ReplicaSet",
+            "public-6d5f",
+            "10.0.0.2",
+        ),
+        pod(
+            "internal-77c8-ccccc",
+            "{app: shop-api, tier: internal, pod-template-hash: 77c8}",
+            "ReplicaSet",
+            "internal-77c8",
+            "10.0.0.3",
+        ),
+        pod(
+            "report-29412345-ddddd",
+            "{app: shop-api, tier: public, job-name: report-29412345}",
+            "Job",
+            "report-29412345",
+            "10.0.0.4",
+        ),
+    ]
+    .concat();
+    let k = known_of(&yaml);
+    assert_eq!(
+        k.workload(0),
+        Some(Workload::Owner {
+            kind: "Deployment".into(),
+            name: "public".into()
+        })
+    );
+    assert_eq!(
+        k.workload(3),
+        Some(Workload::Owner {
+            kind: "CronJob".into(),
+            name: "report".into()
+        })
+    );
+    let flows = parse(
+        Format::Csv,
+        "shop,app=shop-api;tier=public,-,,203.0.113.1,443,TCP\n\
+         shop,app=shop-api;tier=internal,-,,203.0.113.2,443,TCP\n",
+    )
+    .unwrap()
+    .flows;
+    let s = suggest(&flows, &k, &options());
+    assert!(s.left_out.is_empty(), "{:#?}", s.left_out);
+    let shop = app(&s, "shop");
+    let names: Vec<&str> = shop.spec.tiers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["internal", "public"]);
+    assert_eq!(
+        shop.tier_pods,
+        [
+            BTreeSet::from(["shop/internal-77c8-ccccc".to_string()]),
+            BTreeSet::from([
+                "shop/public-6d5f-aaaaa".to_string(),
+                "shop/public-6d5f-bbbbb".to_string()
+            ]),
+        ],
+        "{:#?}",
+        shop.spec.tiers
+    );
+    for backend in BACKENDS {
+        let r = replay(&inputs(&s), &group(&flows), &k, backend, &[]).unwrap();
+        assert!(r.passed(), "{backend:?}: {r:#?}");
+    }
+}
+
+#[test]
+fn the_owner_of_a_pod_is_its_controller_with_replica_sets_and_scheduled_jobs_lifted() {
+    let pod = |labels: Value, refs: Value| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "labels": labels, "ownerReferences": refs}})
+    };
+    let owner = |kind: &str, name: &str| {
+        Some(Workload::Owner {
+            kind: kind.into(),
+            name: name.into(),
+        })
+    };
+    let r = |kind: &str, name: &str, controller: bool| serde_json::json!({"kind": kind, "name": name, "controller": controller});
+    for (labels, refs, want) in [
+        (
+            serde_json::json!({"pod-template-hash": "6d5f"}),
+            serde_json::json!([r("ReplicaSet", "web-6d5f", true)]),
+            owner("Deployment", "web"),
+        ),
+        // A ReplicaSet of its own (no hash suffix) stays one.
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("ReplicaSet", "web", true)]),
+            owner("ReplicaSet", "web"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("DaemonSet", "agent", true)]),
+            owner("DaemonSet", "agent"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("Job", "report-29412345", true)]),
+            owner("CronJob", "report"),
+        ),
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("Job", "migrate-2", true)]),
+            owner("Job", "migrate-2"),
+        ),
+        // The controller wins over an earlier owner that is not.
+        (
+            serde_json::json!({}),
+            serde_json::json!([r("ConfigMap", "c", false), r("StatefulSet", "db", true)]),
+            owner("StatefulSet", "db"),
+        ),
+        (serde_json::json!({}), serde_json::json!([]), None),
+    ] {
+        assert_eq!(owner_of(&pod(labels, refs.clone())), want, "{refs}");
+    }
 }
