@@ -358,11 +358,14 @@ fn audit_hold(backend: Backend) -> Hold {
     }
 }
 
-/// On Cilium: a hold for the first tier whose selector names a label key Cilium's default
-/// identity label filter drops (cilium/cilium `pkg/labelsfilter/filter.go` @ 82241fa5, and
-/// `Documentation/operations/performance/scalability/identity-relevant-labels.rst`): an
+/// On Cilium: a hold for the first tier whose selector names a label key Cilium's identity
+/// label filter drops ([`crate::engine::CiliumIdentityFilter`]: the default list of cilium/cilium
+/// `pkg/labelsfilter/filter.go`, plus the `labels` option of `cilium-config` when known): an
 /// endpoint selector on it matches no pod, so the tier would have no policy at all.
-pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
+pub fn identity_label_hold(
+    model: &AppModel,
+    filter: &crate::engine::CiliumIdentityFilter,
+) -> Option<Hold> {
     model.tiers.iter().enumerate().find_map(|(i, tier)| {
         let keys = tier
             .selector
@@ -370,16 +373,16 @@ pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
             .keys()
             .chain(tier.selector.match_expressions.iter().map(|r| &r.key));
         keys.filter_map(|key| {
-            let pattern = crate::engine::identity_filter_pattern(key)?;
+            let why = filter.dropped_by(key)?;
             Some(Hold {
                 reason: HoldReason::LabelNotInIdentity,
                 message: format!(
                     "spec.tiers[{i}].selector (tier {:?}): the label {key:?} is not part of a \
-                     pod's Cilium identity (Cilium's default identity label filter drops keys \
-                     matching {pattern:?}), so on the Cilium backend the tier's policy would \
-                     select no pod; nothing is changed (the policies in place stay). Select \
-                     the tier on a label that is part of the identity",
-                    tier.name
+                     pod's Cilium identity ({} {why}), so on the Cilium backend the tier's \
+                     policy would select no pod; nothing is changed (the policies in place \
+                     stay). Select the tier on a label that is part of the identity",
+                    tier.name,
+                    filter.describe()
                 ),
                 invalid: None,
             })
@@ -798,7 +801,12 @@ fn plan_model(
         return (plan, None);
     }
     if backend == Backend::Cilium {
-        if let Some(hold) = identity_label_hold(&model) {
+        let default = crate::engine::CiliumIdentityFilter::default();
+        let filter = cluster
+            .cilium_features
+            .as_ref()
+            .map_or(&default, |f| &f.identity);
+        if let Some(hold) = identity_label_hold(&model, filter) {
             plan.hold = Some(hold);
             plan.model = Some(model);
             return (plan, None);
