@@ -96,6 +96,10 @@ pub struct Cluster {
     /// What the Cilium agent is configured to support (the `cilium-config` ConfigMap);
     /// `None`: unknown (offline, or no such ConfigMap), and nothing is reported.
     pub cilium_features: Option<CiliumFeatures>,
+    /// Which pod labels make up a Cilium identity (the agent's `labels` option: the
+    /// operator's `cilium-config`, the CLI's `--cilium-identity-labels`); default: Cilium's
+    /// default filter. Decides the [`HoldReason::LabelNotInIdentity`] hold.
+    pub cilium_identity: crate::engine::CiliumIdentityFilter,
 }
 
 impl Cluster {
@@ -801,12 +805,7 @@ fn plan_model(
         return (plan, None);
     }
     if backend == Backend::Cilium {
-        let default = crate::engine::CiliumIdentityFilter::default();
-        let filter = cluster
-            .cilium_features
-            .as_ref()
-            .map_or(&default, |f| &f.identity);
-        if let Some(hold) = identity_label_hold(&model, filter) {
+        if let Some(hold) = identity_label_hold(&model, &cluster.cilium_identity) {
             plan.hold = Some(hold);
             plan.model = Some(model);
             return (plan, None);

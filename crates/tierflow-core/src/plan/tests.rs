@@ -807,8 +807,10 @@ fn cilium_with(config: &[(&str, &str)]) -> Cluster {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let features = crate::plan::CiliumFeatures::from_config(&data);
     Cluster {
-        cilium_features: Some(crate::plan::CiliumFeatures::from_config(&data)),
+        cilium_identity: features.identity.clone(),
+        cilium_features: Some(features),
         ..on(Backend::Cilium)
     }
 }

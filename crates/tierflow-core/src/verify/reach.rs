@@ -448,7 +448,22 @@ fn thorough(cluster: &[Cidr]) -> Options {
 /// [`verify`] on a cluster whose pod and service ranges are `cluster` (`--cluster-cidr`;
 /// empty: made-up ranges).
 pub fn verify_in(model: &AppModel, cluster: &[Cidr]) -> Verification {
-    let reps = representatives(model, thorough(cluster));
+    verify_in_with(
+        model,
+        cluster,
+        &crate::engine::CiliumIdentityFilter::default(),
+    )
+}
+
+/// [`verify_in`], simulating Cilium with the identity label filter `identity` (the agent's
+/// `labels` option).
+pub fn verify_in_with(
+    model: &AppModel,
+    cluster: &[Cidr],
+    identity: &crate::engine::CiliumIdentityFilter,
+) -> Verification {
+    let mut reps = representatives(model, thorough(cluster));
+    reps.cilium_identity = identity.clone();
     let ports = probe_ports(model, &reps, true);
     // An AppNetwork on a backend without a namespaced form is written as standard
     // NetworkPolicy: verifying it again would check the same objects.
