@@ -347,6 +347,33 @@ async fn the_identity_labels_of_cilium_config_decide_whether_a_tier_selector_is_
         2
     );
 
+    // The offline CLI reads the same key with --from-cluster: a value the agent would refuse
+    // is an error naming it, unless --cilium-identity-labels says otherwise.
+    apply(Some("k8s:(")).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierflow"))
+            .args(args)
+            .env("KUBECONFIG", support::kubeconfig_path())
+            .output()
+            .expect("run tierflow");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = cli(&["lint", "--from-cluster", "--output", "json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cilium-config labels"), "{err}");
+    let (code, err) = cli(&[
+        "lint",
+        "--from-cluster",
+        "--output",
+        "json",
+        "--cilium-identity-labels",
+        "k8s:!tier",
+    ]);
+    assert!(code == 0 || code == 1, "{err}");
+
     // Back to the default: held again, and the objects written meanwhile stay.
     apply(None).await;
     let app = wait_ready(&client, &ns.name, "db", "False").await;
