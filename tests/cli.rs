@@ -360,8 +360,18 @@ spec:
         "{}",
         stderr(&o)
     );
-    // verify simulates Cilium with the filter: an app-only AppNetwork is exact by default, and
-    // not on an agent that drops `app`.
+    // verify renders and simulates Cilium with the filter: exact where the agent keeps the
+    // label, not on Cilium's default (the tier would be held: nothing is written).
+    let o = tierflow_stdin(
+        &["verify", "-f", "-", "--cilium-identity-labels", keep],
+        input,
+    );
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("Cilium: ok"), "{}", stdout(&o));
+    let o = tierflow_stdin(&["verify", "-f", "-"], input);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    // An app-only AppNetwork is exact by default, and not on an agent that drops `app` (held
+    // there: nothing written).
     let plain = String::from_utf8_lossy(input).replace(", k8s.io/role: primary", "");
     let o = tierflow_stdin(&["verify", "-f", "-"], plain.as_bytes());
     assert_eq!(code(&o), 0, "{}", stdout(&o));
@@ -370,7 +380,13 @@ spec:
         plain.as_bytes(),
     );
     assert_eq!(code(&o), 1, "{}", stdout(&o));
-    assert!(stdout(&o).contains("Cilium: 1 of"), "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Calico: ok")
+            && out.contains("Cilium: ")
+            && out.contains("differ from the intent"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -1094,10 +1094,27 @@ pub fn app_objects(
     backend: Backend,
     env: &Env,
 ) -> (Vec<Object>, Vec<Limitation>) {
+    app_objects_with(
+        model,
+        backend,
+        env,
+        &crate::engine::CiliumIdentityFilter::default(),
+    )
+}
+
+/// [`app_objects`] on a cluster whose Cilium agent uses the identity label filter `identity`
+/// (which decides the [`HoldReason::LabelNotInIdentity`] hold on Cilium).
+pub fn app_objects_with(
+    model: &AppModel,
+    backend: Backend,
+    env: &Env,
+    identity: &crate::engine::CiliumIdentityFilter,
+) -> (Vec<Object>, Vec<Limitation>) {
     let cluster = Cluster {
         forced_backend: Some(backend),
         env: env.clone(),
         cluster_cidrs: env.cluster_cidrs.clone(),
+        cilium_identity: identity.clone(),
         ..Cluster::default()
     };
     let plan = AppPlan {

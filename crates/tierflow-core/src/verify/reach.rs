@@ -11,7 +11,6 @@ use super::intent::{checkable, expected, probe_number, probe_ports, Intent};
 use crate::core::{Cidr, Port};
 use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
-use crate::plan::app_objects;
 
 /// Renders `model` (in its enforcing form) for `backend` and reads the objects, with the
 /// representatives, into the engine. Also returns, as text, what the backend could not express.
@@ -24,7 +23,8 @@ pub fn simulation(
         audit: false,
         ..model.clone()
     };
-    let (objects, limitations) = app_objects(&enforcing, backend, &reps.env());
+    let (objects, limitations) =
+        crate::plan::app_objects_with(&enforcing, backend, &reps.env(), &reps.cilium_identity);
     let sim = reps.simulation(objects.into_iter().map(|o| o.body).collect())?;
     let notes = limitations
         .into_iter()
@@ -493,6 +493,7 @@ mod tests {
     use super::*;
     use crate::core::Port;
     use crate::crd::AppNetworkSpec;
+    use crate::plan::app_objects;
     use crate::verify::intent::probe_ports;
     use serde_json::json;
 
