@@ -114,6 +114,12 @@ struct Objects {
     /// cluster (KUBECONFIG or in-cluster config) instead of files.
     #[arg(long)]
     from_cluster: bool,
+    /// The Cilium agent's identity-relevant label patterns, as in cilium-config's `labels`
+    /// ("k8s:app k8s:!tier": space-separated `[source:][!]regex`, added to Cilium's default
+    /// list; an inclusive pattern keeps only matching labels). Default: cilium-config's
+    /// `labels` with --from-cluster, else Cilium's default filter.
+    #[arg(long = "cilium-identity-labels", value_name = "PATTERNS", value_parser = cli::parse_identity_labels)]
+    cilium_identity_labels: Option<tierflow::engine::CiliumIdentityFilter>,
 }
 
 /// The observed flows `suggest` reads (exactly one).
@@ -246,6 +252,12 @@ enum Command {
         /// `world` peer leaves out on NetworkPolicy and Calico.
         #[arg(long = "cluster-cidr", value_name = "CIDR", value_parser = cli::parse_cidr)]
         cluster_cidrs: Vec<Cidr>,
+        /// The Cilium agent's identity-relevant label patterns, as in cilium-config's `labels`
+        /// ("k8s:app k8s:!tier": space-separated `[source:][!]regex`, added to Cilium's default
+        /// list; an inclusive pattern keeps only matching labels). Default: cilium-config's
+        /// `labels` with --from-cluster, else Cilium's default filter.
+        #[arg(long = "cilium-identity-labels", value_name = "PATTERNS", value_parser = cli::parse_identity_labels)]
+        cilium_identity_labels: Option<tierflow::engine::CiliumIdentityFilter>,
     },
     /// Reachability between every ordered pair of distinct pods of the input, per port.
     Simulate {
@@ -328,6 +340,12 @@ enum Command {
         /// With --flows: the backend to plan the AppNetworks for (default: each one's own).
         #[arg(long, value_enum, requires = "flows")]
         backend: Option<BackendArg>,
+        /// The Cilium agent's identity-relevant label patterns, as in cilium-config's `labels`
+        /// ("k8s:app k8s:!tier": space-separated `[source:][!]regex`, added to Cilium's default
+        /// list; an inclusive pattern keeps only matching labels). Default: cilium-config's
+        /// `labels` with --from-cluster, else Cilium's default filter.
+        #[arg(long = "cilium-identity-labels", value_name = "PATTERNS", value_parser = cli::parse_identity_labels)]
+        cilium_identity_labels: Option<tierflow::engine::CiliumIdentityFilter>,
     },
     /// Suggest the smallest AppNetworks that allow every observed flow and nothing else (YAML
     /// on standard output; what was read, left out and verified on standard error; exit 1 if
@@ -567,13 +585,18 @@ async fn main() -> ExitCode {
             namespace_labels,
             operator_namespace,
             cluster_cidrs,
+            cilium_identity_labels,
         } => render(
             &files,
             summary,
             backend.map(Backend::from),
             &namespace_labels,
-            operator_namespace,
-            cluster_cidrs,
+            RenderOptions {
+                operator_namespace,
+                cluster_cidrs,
+                cilium_identity: cilium_identity_labels.unwrap_or_default(),
+                ..RenderOptions::default()
+            },
         ),
         Command::Simulate {
             objects,
@@ -620,22 +643,27 @@ async fn main() -> ExitCode {
             operator_namespace,
             from_cluster,
             flows: None,
+            cilium_identity_labels,
             ..
-        } => {
-            verify(
-                &files,
-                from_cluster,
-                output,
-                &namespace_labels,
-                RenderOptions {
-                    backend: None,
-                    namespace_labels: NamespaceLabels::default(),
-                    operator_namespace,
-                    cluster_cidrs,
-                },
-            )
-            .await
-        }
+        } => match identity_filter(cilium_identity_labels, from_cluster).await {
+            Ok(cilium_identity) => {
+                verify(
+                    &files,
+                    from_cluster,
+                    output,
+                    &namespace_labels,
+                    RenderOptions {
+                        backend: None,
+                        namespace_labels: NamespaceLabels::default(),
+                        operator_namespace,
+                        cluster_cidrs,
+                        cilium_identity,
+                    },
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        },
         Command::Why {
             from,
             to,
@@ -659,6 +687,7 @@ async fn main() -> ExitCode {
                     namespace_labels: NamespaceLabels::default(),
                     operator_namespace,
                     cluster_cidrs,
+                    cilium_identity: Default::default(),
                 },
             )
             .await
@@ -688,6 +717,7 @@ async fn main() -> ExitCode {
                 namespace_labels: NamespaceLabels::default(),
                 operator_namespace,
                 cluster_cidrs,
+                cilium_identity: Default::default(),
             },
         ),
         Command::Lint {
@@ -925,6 +955,27 @@ fn app_networks(input: &Input, command: &str) -> Result<Vec<tierflow::model::App
     Ok(models)
 }
 
+/// The Cilium identity label filter: `--cilium-identity-labels`, else (with --from-cluster) the
+/// `labels` of the cluster's cilium-config, else Cilium's default.
+async fn identity_filter(
+    flag: Option<tierflow::engine::CiliumIdentityFilter>,
+    from_cluster: bool,
+) -> Result<tierflow::engine::CiliumIdentityFilter, CliError> {
+    if let Some(f) = flag {
+        return Ok(f);
+    }
+    if from_cluster {
+        return Ok(cli::cluster::cilium_identity().await?.unwrap_or_default());
+    }
+    Ok(tierflow::engine::CiliumIdentityFilter::default())
+}
+
+async fn objects_identity(
+    objects: &Objects,
+) -> Result<tierflow::engine::CiliumIdentityFilter, CliError> {
+    identity_filter(objects.cilium_identity_labels.clone(), objects.from_cluster).await
+}
+
 async fn read_objects(objects: &Objects) -> Result<Input, CliError> {
     if objects.from_cluster {
         cli::cluster::read_cluster().await
@@ -938,8 +989,7 @@ fn render(
     summary: bool,
     backend: Option<Backend>,
     namespace_labels: &[String],
-    operator_namespace: String,
-    cluster_cidrs: Vec<Cidr>,
+    options: RenderOptions,
 ) -> Result<u8, CliError> {
     let input = cli::input::read_files(files)?;
     if summary {
@@ -958,8 +1008,7 @@ fn render(
     let options = RenderOptions {
         backend,
         namespace_labels: namespace_labels_of(namespace_labels)?,
-        operator_namespace,
-        cluster_cidrs,
+        ..options
     };
     let out = cli::render::render_input(&input, &options)?;
     for n in &out.notes {
@@ -975,7 +1024,8 @@ async fn simulate(
     output: SimulateOutput,
 ) -> Result<u8, CliError> {
     let input = read_objects(&objects).await?;
-    let scenario = Scenario::from_values(input.values()).map_err(|e| input.locate(e))?;
+    let mut scenario = Scenario::from_values(input.values()).map_err(|e| input.locate(e))?;
+    scenario.set_cilium_identity_filter(objects_identity(&objects).await?);
     for r in scenario.refused() {
         eprintln!("tierflow: left out of the simulation: {r}");
     }
@@ -1116,7 +1166,7 @@ async fn verify(
     }
     let results: Vec<cli::Verification> = models
         .iter()
-        .map(|m| cli::verify_in(m, &options.cluster_cidrs))
+        .map(|m| cli::verify_in_with(m, &options.cluster_cidrs, &options.cilium_identity))
         .collect();
     let across = cli::across::verify(&input, &options)?;
     let passed =
@@ -1218,8 +1268,10 @@ fn diff(
 
 async fn lint(objects: Objects, pods: bool, output: LintOutput) -> Result<u8, CliError> {
     let input = read_objects(&objects).await?;
-    let findings = tierflow::lint::lint(&input.values(), pods || input.holds_pods())
-        .map_err(|e| input.locate(e))?;
+    let identity = objects_identity(&objects).await?;
+    let findings =
+        tierflow::lint::lint_with(&input.values(), pods || input.holds_pods(), &identity)
+            .map_err(|e| input.locate(e))?;
     let report = cli::lint::Report::new(findings);
     emit(&match output {
         LintOutput::Json => json(&report)?,

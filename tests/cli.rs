@@ -309,6 +309,129 @@ spec:
 }
 
 #[test]
+fn cilium_identity_labels_decide_what_render_holds_and_verify_simulates() {
+    let input = b"
+apiVersion: tierflow.dev/v1alpha1
+kind: AppNetwork
+metadata: {name: db, namespace: prod}
+spec:
+  backend: Cilium
+  tiers:
+    - {name: primary, selector: {matchLabels: {app: db, k8s.io/role: primary}}, ports: [{port: 5432}]}
+    - {name: api, selector: {matchLabels: {app: api}}}
+  flows:
+    - {from: {tier: api}, to: {tier: primary}}
+";
+    // Cilium's default filter drops k8s.io/role (`!k8s\.io`): refused, naming the pattern.
+    let o = tierflow_stdin(&["render", "-f", "-"], input);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("k8s.io/role") && err.contains(r#""!k8s\\.io""#),
+        "{err}"
+    );
+    // An agent whose `labels` keep it (a longer inclusive match): rendered.
+    let keep = r"k8s:app k8s:k8s-app k8s:k8s\.io/role";
+    let o = tierflow_stdin(
+        &["render", "-f", "-", "--cilium-identity-labels", keep],
+        input,
+    );
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("CiliumNetworkPolicy"));
+    // An agent that drops `app`: refused, naming the configured filter.
+    let o = tierflow_stdin(
+        &["render", "-f", "-", "--cilium-identity-labels", "k8s:!app"],
+        input,
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("cilium-config labels"),
+        "{}",
+        stderr(&o)
+    );
+    // A pattern the agent would refuse is a usage error.
+    let o = tierflow_stdin(
+        &["render", "-f", "-", "--cilium-identity-labels", "k8s:("],
+        input,
+    );
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("not a regular expression"),
+        "{}",
+        stderr(&o)
+    );
+    // verify renders and simulates Cilium with the filter: exact where the agent keeps the
+    // label, not on Cilium's default (the tier would be held: nothing is written).
+    let o = tierflow_stdin(
+        &["verify", "-f", "-", "--cilium-identity-labels", keep],
+        input,
+    );
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("Cilium: ok"), "{}", stdout(&o));
+    let o = tierflow_stdin(&["verify", "-f", "-"], input);
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    // An app-only AppNetwork is exact by default, and not on an agent that drops `app` (held
+    // there: nothing written).
+    let plain = String::from_utf8_lossy(input).replace(", k8s.io/role: primary", "");
+    let o = tierflow_stdin(&["verify", "-f", "-"], plain.as_bytes());
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let o = tierflow_stdin(
+        &["verify", "-f", "-", "--cilium-identity-labels", "k8s:!app"],
+        plain.as_bytes(),
+    );
+    assert_eq!(code(&o), 1, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("Calico: ok")
+            && out.contains("Cilium: ")
+            && out.contains("differ from the intent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn simulate_and_lint_read_cilium_selectors_through_the_identity_label_filter() {
+    let input = b"
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: prod, labels: {app: db, tier: data}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: prod, labels: {app: other}}
+---
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: data-ingress, namespace: prod}
+spec:
+  endpointSelector: {matchLabels: {tier: data}}
+  ingress:
+    - fromEndpoints: [{matchLabels: {app: api}}]
+";
+    let allowed = |args: &[&str]| {
+        let mut all = vec!["simulate", "-f", "-", "--port", "80"];
+        all.extend_from_slice(args);
+        let v = json(&tierflow_stdin(&all, input));
+        v["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .find(|r| r["from"] == "prod/other" && r["to"] == "prod/db")
+            .map(|r| r["allowed"].clone())
+            .expect("other -> db")
+    };
+    // By default `tier` is in the identity: the policy isolates db.
+    assert_eq!(allowed(&[]), false);
+    // An agent that leaves `tier` out: the policy selects no pod.
+    assert_eq!(allowed(&["--cilium-identity-labels", "k8s:!tier"]), true);
+    let o = tierflow_stdin(
+        &["lint", "-f", "-", "--cilium-identity-labels", "k8s:!tier"],
+        input,
+    );
+    assert!(code(&o) <= 1, "{}", stderr(&o));
+}
+
+#[test]
 fn simulate_defaults_to_the_ports_the_policies_name_and_prints_a_table_for_people() {
     let file = fixture("classic-mistakes.yaml");
     let v = json(&tierflow(&["simulate", "-f", &file]));

@@ -182,3 +182,21 @@ pub async fn read_cluster_with_intent() -> Result<Input, CliError> {
     // The first `---` opens the first document: no empty one before it.
     super::input::parse("cluster", text.strip_prefix("---\n").unwrap_or(&text))
 }
+
+/// The identity label filter of the cluster's Cilium agent: the `labels` key of
+/// `kube-system/cilium-config` (`None` when there is no such ConfigMap or key).
+pub async fn cilium_identity() -> Result<Option<crate::engine::CiliumIdentityFilter>, CliError> {
+    use crate::plan::features;
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(connect().await?, features::CILIUM_CONFIG_NAMESPACE);
+    let cm = api
+        .get_opt(features::CILIUM_CONFIG)
+        .await
+        .map_err(|e| cluster_error("reading kube-system/cilium-config", e))?;
+    let Some(labels) = cm.and_then(|cm| cm.data?.remove(features::LABELS)) else {
+        return Ok(None);
+    };
+    crate::engine::CiliumIdentityFilter::from_labels(&labels)
+        .map(Some)
+        .map_err(|e| CliError::Cluster(format!("kube-system/cilium-config labels: {e}")))
+}

@@ -27,8 +27,8 @@ use std::fmt;
 use crate::core::{Port, Protocol};
 
 pub use crate::verify::{
-    reachability, verify, verify_backend, verify_in, verify_objects, BackendReport, Difference,
-    Matrix, Options, Representatives, Verification,
+    reachability, verify, verify_backend, verify_in, verify_in_with, verify_objects, BackendReport,
+    Difference, Matrix, Options, Representatives, Verification,
 };
 
 /// Exit code: everything is fine.
@@ -109,6 +109,12 @@ pub enum CliError {
 /// Parses a `--cluster-cidr` value (a canonical CIDR of either family).
 pub fn parse_cidr(s: &str) -> Result<crate::core::Cidr, String> {
     crate::core::Cidr::parse(s).map_err(|e| e.to_string())
+}
+
+/// Parses `--cilium-identity-labels`: the Cilium agent's `labels` option (space-separated
+/// `[source:][!]regex` patterns, appended to Cilium's default list).
+pub fn parse_identity_labels(s: &str) -> Result<crate::engine::CiliumIdentityFilter, String> {
+    crate::engine::CiliumIdentityFilter::from_labels(s).map_err(|e| e.to_string())
 }
 
 /// Parses a port given on the command line.

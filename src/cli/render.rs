@@ -75,6 +75,9 @@ pub struct RenderOptions {
     pub operator_namespace: String,
     /// The cluster's pod and service ranges (`--cluster-cidr`), for `world` peers.
     pub cluster_cidrs: Vec<crate::core::Cidr>,
+    /// Which pod labels make up a Cilium identity (`--cilium-identity-labels`, or the
+    /// cluster's `cilium-config`): decides the `LabelNotInIdentity` hold.
+    pub cilium_identity: crate::engine::CiliumIdentityFilter,
 }
 
 /// What `render` produced: objects in apply order (per-tier allows, cluster-wide objects, then
@@ -164,6 +167,7 @@ pub fn cluster(options: &RenderOptions) -> plan::Cluster {
         operator_namespace: options.operator_namespace.clone(),
         cluster_cidrs: options.cluster_cidrs.clone(),
         cluster_cidrs_source: "--cluster-cidr".to_string(),
+        cilium_identity: options.cilium_identity.clone(),
         ..plan::Cluster::default()
     }
 }

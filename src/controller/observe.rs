@@ -30,6 +30,11 @@ impl Context {
                 .unwrap_or_default(),
             cluster_cidrs: Vec::new(),
         };
+        let cilium_features = self
+            .server
+            .read()
+            .ok()
+            .and_then(|f| f.cilium_features.clone());
         plan::Cluster {
             served: Some(d.kinds.clone()),
             auto_backend: Some(self.default_backend.unwrap_or(d.backend)),
@@ -47,11 +52,8 @@ impl Context {
                 super::cluster_ranges::source(flag).to_string()
             },
             cluster_cidrs,
-            cilium_features: self
-                .server
-                .read()
-                .ok()
-                .and_then(|f| f.cilium_features.clone()),
+            cilium_features: cilium_features.clone(),
+            cilium_identity: cilium_features.map(|f| f.identity).unwrap_or_default(),
         }
     }
 

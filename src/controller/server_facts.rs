@@ -19,7 +19,8 @@
 //! (`Ready=False`, reason `PortRangeUnsupported`) instead of writing a narrower policy.
 //!
 //! - **Cilium agent features** (`kube-system/cilium-config`: `enable-sctp`, `enable-l7-proxy`,
-//!   `enable-icmp-rules`; [`crate::plan::features`]): read with the rest, so a change is seen
+//!   `enable-icmp-rules`, and `labels`, the identity-relevant label patterns that decide the
+//!   `LabelNotInIdentity` hold; [`crate::plan::features`]): read with the rest, so a change is seen
 //!   within [`REFRESH`]. No ConfigMap (or no permission to read it): unknown, nothing said.
 
 use std::collections::BTreeMap;
@@ -55,7 +56,13 @@ pub struct ServerFacts {
 pub async fn cilium_features(client: &Client) -> Option<CiliumFeatures> {
     let api: Api<ConfigMap> = Api::namespaced(client.clone(), features::CILIUM_CONFIG_NAMESPACE);
     match api.get_opt(features::CILIUM_CONFIG).await {
-        Ok(cm) => cm.map(|cm| CiliumFeatures::from_config(&cm.data.unwrap_or_default())),
+        Ok(cm) => cm.map(|cm| {
+            let f = CiliumFeatures::from_config(&cm.data.unwrap_or_default());
+            if let Some(e) = &f.identity_error {
+                tracing::warn!(error = %e, "cilium-config labels: using Cilium's default identity label filter");
+            }
+            f
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the cilium-config ConfigMap");
             None

@@ -215,12 +215,16 @@ async fn a_cilium_tier_on_a_label_outside_pod_identities_is_held_and_the_last_ob
     ns.delete().await;
 }
 
+/// The tests that write kube-system/cilium-config take turns.
+static CILIUM_CONFIG_WRITERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_flow_on_a_cilium_feature_that_cilium_config_has_off_is_reported_until_it_is_on() {
     if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true" || v == "1") {
         eprintln!("SKIPPED: writes kube-system/cilium-config; not run against an existing cluster");
         return;
     }
+    let _turn = CILIUM_CONFIG_WRITERS.lock().await;
     let Some((client, ns)) = setup("cni-features").await else {
         return;
     };
@@ -280,6 +284,103 @@ async fn a_flow_on_a_cilium_feature_that_cilium_config_has_off_is_reported_until
         condition(&a, "FeaturesMissing").is_none().then_some(())
     })
     .await;
+    let _ = configs
+        .delete("cilium-config", &DeleteParams::default())
+        .await;
+    ns.delete().await;
+}
+
+#[tokio::test]
+async fn the_identity_labels_of_cilium_config_decide_whether_a_tier_selector_is_held() {
+    if std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v == "true" || v == "1") {
+        eprintln!("SKIPPED: writes kube-system/cilium-config; not run against an existing cluster");
+        return;
+    }
+    let Some((client, ns)) = setup("cni-identity-labels").await else {
+        return;
+    };
+    let _turn = CILIUM_CONFIG_WRITERS.lock().await;
+    let configs: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let set_labels = |labels: Option<&str>| {
+        let data = match labels {
+            Some(l) => json!({ "labels": l }),
+            None => json!({}),
+        };
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+               "data": data})
+    };
+    let apply = |labels: Option<&'static str>| {
+        let configs = configs.clone();
+        let cm = set_labels(labels);
+        async move {
+            configs
+                .patch(
+                    "cilium-config",
+                    &PatchParams::apply("cilium-identity-test"),
+                    &Patch::Apply(&cm),
+                )
+                .await
+                .expect("cilium-config")
+        }
+    };
+    // Cilium's default filter drops `k8s.io/role` (`!k8s\.io`): held.
+    apply(None).await;
+    let spec = "backend: Cilium\ntiers:\n  - {name: db, selector: {matchLabels: {app: db, k8s.io/role: primary}}, ports: [{port: 5432}]}\n  - {name: api, selector: {matchLabels: {app: api}}}\nflows:\n  - {from: {tier: api}, to: {tier: db}}\n";
+    apply_app(&client, &ns.name, "db", spec).await;
+    let app = wait_ready(&client, &ns.name, "db", "False").await;
+    let (_, reason, message) = condition(&app, "Ready").unwrap();
+    assert_eq!(reason, "LabelNotInIdentity");
+    assert!(
+        message.contains("k8s.io/role")
+            && message.contains("Cilium's default identity label filter"),
+        "{message}"
+    );
+
+    // An agent configured to keep it (a longer inclusive match than the exclusion): Ready.
+    apply(Some(r"k8s:app k8s:k8s\.io/role")).await;
+    wait_ready(&client, &ns.name, "db", "True").await;
+    assert_eq!(
+        app_objects(&client, ObjectKind::CiliumNetworkPolicy, &ns.name, "db")
+            .await
+            .len(),
+        2
+    );
+
+    // The offline CLI reads the same key with --from-cluster: a value the agent would refuse
+    // is an error naming it, unless --cilium-identity-labels says otherwise.
+    apply(Some("k8s:(")).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tierflow"))
+            .args(args)
+            .env("KUBECONFIG", support::kubeconfig_path())
+            .output()
+            .expect("run tierflow");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = cli(&["lint", "--from-cluster", "--output", "json"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cilium-config labels"), "{err}");
+    let (code, err) = cli(&[
+        "lint",
+        "--from-cluster",
+        "--output",
+        "json",
+        "--cilium-identity-labels",
+        "k8s:!tier",
+    ]);
+    assert!(code == 0 || code == 1, "{err}");
+
+    // Back to the default: held again, and the objects written meanwhile stay.
+    apply(None).await;
+    let app = wait_ready(&client, &ns.name, "db", "False").await;
+    assert_eq!(
+        condition(&app, "Ready").map(|c| c.1),
+        Some("LabelNotInIdentity".to_string())
+    );
     let _ = configs
         .delete("cilium-config", &DeleteParams::default())
         .await;

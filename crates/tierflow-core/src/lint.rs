@@ -200,7 +200,22 @@ fn ports_text(rule: &crate::engine::Rule) -> String {
 /// severity, code, object and message, without duplicates. Fails when the engine cannot read
 /// the objects.
 pub fn lint(objects: &[serde_json::Value], pods_given: bool) -> Result<Vec<Finding>, EngineError> {
-    let base = Scenario::from_values(objects.iter().cloned())?;
+    lint_with(
+        objects,
+        pods_given,
+        &crate::engine::CiliumIdentityFilter::default(),
+    )
+}
+
+/// [`lint`], reading Cilium selectors with the identity label filter `identity` (the agent's
+/// `labels` option): a Cilium policy selecting on a label outside identities selects no pod.
+pub fn lint_with(
+    objects: &[serde_json::Value],
+    pods_given: bool,
+    identity: &crate::engine::CiliumIdentityFilter,
+) -> Result<Vec<Finding>, EngineError> {
+    let mut base = Scenario::from_values(objects.iter().cloned())?;
+    base.set_cilium_identity_filter(identity.clone());
     let mut out = Vec::new();
 
     // Namespaces that appear in the input (declared, holding pods, or holding policies).

@@ -443,6 +443,7 @@ pub(crate) fn pod_labels(
     namespace: &str,
     service_account: &str,
     namespace_labels: &BTreeMap<String, String>,
+    filter: &super::CiliumIdentityFilter,
 ) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = labels
         .iter()
@@ -460,82 +461,19 @@ pub(crate) fn pod_labels(
         );
     }
     out.insert(CLUSTER_LABEL.to_string(), "default".to_string());
-    out.retain(|k, _| identity_relevant(k));
+    out.retain(|k, _| filter.relevant(k));
     out
 }
 
-/// Inclusive patterns of Cilium's default label filter.
-const FILTER_INCLUDE: &[&str] = &[
-    "io.kubernetes.pod.namespace",
-    "io.cilium.k8s.namespace.labels",
-    "app.kubernetes.io",
-];
-
-/// Exclusive patterns of Cilium's default label filter, as literal prefixes (`annotation.*`
-/// and `.*beta\.kubernetes\.io` are handled in [`identity_relevant`]).
-const FILTER_IGNORE: &[&str] = &[
-    "io.kubernetes",
-    "kubernetes.io",
-    "k8s.io",
-    "pod-template-generation",
-    "pod-template-hash",
-    "controller-revision-hash",
-    "etcd_node",
-    // Added to the default list after 1.15 (identity-relevant-labels.rst, current docs).
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-    "batch.kubernetes.io/job-completion-index",
-    "batch.kubernetes.io/controller-uid",
-    "controller-uid",
-];
-
-/// Whether a label key is part of a pod's Cilium identity under the default label filter:
-/// cilium/cilium `pkg/labelsfilter/filter.go` (@ 82241fa5) `defaultLabelPrefixCfg` and
-/// `filterLabels`, with the exclusions later releases add (`Documentation/operations/
-/// performance/scalability/identity-relevant-labels.rst`). Patterns are regular expressions
-/// anchored at the start of the key; a key is kept when no exclusive pattern matches, or when
-/// the longest inclusive match is longer than the shortest exclusive one. The engine applies
-/// the union of the releases' exclusions, so a selector on a label some supported release
-/// leaves out of the identity selects nothing (`pod-template-hash`,
-/// `statefulset.kubernetes.io/pod-name`, ...). A label outside the identity cannot be
+/// Whether a label key is part of a pod's Cilium identity under Cilium's default identity
+/// label filter ([`super::CiliumIdentityFilter`]): a label outside the identity cannot be
 /// selected by any policy.
 pub fn identity_relevant(key: &str) -> bool {
-    let included = FILTER_INCLUDE
-        .iter()
-        .filter(|p| key.starts_with(*p))
-        .map(|p| p.len())
-        .max()
-        .unwrap_or(0);
-    let mut ignored = FILTER_IGNORE
-        .iter()
-        .filter(|p| key.starts_with(*p))
-        .map(|p| p.len())
-        .min();
-    if key.starts_with("annotation") {
-        ignored = Some(ignored.map_or(key.len(), |i| i.min(key.len())));
-    }
-    // `.*beta\.kubernetes\.io` matches from 0 to the end of the last occurrence.
-    if let Some(at) = key.rfind("beta.kubernetes.io") {
-        let len = at + "beta.kubernetes.io".len();
-        ignored = Some(ignored.map_or(len, |i| i.min(len)));
-    }
-    ignored.is_none_or(|ignored| included > ignored)
+    super::CiliumIdentityFilter::default().relevant(key)
 }
 
-/// The pattern of Cilium's default label filter that leaves `key` out of a pod's identity
-/// (`None` when the key is part of it), as the filter writes it (`pod-template-hash`,
-/// `annotation.*`, `.*beta.kubernetes.io`, ...).
+/// Why Cilium's default identity label filter leaves `key` out of a pod's identity (`None`
+/// when the key is part of it), e.g. `drops keys matching "!pod-template-hash"`.
 pub fn identity_filter_pattern(key: &str) -> Option<String> {
-    if identity_relevant(key) {
-        return None;
-    }
-    let prefix = FILTER_IGNORE
-        .iter()
-        .filter(|p| key.starts_with(*p))
-        .min_by_key(|p| p.len());
-    Some(match prefix {
-        Some(p) => (*p).to_string(),
-        None if key.starts_with("annotation") => "annotation.*".to_string(),
-        None => ".*beta.kubernetes.io".to_string(),
-    })
+    super::CiliumIdentityFilter::default().dropped_by(key)
 }

@@ -91,6 +91,8 @@ pub(crate) struct Tables<'a> {
     pub policies: &'a [Policy],
     /// The peer table (rules refer to it by `PeerId`).
     pub peers: &'a [Peer],
+    /// Which pod labels make up a Cilium identity.
+    pub cilium_identity: &'a super::CiliumIdentityFilter,
     /// Calico `Tier` objects by name.
     pub tiers: &'a BTreeMap<String, TierDef>,
 }
@@ -480,7 +482,13 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
             .iter()
             .zip(&ns_of_pod)
             .map(|(p, ns)| {
-                cilium::pod_labels(&p.labels, &p.namespace, p.service_account(), ns_labels(*ns))
+                cilium::pod_labels(
+                    &p.labels,
+                    &p.namespace,
+                    p.service_account(),
+                    ns_labels(*ns),
+                    s.cilium_identity,
+                )
             })
             .collect()
     } else {

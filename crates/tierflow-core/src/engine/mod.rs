@@ -73,6 +73,7 @@ mod calico_tiers;
 mod cilium;
 mod cnp;
 mod error;
+mod identity;
 mod index;
 mod json;
 mod model;
@@ -97,6 +98,7 @@ pub(crate) use model::{
 };
 
 pub use cilium::{identity_filter_pattern, identity_relevant as cilium_identity_relevant};
+pub use identity::{CiliumIdentityFilter, IdentityFilterError};
 pub(crate) use index::{tier_name, TieBreak};
 use index::{Index, Tables};
 use model::{proto_number, Conn, Ep, Namespace, Peer, PeerId, PortSpec, Trace};
@@ -206,6 +208,8 @@ pub struct Scenario {
     refused: Vec<String>,
     /// Calico `Tier` objects by name.
     tiers: BTreeMap<String, model::TierDef>,
+    /// Which pod labels make up a Cilium identity (Cilium's default filter unless set).
+    cilium_identity: CiliumIdentityFilter,
 }
 
 /// The rules at one end of a connection that can still match, whatever the port (see
@@ -304,6 +308,18 @@ impl Scenario {
     /// An empty scenario.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets which pod labels make up a Cilium identity (the agent's `labels` option); a
+    /// Cilium selector on a label outside it selects no pod.
+    pub fn set_cilium_identity_filter(&mut self, filter: CiliumIdentityFilter) {
+        self.cilium_identity = filter;
+        self.index = OnceLock::new();
+    }
+
+    /// The Cilium identity label filter in use.
+    pub fn cilium_identity_filter(&self) -> &CiliumIdentityFilter {
+        &self.cilium_identity
     }
 
     /// Reads namespaces, pods and policies (see the module documentation for the kinds).
@@ -495,6 +511,7 @@ impl Scenario {
                 policies: &self.policies,
                 peers: &self.peers,
                 tiers: &self.tiers,
+                cilium_identity: &self.cilium_identity,
             })
         })
     }

@@ -16,10 +16,17 @@
 //!   AppNetwork is held ([`HoldReason::FeatureDisabled`](super::HoldReason::FeatureDisabled)).
 //! - ICMP rules off: tierflow writes no ICMP rule (flows are TCP, UDP or SCTP), so nothing
 //!   depends on it; it is read for completeness.
+//! - `labels`: the identity-relevant label patterns (space-separated, appended to the default
+//!   list; `Documentation/operations/performance/scalability/identity-relevant-labels.rst`
+//!   @ 019c1234), read into a [`CiliumIdentityFilter`] for the
+//!   [`HoldReason::LabelNotInIdentity`](super::HoldReason::LabelNotInIdentity) hold. A value
+//!   the agent could not parse (it refuses to start) leaves the default filter and is kept in
+//!   [`CiliumFeatures::identity_error`].
 
 use std::collections::BTreeMap;
 
 use crate::core::Protocol;
+use crate::engine::CiliumIdentityFilter;
 use crate::model::{AppModel, Peer};
 
 /// The ConfigMap holding the Cilium agent's configuration, in `kube-system`.
@@ -32,6 +39,8 @@ pub const ENABLE_SCTP: &str = "enable-sctp";
 pub const ENABLE_L7_PROXY: &str = "enable-l7-proxy";
 /// The key that enables ICMP rules.
 pub const ENABLE_ICMP_RULES: &str = "enable-icmp-rules";
+/// The key holding the identity-relevant label patterns.
+pub const LABELS: &str = "labels";
 
 /// What the Cilium agent is configured to support.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +51,10 @@ pub struct CiliumFeatures {
     pub l7_proxy: bool,
     /// `enable-icmp-rules` (default true).
     pub icmp_rules: bool,
+    /// `labels`: which pod labels make up an identity (default: Cilium's default filter).
+    pub identity: CiliumIdentityFilter,
+    /// Why `labels` could not be read, when it could not (the default filter is used).
+    pub identity_error: Option<String>,
 }
 
 impl Default for CiliumFeatures {
@@ -50,6 +63,8 @@ impl Default for CiliumFeatures {
             sctp: false,
             l7_proxy: true,
             icmp_rules: true,
+            identity: CiliumIdentityFilter::default(),
+            identity_error: None,
         }
     }
 }
@@ -71,10 +86,17 @@ impl CiliumFeatures {
         let d = CiliumFeatures::default();
         let flag =
             |key: &str, default: bool| data.get(key).and_then(|v| parse_bool(v)).unwrap_or(default);
+        let (identity, identity_error) =
+            match CiliumIdentityFilter::from_labels(data.get(LABELS).map_or("", |v| v.as_str())) {
+                Ok(f) => (f, None),
+                Err(e) => (CiliumIdentityFilter::default(), Some(e.to_string())),
+            };
         CiliumFeatures {
             sctp: flag(ENABLE_SCTP, d.sctp),
             l7_proxy: flag(ENABLE_L7_PROXY, d.l7_proxy),
             icmp_rules: flag(ENABLE_ICMP_RULES, d.icmp_rules),
+            identity,
+            identity_error,
         }
     }
 }

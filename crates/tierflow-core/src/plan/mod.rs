@@ -96,6 +96,10 @@ pub struct Cluster {
     /// What the Cilium agent is configured to support (the `cilium-config` ConfigMap);
     /// `None`: unknown (offline, or no such ConfigMap), and nothing is reported.
     pub cilium_features: Option<CiliumFeatures>,
+    /// Which pod labels make up a Cilium identity (the agent's `labels` option: the
+    /// operator's `cilium-config`, the CLI's `--cilium-identity-labels`); default: Cilium's
+    /// default filter. Decides the [`HoldReason::LabelNotInIdentity`] hold.
+    pub cilium_identity: crate::engine::CiliumIdentityFilter,
 }
 
 impl Cluster {
@@ -358,11 +362,14 @@ fn audit_hold(backend: Backend) -> Hold {
     }
 }
 
-/// On Cilium: a hold for the first tier whose selector names a label key Cilium's default
-/// identity label filter drops (cilium/cilium `pkg/labelsfilter/filter.go` @ 82241fa5, and
-/// `Documentation/operations/performance/scalability/identity-relevant-labels.rst`): an
+/// On Cilium: a hold for the first tier whose selector names a label key Cilium's identity
+/// label filter drops ([`crate::engine::CiliumIdentityFilter`]: the default list of cilium/cilium
+/// `pkg/labelsfilter/filter.go`, plus the `labels` option of `cilium-config` when known): an
 /// endpoint selector on it matches no pod, so the tier would have no policy at all.
-pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
+pub fn identity_label_hold(
+    model: &AppModel,
+    filter: &crate::engine::CiliumIdentityFilter,
+) -> Option<Hold> {
     model.tiers.iter().enumerate().find_map(|(i, tier)| {
         let keys = tier
             .selector
@@ -370,16 +377,16 @@ pub fn identity_label_hold(model: &AppModel) -> Option<Hold> {
             .keys()
             .chain(tier.selector.match_expressions.iter().map(|r| &r.key));
         keys.filter_map(|key| {
-            let pattern = crate::engine::identity_filter_pattern(key)?;
+            let why = filter.dropped_by(key)?;
             Some(Hold {
                 reason: HoldReason::LabelNotInIdentity,
                 message: format!(
                     "spec.tiers[{i}].selector (tier {:?}): the label {key:?} is not part of a \
-                     pod's Cilium identity (Cilium's default identity label filter drops keys \
-                     matching {pattern:?}), so on the Cilium backend the tier's policy would \
-                     select no pod; nothing is changed (the policies in place stay). Select \
-                     the tier on a label that is part of the identity",
-                    tier.name
+                     pod's Cilium identity ({} {why}), so on the Cilium backend the tier's \
+                     policy would select no pod; nothing is changed (the policies in place \
+                     stay). Select the tier on a label that is part of the identity",
+                    tier.name,
+                    filter.describe()
                 ),
                 invalid: None,
             })
@@ -798,7 +805,7 @@ fn plan_model(
         return (plan, None);
     }
     if backend == Backend::Cilium {
-        if let Some(hold) = identity_label_hold(&model) {
+        if let Some(hold) = identity_label_hold(&model, &cluster.cilium_identity) {
             plan.hold = Some(hold);
             plan.model = Some(model);
             return (plan, None);
@@ -1087,10 +1094,27 @@ pub fn app_objects(
     backend: Backend,
     env: &Env,
 ) -> (Vec<Object>, Vec<Limitation>) {
+    app_objects_with(
+        model,
+        backend,
+        env,
+        &crate::engine::CiliumIdentityFilter::default(),
+    )
+}
+
+/// [`app_objects`] on a cluster whose Cilium agent uses the identity label filter `identity`
+/// (which decides the [`HoldReason::LabelNotInIdentity`] hold on Cilium).
+pub fn app_objects_with(
+    model: &AppModel,
+    backend: Backend,
+    env: &Env,
+    identity: &crate::engine::CiliumIdentityFilter,
+) -> (Vec<Object>, Vec<Limitation>) {
     let cluster = Cluster {
         forced_backend: Some(backend),
         env: env.clone(),
         cluster_cidrs: env.cluster_cidrs.clone(),
+        cilium_identity: identity.clone(),
         ..Cluster::default()
     };
     let plan = AppPlan {

@@ -758,13 +758,59 @@ fn a_cilium_tier_selected_on_a_label_outside_pod_identities_is_held_naming_label
     assert!(p.apps().all(|(_, a)| a.hold.is_none()));
 }
 
+#[test]
+fn the_cilium_config_labels_option_decides_which_tier_selectors_are_held() {
+    let role = "tiers:\n  - {name: db0, selector: {matchLabels: {app: db, k8s.io/role: primary}}, ports: [{port: 5432}]}\n  - {name: api, selector: {matchLabels: {app: api}}}\nflows:\n  - {from: {tier: api}, to: {tier: db0}}\n";
+    let held = |cluster: &Cluster| {
+        let p = plan(&[app(role)], &[], &BTreeMap::new(), cluster, &Nothing);
+        let (_, a) = p.apps().next().unwrap();
+        a.hold.as_ref().map(|h| (h.reason, h.message.clone()))
+    };
+    // A cluster whose agent keeps `k8s.io/role` (and app) in identities: not held (the
+    // default list drops it with the shorter `!k8s\.io`).
+    let keeps = cilium_with(&[("labels", r"k8s:app k8s:k8s\.io/role")]);
+    assert_eq!(held(&keeps), None);
+    // The default (no `labels` key): held, naming the default filter.
+    let (reason, message) = held(&cilium_with(&[])).expect("held");
+    assert_eq!(reason, HoldReason::LabelNotInIdentity);
+    assert!(
+        message.contains("Cilium's default identity label filter"),
+        "{message}"
+    );
+    // A cluster that drops `app`: held, naming the configured filter and the pattern.
+    let (reason, message) = held(&cilium_with(&[("labels", "k8s:!app")])).expect("held");
+    assert_eq!(reason, HoldReason::LabelNotInIdentity);
+    for part in [
+        "spec.tiers[0]",
+        "\"app\"",
+        "cilium-config labels",
+        "k8s:!app",
+    ] {
+        assert!(message.contains(part), "{part}: {message}");
+    }
+    // Only inclusive patterns for other keys: `app` is out too.
+    let (_, message) = held(&cilium_with(&[("labels", "k8s:tier")])).expect("held");
+    assert!(message.contains("inclusive patterns"), "{message}");
+    // A value the agent refuses leaves the default filter, and says so.
+    let f = crate::plan::CiliumFeatures::from_config(
+        &[("labels".to_string(), "k8s:(".to_string())].into(),
+    );
+    assert!(f.identity.is_default());
+    assert!(f
+        .identity_error
+        .as_deref()
+        .is_some_and(|e| e.contains("k8s:(")));
+}
+
 fn cilium_with(config: &[(&str, &str)]) -> Cluster {
     let data: BTreeMap<String, String> = config
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+    let features = crate::plan::CiliumFeatures::from_config(&data);
     Cluster {
-        cilium_features: Some(crate::plan::CiliumFeatures::from_config(&data)),
+        cilium_identity: features.identity.clone(),
+        cilium_features: Some(features),
         ..on(Backend::Cilium)
     }
 }

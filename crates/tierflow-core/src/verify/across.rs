@@ -341,6 +341,7 @@ impl World {
                 .cloned()
                 .chain(plan.objects.iter().map(|o| o.body.clone())),
         )?;
+        scenario.set_cilium_identity_filter(self.cluster.cilium_identity.clone());
         for (ns, labels) in &self.namespaces {
             scenario.add_namespace(ns, labels.clone());
         }

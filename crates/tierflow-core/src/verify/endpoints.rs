@@ -131,6 +131,8 @@ pub struct Representatives {
     pub notes: Vec<String>,
     /// Addresses of the pods' twins (see [`Simulation`]), by endpoint index.
     twin_ips: Vec<Option<IpAddr>>,
+    /// Which pod labels make up a Cilium identity in the simulation (default: Cilium's).
+    pub cilium_identity: crate::engine::CiliumIdentityFilter,
 }
 
 /// What to build.
@@ -1077,6 +1079,7 @@ impl Representatives {
     /// Reads `objects` into a scenario and adds the namespaces and pods (with twins).
     pub fn simulation(&self, objects: Vec<Value>) -> Result<Simulation, EngineError> {
         let mut scenario = Scenario::from_values(objects)?;
+        scenario.set_cilium_identity_filter(self.cilium_identity.clone());
         for (ns, labels) in &self.namespaces {
             scenario.add_namespace(ns, labels.clone());
         }

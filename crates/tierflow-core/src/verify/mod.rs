@@ -16,6 +16,6 @@ pub mod reach;
 pub use crate::engine::PolicyRef;
 pub use endpoints::{representatives, Options, Representatives};
 pub use reach::{
-    reachability, verify, verify_backend, verify_in, verify_objects, BackendReport, Difference,
-    Matrix, Verification,
+    reachability, verify, verify_backend, verify_in, verify_in_with, verify_objects, BackendReport,
+    Difference, Matrix, Verification,
 };

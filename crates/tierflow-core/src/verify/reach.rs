@@ -11,7 +11,6 @@ use super::intent::{checkable, expected, probe_number, probe_ports, Intent};
 use crate::core::{Cidr, Port};
 use crate::engine::{EngineError, PolicyRef};
 use crate::model::{AppModel, Backend, Peer};
-use crate::plan::app_objects;
 
 /// Renders `model` (in its enforcing form) for `backend` and reads the objects, with the
 /// representatives, into the engine. Also returns, as text, what the backend could not express.
@@ -24,7 +23,8 @@ pub fn simulation(
         audit: false,
         ..model.clone()
     };
-    let (objects, limitations) = app_objects(&enforcing, backend, &reps.env());
+    let (objects, limitations) =
+        crate::plan::app_objects_with(&enforcing, backend, &reps.env(), &reps.cilium_identity);
     let sim = reps.simulation(objects.into_iter().map(|o| o.body).collect())?;
     let notes = limitations
         .into_iter()
@@ -448,7 +448,22 @@ fn thorough(cluster: &[Cidr]) -> Options {
 /// [`verify`] on a cluster whose pod and service ranges are `cluster` (`--cluster-cidr`;
 /// empty: made-up ranges).
 pub fn verify_in(model: &AppModel, cluster: &[Cidr]) -> Verification {
-    let reps = representatives(model, thorough(cluster));
+    verify_in_with(
+        model,
+        cluster,
+        &crate::engine::CiliumIdentityFilter::default(),
+    )
+}
+
+/// [`verify_in`], simulating Cilium with the identity label filter `identity` (the agent's
+/// `labels` option).
+pub fn verify_in_with(
+    model: &AppModel,
+    cluster: &[Cidr],
+    identity: &crate::engine::CiliumIdentityFilter,
+) -> Verification {
+    let mut reps = representatives(model, thorough(cluster));
+    reps.cilium_identity = identity.clone();
     let ports = probe_ports(model, &reps, true);
     // An AppNetwork on a backend without a namespaced form is written as standard
     // NetworkPolicy: verifying it again would check the same objects.
@@ -478,6 +493,7 @@ mod tests {
     use super::*;
     use crate::core::Port;
     use crate::crd::AppNetworkSpec;
+    use crate::plan::app_objects;
     use crate::verify::intent::probe_ports;
     use serde_json::json;
 
