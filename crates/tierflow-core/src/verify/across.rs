@@ -1376,7 +1376,10 @@ mod tests {
     #[test]
     fn an_endpoint_reads_as_a_pod_or_labels_and_refuses_what_is_ambiguous() {
         assert!(matches!(Who::parse("pay/worker-0"), Ok(Who::Pod { .. })));
-        assert!(matches!(Who::parse("pay/app=worker"), Ok(Who::Labels { .. })));
+        assert!(matches!(
+            Who::parse("pay/app=worker"),
+            Ok(Who::Labels { .. })
+        ));
         for (text, reason) in [
             ("worker-0", "InvalidEndpoint"),
             ("Pay/worker-0", "InvalidEndpoint"),
