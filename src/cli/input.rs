@@ -99,20 +99,26 @@ fn display_name(path: &Path) -> String {
     }
 }
 
+/// Reads one file (`-` is standard input): its display name and its text.
+pub fn read_text(path: &Path) -> Result<(String, String), CliError> {
+    let name = display_name(path);
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::Read {
+        file: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((name, text))
+}
+
 /// Reads and parses the files (`-` is standard input).
 pub fn read_files(paths: &[PathBuf]) -> Result<Input, CliError> {
     let mut input = Input::default();
     for path in paths {
-        let name = display_name(path);
-        let text = if path.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())
-        } else {
-            std::fs::read_to_string(path)
-        }
-        .map_err(|e| CliError::Read {
-            file: name.clone(),
-            message: e.to_string(),
-        })?;
+        let (name, text) = read_text(path)?;
         input.add(name, text)?;
     }
     Ok(input)

@@ -27,20 +27,7 @@ pub fn read_flows(
     path: &Path,
     format: Option<Format>,
 ) -> Result<(String, Format, Observations), CliError> {
-    let name = if path.as_os_str() == "-" {
-        "<stdin>".to_string()
-    } else {
-        path.display().to_string()
-    };
-    let text = if path.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin())
-    } else {
-        std::fs::read_to_string(path)
-    }
-    .map_err(|e| CliError::Read {
-        file: name.clone(),
-        message: e.to_string(),
-    })?;
+    let (name, text) = super::input::read_text(path)?;
     let format = format.unwrap_or_else(|| Format::detect(&text));
     let observations = flows::parse(format, &text).map_err(|e| CliError::Read {
         file: name.clone(),

@@ -33,7 +33,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelecto
 
 use super::flows::{End, Flow, Outcome, SeenAt};
 use crate::core::{Cidr, Protocol};
-use crate::crd::{AppNetworkSpec, DnsSpec, FlowSpec, PeerSpec, PortSpec, ProtocolSpec, TierSpec};
+use crate::crd::{AppNetworkSpec, DnsSpec, FlowSpec, PeerSpec, PortSpec, TierSpec};
 use crate::engine::{EngineError, Pod, Scenario};
 use crate::vocab::{DNS_LABEL_KEY, DNS_LABEL_VALUE, DNS_NAMESPACE, SYSTEM_NAMESPACES};
 use serde_json::Value;
@@ -940,7 +940,7 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
                     .get(&(ns.clone(), name.clone()))
                     .into_iter()
                     .flatten()
-                    .map(|(p, proto)| port_spec(*p, *proto))
+                    .map(|(p, proto)| PortSpec::of(*p, *proto))
                     .collect(),
             })
             .collect();
@@ -952,7 +952,7 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
             } else {
                 ports
                     .iter()
-                    .map(|(p, proto)| port_spec(*p, *proto))
+                    .map(|(p, proto)| PortSpec::of(*p, *proto))
                     .collect()
             };
             flows.push(FlowSpec {
@@ -1005,17 +1005,6 @@ pub fn suggest(flows: &[Flow], known: &Known, options: &Options) -> Suggestion {
         });
     }
     out
-}
-
-fn port_spec(port: u16, protocol: Protocol) -> PortSpec {
-    PortSpec::number(
-        i32::from(port),
-        match protocol {
-            Protocol::Tcp => ProtocolSpec::Tcp,
-            Protocol::Udp => ProtocolSpec::Udp,
-            Protocol::Sctp => ProtocolSpec::Sctp,
-        },
-    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,16 @@ pub enum ProtocolSpec {
     Sctp,
 }
 
+impl From<crate::core::Protocol> for ProtocolSpec {
+    fn from(p: crate::core::Protocol) -> Self {
+        match p {
+            crate::core::Protocol::Tcp => ProtocolSpec::Tcp,
+            crate::core::Protocol::Udp => ProtocolSpec::Udp,
+            crate::core::Protocol::Sctp => ProtocolSpec::Sctp,
+        }
+    }
+}
+
 /// A destination port and protocol: one numbered port, a range (`port` to `endPort`), or a
 /// container port by name. Set `port` or `name`, not both.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -56,6 +66,11 @@ impl PortSpec {
             protocol,
             ..PortSpec::default()
         }
+    }
+
+    /// One numbered port of a simulated connection.
+    pub fn of(port: u16, protocol: crate::core::Protocol) -> Self {
+        PortSpec::number(i32::from(port), protocol.into())
     }
 }
 

@@ -1035,10 +1035,6 @@ fn peer_spec(ns: &str, model: Option<&AppModel>, other: &PodEnd) -> PeerSpec {
     }
 }
 
-fn port_spec(port: u16, protocol: Protocol) -> Option<PortSpec> {
-    serde_json::from_value(serde_json::json!({"port": port, "protocol": protocol.as_str()})).ok()
-}
-
 fn tier_name(labels: &Labels) -> String {
     let v = ["app", "app.kubernetes.io/name", "name", "k8s-app"]
         .iter()
@@ -1084,7 +1080,7 @@ fn change_at(
                 name: name.clone(),
                 selector: selector_of(&at.labels).unwrap_or_default(),
                 ports: if direction == Direction::Ingress {
-                    port_spec(port, protocol).into_iter().collect()
+                    vec![PortSpec::of(port, protocol)]
                 } else {
                     Vec::new()
                 },
@@ -1109,7 +1105,7 @@ fn change_at(
         flow: FlowSpec {
             from,
             to,
-            ports: port_spec(port, protocol).map(|p| vec![p]),
+            ports: Some(vec![PortSpec::of(port, protocol)]),
             http: None,
         },
         verified: false,

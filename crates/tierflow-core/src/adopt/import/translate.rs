@@ -1697,11 +1697,7 @@ fn crd_ports(p: &Ports) -> Vec<CrdPort> {
             None => all_protos.to_vec(),
         };
         for pr in protos {
-            let protocol = match pr {
-                Protocol::Tcp => ProtocolSpec::Tcp,
-                Protocol::Udp => ProtocolSpec::Udp,
-                Protocol::Sctp => ProtocolSpec::Sctp,
-            };
+            let protocol = ProtocolSpec::from(pr);
             let port = match &c.range {
                 None => CrdPort {
                     port: Some(1),
