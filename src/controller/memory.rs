@@ -19,6 +19,8 @@ pub struct Memory {
     pub(crate) written: Arc<Mutex<HashMap<String, (u64, u64)>>>,
     /// The check of flows across namespaces ([`super::flows`]).
     pub flows: Arc<super::flows::state::State>,
+    /// Status reports waiting for the writes of other namespaces ([`super::reports`]).
+    pub reports: Arc<super::reports::Reports>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

@@ -16,6 +16,7 @@
 pub mod cluster_ranges;
 pub mod clusterbaseline;
 pub mod context;
+pub mod cpu;
 pub mod detect;
 mod fence;
 pub mod flows;
@@ -23,6 +24,7 @@ pub mod memory;
 pub mod namespace;
 pub mod observe;
 pub mod report;
+pub mod reports;
 pub mod retry;
 pub mod run;
 pub mod server_facts;

@@ -10,7 +10,8 @@
 //!    more, and baselines of kinds no input wants. Objects of held inputs (invalid spec, a
 //!    backend that is not served) stay exactly as they are; objects whose owner is not in the
 //!    cache are left to the garbage collector.
-//! 5. Status of each AppNetwork ([`report`](super::report)), written only when it changed.
+//! 5. Status of each AppNetwork ([`report`](super::report)), written only when it changed,
+//!    at a lower priority than the writes of other namespaces ([`reports`](super::reports)).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use kube::{Resource, ResourceExt};
 
 use super::context::Context;
 use super::observe::Observation;
-use super::report::{self, Outcome};
+use super::report::Outcome;
 use crate::apply::Applied;
 use crate::crd::NamespaceFailure;
 use crate::error::{Error, Result};
@@ -44,6 +45,8 @@ const BACKEND_RETRY: Duration = Duration::from_secs(30);
 /// Reconciles one namespace.
 pub async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Context>) -> Result<Action> {
     let name = ns.name_any();
+    // Its reports wait until this reconcile ends.
+    let _in_flight = ctx.memory.reports.in_flight(&name);
     if ns.meta().deletion_timestamp.is_some() {
         // Terminating: everything in it is going away; writes would be refused.
         forget_failure(&ctx, &name);
@@ -182,8 +185,8 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<Action> {
         writes += prune(ctx, &plan, &baselines, &not_in_place).await?;
     }
 
-    // 4. Status.
-    for (app, outcome) in plan.apps.iter().zip(&outcomes) {
+    // 4. Status: handed to the reports, made once no namespace is being written.
+    for (app, outcome) in plan.apps.iter().zip(outcomes.iter()) {
         let outcome = match outcome {
             Outcome::Applied if !baselines_in_place => Outcome::Failed {
                 reason: "BaselineNotApplied",
@@ -194,9 +197,9 @@ async fn sync(ns: &Namespace, ctx: &Context) -> Result<Action> {
             },
             o => o.clone(),
         };
-        report::app_network(ctx, &name, app, &outcome).await?;
+        ctx.memory.reports.defer(&name, app, outcome);
     }
-    super::flows::changed(ctx, ns);
+    ctx.memory.reports.wake();
     if writes > 0 {
         tracing::info!(
             namespace = %name, writes, apps = plan.apps.len(),

@@ -209,6 +209,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     };
     let context = Arc::new(Context {
         client: client.clone(),
+        cpu: super::cpu::Cpu::default(),
         appnets,
         app_index,
         user_policy_index,
@@ -309,6 +310,7 @@ async fn run_controllers(
     tokio::select! {
         _ = async { futures::join!(namespaces, cbs) } => {}
         () = super::flows::task(ctx.clone()) => {}
+        () = super::reports::task(ctx.clone()) => {}
     }
 }
 
