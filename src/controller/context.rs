@@ -30,6 +30,8 @@ use crate::render::{Env, Object, ObjectKind};
 pub struct Context {
     /// The API client (every write goes through [`Context::apply`] and [`Context::delete`]).
     pub client: Client,
+    /// The thread of the CPU-heavy work (verification, the check across namespaces).
+    pub cpu: super::cpu::Cpu,
     /// Every AppNetwork of the cluster.
     pub appnets: Store<AppNetwork>,
     /// The AppNetworks' names by namespace.

@@ -512,14 +512,16 @@ async fn compute(
         .collect();
     let has_others = !others.is_empty();
     let m = model.clone();
-    let Ok((report, combined)) = tokio::task::spawn_blocking(move || {
-        let cluster = &env.cluster_cidrs;
-        let ours = crate::verify::verify_objects(&m, objects, backend, cluster);
-        let combined =
-            has_others.then(|| crate::verify::verify_objects(&m, with_others, backend, cluster));
-        (ours, combined)
-    })
-    .await
+    let Some((report, combined)) = ctx
+        .cpu
+        .run(move || {
+            let cluster = &env.cluster_cidrs;
+            let ours = crate::verify::verify_objects(&m, objects, backend, cluster);
+            let combined = has_others
+                .then(|| crate::verify::verify_objects(&m, with_others, backend, cluster));
+            (ours, combined)
+        })
+        .await
     else {
         return Verdict {
             flows: None,

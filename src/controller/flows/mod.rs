@@ -341,8 +341,10 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
             .collect();
         let started = Instant::now();
         let only2 = only.clone();
-        let Ok(Ok(result)) =
-            tokio::task::spawn_blocking(move || across::check(&world, Some(&only2))).await
+        let Some(Ok(result)) = ctx
+            .cpu
+            .run(move || across::check(&world, Some(&only2)))
+            .await
         else {
             tracing::warn!(
                 apps = only.len(),
