@@ -728,3 +728,66 @@ pub async fn crds_for(
         .unwrap_or(tierflow::crd::Cel::Off);
     tierflow::crd::all_with(level).expect("CRDs")
 }
+
+/// When each AppNetwork was first seen Ready=True for its current generation, kept by a watch
+/// opened before the operator starts (so the operator's status writes are timed as they land,
+/// without requests of the bench's own in the measured window).
+pub struct ReadyWatch {
+    ready: std::sync::Arc<std::sync::Mutex<HashMap<Key, Instant>>>,
+}
+
+impl ReadyWatch {
+    /// Starts the watch.
+    pub fn start(client: &Client) -> ReadyWatch {
+        let ready = std::sync::Arc::new(std::sync::Mutex::new(HashMap::new()));
+        let seen = ready.clone();
+        let api: Api<AppNetwork> = Api::all(client.clone());
+        tokio::spawn(async move {
+            let stream = watcher::watcher(api, watcher::Config::default());
+            futures::pin_mut!(stream);
+            while let Some(ev) = stream.next().await {
+                let at = Instant::now();
+                let (Ok(Event::Apply(a)) | Ok(Event::InitApply(a))) = ev else {
+                    continue;
+                };
+                let generation = a.metadata.generation;
+                let ready = a.status.as_ref().is_some_and(|s| {
+                    s.observed_generation == generation
+                        && s.conditions.iter().any(|c| {
+                            c.type_ == "Ready"
+                                && c.status == "True"
+                                && c.observed_generation == generation
+                        })
+                });
+                let key = (a.namespace().unwrap_or_default(), a.name_any());
+                if let Ok(mut m) = seen.lock() {
+                    if ready {
+                        m.entry(key).or_insert(at);
+                    } else {
+                        m.remove(&key);
+                    }
+                }
+            }
+        });
+        ReadyWatch { ready }
+    }
+
+    /// When the `n`-th AppNetwork became Ready (waits until `deadline`).
+    pub async fn all_ready(&self, n: usize, deadline: Instant) -> Option<Instant> {
+        loop {
+            let latest = self
+                .ready
+                .lock()
+                .ok()
+                .filter(|m| m.len() >= n)
+                .and_then(|m| m.values().max().copied());
+            if latest.is_some() {
+                return latest;
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

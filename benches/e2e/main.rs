@@ -34,7 +34,7 @@ use tierflow::core::names::BASELINE_NAME;
 use tierflow::crd::{AppNetwork, ClusterBaseline};
 use tokio::time::Instant;
 
-use cluster::{Key, Requests, Snapshot, Tracker, BENCH_LABEL};
+use cluster::{Key, ReadyWatch, Requests, Snapshot, Tracker, BENCH_LABEL};
 use process::Operator;
 
 /// Settings, from the environment (`hack/bench.sh` sets them).
@@ -382,6 +382,7 @@ async fn main() {
         apps.len(),
         report::loadavg()
     ));
+    let statuses = ReadyWatch::start(&client);
     let before = Snapshot::read(&client).await;
     let meter_cp = process::CpuMeter::new(&cluster_dir, None);
     let cpu0 = meter_cp.read();
@@ -502,6 +503,13 @@ async fn main() {
         rep.cold_operator_counted_writes,
     ));
     tracker.drain();
+    // Objects first, statuses after: when the last AppNetwork's status said Ready.
+    if let Some(at) = statuses
+        .all_ready(apps.len(), Instant::now() + Duration::from_secs(30))
+        .await
+    {
+        rep.cold_ready = Some((at - t0).as_secs_f64());
+    }
     let apps_ready = Api::<AppNetwork>::all(client.clone())
         .list(&ListParams::default())
         .await

@@ -55,6 +55,8 @@ pub struct Report {
     pub objects: usize,
     /// Cold convergence, seconds from operator start.
     pub cold: Option<f64>,
+    /// Every AppNetwork's status Ready for its generation, seconds from operator start.
+    pub cold_ready: Option<f64>,
     /// First managed object seen, seconds from operator start.
     pub cold_first_object: Option<f64>,
     /// Operator /readyz (caches synced), seconds from operator start.
@@ -219,6 +221,8 @@ impl Report {
             "cold_converge_s": num(self.cold, 3),
             "cold_ratio": num(ratio, 3),
             "cold_ratio_full": num(ratio_full, 3),
+            "cold_ready_s": num(self.cold_ready, 3),
+            "cold_ready_ratio_full": num(self.cold_ready.zip(raw_full).map(|(c, r)| c / r), 3),
             "api_requests_cold": self.cold_operator_requests.as_ref().map(Requests::total),
             "api_requests_cold_until_quiet": self.cold_operator_requests_until_quiet.as_ref().map(Requests::total),
             "api_requests_budget": budget,
@@ -473,6 +477,16 @@ fn markdown(r: &Value, d: &Value) -> String {
             show(&g("cold_ratio_full")),
             "≤ 1.2",
             verdict(f("cold_ratio_full").map(|v| v <= 1.2)),
+        ),
+        (
+            "`cold_ready_s` (every status Ready) / `cold_ready_ratio_full`".into(),
+            format!(
+                "{} / {}",
+                show(&g("cold_ready_s")),
+                show(&g("cold_ready_ratio_full"))
+            ),
+            "",
+            "",
         ),
         (
             "`objects` / `namespaces`".into(),
