@@ -380,12 +380,13 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
                 flows: *result.flows_by_app.get(k).unwrap_or(&0),
                 blocked,
             };
-            let differs = state
-                .findings
-                .lock()
-                .map(|mut f| f.insert(k.clone(), finding.clone()) != Some(finding.clone()))
-                .unwrap_or(false);
-            if differs || !reported(ctx, k, &finding) {
+            if let Ok(mut f) = state.findings.lock() {
+                f.insert(k.clone(), finding.clone());
+            }
+            // Only where the status does not say it yet: after a restart (nothing remembered)
+            // the statuses already carry the findings, and a reconcile of every namespace
+            // would queue ahead of the changes that matter.
+            if !reported(ctx, k, &finding) {
                 if let Some((ns, _)) = k.split_once('/') {
                     ctx.triggers.namespace(ns);
                 }
@@ -394,7 +395,7 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
     }
 }
 
-/// Whether the cached status already says what `finding` says.
+/// Whether the cached status already says what `finding` says, for the same generation.
 fn reported(ctx: &Context, k: &str, finding: &Finding) -> bool {
     let Some((ns, name)) = k.split_once('/') else {
         return true;
@@ -409,10 +410,10 @@ fn reported(ctx: &Context, k: &str, finding: &Finding) -> bool {
         .status
         .as_ref()
         .and_then(|s| status::get(&s.conditions, FLOWS_BLOCKED))
-        .map(|c| (c.status.clone(), c.message.clone()));
-    let want = to_condition(finding).map(|c| (c.status, c.message));
+        .map(|c| (c.status.clone(), c.message.clone(), c.observed_generation));
+    let want = to_condition(finding).map(|c| (c.status, c.message, c.observed_generation));
     match (&have, &want) {
-        (None, Some((s, _))) => s == "False",
+        (None, Some((s, _, _))) => s == "False",
         _ => have == want,
     }
 }
