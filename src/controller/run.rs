@@ -1,7 +1,8 @@
 //! Starting the operator: the watches, detection, and the two controllers.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::channel::mpsc::{unbounded, UnboundedReceiver};
@@ -123,8 +124,12 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     tasks.push(task);
     synced.push(ready);
 
-    // ClusterBaselines → every namespace (coverage may change) and their own status.
+    // ClusterBaselines → their own status, and every namespace when what the namespaces plan
+    // from changed (new, spec, deletion). Not on their status writes: the namespace count
+    // changes with every new namespace, and each write queued a reconcile of every namespace
+    // ahead of the changes that matter (hot-path outliers of 0.1-0.5 s after namespaces came).
     let t = triggers.clone();
+    let planned: Mutex<HashMap<String, CbVersion>> = Mutex::default();
     let (task, ready) = watches::watch_into(
         Api::<ClusterBaseline>::all(client.clone()),
         watcher::Config::default(),
@@ -132,9 +137,21 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         move |ev| match ev {
             Event::Apply(c) | Event::InitApply(c) => {
                 watches::send(&t.cluster_baselines, ObjectRef::from_obj(c));
+                let version = CbVersion::of(c);
+                let changed = planned
+                    .lock()
+                    .map(|mut m| m.insert(c.name_any(), version.clone()) != Some(version))
+                    .unwrap_or(true);
+                if changed {
+                    t.all_namespaces();
+                }
+            }
+            Event::Delete(c) => {
+                if let Ok(mut m) = planned.lock() {
+                    m.remove(&c.name_any());
+                }
                 t.all_namespaces();
             }
-            Event::Delete(_) => t.all_namespaces(),
             Event::Init | Event::InitDone => {}
         },
     );
@@ -333,4 +350,19 @@ pub fn owner_app<K: Resource>(obj: &K) -> Option<ObjectRef<AppNetwork>> {
                 && o.api_version == AppNetwork::api_version(&())
         })
         .map(|o| ObjectRef::new(&o.name).within(&ns))
+}
+
+/// What the namespaces plan from in a ClusterBaseline: its identity, spec generation and
+/// whether it is being deleted (its status is not among them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct CbVersion(Option<String>, Option<i64>, bool);
+
+impl CbVersion {
+    fn of(c: &ClusterBaseline) -> CbVersion {
+        CbVersion(
+            c.uid(),
+            c.meta().generation,
+            c.meta().deletion_timestamp.is_some(),
+        )
+    }
 }
