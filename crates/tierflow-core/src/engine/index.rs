@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::calico::{DEFAULT_TIER, DEFAULT_TIER_ORDER};
 use super::calico_selector::CalicoSelector;
 use super::cilium;
 use super::model::{
-    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, PolicyRef, Subject, TierDef,
+    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, Subject, TierDef,
 };
 
 /// A fixed-size set of pod indices.
@@ -60,8 +59,6 @@ pub(crate) struct Index {
     pub selected: Vec<usize>,
     /// Pod by IP address (the first pod with that address).
     pub by_ip: HashMap<IpAddr, usize>,
-    /// Per policy: its origin, shared by every verdict that names it.
-    pub origins: Vec<Arc<PolicyRef>>,
     /// Per policy: whether its (ingress, egress) section has a deny rule (most have none, and
     /// then `check` does not look for one).
     pub denies: Vec<(bool, bool)>,
@@ -599,11 +596,6 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
         isolated,
         selected,
         by_ip,
-        origins: s
-            .policies
-            .iter()
-            .map(|p| Arc::new(p.origin.clone()))
-            .collect(),
         display_ids: {
             let mut ids: HashMap<&str, u32> = HashMap::new();
             s.policies

@@ -83,15 +83,17 @@ mod parse;
 mod read;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::core::Protocol;
 
 pub use error::EngineError;
 pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyName, PolicyRef};
+pub use verdict::{DecidedBy, Names, Verdict};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -131,24 +133,6 @@ pub struct RuleRef {
     pub field: Option<String>,
     /// What it did.
     pub effect: Effect,
-}
-
-/// The outcome of [`Scenario::check`]; serialises as `{"allowed": .., "decidedBy": [..]}`
-/// (`policies` is left out: it names the same policies).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Verdict {
-    /// Whether the connection is allowed.
-    pub allowed: bool,
-    /// The policies whose rules allowed (or denied) it; for a default deny, the policies that
-    /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
-    /// (egress first). [`Scenario::explain`] gives the rules.
-    pub decided_by: Vec<PolicyName>,
-    /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
-    /// and whether tierflow manages them (shared with the scenario: a verdict copies no
-    /// policy's strings).
-    #[serde(skip)]
-    pub policies: Vec<Arc<PolicyRef>>,
 }
 
 /// One rule's part in a [`Decision`], with its policy as data.
@@ -616,13 +600,19 @@ impl Scenario {
 
     /// Decides a connection from `from` to `to` on destination port `port` / `protocol`.
     /// An out-of-range pod index gives a denied verdict naming no policy.
-    pub fn check(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> Verdict {
+    pub fn check(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Verdict<'_> {
         let idx = self.index();
+        let mut decided_by = DecidedBy::none(&self.policies);
         let Some(conn) = self.conn(idx, from, to, port, protocol) else {
             return Verdict {
                 allowed: false,
-                decided_by: Vec::new(),
-                policies: Vec::new(),
+                decided_by,
             };
         };
         // Both ends once, recording every effect (what `traced` records, on the stack); then
@@ -637,45 +627,21 @@ impl Scenario {
             Ep::Ip(_) => true,
         };
         let allowed = egress && ingress;
-        // (policy, display id) of the policies kept, in order.
-        let mut kept = [(0u32, 0u32); Effects::INLINE];
-        let mut n = 0;
-        let mut more: Vec<(u32, u32)> = Vec::new();
+        let display = |pid: u32| idx.display_ids.get(pid as usize).copied();
         for &(pid, effect) in effects.iter() {
             if !agrees(allowed, effect) {
                 continue;
             }
-            let Some(&id) = idx.display_ids.get(pid as usize) else {
+            let Some(id) = display(pid) else {
                 continue;
             };
-            if kept[..n].iter().chain(&more).any(|&(_, k)| k == id) {
-                continue;
+            if !decided_by.ids().iter().any(|&k| display(k) == Some(id)) {
+                decided_by.push(pid);
             }
-            match kept.get_mut(n) {
-                Some(slot) => {
-                    *slot = (pid, id);
-                    n += 1;
-                }
-                None => more.push((pid, id)),
-            }
-        }
-        let count = n + more.len();
-        let mut decided_by = Vec::with_capacity(count);
-        let mut policies = Vec::with_capacity(count);
-        for &(pid, _) in kept[..n].iter().chain(&more) {
-            let Some(p) = self.policies.get(pid as usize) else {
-                continue;
-            };
-            decided_by.push(p.display.clone());
-            policies.push(match idx.origins.get(pid as usize) {
-                Some(shared) => Arc::clone(shared),
-                None => Arc::new(p.origin.clone()),
-            });
         }
         Verdict {
             allowed,
             decided_by,
-            policies,
         }
     }
 
@@ -754,10 +720,7 @@ impl Scenario {
                         field: rule.map(|r| r.path.clone()),
                         effect,
                     },
-                    policy: idx
-                        .origins
-                        .get(pid as usize)
-                        .map_or_else(|| policy.origin.clone(), |o| PolicyRef::clone(o)),
+                    policy: policy.origin.clone(),
                 });
             }
         }

@@ -142,7 +142,13 @@ pub(super) fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) 
     }
 }
 
-pub(super) fn verdict(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Verdict {
+pub(super) fn verdict<'s>(
+    s: &'s Scenario,
+    from: &str,
+    to: &str,
+    port: u16,
+    proto: Protocol,
+) -> Verdict<'s> {
     s.check(endpoint(s, from), endpoint(s, to), port, proto)
 }
 

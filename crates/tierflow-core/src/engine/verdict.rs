@@ -1,0 +1,219 @@
+//! The outcome of [`Scenario::check`](super::Scenario::check): the answer and the policies
+//! that decided it, as indices into the scenario's policies, named on demand.
+//!
+//! A check of a million pairs is the hot loop of `tierflow simulate` and of the FlowsBlocked
+//! check: a verdict that copied the policies' names (or cloned `Arc`s of them, whose atomic
+//! reference counts were about 40 % of the time) paid for every pair what most callers never
+//! read. A [`Verdict`] borrows the scenario and keeps up to [`DecidedBy::INLINE`] policy
+//! indices inline (more, which takes that many policies deciding one connection, spill to the
+//! heap), so a check allocates nothing and touches no reference count.
+
+use std::fmt;
+
+use super::model::{Policy, PolicyName, PolicyRef};
+
+/// The outcome of [`Scenario::check`](super::Scenario::check), borrowing the scenario;
+/// serialises as `{"allowed": .., "decidedBy": [..]}` with the policies' display names.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Verdict<'s> {
+    /// Whether the connection is allowed.
+    pub allowed: bool,
+    /// The policies whose rules allowed (or denied) it; for a default deny, the policies that
+    /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
+    /// (egress first). [`Scenario::explain`](super::Scenario::explain) gives the rules.
+    pub decided_by: DecidedBy<'s>,
+}
+
+impl<'s> Verdict<'s> {
+    /// The policies of [`decided_by`](Self::decided_by) as data (kind, namespace, name and
+    /// whether tierflow manages them), in the same order, borrowed from the scenario.
+    pub fn policies(&self) -> impl Iterator<Item = &'s PolicyRef> + '_ {
+        self.decided_by.policies()
+    }
+}
+
+/// The policies behind a [`Verdict`], in evaluation order, once each: indices into the
+/// scenario's policies, named on demand ([`iter`](Self::iter) for display names,
+/// [`policies`](Self::policies) for the objects). Compares, prints (`Debug`) and serialises
+/// as the list of display names.
+#[derive(Clone)]
+pub struct DecidedBy<'s> {
+    /// The scenario's compiled policies (indexed by `ids`).
+    table: &'s [Policy],
+    ids: Ids,
+}
+
+/// Policy indices: the first [`DecidedBy::INLINE`] inline, all of them on the heap beyond.
+#[derive(Clone)]
+enum Ids {
+    Inline {
+        len: u8,
+        ids: [u32; DecidedBy::INLINE],
+    },
+    Heap(Vec<u32>),
+}
+
+impl<'s> DecidedBy<'s> {
+    /// How many policies a verdict names without allocating.
+    pub const INLINE: usize = 7;
+
+    /// No policy (an out-of-range pod, or no policy involved).
+    pub(crate) fn none(table: &'s [Policy]) -> Self {
+        DecidedBy {
+            table,
+            ids: Ids::Inline {
+                len: 0,
+                ids: [0; Self::INLINE],
+            },
+        }
+    }
+
+    /// Appends policy `pid` (the caller keeps them unique).
+    pub(crate) fn push(&mut self, pid: u32) {
+        match &mut self.ids {
+            Ids::Inline { len, ids } => match ids.get_mut(usize::from(*len)) {
+                Some(slot) => {
+                    *slot = pid;
+                    *len += 1;
+                }
+                None => {
+                    let mut heap = Vec::with_capacity(Self::INLINE * 2);
+                    heap.extend_from_slice(ids);
+                    heap.push(pid);
+                    self.ids = Ids::Heap(heap);
+                }
+            },
+            Ids::Heap(heap) => heap.push(pid),
+        }
+    }
+
+    /// The policy indices, in order.
+    pub(crate) fn ids(&self) -> &[u32] {
+        match &self.ids {
+            Ids::Inline { len, ids } => ids.get(..usize::from(*len)).unwrap_or_default(),
+            Ids::Heap(heap) => heap,
+        }
+    }
+
+    /// How many policies.
+    pub fn len(&self) -> usize {
+        self.ids().len()
+    }
+
+    /// Whether no policy decided (none was involved).
+    pub fn is_empty(&self) -> bool {
+        self.ids().is_empty()
+    }
+
+    /// The display names (`ns/name`, or `name` for a cluster-scoped kind), in order.
+    pub fn iter(&self) -> Names<'_, 's> {
+        Names {
+            table: self.table,
+            ids: self.ids().iter(),
+        }
+    }
+
+    /// The policy objects (kind, namespace, name, managed), in order.
+    pub fn policies(&self) -> impl Iterator<Item = &'s PolicyRef> + '_ {
+        let table = self.table;
+        self.ids()
+            .iter()
+            .filter_map(move |&pid| table.get(pid as usize))
+            .map(|p| &p.origin)
+    }
+
+    /// The display names as owned strings.
+    pub fn to_strings(&self) -> Vec<String> {
+        self.iter().map(ToString::to_string).collect()
+    }
+
+    /// The display names joined by `sep`.
+    pub fn join(&self, sep: &str) -> String {
+        let mut out = String::new();
+        for (i, name) in self.iter().enumerate() {
+            if i > 0 {
+                out.push_str(sep);
+            }
+            out.push_str(name);
+        }
+        out
+    }
+
+    /// The first policy's display name.
+    pub fn first(&self) -> Option<&'s PolicyName> {
+        self.iter().next()
+    }
+}
+
+/// The display names of a [`DecidedBy`], in order (see [`DecidedBy::iter`]).
+pub struct Names<'a, 's> {
+    table: &'s [Policy],
+    ids: std::slice::Iter<'a, u32>,
+}
+
+impl<'s> Iterator for Names<'_, 's> {
+    type Item = &'s PolicyName;
+    fn next(&mut self) -> Option<&'s PolicyName> {
+        // Indices always come from the same table (`Scenario::check`).
+        self.ids
+            .find_map(|&pid| self.table.get(pid as usize))
+            .map(|p| &p.display)
+    }
+}
+
+impl fmt::Debug for DecidedBy<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl serde::Serialize for DecidedBy<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl PartialEq for DecidedBy<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl Eq for DecidedBy<'_> {}
+
+impl<S: AsRef<str>> PartialEq<[S]> for DecidedBy<'_> {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other)
+                .all(|(a, b)| a.as_str() == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>, const N: usize> PartialEq<[S; N]> for DecidedBy<'_> {
+    fn eq(&self, other: &[S; N]) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for DecidedBy<'_> {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<&[S]> for DecidedBy<'_> {
+    fn eq(&self, other: &&[S]) -> bool {
+        *self == **other
+    }
+}
+
+impl<'a, 's> IntoIterator for &'a DecidedBy<'s> {
+    type Item = &'s PolicyName;
+    type IntoIter = Names<'a, 's>;
+    fn into_iter(self) -> Names<'a, 's> {
+        self.iter()
+    }
+}
