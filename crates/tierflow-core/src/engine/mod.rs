@@ -94,6 +94,7 @@ use crate::core::Protocol;
 pub use error::EngineError;
 pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyName, PolicyRef};
 pub use verdict::{DecidedBy, Names, Verdict};
+use verdict::PolicyIds;
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -238,53 +239,48 @@ impl<'a> Trace<'a> for Full<'a> {
     }
 }
 
-/// A trace of every (policy, effect) in evaluation order, without allocating for the usual
-/// few (`Scenario::check` keeps those that agree with the verdict once it is known).
-struct Effects {
-    /// The first records.
-    inline: [(u32, Effect); Effects::INLINE],
-    /// How many of `inline` are used.
-    len: usize,
-    /// The records beyond `inline`.
-    spill: Vec<(u32, Effect)>,
+/// What `Scenario::check` records: the policies whose effects would name each possible
+/// answer, once each by display name, in evaluation order (the allowing effects, Allow and
+/// Pass, for an allowed connection; the denying ones, Deny and default deny, for a denied
+/// one), kept without allocating for the usual few.
+struct Deciders<'i> {
+    /// Per policy: its display name's number (`Index::display_ids`).
+    display_ids: &'i [u32],
+    allowing: PolicyIds,
+    denying: PolicyIds,
 }
 
-impl Effects {
-    const INLINE: usize = 16;
-
-    fn new() -> Self {
-        Effects {
-            inline: [(0, Effect::Allow); Effects::INLINE],
-            len: 0,
-            spill: Vec::new(),
+impl<'i> Deciders<'i> {
+    fn new(display_ids: &'i [u32]) -> Self {
+        Deciders {
+            display_ids,
+            allowing: PolicyIds::new(),
+            denying: PolicyIds::new(),
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &(u32, Effect)> {
-        self.inline[..self.len].iter().chain(&self.spill)
+    /// The policies that name the answer `allowed`.
+    fn into_ids(self, allowed: bool) -> PolicyIds {
+        if allowed {
+            self.allowing
+        } else {
+            self.denying
+        }
     }
 }
 
-impl Trace<'_> for Effects {
+impl Trace<'_> for Deciders<'_> {
     const ALL: bool = true;
     fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = (policy, effect);
-                self.len += 1;
-            }
-            None => self.spill.push((policy, effect)),
+        let ids = match effect {
+            Effect::Allow | Effect::Pass => &mut self.allowing,
+            Effect::Deny | Effect::DefaultDeny => &mut self.denying,
+        };
+        let display = |pid: u32| self.display_ids.get(pid as usize).copied();
+        let id = display(policy);
+        if !ids.as_slice().iter().any(|&k| display(k) == id) {
+            ids.push(policy);
         }
-    }
-}
-
-/// Whether `effect` agrees with the verdict `allowed`: allowing effects when allowed, denying
-/// ones when denied.
-fn agrees(allowed: bool, effect: Effect) -> bool {
-    if allowed {
-        matches!(effect, Effect::Allow | Effect::Pass)
-    } else {
-        matches!(effect, Effect::Deny | Effect::DefaultDeny)
     }
 }
 
@@ -608,40 +604,27 @@ impl Scenario {
         protocol: Protocol,
     ) -> Verdict<'_> {
         let idx = self.index();
-        let mut decided_by = DecidedBy::none(&self.policies);
         let Some(conn) = self.conn(idx, from, to, port, protocol) else {
             return Verdict {
                 allowed: false,
-                decided_by,
+                decided_by: DecidedBy::new(&self.policies, PolicyIds::new()),
             };
         };
-        // Both ends once, recording every effect (what `traced` records, on the stack); then
-        // the policies whose effect agrees with the answer, once each by display name.
-        let mut effects = Effects::new();
+        // Both ends once, recording the policies that would name either answer; then those
+        // of the answer.
+        let mut deciders = Deciders::new(&idx.display_ids);
         let egress = match conn.src {
-            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut effects),
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
         };
         let ingress = match conn.dst {
-            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut effects),
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
         };
         let allowed = egress && ingress;
-        let display = |pid: u32| idx.display_ids.get(pid as usize).copied();
-        for &(pid, effect) in effects.iter() {
-            if !agrees(allowed, effect) {
-                continue;
-            }
-            let Some(id) = display(pid) else {
-                continue;
-            };
-            if !decided_by.ids().iter().any(|&k| display(k) == Some(id)) {
-                decided_by.push(pid);
-            }
-        }
         Verdict {
             allowed,
-            decided_by,
+            decided_by: DecidedBy::new(&self.policies, deciders.into_ids(allowed)),
         }
     }
 

@@ -41,38 +41,35 @@ impl<'s> Verdict<'s> {
 pub struct DecidedBy<'s> {
     /// The scenario's compiled policies (indexed by `ids`).
     table: &'s [Policy],
-    ids: Ids,
+    ids: PolicyIds,
 }
 
-/// Policy indices: the first [`DecidedBy::INLINE`] inline, all of them on the heap beyond.
+/// Policy indices in order: the first [`PolicyIds::INLINE`] inline, all of them on the heap
+/// beyond (which takes that many policies deciding one connection).
 #[derive(Clone)]
-enum Ids {
+pub(crate) enum PolicyIds {
     Inline {
         len: u8,
-        ids: [u32; DecidedBy::INLINE],
+        ids: [u32; PolicyIds::INLINE],
     },
     Heap(Vec<u32>),
 }
 
-impl<'s> DecidedBy<'s> {
-    /// How many policies a verdict names without allocating.
-    pub const INLINE: usize = 7;
+impl PolicyIds {
+    /// How many indices are kept without allocating.
+    pub(crate) const INLINE: usize = 7;
 
-    /// No policy (an out-of-range pod, or no policy involved).
-    pub(crate) fn none(table: &'s [Policy]) -> Self {
-        DecidedBy {
-            table,
-            ids: Ids::Inline {
-                len: 0,
-                ids: [0; Self::INLINE],
-            },
+    pub(crate) const fn new() -> Self {
+        PolicyIds::Inline {
+            len: 0,
+            ids: [0; Self::INLINE],
         }
     }
 
-    /// Appends policy `pid` (the caller keeps them unique).
+    /// Appends `pid`.
     pub(crate) fn push(&mut self, pid: u32) {
-        match &mut self.ids {
-            Ids::Inline { len, ids } => match ids.get_mut(usize::from(*len)) {
+        match self {
+            PolicyIds::Inline { len, ids } => match ids.get_mut(usize::from(*len)) {
                 Some(slot) => {
                     *slot = pid;
                     *len += 1;
@@ -81,19 +78,34 @@ impl<'s> DecidedBy<'s> {
                     let mut heap = Vec::with_capacity(Self::INLINE * 2);
                     heap.extend_from_slice(ids);
                     heap.push(pid);
-                    self.ids = Ids::Heap(heap);
+                    *self = PolicyIds::Heap(heap);
                 }
             },
-            Ids::Heap(heap) => heap.push(pid),
+            PolicyIds::Heap(heap) => heap.push(pid),
         }
+    }
+
+    /// The indices, in order.
+    pub(crate) fn as_slice(&self) -> &[u32] {
+        match self {
+            PolicyIds::Inline { len, ids } => ids.get(..usize::from(*len)).unwrap_or_default(),
+            PolicyIds::Heap(heap) => heap,
+        }
+    }
+}
+
+impl<'s> DecidedBy<'s> {
+    /// How many policies a verdict names without allocating.
+    pub const INLINE: usize = PolicyIds::INLINE;
+
+    /// The policies `ids` of `table`.
+    pub(crate) fn new(table: &'s [Policy], ids: PolicyIds) -> Self {
+        DecidedBy { table, ids }
     }
 
     /// The policy indices, in order.
     pub(crate) fn ids(&self) -> &[u32] {
-        match &self.ids {
-            Ids::Inline { len, ids } => ids.get(..usize::from(*len)).unwrap_or_default(),
-            Ids::Heap(heap) => heap,
-        }
+        self.ids.as_slice()
     }
 
     /// How many policies.
