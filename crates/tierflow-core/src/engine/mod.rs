@@ -93,8 +93,8 @@ use crate::core::Protocol;
 
 pub use error::EngineError;
 pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyName, PolicyRef};
-pub use verdict::{DecidedBy, Names, Verdict};
 use verdict::PolicyIds;
+pub use verdict::{DecidedBy, Names, Verdict};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -243,42 +243,31 @@ impl<'a> Trace<'a> for Full<'a> {
 /// answer, once each by display name, in evaluation order (the allowing effects, Allow and
 /// Pass, for an allowed connection; the denying ones, Deny and default deny, for a denied
 /// one), kept without allocating for the usual few.
-struct Deciders<'i> {
-    /// Per policy: its display name's number (`Index::display_ids`).
-    display_ids: &'i [u32],
+struct Deciders<'i, 'v> {
+    /// Per policy: its display name's number (`Index::display_ids`); `None` when every policy
+    /// has a name of its own, and its index tells it apart.
+    display_ids: Option<&'i [u32]>,
     allowing: PolicyIds,
-    denying: PolicyIds,
+    /// Kept in the verdict being built (most connections in a default-deny world are denied).
+    denying: &'v mut PolicyIds,
 }
 
-impl<'i> Deciders<'i> {
-    fn new(display_ids: &'i [u32]) -> Self {
-        Deciders {
-            display_ids,
-            allowing: PolicyIds::new(),
-            denying: PolicyIds::new(),
-        }
-    }
-
-    /// The policies that name the answer `allowed`.
-    fn into_ids(self, allowed: bool) -> PolicyIds {
-        if allowed {
-            self.allowing
-        } else {
-            self.denying
-        }
-    }
-}
-
-impl Trace<'_> for Deciders<'_> {
+impl Trace<'_> for Deciders<'_, '_> {
     const ALL: bool = true;
+    #[inline]
     fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
         let ids = match effect {
             Effect::Allow | Effect::Pass => &mut self.allowing,
-            Effect::Deny | Effect::DefaultDeny => &mut self.denying,
+            Effect::Deny | Effect::DefaultDeny => &mut *self.denying,
         };
-        let display = |pid: u32| self.display_ids.get(pid as usize).copied();
-        let id = display(policy);
-        if !ids.as_slice().iter().any(|&k| display(k) == id) {
+        let seen = match self.display_ids {
+            None => ids.as_slice().contains(&policy),
+            Some(display) => {
+                let name = |pid: u32| display.get(pid as usize).copied();
+                ids.as_slice().iter().any(|&k| name(k) == name(policy))
+            }
+        };
+        if !seen {
             ids.push(policy);
         }
     }
@@ -546,6 +535,7 @@ impl Scenario {
         Some(if ip.is_ipv4() { 4 } else { 6 })
     }
 
+    #[inline]
     fn conn(
         &self,
         idx: &Index,
@@ -604,15 +594,20 @@ impl Scenario {
         protocol: Protocol,
     ) -> Verdict<'_> {
         let idx = self.index();
-        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
-            return Verdict {
-                allowed: false,
-                decided_by: DecidedBy::new(&self.policies, PolicyIds::new()),
-            };
+        let mut verdict = Verdict {
+            allowed: false,
+            decided_by: DecidedBy::new(&self.policies, PolicyIds::new()),
         };
-        // Both ends once, recording the policies that would name either answer; then those
-        // of the answer.
-        let mut deciders = Deciders::new(&idx.display_ids);
+        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
+            return verdict;
+        };
+        // Both ends once, recording the policies that would name either answer (the denying
+        // ones straight into the verdict); then those of the answer.
+        let mut deciders = Deciders {
+            display_ids: (!idx.names_unique).then_some(idx.display_ids.as_slice()),
+            allowing: PolicyIds::new(),
+            denying: verdict.decided_by.ids_mut(),
+        };
         let egress = match conn.src {
             Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
@@ -621,11 +616,11 @@ impl Scenario {
             Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
         };
-        let allowed = egress && ingress;
-        Verdict {
-            allowed,
-            decided_by: DecidedBy::new(&self.policies, deciders.into_ids(allowed)),
+        verdict.allowed = egress && ingress;
+        if verdict.allowed {
+            *verdict.decided_by.ids_mut() = deciders.allowing;
         }
+        verdict
     }
 
     /// The rules behind [`check`](Self::check)'s verdict: for each policy in `decided_by`,
@@ -895,6 +890,7 @@ impl Scenario {
         model::section(&self.policies, pid, dir)
     }
 
+    #[inline]
     fn eval<'a, T: Trace<'a>>(
         &'a self,
         idx: &'a Index,
@@ -928,7 +924,13 @@ impl Scenario {
         };
         match idx.mode {
             Mode::Calico => self.eval_ordered(idx, dir, list, conn, trace),
-            Mode::Kubernetes | Mode::Cilium => self.eval_union(idx, dir, list, conn, trace),
+            Mode::Kubernetes | Mode::Cilium => {
+                let denies = idx.pod_denies.get(local).is_none_or(|d| match dir {
+                    Direction::Ingress => d.0,
+                    Direction::Egress => d.1,
+                });
+                self.eval_union(idx, dir, list, denies, conn, trace)
+            }
         }
     }
 
@@ -1001,20 +1003,18 @@ impl Scenario {
     }
 
     /// Kubernetes and Cilium: any deny wins, then a union of allows, then default deny if
-    /// isolated.
+    /// isolated. `denies`: whether any policy of `list` has a deny rule.
     fn eval_union<'a, T: Trace<'a>>(
         &'a self,
         idx: &Index,
         dir: Direction,
         list: &[u32],
+        denies: bool,
         conn: &Conn,
         trace: &mut T,
     ) -> bool {
         let mut denied = false;
-        for &pid in list {
-            let Some(sec) = self.section(pid, dir) else {
-                continue;
-            };
+        for &pid in list.iter().filter(|_| denies) {
             let has_deny = idx.denies.get(pid as usize).is_none_or(|d| match dir {
                 Direction::Ingress => d.0,
                 Direction::Egress => d.1,
@@ -1022,6 +1022,9 @@ impl Scenario {
             if !has_deny {
                 continue;
             }
+            let Some(sec) = self.section(pid, dir) else {
+                continue;
+            };
             let denies = sec
                 .deny
                 .iter()
@@ -1068,29 +1071,37 @@ impl Scenario {
         false
     }
 
+    #[inline]
     fn peer_matches(&self, idx: &Index, peer: PeerId, ep: Ep) -> bool {
         match ep {
             Ep::Pod(p) => idx
                 .peer_pods
                 .get(peer as usize)
                 .is_some_and(|set| set.contains(p)),
-            Ep::Ip(ip) => self
-                .peers
-                .get(peer as usize)
-                .is_some_and(|peer| peer.alts.iter().any(|a| a.matches_external(&ip))),
+            Ep::Ip(ip) => self.peer_matches_address(peer, ip),
         }
+    }
+
+    /// Whether `peer` matches an address outside the pods.
+    #[inline(never)]
+    fn peer_matches_address(&self, peer: PeerId, ip: IpAddr) -> bool {
+        self.peers
+            .get(peer as usize)
+            .is_some_and(|peer| peer.alts.iter().any(|a| a.matches_external(&ip)))
     }
 
     fn port_matches(&self, spec: &PortSpec, conn: &Conn) -> bool {
         model::port_matches(&self.pods, spec, conn)
     }
 
+    #[inline]
     fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         self.rule_matches_pair(idx, r, conn) && self.rule_matches_port(r, conn)
     }
 
     /// The conditions of a rule that do not depend on the port or protocol: peers and IP
     /// version (and whether it can match at all).
+    #[inline]
     fn rule_matches_pair(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         if r.never {
             return false;

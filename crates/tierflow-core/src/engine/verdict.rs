@@ -47,49 +47,50 @@ pub struct DecidedBy<'s> {
 /// Policy indices in order: the first [`PolicyIds::INLINE`] inline, all of them on the heap
 /// beyond (which takes that many policies deciding one connection).
 #[derive(Clone)]
-pub(crate) enum PolicyIds {
-    Inline {
-        len: u8,
-        ids: [u32; PolicyIds::INLINE],
-    },
-    Heap(Vec<u32>),
+pub(crate) struct PolicyIds {
+    len: u32,
+    inline: [u32; PolicyIds::INLINE],
+    /// Every index once there are more than `INLINE` (empty, unallocated, until then).
+    heap: Vec<u32>,
 }
 
 impl PolicyIds {
     /// How many indices are kept without allocating.
-    pub(crate) const INLINE: usize = 7;
+    pub(crate) const INLINE: usize = 6;
 
     pub(crate) const fn new() -> Self {
-        PolicyIds::Inline {
+        PolicyIds {
             len: 0,
-            ids: [0; Self::INLINE],
+            inline: [0; Self::INLINE],
+            heap: Vec::new(),
         }
     }
 
     /// Appends `pid`.
+    #[inline]
     pub(crate) fn push(&mut self, pid: u32) {
-        match self {
-            PolicyIds::Inline { len, ids } => match ids.get_mut(usize::from(*len)) {
-                Some(slot) => {
-                    *slot = pid;
-                    *len += 1;
-                }
-                None => {
-                    let mut heap = Vec::with_capacity(Self::INLINE * 2);
-                    heap.extend_from_slice(ids);
-                    heap.push(pid);
-                    *self = PolicyIds::Heap(heap);
-                }
-            },
-            PolicyIds::Heap(heap) => heap.push(pid),
+        match self.inline.get_mut(self.len as usize) {
+            Some(slot) => *slot = pid,
+            None => self.spill(pid),
         }
+        self.len += 1;
+    }
+
+    #[cold]
+    fn spill(&mut self, pid: u32) {
+        if self.heap.is_empty() {
+            self.heap.reserve(Self::INLINE * 2);
+            self.heap.extend_from_slice(&self.inline);
+        }
+        self.heap.push(pid);
     }
 
     /// The indices, in order.
+    #[inline]
     pub(crate) fn as_slice(&self) -> &[u32] {
-        match self {
-            PolicyIds::Inline { len, ids } => ids.get(..usize::from(*len)).unwrap_or_default(),
-            PolicyIds::Heap(heap) => heap,
+        match self.inline.get(..self.len as usize) {
+            Some(ids) => ids,
+            None => &self.heap,
         }
     }
 }
@@ -101,6 +102,11 @@ impl<'s> DecidedBy<'s> {
     /// The policies `ids` of `table`.
     pub(crate) fn new(table: &'s [Policy], ids: PolicyIds) -> Self {
         DecidedBy { table, ids }
+    }
+
+    /// The policy indices, to fill in.
+    pub(crate) fn ids_mut(&mut self) -> &mut PolicyIds {
+        &mut self.ids
     }
 
     /// The policy indices, in order.
