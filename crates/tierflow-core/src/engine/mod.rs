@@ -254,7 +254,7 @@ struct Deciders<'i, 'v> {
 
 impl Trace<'_> for Deciders<'_, '_> {
     const ALL: bool = true;
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
         let ids = match effect {
             Effect::Allow | Effect::Pass => &mut self.allowing,
@@ -535,7 +535,7 @@ impl Scenario {
         Some(if ip.is_ipv4() { 4 } else { 6 })
     }
 
-    #[inline]
+    #[inline(always)]
     fn conn(
         &self,
         idx: &Index,
@@ -890,7 +890,7 @@ impl Scenario {
         model::section(&self.policies, pid, dir)
     }
 
-    #[inline]
+    #[inline(always)]
     fn eval<'a, T: Trace<'a>>(
         &'a self,
         idx: &'a Index,
