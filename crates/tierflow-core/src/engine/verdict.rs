@@ -1,10 +1,9 @@
 //! The outcome of [`Scenario::check`](super::Scenario::check): the answer and the policies
 //! that decided it, as indices into the scenario's policies, named on demand.
 //!
-//! A check of a million pairs is the hot loop of `tierflow simulate` and of the FlowsBlocked
-//! check: a verdict that copied the policies' names (or cloned `Arc`s of them, whose atomic
-//! reference counts were about 40 % of the time) paid for every pair what most callers never
-//! read. A [`Verdict`] borrows the scenario and keeps up to [`DecidedBy::INLINE`] policy
+//! `tierflow simulate` checks every pair of pods (a million for 1,000 pods): a verdict that
+//! copied the policies' names (or cloned `Arc`s of them, whose atomic reference counts were
+//! about 40 % of the time) paid for every pair what most callers never read. A [`Verdict`] borrows the scenario and keeps up to [`DecidedBy::INLINE`] policy
 //! indices inline (more, which takes that many policies deciding one connection, spill to the
 //! heap), so a check allocates nothing and touches no reference count.
 
@@ -156,11 +155,6 @@ impl<'s> DecidedBy<'s> {
             out.push_str(name);
         }
         out
-    }
-
-    /// The first policy's display name.
-    pub fn first(&self) -> Option<&'s PolicyName> {
-        self.iter().next()
     }
 }
 
