@@ -71,7 +71,7 @@ pub fn simulate(scenario: &Scenario, ports: &[Port]) -> Results {
                     port: probe_number(*p),
                     protocol: p.protocol.as_str().to_string(),
                     allowed: v.allowed,
-                    decided_by: v.decided_by.iter().map(ToString::to_string).collect(),
+                    decided_by: v.decided_by.to_strings(),
                 });
             }
         }

@@ -367,7 +367,7 @@ pub fn replay(
             record: o.first_record,
             app_networks,
             why,
-            decided_by: verdict.decided_by.iter().map(ToString::to_string).collect(),
+            decided_by: verdict.decided_by.to_strings(),
         });
     }
     Ok(out)

@@ -7,13 +7,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::calico::{DEFAULT_TIER, DEFAULT_TIER_ORDER};
 use super::calico_selector::CalicoSelector;
 use super::cilium;
 use super::model::{
-    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, PolicyRef, Subject, TierDef,
+    Alt, Entity, Flavor, K8sNs, Mode, Namespace, Peer, Pod, Policy, Subject, TierDef,
 };
 
 /// A fixed-size set of pod indices.
@@ -60,15 +59,18 @@ pub(crate) struct Index {
     pub selected: Vec<usize>,
     /// Pod by IP address (the first pod with that address).
     pub by_ip: HashMap<IpAddr, usize>,
-    /// Per policy: its origin, shared by every verdict that names it.
-    pub origins: Vec<Arc<PolicyRef>>,
     /// Per policy: whether its (ingress, egress) section has a deny rule (most have none, and
     /// then `check` does not look for one).
     pub denies: Vec<(bool, bool)>,
+    /// Per pod: whether a policy applying to its (ingress, egress) has a deny rule.
+    pub pod_denies: Vec<(bool, bool)>,
     /// Per policy: a number for its display name, equal for policies that display alike (a
     /// Cilium policy with several specs), so that verdicts name each once without comparing
     /// strings.
     pub display_ids: Vec<u32>,
+    /// Whether every policy has a display name of its own (then a policy's index tells it
+    /// apart as well as `display_ids`).
+    pub names_unique: bool,
     /// Calico: per policy, the rank of its tier (index into `tier_pass`); empty in other
     /// modes.
     pub tier_of: Vec<u32>,
@@ -591,6 +593,45 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
             by_ip.entry(*ip).or_insert(i);
         }
     }
+    let display_ids: Vec<u32> = {
+        let mut ids: HashMap<&str, u32> = HashMap::new();
+        s.policies
+            .iter()
+            .map(|p| {
+                let next = ids.len() as u32;
+                *ids.entry(p.display.as_str()).or_insert(next)
+            })
+            .collect()
+    };
+    let denies: Vec<(bool, bool)> = s
+        .policies
+        .iter()
+        .map(|p| {
+            let denies = |sec: &Option<super::model::Section>| {
+                sec.as_ref().is_some_and(|s| {
+                    !s.deny.is_empty()
+                        || s.rules
+                            .iter()
+                            .any(|r| r.action == super::model::Action::Deny)
+                })
+            };
+            (denies(&p.ingress), denies(&p.egress))
+        })
+        .collect();
+    // Per pod and direction: whether any policy applying there has a deny rule.
+    let any_deny = |list: &Vec<u32>, dir: fn(&(bool, bool)) -> bool| {
+        list.iter()
+            .any(|&pid| denies.get(pid as usize).is_none_or(dir))
+    };
+    let pod_denies = ingress
+        .iter()
+        .zip(&egress)
+        .map(|(i, e)| (any_deny(i, |d| d.0), any_deny(e, |d| d.1)))
+        .collect();
+    let names_unique = display_ids
+        .iter()
+        .enumerate()
+        .all(|(i, &d)| d as usize == i);
     Index {
         mode,
         peer_pods,
@@ -599,36 +640,10 @@ pub(crate) fn build(s: Tables<'_>) -> Index {
         isolated,
         selected,
         by_ip,
-        origins: s
-            .policies
-            .iter()
-            .map(|p| Arc::new(p.origin.clone()))
-            .collect(),
-        display_ids: {
-            let mut ids: HashMap<&str, u32> = HashMap::new();
-            s.policies
-                .iter()
-                .map(|p| {
-                    let next = ids.len() as u32;
-                    *ids.entry(p.display.as_str()).or_insert(next)
-                })
-                .collect()
-        },
-        denies: s
-            .policies
-            .iter()
-            .map(|p| {
-                let denies = |sec: &Option<super::model::Section>| {
-                    sec.as_ref().is_some_and(|s| {
-                        !s.deny.is_empty()
-                            || s.rules
-                                .iter()
-                                .any(|r| r.action == super::model::Action::Deny)
-                    })
-                };
-                (denies(&p.ingress), denies(&p.egress))
-            })
-            .collect(),
+        display_ids,
+        names_unique,
+        denies,
+        pod_denies,
         tier_of,
         tier_pass,
     }

@@ -83,15 +83,18 @@ mod parse;
 mod read;
 #[cfg(test)]
 mod tests;
+mod verdict;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::core::Protocol;
 
 pub use error::EngineError;
 pub use model::{ContainerPort, Direction, Effect, Mode, Pod, PolicyName, PolicyRef};
+use verdict::PolicyIds;
+pub use verdict::{DecidedBy, Names, Verdict};
 
 pub(crate) use model::{
     Action, Alt, Entity, Flavor, K8sNs, Policy, PortVal, Rule, Section, Subject,
@@ -131,24 +134,6 @@ pub struct RuleRef {
     pub field: Option<String>,
     /// What it did.
     pub effect: Effect,
-}
-
-/// The outcome of [`Scenario::check`]; serialises as `{"allowed": .., "decidedBy": [..]}`
-/// (`policies` is left out: it names the same policies).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Verdict {
-    /// Whether the connection is allowed.
-    pub allowed: bool,
-    /// The policies whose rules allowed (or denied) it; for a default deny, the policies that
-    /// isolated the pod. Empty when no policy was involved. No duplicates, in evaluation order
-    /// (egress first). [`Scenario::explain`] gives the rules.
-    pub decided_by: Vec<PolicyName>,
-    /// The same policies as `decided_by`, in the same order, as data: kind, namespace, name
-    /// and whether tierflow manages them (shared with the scenario: a verdict copies no
-    /// policy's strings).
-    #[serde(skip)]
-    pub policies: Vec<Arc<PolicyRef>>,
 }
 
 /// One rule's part in a [`Decision`], with its policy as data.
@@ -254,53 +239,37 @@ impl<'a> Trace<'a> for Full<'a> {
     }
 }
 
-/// A trace of every (policy, effect) in evaluation order, without allocating for the usual
-/// few (`Scenario::check` keeps those that agree with the verdict once it is known).
-struct Effects {
-    /// The first records.
-    inline: [(u32, Effect); Effects::INLINE],
-    /// How many of `inline` are used.
-    len: usize,
-    /// The records beyond `inline`.
-    spill: Vec<(u32, Effect)>,
+/// What `Scenario::check` records: the policies whose effects would name each possible
+/// answer, once each by display name, in evaluation order (the allowing effects, Allow and
+/// Pass, for an allowed connection; the denying ones, Deny and default deny, for a denied
+/// one), kept without allocating for the usual few.
+struct Deciders<'i, 'v> {
+    /// Per policy: its display name's number (`Index::display_ids`); `None` when every policy
+    /// has a name of its own, and its index tells it apart.
+    display_ids: Option<&'i [u32]>,
+    allowing: PolicyIds,
+    /// Kept in the verdict being built (most connections in a default-deny world are denied).
+    denying: &'v mut PolicyIds,
 }
 
-impl Effects {
-    const INLINE: usize = 16;
-
-    fn new() -> Self {
-        Effects {
-            inline: [(0, Effect::Allow); Effects::INLINE],
-            len: 0,
-            spill: Vec::new(),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &(u32, Effect)> {
-        self.inline[..self.len].iter().chain(&self.spill)
-    }
-}
-
-impl Trace<'_> for Effects {
+impl Trace<'_> for Deciders<'_, '_> {
     const ALL: bool = true;
+    #[inline(always)]
     fn record(&mut self, policy: u32, _: Direction, _: Option<&Rule>, effect: Effect) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => {
-                *slot = (policy, effect);
-                self.len += 1;
+        let ids = match effect {
+            Effect::Allow | Effect::Pass => &mut self.allowing,
+            Effect::Deny | Effect::DefaultDeny => &mut *self.denying,
+        };
+        let seen = match self.display_ids {
+            None => ids.as_slice().contains(&policy),
+            Some(display) => {
+                let name = |pid: u32| display.get(pid as usize).copied();
+                ids.as_slice().iter().any(|&k| name(k) == name(policy))
             }
-            None => self.spill.push((policy, effect)),
+        };
+        if !seen {
+            ids.push(policy);
         }
-    }
-}
-
-/// Whether `effect` agrees with the verdict `allowed`: allowing effects when allowed, denying
-/// ones when denied.
-fn agrees(allowed: bool, effect: Effect) -> bool {
-    if allowed {
-        matches!(effect, Effect::Allow | Effect::Pass)
-    } else {
-        matches!(effect, Effect::Deny | Effect::DefaultDeny)
     }
 }
 
@@ -566,6 +535,7 @@ impl Scenario {
         Some(if ip.is_ipv4() { 4 } else { 6 })
     }
 
+    #[inline(always)]
     fn conn(
         &self,
         idx: &Index,
@@ -615,68 +585,44 @@ impl Scenario {
     }
 
     /// Decides a connection from `from` to `to` on destination port `port` / `protocol`.
-    /// An out-of-range pod index gives a denied verdict naming no policy.
-    pub fn check(&self, from: Endpoint, to: Endpoint, port: u16, protocol: Protocol) -> Verdict {
+    /// An out-of-range pod index gives a denied verdict naming no policy. The verdict borrows
+    /// the scenario for the names of its policies: a check allocates nothing (unless more than
+    /// [`DecidedBy::INLINE`] policies decide) and touches no reference count.
+    pub fn check(
+        &self,
+        from: Endpoint,
+        to: Endpoint,
+        port: u16,
+        protocol: Protocol,
+    ) -> Verdict<'_> {
         let idx = self.index();
-        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
-            return Verdict {
-                allowed: false,
-                decided_by: Vec::new(),
-                policies: Vec::new(),
-            };
+        let mut verdict = Verdict {
+            allowed: false,
+            decided_by: DecidedBy::new(&self.policies, PolicyIds::new()),
         };
-        // Both ends once, recording every effect (what `traced` records, on the stack); then
-        // the policies whose effect agrees with the answer, once each by display name.
-        let mut effects = Effects::new();
+        let Some(conn) = self.conn(idx, from, to, port, protocol) else {
+            return verdict;
+        };
+        // Both ends once, recording the policies that would name either answer (the denying
+        // ones straight into the verdict); then those of the answer.
+        let mut deciders = Deciders {
+            display_ids: (!idx.names_unique).then_some(idx.display_ids.as_slice()),
+            allowing: PolicyIds::new(),
+            denying: verdict.decided_by.ids_mut(),
+        };
         let egress = match conn.src {
-            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut effects),
+            Ep::Pod(p) => self.eval(idx, Direction::Egress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
         };
         let ingress = match conn.dst {
-            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut effects),
+            Ep::Pod(p) => self.eval(idx, Direction::Ingress, p, &conn, &mut deciders),
             Ep::Ip(_) => true,
         };
-        let allowed = egress && ingress;
-        // (policy, display id) of the policies kept, in order.
-        let mut kept = [(0u32, 0u32); Effects::INLINE];
-        let mut n = 0;
-        let mut more: Vec<(u32, u32)> = Vec::new();
-        for &(pid, effect) in effects.iter() {
-            if !agrees(allowed, effect) {
-                continue;
-            }
-            let Some(&id) = idx.display_ids.get(pid as usize) else {
-                continue;
-            };
-            if kept[..n].iter().chain(&more).any(|&(_, k)| k == id) {
-                continue;
-            }
-            match kept.get_mut(n) {
-                Some(slot) => {
-                    *slot = (pid, id);
-                    n += 1;
-                }
-                None => more.push((pid, id)),
-            }
+        verdict.allowed = egress && ingress;
+        if verdict.allowed {
+            *verdict.decided_by.ids_mut() = deciders.allowing;
         }
-        let count = n + more.len();
-        let mut decided_by = Vec::with_capacity(count);
-        let mut policies = Vec::with_capacity(count);
-        for &(pid, _) in kept[..n].iter().chain(&more) {
-            let Some(p) = self.policies.get(pid as usize) else {
-                continue;
-            };
-            decided_by.push(p.display.clone());
-            policies.push(match idx.origins.get(pid as usize) {
-                Some(shared) => Arc::clone(shared),
-                None => Arc::new(p.origin.clone()),
-            });
-        }
-        Verdict {
-            allowed,
-            decided_by,
-            policies,
-        }
+        verdict
     }
 
     /// The rules behind [`check`](Self::check)'s verdict: for each policy in `decided_by`,
@@ -754,10 +700,7 @@ impl Scenario {
                         field: rule.map(|r| r.path.clone()),
                         effect,
                     },
-                    policy: idx
-                        .origins
-                        .get(pid as usize)
-                        .map_or_else(|| policy.origin.clone(), |o| PolicyRef::clone(o)),
+                    policy: policy.origin.clone(),
                 });
             }
         }
@@ -949,6 +892,7 @@ impl Scenario {
         model::section(&self.policies, pid, dir)
     }
 
+    #[inline(always)]
     fn eval<'a, T: Trace<'a>>(
         &'a self,
         idx: &'a Index,
@@ -982,7 +926,13 @@ impl Scenario {
         };
         match idx.mode {
             Mode::Calico => self.eval_ordered(idx, dir, list, conn, trace),
-            Mode::Kubernetes | Mode::Cilium => self.eval_union(idx, dir, list, conn, trace),
+            Mode::Kubernetes | Mode::Cilium => {
+                let denies = idx.pod_denies.get(local).is_none_or(|d| match dir {
+                    Direction::Ingress => d.0,
+                    Direction::Egress => d.1,
+                });
+                self.eval_union(idx, dir, list, denies, conn, trace)
+            }
         }
     }
 
@@ -1055,20 +1005,18 @@ impl Scenario {
     }
 
     /// Kubernetes and Cilium: any deny wins, then a union of allows, then default deny if
-    /// isolated.
+    /// isolated. `denies`: whether any policy of `list` has a deny rule.
     fn eval_union<'a, T: Trace<'a>>(
         &'a self,
         idx: &Index,
         dir: Direction,
         list: &[u32],
+        denies: bool,
         conn: &Conn,
         trace: &mut T,
     ) -> bool {
         let mut denied = false;
-        for &pid in list {
-            let Some(sec) = self.section(pid, dir) else {
-                continue;
-            };
+        for &pid in list.iter().filter(|_| denies) {
             let has_deny = idx.denies.get(pid as usize).is_none_or(|d| match dir {
                 Direction::Ingress => d.0,
                 Direction::Egress => d.1,
@@ -1076,6 +1024,9 @@ impl Scenario {
             if !has_deny {
                 continue;
             }
+            let Some(sec) = self.section(pid, dir) else {
+                continue;
+            };
             let denies = sec
                 .deny
                 .iter()
@@ -1122,29 +1073,37 @@ impl Scenario {
         false
     }
 
+    #[inline]
     fn peer_matches(&self, idx: &Index, peer: PeerId, ep: Ep) -> bool {
         match ep {
             Ep::Pod(p) => idx
                 .peer_pods
                 .get(peer as usize)
                 .is_some_and(|set| set.contains(p)),
-            Ep::Ip(ip) => self
-                .peers
-                .get(peer as usize)
-                .is_some_and(|peer| peer.alts.iter().any(|a| a.matches_external(&ip))),
+            Ep::Ip(ip) => self.peer_matches_address(peer, ip),
         }
+    }
+
+    /// Whether `peer` matches an address outside the pods.
+    #[inline(never)]
+    fn peer_matches_address(&self, peer: PeerId, ip: IpAddr) -> bool {
+        self.peers
+            .get(peer as usize)
+            .is_some_and(|peer| peer.alts.iter().any(|a| a.matches_external(&ip)))
     }
 
     fn port_matches(&self, spec: &PortSpec, conn: &Conn) -> bool {
         model::port_matches(&self.pods, spec, conn)
     }
 
+    #[inline]
     fn rule_matches(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         self.rule_matches_pair(idx, r, conn) && self.rule_matches_port(r, conn)
     }
 
     /// The conditions of a rule that do not depend on the port or protocol: peers and IP
     /// version (and whether it can match at all).
+    #[inline]
     fn rule_matches_pair(&self, idx: &Index, r: &Rule, conn: &Conn) -> bool {
         if r.never {
             return false;

@@ -322,7 +322,7 @@ pub(crate) struct Policy {
     pub origin: PolicyRef,
     /// Which API.
     pub flavor: Flavor,
-    /// `ns/name`, or `name` for cluster-scoped kinds (shared with every verdict naming it).
+    /// `ns/name`, or `name` for cluster-scoped kinds (borrowed by every verdict naming it).
     pub display: PolicyName,
     /// `metadata.namespace` (namespaced kinds).
     pub namespace: Option<String>,
@@ -341,9 +341,8 @@ pub(crate) struct Policy {
 }
 
 /// A policy's display name (`ns/name`, or `name` for a cluster-scoped kind) as verdicts list it
-/// ([`Verdict::decided_by`]). Names of up to [`PolicyName::INLINE`] bytes (most) are kept
-/// inline, so a verdict copies 32 bytes per policy and touches no reference count (the atomic
-/// increments and decrements of a shared string were 40 % of checking a million pairs);
+/// ([`Verdict::decided_by`] borrows it from the scenario). Names of up to
+/// [`PolicyName::INLINE`] bytes (most) are kept inline, so a copy touches no reference count;
 /// longer ones are shared. Compares, orders, hashes, displays, borrows and serialises as the
 /// string, whichever the form.
 ///

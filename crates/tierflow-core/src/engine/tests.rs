@@ -118,6 +118,16 @@ pub(super) fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) 
             v.allowed, fast,
             "check and allows disagree on {from} -> {to}:{port}"
         );
+        // The verdict names the policies of `explain`'s rules, once each, in the same order,
+        // and gives as many objects as names.
+        let mut named: Vec<String> = Vec::new();
+        for r in s.explain(endpoint(s, from), endpoint(s, to), port, proto) {
+            if !named.contains(&r.policy) {
+                named.push(r.policy);
+            }
+        }
+        assert_eq!(v.decided_by, named, "{from} -> {to}:{port}");
+        assert_eq!(v.policies().count(), v.decided_by.len());
         if v.allowed != want {
             bad.push(format!(
                 "{from} -> {to} {port}/{proto}: expected {}, got {} (decided by {:?})",
@@ -142,7 +152,13 @@ pub(super) fn expect(s: &Scenario, cases: &[(&str, &str, u16, Protocol, bool)]) 
     }
 }
 
-pub(super) fn verdict(s: &Scenario, from: &str, to: &str, port: u16, proto: Protocol) -> Verdict {
+pub(super) fn verdict<'s>(
+    s: &'s Scenario,
+    from: &str,
+    to: &str,
+    port: u16,
+    proto: Protocol,
+) -> Verdict<'s> {
     s.check(endpoint(s, from), endpoint(s, to), port, proto)
 }
 
@@ -180,6 +196,90 @@ fn without_policies_everything_is_allowed() {
     );
     let v = verdict(&s, "prod/web", "prod/api", 8080, TCP);
     assert!(v.decided_by.is_empty());
+}
+
+#[test]
+fn a_verdict_names_its_policies_as_objects_in_the_same_order() {
+    let s = world(
+        "
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: prod}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{to: [{podSelector: {matchLabels: {app: api}}}]}]
+",
+    );
+    let objects = |v: &Verdict<'_>| -> Vec<String> {
+        v.policies()
+            .map(|p| format!("{} {p}", p.kind))
+            .collect::<Vec<_>>()
+    };
+    // Allowed: the allowing policies, egress first.
+    let v = verdict(&s, "prod/web", "prod/api", 8080, TCP);
+    assert!(v.allowed);
+    assert_eq!(v.decided_by, ["prod/web", "prod/api"]);
+    assert_eq!(
+        objects(&v),
+        ["NetworkPolicy prod/web", "NetworkPolicy prod/api"]
+    );
+    assert_eq!(v.decided_by.join(", "), "prod/web, prod/api");
+    // A default deny at the destination: the policy that isolates it.
+    let v = verdict(&s, "prod/db", "prod/api", 8080, TCP);
+    assert!(!v.allowed);
+    assert_eq!(v.decided_by, ["prod/api"]);
+    assert_eq!(objects(&v), ["NetworkPolicy prod/api"]);
+    assert_eq!(
+        serde_json::to_value(&v).unwrap(),
+        serde_json::json!({"allowed": false, "decidedBy": ["prod/api"]})
+    );
+    // No policy involved, and an unknown pod: allowed by none, denied by none.
+    assert!(verdict(&s, "dev/web", "dev/api", 8080, TCP)
+        .decided_by
+        .is_empty());
+    let v = s.check(Endpoint::Pod(999), Endpoint::Pod(0), 80, TCP);
+    assert!(!v.allowed && v.decided_by.is_empty());
+}
+
+#[test]
+fn a_verdict_naming_more_policies_than_it_keeps_inline_names_them_all_once_in_order() {
+    // Twice as many allowing policies as a verdict keeps inline, each allowing prod/web to
+    // reach prod/api; the names sort as they are read.
+    let n = 2 * crate::engine::DecidedBy::INLINE;
+    let policies: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: allow-{i:02}, namespace: prod}}
+spec:
+  podSelector: {{matchLabels: {{app: api}}}}
+  ingress: [{{from: [{{podSelector: {{matchLabels: {{app: web}}}}}}]}}]
+"
+            )
+        })
+        .collect();
+    let s = world(&policies.join("---\n"));
+    let want: Vec<String> = (0..n).map(|i| format!("prod/allow-{i:02}")).collect();
+    let v = verdict(&s, "prod/web", "prod/api", 8080, TCP);
+    assert!(v.allowed);
+    assert_eq!(v.decided_by, want);
+    assert_eq!(v.policies().count(), n);
+    let denied = verdict(&s, "prod/db", "prod/api", 8080, TCP);
+    assert!(!denied.allowed);
+    assert_eq!(denied.decided_by, want);
+    assert_eq!(
+        serde_json::to_value(&denied).unwrap()["decidedBy"],
+        serde_json::json!(want)
+    );
 }
 
 #[test]

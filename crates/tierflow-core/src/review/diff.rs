@@ -546,7 +546,7 @@ fn plan_side(
 }
 
 fn policies(v: &Verdict) -> Vec<PolicyRef> {
-    v.policies.iter().map(|p| (**p).clone()).collect()
+    v.policies().cloned().collect()
 }
 
 fn flow_list(flows: &[usize]) -> String {

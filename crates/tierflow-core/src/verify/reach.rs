@@ -375,11 +375,7 @@ fn compare(
                         got,
                         flows: want.flows,
                         because: want.because,
-                        decided_by: verdict
-                            .policies
-                            .into_iter()
-                            .map(std::sync::Arc::unwrap_or_clone)
-                            .collect(),
+                        decided_by: verdict.policies().cloned().collect(),
                     });
                 }
             }

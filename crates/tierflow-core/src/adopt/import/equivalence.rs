@@ -514,11 +514,7 @@ pub fn equivalence(
                     continue;
                 }
                 let verdict = a.check(src, dst, *port, *proto);
-                let decided_by: Vec<PolicyRef> = verdict
-                    .policies
-                    .into_iter()
-                    .map(std::sync::Arc::unwrap_or_clone)
-                    .collect();
+                let decided_by: Vec<PolicyRef> = verdict.policies().cloned().collect();
                 let ends_ns: Vec<&str> = [from, to]
                     .iter()
                     .filter_map(|e| e.pod.as_ref().map(|p| p.namespace.as_str()))

@@ -1759,8 +1759,8 @@ fn the_verdict_names_the_deciding_policy_and_rule() {
     assert!(!v.allowed);
     assert_eq!(v.decided_by, ["egress-tcp"]);
     assert_eq!(
-        v.policies[0].kind,
-        "policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy"
+        v.policies().next().map(|p| p.kind.as_str()),
+        Some("policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy")
     );
     let rules = s.explain(from, to, 80, Protocol::Tcp);
     assert_eq!(
