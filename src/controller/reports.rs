@@ -256,17 +256,7 @@ mod tests {
     use super::*;
 
     fn app(name: &str, generation: i64) -> AppPlan {
-        AppPlan {
-            name: name.into(),
-            uid: Some(format!("uid-{name}")),
-            generation: Some(generation),
-            model: None,
-            backend: None,
-            objects: Vec::new(),
-            limitations: Vec::new(),
-            hold: None,
-            missing_features: Vec::new(),
-        }
+        AppPlan::new(name.into(), Some(format!("uid-{name}")), Some(generation))
     }
 
     #[test]

@@ -286,6 +286,21 @@ pub struct AppPlan {
 }
 
 impl AppPlan {
+    /// A plan with nothing decided yet.
+    pub fn new(name: String, uid: Option<String>, generation: Option<i64>) -> AppPlan {
+        AppPlan {
+            name,
+            uid,
+            generation,
+            model: None,
+            backend: None,
+            objects: Vec::new(),
+            limitations: Vec::new(),
+            hold: None,
+            missing_features: Vec::new(),
+        }
+    }
+
     /// Whether its objects are held as they are.
     pub fn held(&self) -> bool {
         self.hold.is_some()
@@ -760,17 +775,7 @@ pub fn namespace(
 }
 
 fn plan_app(app: &AppInput, cluster: &Cluster, owner: Option<Owner>) -> (AppPlan, Option<Share>) {
-    let plan = AppPlan {
-        name: app.name.clone(),
-        uid: app.uid.clone(),
-        generation: app.generation,
-        model: None,
-        backend: None,
-        objects: Vec::new(),
-        limitations: Vec::new(),
-        hold: None,
-        missing_features: Vec::new(),
-    };
+    let plan = AppPlan::new(app.name.clone(), app.uid.clone(), app.generation);
     match validate::app_network(&app.name, &app.namespace, &app.spec) {
         Ok(model) => plan_model(plan, model, cluster, owner),
         Err(e) => (
