@@ -54,6 +54,10 @@ struct Deferred {
 #[derive(Default)]
 pub struct Reports {
     pending: Mutex<BTreeMap<String, BTreeMap<String, Deferred>>>,
+    /// No report waiting was handed over before this (so none is due before it plus
+    /// [`MAX_DELAY`] while other namespaces are written): spares a scan of every waiting
+    /// namespace at each wake-up during a cold start.
+    oldest: Mutex<Option<Instant>>,
     in_flight: Mutex<HashMap<String, usize>>,
     notify: Notify,
 }
@@ -103,6 +107,9 @@ impl Reports {
     /// Hands over the report of `app` after its writes (replacing one still waiting).
     pub fn defer(&self, namespace: &str, app: &AppPlan, outcome: Outcome) {
         let now = Instant::now();
+        if let Ok(mut o) = self.oldest.lock() {
+            o.get_or_insert(now);
+        }
         if let Ok(mut p) = self.pending.lock() {
             let apps = p.entry(namespace.to_string()).or_default();
             let since = apps.values().map(|d| d.since).min().unwrap_or(now);
@@ -142,6 +149,12 @@ impl Reports {
     ) -> (Vec<(String, BTreeMap<String, Deferred>)>, Option<Instant>) {
         let busy: HashMap<String, usize> =
             self.in_flight.lock().map(|m| m.clone()).unwrap_or_default();
+        if !busy.is_empty() {
+            let oldest = self.oldest.lock().ok().and_then(|o| *o);
+            if let Some(at) = oldest.map(|o| o + MAX_DELAY).filter(|at| *at > now) {
+                return (Vec::new(), Some(at));
+            }
+        }
         let Ok(mut p) = self.pending.lock() else {
             return (Vec::new(), None);
         };
@@ -172,11 +185,20 @@ impl Reports {
                 next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
+        if let Ok(mut o) = self.oldest.lock() {
+            *o = p
+                .values()
+                .flat_map(|apps| apps.values().map(|d| d.since))
+                .min();
+        }
         (due, next)
     }
 
     fn retry(&self, namespace: &str, name: String, mut d: Deferred, delay: Duration) {
         d.not_before = Some(Instant::now() + delay);
+        if let Ok(mut o) = self.oldest.lock() {
+            *o = Some(o.map_or(d.since, |o| o.min(d.since)));
+        }
         if let Ok(mut p) = self.pending.lock() {
             // A newer report handed over meanwhile wins.
             p.entry(namespace.to_string())

@@ -141,14 +141,20 @@ pub struct CiliumIdentityFilter {
     user: String,
 }
 
+/// Cilium's default patterns, compiled once: every plan of the operator starts from the
+/// default filter, and compiling its regular expressions each time was a tenth of the
+/// operator's CPU at a cold start (a clone shares the compiled expressions).
+static DEFAULT: std::sync::LazyLock<Vec<Pattern>> = std::sync::LazyLock::new(|| {
+    DEFAULT_PATTERNS
+        .iter()
+        .filter_map(|p| Pattern::parse(p).ok())
+        .collect()
+});
+
 impl Default for CiliumIdentityFilter {
     fn default() -> Self {
-        let patterns = DEFAULT_PATTERNS
-            .iter()
-            .filter_map(|p| Pattern::parse(p).ok())
-            .collect();
         CiliumIdentityFilter {
-            patterns,
+            patterns: DEFAULT.clone(),
             inclusive: false,
             user: String::new(),
         }
