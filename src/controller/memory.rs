@@ -20,7 +20,7 @@ pub struct Memory {
     /// The check of flows across namespaces ([`super::flows`]).
     pub flows: Arc<super::flows::state::State>,
     /// Status reports waiting for the writes of other namespaces ([`super::reports`]).
-    pub reports: Arc<super::reports::Reports>,
+    pub reports: Arc<super::reports::queue::Reports>,
 }
 
 /// What inline verification concluded, cached by what it depends on (it is deterministic).

@@ -49,21 +49,7 @@ const VERIFY_MAX_TIERS: usize = 75;
 /// Above this many flows the reconciler does not simulate its policies inline.
 const VERIFY_MAX_FLOWS: usize = 300;
 
-/// What happened to an AppNetwork's objects in this reconcile.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Held by the planner (its hold says why): nothing of it was written.
-    Held,
-    /// Every object is in place.
-    Applied,
-    /// A write failed (a name taken by someone else's object, an API error).
-    Failed {
-        /// The error's reason.
-        reason: &'static str,
-        /// The error.
-        message: String,
-    },
-}
+pub use super::reports::queue::Outcome;
 
 /// Sets `PolicyEnforced=False` while the CNI enforces nothing, and removes it otherwise.
 pub fn policy_enforced(conditions: &mut Vec<Condition>, ctx: &Context, generation: Option<i64>) {

@@ -1122,17 +1122,7 @@ pub fn app_objects_with(
         cilium_identity: identity.clone(),
         ..Cluster::default()
     };
-    let plan = AppPlan {
-        name: model.name.clone(),
-        uid: None,
-        generation: None,
-        model: None,
-        backend: None,
-        objects: Vec::new(),
-        limitations: Vec::new(),
-        hold: None,
-        missing_features: Vec::new(),
-    };
+    let plan = AppPlan::new(model.name.clone(), None, None);
     let (plan, share) = plan_model(plan, model.clone(), &cluster, None);
     let limitations = plan.limitations.clone();
     let ns = NamespacePlan {
