@@ -86,16 +86,21 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         cb_store: cluster_baselines.clone(),
     };
 
-    // AppNetworks → their namespace.
+    // AppNetworks → their namespace, except the echo of this process's own status write (the
+    // object exactly as that write left it: nothing to plan anew; after a cold start each
+    // status write queued one more reconcile of its namespace).
+    let memory = Memory::default();
     let t = triggers.clone();
     let app_index = NsIndex::default();
     let index = app_index.clone();
+    let written = memory.written.clone();
     let (appnets, task, ready) = watches::watch(
         Api::<AppNetwork>::all(client.clone()),
         watcher::Config::default(),
         move |ev| {
             index.observe(ev);
             match ev {
+                Event::Apply(a) if own_status_write(&written, a) => {}
                 Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
                     t.namespace(&a.namespace().unwrap_or_default())
                 }
@@ -243,7 +248,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         failures: Arc::default(),
         triggers: triggers.clone(),
         metrics,
-        memory: Memory::default(),
+        memory,
         retries: retry::Retries::default(),
         server: server_facts,
     });
@@ -365,4 +370,23 @@ impl CbVersion {
             c.meta().deletion_timestamp.is_some(),
         )
     }
+}
+
+/// Whether `a` is exactly what this process's last status write of it returned (its
+/// resourceVersion is the one that write got).
+fn own_status_write(
+    written: &Mutex<std::collections::HashMap<String, (u64, u64)>>,
+    a: &AppNetwork,
+) -> bool {
+    let (Some(uid), Some(rv)) = (
+        a.uid(),
+        a.resource_version().and_then(|rv| rv.parse::<u64>().ok()),
+    ) else {
+        return false;
+    };
+    written
+        .lock()
+        .ok()
+        .and_then(|w| w.get(&uid).map(|(ours, _)| *ours == rv))
+        .unwrap_or(false)
 }
