@@ -314,6 +314,20 @@ fn compact(table: Vec<(Row, Vec<&'static str>, String)>) -> Vec<(Row, Vec<&'stat
     out
 }
 
+/// One line of the text output: `+ from -> to on port: cause [backends]`.
+fn row_line(out: &mut String, r: &Row, cause: &str, backends: &str) {
+    let _ = writeln!(
+        out,
+        "  {} {} -> {} on {}: {} [{}]",
+        if r.allowed { "+" } else { "-" },
+        r.from,
+        r.to,
+        r.port,
+        cause,
+        backends
+    );
+}
+
 fn backends_text(on: &[&str], all: usize) -> String {
     if on.len() == all {
         "every backend".to_string()
@@ -416,16 +430,7 @@ pub fn to_text(d: &Diff) -> String {
             let _ = writeln!(out, "  no connection changes");
         }
         for (r, on, cause) in &table {
-            let _ = writeln!(
-                out,
-                "  {} {} -> {} on {}: {} [{}]",
-                if r.allowed { "+" } else { "-" },
-                r.from,
-                r.to,
-                r.port,
-                cause,
-                backends_text(on, a.backends.len())
-            );
+            row_line(&mut out, r, cause, &backends_text(on, a.backends.len()));
         }
         for n in a
             .notes
@@ -464,16 +469,7 @@ pub fn to_text(d: &Diff) -> String {
     if !table.is_empty() {
         let _ = writeln!(out, "\nNamespaces without AppNetworks:");
         for (r, on, cause) in &table {
-            let _ = writeln!(
-                out,
-                "  {} {} -> {} on {}: {} [{}]",
-                if r.allowed { "+" } else { "-" },
-                r.from,
-                r.to,
-                r.port,
-                cause,
-                backends_text(on, 4)
-            );
+            row_line(&mut out, r, cause, &backends_text(on, 4));
         }
     }
     for n in &d.notes {

@@ -168,14 +168,6 @@ pub fn explain_in(
     })
 }
 
-fn ports_text(ports: &[Port]) -> String {
-    ports
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// The table for a terminal.
 pub fn to_text(t: &Table) -> String {
     let mut out = String::new();
@@ -205,7 +197,7 @@ pub fn to_text(t: &Table) -> String {
         .map(|(n, a)| vec![format!("  {n}"), a.clone()])
         .collect();
     out.push_str(&aligned(&legend));
-    let _ = writeln!(out, "\nPorts probed: {}", ports_text(&t.ports));
+    let _ = writeln!(out, "\nPorts probed: {}", Port::list(&t.ports));
     if !t.notes.is_empty() {
         out.push_str("\nNotes:\n");
         for n in &t.notes {
@@ -253,7 +245,7 @@ pub fn to_markdown(t: &Table) -> String {
     let _ = writeln!(
         out,
         "\nPorts probed: {}\n\n</details>",
-        ports_text(&t.ports)
+        Port::list(&t.ports)
     );
     if !t.notes.is_empty() {
         out.push('\n');

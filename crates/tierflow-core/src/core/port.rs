@@ -241,6 +241,17 @@ impl fmt::Display for Port {
     }
 }
 
+impl Port {
+    /// A list of ports as people read it: `80/TCP, 443/TCP`.
+    pub fn list(ports: &[Port]) -> String {
+        ports
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// The ports DNS needs: UDP and TCP 53 (TCP for truncated answers and large records).
 pub const DNS_PORTS: [Port; 2] = [Port::udp(53), Port::tcp(53)];
 

@@ -348,14 +348,6 @@ impl Diagram {
     }
 }
 
-fn ports_text(ports: &[Port]) -> String {
-    ports
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn namespace_group(d: &mut Diagram, ns: &str) -> String {
     d.group(&format!("ns:{ns}"), &format!("namespace {ns}"))
 }
@@ -426,7 +418,7 @@ fn flow_label(model: &AppModel, f: &Flow) -> String {
     let mut label = if ports.is_empty() && f.to == Peer::KubeApiServer {
         "API server port".to_string()
     } else {
-        ports_text(&ports)
+        Port::list(&ports)
     };
     if !f.http.is_empty() {
         label.push_str(" (HTTP rules)");
@@ -474,7 +466,7 @@ pub fn of_models(models: &[AppModel]) -> Diagram {
             let edge = Edge {
                 from: End::Group(g),
                 to,
-                label: ports_text(&DNS_PORTS),
+                label: Port::list(&DNS_PORTS),
                 mark: Mark::Kept,
             };
             if !d.edges.contains(&edge) {
