@@ -258,6 +258,7 @@ async fn main() {
         op.assert_running();
         let (_, rss) = op.memory_kib();
         rep.rss_empty_kib = Some(rss);
+        rep.memory_empty = Some(op.memory_breakdown());
         say(format!(
             "empty cluster: operator RSS {:.1} MiB ({:.1}s after start)",
             rss as f64 / 1024.0,
@@ -682,6 +683,11 @@ async fn main() {
     let (hwm, rss) = op.memory_kib();
     rep.rss_peak_kib = Some(hwm);
     rep.rss_steady_kib = Some(rss);
+    rep.memory_steady = Some(op.memory_breakdown());
+    say(format!(
+        "memory at steady state: {}",
+        rep.memory_steady.clone().unwrap_or_default()
+    ));
     let namespaces_now = Api::<Namespace>::all(client.clone())
         .list_metadata(&ListParams::default())
         .await
@@ -739,6 +745,7 @@ async fn main() {
         }
         warm.assert_running();
         let (_, rss) = warm.memory_kib();
+        rep.memory_restart = Some(warm.memory_breakdown());
         let writes = Requests::read(&client).await.since(&before).writes();
         rep.restart = Some((rss, writes));
         say(format!(

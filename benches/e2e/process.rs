@@ -116,6 +116,51 @@ impl Operator {
         (field("VmHWM:"), field("VmRSS:"))
     }
 
+    /// Where its resident memory is (KiB): the binary's own pages and other files (`RssFile`),
+    /// anonymous memory (`RssAnon`), and of that the main heap (`[heap]`, glibc's main arena)
+    /// and the other anonymous mappings (thread arenas and stacks), from /proc/<pid>/smaps.
+    pub fn memory_breakdown(&self) -> serde_json::Value {
+        let pid = self.pid();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+        let (mut heap, mut other_anon, mut anon_maps, mut name) = (0u64, 0u64, 0u64, String::new());
+        for l in smaps.lines() {
+            let mut words = l.split_whitespace();
+            let first = words.next().unwrap_or_default();
+            if first.contains('-') && !first.ends_with(':') {
+                // A mapping's header: address perms offset dev inode [path].
+                name = words.nth(4).unwrap_or_default().to_string();
+            } else if first == "Rss:" {
+                let kib: u64 = words.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+                match name.as_str() {
+                    "[heap]" => heap += kib,
+                    "" => {
+                        other_anon += kib;
+                        anon_maps += u64::from(kib > 0);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        serde_json::json!({
+            "rss_kib": field("VmRSS:"),
+            "rss_anon_kib": field("RssAnon:"),
+            "rss_file_kib": field("RssFile:"),
+            "heap_kib": heap,
+            "other_anon_kib": other_anon,
+            "other_anon_mappings": anon_maps,
+            "threads": field("Threads:"),
+        })
+    }
+
     /// Its own `/metrics` text, if it serves one.
     pub fn scrape(&self) -> Option<String> {
         let (status, body) = http_get(self.metrics_addr.as_ref()?, "/metrics")?;

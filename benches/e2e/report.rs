@@ -93,6 +93,13 @@ pub struct Report {
     pub rss_peak_kib: Option<u64>,
     /// VmRSS after the idle window (KiB).
     pub rss_steady_kib: Option<u64>,
+    /// Where the operator's resident memory is (`Operator::memory_breakdown`): on an empty
+    /// cluster, after the idle window, and after the restart.
+    pub memory_empty: Option<Value>,
+    /// See `memory_empty`.
+    pub memory_steady: Option<Value>,
+    /// See `memory_empty`.
+    pub memory_restart: Option<Value>,
     /// Objects in the operator's caches.
     pub cached_objects: Option<usize>,
     /// WARN / ERROR lines in the operator's log.
@@ -344,6 +351,9 @@ impl Report {
                 "rss_steady_kib_per_namespace": num(per_ns(self.rss_steady_kib), 1),
                 "rss_peak_kib_per_namespace": num(per_ns(self.rss_peak_kib), 1),
                 "rss_after_restart_kib_per_namespace": num(per_ns(self.restart.map(|r| r.0)), 1),
+                "breakdown_empty": self.memory_empty,
+                "breakdown_steady": self.memory_steady,
+                "breakdown_restart": self.memory_restart,
             },
             "restart": {
                 "ready_s": num(self.restart_watch.and_then(|r| r.ready).map(|d| d.as_secs_f64()), 3),
