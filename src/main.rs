@@ -521,8 +521,26 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // One thread runs every task: the operator waits on the API server far more than it
+    // computes, and its CPU-heavy work (inline verification) has a thread of its own
+    // (`controller::cpu`). Each extra thread that allocates gets its own glibc arena, which
+    // keeps what it freed: at 1,000 namespaces the two worker threads of tokio's default
+    // runtime held several MiB that one thread does not (BENCHMARKS.md, session 5).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tierflow: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run_command())
+}
+
+async fn run_command() -> ExitCode {
     // A panic in any task must take the process down (so Kubernetes restarts it) rather than
     // leave a live-but-dead controller: tokio would otherwise only end the panicking task.
     let default_hook = std::panic::take_hook();
