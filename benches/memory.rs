@@ -99,6 +99,27 @@ fn per_object<T: DeserializeOwned>(v: &Value) -> (f64, f64) {
     )
 }
 
+/// Average (heap bytes, allocations) one object of type `T` keeps as its JSON text
+/// (`controller::watches::Apps`): parsed from the wire the way a watch does, written back as
+/// text, the parsed object dropped.
+fn per_text<T: DeserializeOwned + serde::Serialize>(v: &Value) -> (f64, f64) {
+    let wire = wire(v);
+    let (b0, n0) = (BYTES.load(Ordering::SeqCst), BLOCKS.load(Ordering::SeqCst));
+    let kept: Vec<Arc<str>> = wire
+        .iter()
+        .map(|w| {
+            let obj: T = serde_json::from_slice(w).expect("deserialize");
+            Arc::from(serde_json::to_string(&obj).expect("serialize"))
+        })
+        .collect();
+    let (b1, n1) = (BYTES.load(Ordering::SeqCst), BLOCKS.load(Ordering::SeqCst));
+    drop(kept);
+    (
+        (b1 - b0) as f64 / COPIES as f64,
+        (n1 - n0) as f64 / COPIES as f64,
+    )
+}
+
 /// Average (heap bytes, allocations) of what the operator keeps of one of its own objects
 /// (`tierflow::apply::Owned`), built from the wire the way its watch does (the parsed object is
 /// dropped once the compact form is made).
@@ -191,9 +212,14 @@ fn main() {
         per_object::<AppNetwork>(&app),
     );
     row(
-        "AppNetwork, no managedFields (cached today)",
+        "AppNetwork, no managedFields (cached until 2026-12-01)",
         compact(&app_bare),
         per_object::<AppNetwork>(&app_bare),
+    );
+    row(
+        "AppNetwork as JSON text, no managedFields (cached today; decoded when read)",
+        compact(&app_bare),
+        per_text::<AppNetwork>(&app_bare),
     );
     // The operator's record of the last status it wrote per AppNetwork (`Memory::written`):
     // the status as a JSON tree until 2026-11-30, a digest since (a map entry either way).

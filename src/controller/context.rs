@@ -15,7 +15,7 @@ use super::detect::Detection;
 use super::memory::Memory;
 use super::retry::Retries;
 use super::server_facts::ServerFacts;
-use super::watches::{object_key, Managed, NsIndex, Triggers, Written};
+use super::watches::{object_key, Apps, Managed, NsIndex, Triggers, Written};
 use crate::apply::{self, Applied, Owned};
 use crate::crd::{AppNetwork, ClusterBaseline, NamespaceFailure};
 use crate::error::Result;
@@ -33,9 +33,7 @@ pub struct Context {
     /// The thread of the CPU-heavy work (verification, the check across namespaces).
     pub cpu: super::cpu::Cpu,
     /// Every AppNetwork of the cluster.
-    pub appnets: Store<AppNetwork>,
-    /// The AppNetworks' names by namespace.
-    pub app_index: NsIndex,
+    pub appnets: Apps,
     /// The users' own NetworkPolicies' names by namespace.
     pub user_policy_index: NsIndex,
     /// Every object tierflow manages, by kind.
@@ -92,10 +90,9 @@ impl Context {
 
     /// The AppNetworks of `ns` that are not being deleted.
     pub fn apps_in(&self, ns: &str) -> Vec<Arc<AppNetwork>> {
-        self.app_index
-            .names(ns)
+        self.appnets
+            .in_namespace(ns)
             .into_iter()
-            .filter_map(|name| self.appnets.get(&ObjectRef::new(&name).within(ns)))
             .filter(|a| a.meta().deletion_timestamp.is_none())
             .collect()
     }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
 
@@ -74,7 +73,7 @@ pub fn policy_enforced(conditions: &mut Vec<Condition>, ctx: &Context, generatio
 pub async fn app_network(ctx: &Context, ns: &str, plan: &AppPlan, outcome: &Outcome) -> Result<()> {
     let Some(app) = ctx
         .appnets
-        .get(&ObjectRef::new(&plan.name).within(ns))
+        .get(ns, &plan.name)
         .filter(|a| a.uid() == plan.uid)
     else {
         return Ok(());

@@ -12,7 +12,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::watcher::Event;
 use kube::{Api, Client, Resource, ResourceExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::context::{Context, Options};
 use super::detect::{self, Detection};
 use super::memory::Memory;
-use super::watches::{self, Managed, NsIndex, Triggers};
+use super::watches::{self, Apps, Managed, NsIndex, Triggers};
 use super::{clusterbaseline, fence, namespace, retry};
 use crate::crd::{AppNetwork, ClusterBaseline};
 use crate::error::{Error, Result};
@@ -91,14 +91,14 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     // status write queued one more reconcile of its namespace).
     let memory = Memory::default();
     let t = triggers.clone();
-    let app_index = NsIndex::default();
-    let index = app_index.clone();
+    let appnets = Apps::default();
+    let apps = appnets.clone();
     let written = memory.written.clone();
-    let (appnets, task, ready) = watches::watch(
+    let (task, ready) = watches::watch_events(
         Api::<AppNetwork>::all(client.clone()),
-        watcher::Config::default(),
+        watches::config(),
         move |ev| {
-            index.observe(ev);
+            apps.observe(ev);
             match ev {
                 Event::Apply(a) if own_status_write(&written, a) => {}
                 Event::Apply(a) | Event::InitApply(a) | Event::Delete(a) => {
@@ -115,7 +115,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let t = triggers.clone();
     let (task, ready) = watches::watch_into(
         Api::<Namespace>::all(client.clone()),
-        watcher::Config::default(),
+        watches::config(),
         ns_writer,
         move |ev| match ev {
             Event::Apply(n) | Event::InitApply(n) => {
@@ -137,7 +137,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let planned: Mutex<HashMap<String, CbVersion>> = Mutex::default();
     let (task, ready) = watches::watch_into(
         Api::<ClusterBaseline>::all(client.clone()),
-        watcher::Config::default(),
+        watches::config(),
         cb_writer,
         move |ev| match ev {
             Event::Apply(c) | Event::InitApply(c) => {
@@ -169,7 +169,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let index = user_policy_index.clone();
     let (user_policies, task, ready) = watches::watch(
         Api::<NetworkPolicy>::all(client.clone()),
-        watcher::Config::default().labels(&format!("{MANAGED_BY}!={MANAGER}")),
+        watches::config().labels(&format!("{MANAGED_BY}!={MANAGER}")),
         move |ev| {
             index.observe(ev);
             match ev {
@@ -188,7 +188,7 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
     let (t, addresses) = (triggers.clone(), api_server.clone());
     let (_endpoints, task, ready) = watches::watch(
         Api::<Endpoints>::namespaced(client.clone(), "default"),
-        watcher::Config::default().fields("metadata.name=kubernetes"),
+        watches::config().fields("metadata.name=kubernetes"),
         move |ev| {
             let found = match ev {
                 Event::Apply(e) | Event::InitApply(e) => watches::endpoints(e),
@@ -233,7 +233,6 @@ pub async fn start(client: Client, options: Options) -> Result<Running> {
         client: client.clone(),
         cpu: super::cpu::Cpu::default(),
         appnets,
-        app_index,
         user_policy_index,
         managed,
         namespaces,

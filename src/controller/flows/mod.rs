@@ -279,12 +279,9 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
         .collect();
     // Every AppNetwork with a flow to or from another namespace, and what it involves.
     let mut affected: Vec<(String, String, BTreeSet<String>)> = Vec::new();
-    let mut with_apps: BTreeSet<String> = BTreeSet::new();
-    let all_apps = ctx.appnets.state();
-    for a in &all_apps {
-        with_apps.insert(a.namespace().unwrap_or_default());
-    }
-    for a in &all_apps {
+    let keys = ctx.appnets.keys();
+    let with_apps: BTreeSet<String> = keys.iter().map(|(ns, _)| ns.clone()).collect();
+    for a in ctx.appnets.each() {
         if a.meta().deletion_timestamp.is_some() {
             continue;
         }
@@ -304,10 +301,7 @@ pub async fn run(ctx: &Arc<Context>, dirty: &BTreeSet<String>) {
     }
     // Forget AppNetworks that are gone.
     if let Ok(mut f) = ctx.memory.flows.findings.lock() {
-        let live: BTreeSet<String> = all_apps
-            .iter()
-            .map(|a| key(&a.namespace().unwrap_or_default(), &a.name_any()))
-            .collect();
+        let live: BTreeSet<String> = keys.iter().map(|(ns, n)| key(ns, n)).collect();
         f.retain(|k, _| live.contains(k));
     }
     for chunk in affected.chunks(CHUNK) {
@@ -403,10 +397,7 @@ fn reported(ctx: &Context, k: &str, finding: &Finding) -> bool {
     let Some((ns, name)) = k.split_once('/') else {
         return true;
     };
-    let Some(app) = ctx
-        .appnets
-        .get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
-    else {
+    let Some(app) = ctx.appnets.get(ns, name) else {
         return true;
     };
     let have = app
