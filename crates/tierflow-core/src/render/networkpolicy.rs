@@ -49,7 +49,7 @@ pub fn baseline_object(
 pub use crate::core::names::NAMESPACE_NAME_LABEL;
 
 fn typed(o: Object) -> Option<NetworkPolicy> {
-    serde_json::from_value(o.body).ok()
+    serde_json::from_str(o.json()).ok()
 }
 
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
