@@ -11,6 +11,7 @@ pub mod cilium;
 pub mod cnp;
 mod common;
 pub mod ir;
+mod json;
 pub mod networkpolicy;
 mod object;
 pub mod summary;

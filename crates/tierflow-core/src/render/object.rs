@@ -135,9 +135,10 @@ impl ObjectKind {
 ///
 /// The text is canonical: byte for byte what `serde_json::to_string` gives for the same JSON
 /// value (object keys sorted as `BTreeMap` sorts them, serde_json's number and string forms), so
-/// that the text, its digests and a value parsed from it all agree. Renderers
-/// build a [`Value`] and serialise it ([`Object::from_value`]). The value is parsed
-/// from the text only when someone asks for it ([`Object::body`]), once.
+/// that the text, its digests and a value parsed from it all agree. The standard NetworkPolicy
+/// backend writes the text directly ([`super::networkpolicy`], with `render/json.rs`); the
+/// other backends build a [`Value`] and serialise it ([`Object::from_value`]). The value is
+/// parsed from the text only when someone asks for it ([`Object::body`]), once.
 #[derive(Clone)]
 pub struct Object {
     kind: ObjectKind,
@@ -165,6 +166,44 @@ impl Object {
             digest: OnceLock::new(),
             spec_digest: OnceLock::new(),
         }
+    }
+
+    /// An object from its JSON text, which a writer produced in canonical form (see the type's
+    /// doc; debug builds check it): `name` and `namespace` are its `metadata.name` and
+    /// `metadata.namespace`.
+    pub(crate) fn from_json(
+        kind: ObjectKind,
+        name: &str,
+        namespace: Option<&str>,
+        json: String,
+    ) -> Object {
+        let o = Object {
+            kind,
+            name: name.into(),
+            namespace: namespace.map(Box::from),
+            json: json.into_boxed_str(),
+            value: OnceLock::new(),
+            digest: OnceLock::new(),
+            spec_digest: OnceLock::new(),
+        };
+        #[cfg(debug_assertions)]
+        {
+            let v = o.body();
+            debug_assert_eq!(
+                serde_json::to_string(v).ok().as_deref(),
+                Some(o.json()),
+                "written JSON is not canonical"
+            );
+            debug_assert_eq!(
+                v.pointer("/metadata/name").and_then(Value::as_str),
+                Some(name)
+            );
+            debug_assert_eq!(
+                v.pointer("/metadata/namespace").and_then(Value::as_str),
+                namespace
+            );
+        }
+        o
     }
 
     /// What it is.
