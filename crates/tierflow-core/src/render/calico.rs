@@ -381,7 +381,7 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
             }
             let mut egress = Vec::new();
             if let Some(dns) = &t.dns {
-                push_unique(&mut egress, dns_rules(&dns.target));
+                push_unique(&mut egress, dns_rules(dns.target));
             }
             for r in &t.egress {
                 match &r.peer {
@@ -396,12 +396,12 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
                 }
             }
             let mut s = spec(kind, CALICO_TIER_ORDER, &types(true, true), ingress, egress);
-            s.insert("selector".into(), json!(selector(&t.selector)));
+            s.insert("selector".into(), json!(selector(t.selector)));
             object(
                 kind,
-                &calico_policy_name(&tier_policy_name(&model.name, &t.name)),
+                &calico_policy_name(&tier_policy_name(&model.name, t.name)),
                 Some(&model.namespace),
-                tier_labels(&model.name, &t.name),
+                tier_labels(&model.name, t.name),
                 &owners,
                 s,
             )
@@ -547,8 +547,8 @@ pub fn guardrails(
         for p in &r.peers {
             let peer = match p {
                 GuardrailPeer::Pods { namespaces, pods } => Endpoint::Pods {
-                    namespaces: namespaces.clone(),
-                    pods: pods.clone(),
+                    namespaces,
+                    pods: pods.as_ref(),
                 },
                 GuardrailPeer::Cidr(c) => Endpoint::Cidr {
                     cidr: *c,

@@ -209,7 +209,7 @@ fn ingress_rule(r: &Rule) -> Option<Value> {
     match &r.peer {
         Endpoint::Pods { namespaces, pods } => Some(rule(
             "fromEndpoints",
-            json!([pod_peer(namespaces, pods.as_ref())]),
+            json!([pod_peer(namespaces, *pods)]),
             to_ports,
         )),
         Endpoint::Cidr { cidr, except } => {
@@ -235,7 +235,7 @@ fn egress_rule(r: &Rule) -> Option<Value> {
     match &r.peer {
         Endpoint::Pods { namespaces, pods } => Some(rule(
             "toEndpoints",
-            json!([pod_peer(namespaces, pods.as_ref())]),
+            json!([pod_peer(namespaces, *pods)]),
             to_ports,
         )),
         Endpoint::Cidr { cidr, except } => {
@@ -326,20 +326,20 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
             }
             let mut egress = Vec::new();
             if let Some(dns) = &t.dns {
-                push_unique(&mut egress, dns_rules(&dns.target, dns.inspect));
+                push_unique(&mut egress, dns_rules(dns.target, dns.inspect));
             }
             for r in &t.egress {
                 push_unique(&mut egress, egress_rule(r));
             }
             let mut spec = Map::new();
-            spec.insert("endpointSelector".into(), endpoint_selector(&t.selector));
+            spec.insert("endpointSelector".into(), endpoint_selector(t.selector));
             spec.insert("ingress".into(), or_deny_all(ingress));
             spec.insert("egress".into(), or_deny_all(egress));
             object(
                 ObjectKind::CiliumNetworkPolicy,
-                &tier_policy_name(&model.name, &t.name),
+                &tier_policy_name(&model.name, t.name),
                 Some(&model.namespace),
-                tier_labels(&model.name, &t.name),
+                tier_labels(&model.name, t.name),
                 &owners,
                 spec,
             )

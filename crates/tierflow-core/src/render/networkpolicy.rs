@@ -69,12 +69,12 @@ pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPoli
 const TEXT_CAPACITY: usize = 2048;
 
 fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Object {
-    let name = tier_policy_name(&model.name, &t.name);
+    let name = tier_policy_name(&model.name, t.name);
     let app = names::label_value(&model.name);
     let mut labels = [
         (MANAGED_BY, MANAGER),
         (APP_NETWORK_LABEL, app.as_str()),
-        (TIER_LABEL, t.name.as_str()),
+        (TIER_LABEL, t.name),
         (ROLE_LABEL, ROLE_TIER),
     ];
     labels.sort_unstable();
@@ -85,7 +85,7 @@ fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Objec
         o.key("spec").object(|spec| {
             spec.non_empty_array("egress", |a| {
                 if let Some(dns) = &t.dns {
-                    a.unique(|j| dns_rule(j, &dns.target));
+                    a.unique(|j| dns_rule(j, dns.target));
                 }
                 for r in &t.egress {
                     if let Some(p) = peers(&r.peer) {
@@ -101,7 +101,7 @@ fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Objec
                 }
             });
             spec.key("podSelector")
-                .object(|o| label_selector(o, &t.selector));
+                .object(|o| label_selector(o, t.selector));
             spec.key("policyTypes").strings(["Ingress", "Egress"]);
         });
     });
@@ -226,9 +226,9 @@ enum Peers<'a> {
 /// The peers of one resolved peer; `None` for peers NetworkPolicy cannot name (the intermediate
 /// form leaves those out for this backend already), and never an empty list (which would allow
 /// every source or destination).
-fn peers(p: &Endpoint) -> Option<Peers<'_>> {
+fn peers<'a>(p: &'a Endpoint<'_>) -> Option<Peers<'a>> {
     Some(match p {
-        Endpoint::Pods { namespaces, pods } => Peers::Pods(namespaces, pods.as_ref()),
+        Endpoint::Pods { namespaces, pods } => Peers::Pods(namespaces, *pods),
         Endpoint::Cidr { cidr, except } => Peers::Cidr(cidr, except),
         Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => Peers::Hosts(hosts),
         Endpoint::World { cluster } => {
