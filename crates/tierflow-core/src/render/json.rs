@@ -52,6 +52,26 @@ impl Json {
         self.out.push('"');
     }
 
+    /// A network as a string, `10.0.0.0/8` (the `Display` form, written without the formatting
+    /// machinery for IPv4).
+    pub(crate) fn cidr(&mut self, c: &crate::core::Cidr) {
+        match c.addr() {
+            std::net::IpAddr::V4(a) => {
+                self.out.push('"');
+                for (i, o) in a.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.out.push('.');
+                    }
+                    self.u64(o.into());
+                }
+                self.out.push('/');
+                self.u64(c.prefix_len().into());
+                self.out.push('"');
+            }
+            std::net::IpAddr::V6(_) => self.display(c),
+        }
+    }
+
     /// An unsigned number.
     pub(crate) fn u64(&mut self, mut n: u64) {
         // Decimal digits, as serde_json (itoa) writes them, without the formatting machinery.
@@ -283,6 +303,21 @@ mod tests {
                     assert!(!needs_escape(&b), "{b:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn networks_are_written_in_their_display_form() {
+        for c in [
+            "0.0.0.0/0",
+            "10.244.0.0/16",
+            "169.254.169.254/32",
+            "255.1.20.3/32",
+            "fd00:10:244::/56",
+            "::/0",
+        ] {
+            let c = crate::core::Cidr::parse(c).unwrap();
+            assert_eq!(written(|j| j.cidr(&c)), format!("\"{c}\""));
         }
     }
 

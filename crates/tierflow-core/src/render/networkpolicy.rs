@@ -346,11 +346,11 @@ fn label_selector(o: &mut Members<'_>, s: &Selector) {
 fn ip_block(j: &mut Json, cidr: &Cidr, except: &[Cidr]) {
     j.object(|o| {
         o.key("ipBlock").object(|b| {
-            b.key("cidr").display(cidr);
+            b.key("cidr").cidr(cidr);
             if !except.is_empty() {
                 b.key("except").array(|a| {
                     for e in except {
-                        a.item().display(e);
+                        a.item().cidr(e);
                     }
                 });
             }
