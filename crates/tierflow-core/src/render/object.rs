@@ -1,7 +1,8 @@
-//! What rendering produces and is given: objects and their kinds, the labels and metadata
-//! they carry, what a backend could not express, and the cluster facts and owner a renderer
-//! receives. Every backend builds on these; kept apart from the renderers' entry points in
-//! `mod.rs` (which call the backends) so that no backend needs anything from there.
+//! What rendering produces and is given: objects (their kind and the exact, canonical JSON text
+//! that is sent, with its digests) and their kinds, the labels and metadata they carry, what a
+//! backend could not express, and the cluster facts and owner a renderer receives. Every
+//! backend builds on these; kept apart from the renderers' entry points in `mod.rs` (which call
+//! the backends) so that no backend needs anything from there.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
