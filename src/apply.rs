@@ -133,44 +133,61 @@ impl Owned {
 /// Whether `live` already says everything `desired` says: same spec, our labels and annotations
 /// present with our values, the same owner references (UID and controller flag).
 pub fn up_to_date(desired: &Object, live: &Owned) -> bool {
-    desired.spec_digest() == live.spec_digest && metadata_up_to_date(desired.body(), live)
+    desired.spec_digest() == live.spec_digest && metadata_up_to_date(desired, live)
+}
+
+/// What [`up_to_date`] compares of the desired metadata, read from the object's text without
+/// building a JSON tree (everything else is skipped unparsed).
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    metadata: Meta,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    owner_references: Vec<Ref>,
+}
+
+#[derive(serde::Deserialize)]
+struct Ref {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    controller: Option<bool>,
 }
 
 /// The metadata half of [`up_to_date`].
-fn metadata_up_to_date(desired: &Value, live: &Owned) -> bool {
-    let sub_map = |path: &str, have: &BTreeMap<String, String>| -> bool {
-        desired
-            .pointer(path)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .all(|(k, v)| {
-                v.as_str()
-                    .is_some_and(|v| have.get(k).map(String::as_str) == Some(v))
-            })
+fn metadata_up_to_date(desired: &Object, live: &Owned) -> bool {
+    // A text that does not read as an object's head (never, for rendered objects) is not up to
+    // date: it gets written, and the API server says what is wrong with it.
+    let Ok(Head { metadata: want }) = serde_json::from_str::<Head>(desired.json()) else {
+        return false;
     };
-    let mut want: Vec<(&str, bool)> = desired
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r.get("uid").and_then(Value::as_str).unwrap_or_default(),
-                r.get("controller").and_then(Value::as_bool) == Some(true),
-            )
-        })
+    let sub_map = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let mut want_owners: Vec<(&str, bool)> = want
+        .owner_references
+        .iter()
+        .map(|r| (r.uid.as_str(), r.controller == Some(true)))
         .collect();
-    want.sort();
+    want_owners.sort();
     let mut have: Vec<(&str, bool)> = live
         .owners
         .iter()
         .map(|o| (o.uid.as_str(), o.controller))
         .collect();
     have.sort();
-    sub_map("/metadata/labels", &live.labels)
-        && sub_map("/metadata/annotations", &live.annotations)
-        && want == have
+    sub_map(&want.labels, &live.labels)
+        && sub_map(&want.annotations, &live.annotations)
+        && want_owners == have
 }
 
 /// A digest of a JSON value, the same for the same value whatever the order of its keys: the

@@ -22,6 +22,11 @@ impl Json {
         }
     }
 
+    /// How many bytes are written so far.
+    pub(crate) fn len(&self) -> usize {
+        self.out.len()
+    }
+
     /// The text written.
     pub(crate) fn finish(self) -> String {
         self.out

@@ -80,9 +80,12 @@ fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Objec
     labels.sort_unstable();
     let owners = owner.map(|o| (o, true));
     let mut j = Json::with_capacity(TEXT_CAPACITY);
+    let mut spec_at = 0..0;
     j.object(|o| {
         header(o, &name, &model.namespace, &labels, owners.iter().copied());
-        o.key("spec").object(|spec| {
+        let j = o.key("spec");
+        let start = j.len();
+        j.object(|spec| {
             spec.non_empty_array("egress", |a| {
                 if let Some(dns) = &t.dns {
                     a.unique(|j| dns_rule(j, dns.target));
@@ -104,12 +107,14 @@ fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Objec
                 .object(|o| label_selector(o, t.selector));
             spec.key("policyTypes").strings(["Ingress", "Egress"]);
         });
+        spec_at = start..j.len();
     });
     Object::from_json(
         ObjectKind::NetworkPolicy,
         &name,
         Some(&model.namespace),
         j.finish(),
+        spec_at,
     )
 }
 
@@ -171,6 +176,7 @@ fn baseline_with(
     let mut labels = [(MANAGED_BY, MANAGER), (ROLE_LABEL, ROLE_BASELINE)];
     labels.sort_unstable();
     let mut j = Json::with_capacity(TEXT_CAPACITY);
+    let mut spec_at = 0..0;
     j.object(|o| {
         header(
             o,
@@ -179,7 +185,9 @@ fn baseline_with(
             &labels,
             owners.iter().map(|o| (o, false)),
         );
-        o.key("spec").object(|spec| {
+        let j = o.key("spec");
+        let start = j.len();
+        j.object(|spec| {
             if b.deny_egress {
                 spec.non_empty_array("egress", |a| {
                     for dns in &b.dns {
@@ -202,12 +210,14 @@ fn baseline_with(
                 }
             });
         });
+        spec_at = start..j.len();
     });
     Some(Object::from_json(
         ObjectKind::NetworkPolicy,
         BASELINE_NAME,
         Some(namespace),
         j.finish(),
+        spec_at,
     ))
 }
 
@@ -489,6 +499,19 @@ mod tests {
         assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"]);
         assert_eq!(spec.egress.unwrap().len(), 1);
         assert_eq!(spec.pod_selector, Some(LabelSelector::default()));
+    }
+
+    #[test]
+    fn the_spec_digest_read_from_the_text_is_the_digest_of_the_parsed_spec() {
+        let m = model();
+        let merged = NamespaceBaseline::merge([&m.baseline]);
+        let mut objects = tier_objects(&m, None, &Env::default()).objects;
+        objects.extend(baseline_object("production", &merged, &[], &Env::default()));
+        assert_eq!(objects.len(), 4);
+        for o in objects {
+            let spec_digest = o.spec_digest();
+            assert_eq!(spec_digest, crate::render::digest(&o.into_value()["spec"]));
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -149,6 +150,8 @@ pub struct Object {
     value: OnceLock<Value>,
     digest: OnceLock<u64>,
     spec_digest: OnceLock<u64>,
+    /// Where `spec`'s value is in the text, when the writer said so.
+    spec: Option<Range<usize>>,
 }
 
 impl Object {
@@ -166,17 +169,19 @@ impl Object {
             value: OnceLock::from(body),
             digest: OnceLock::new(),
             spec_digest: OnceLock::new(),
+            spec: None,
         }
     }
 
     /// An object from its JSON text, which a writer produced in canonical form (see the type's
     /// doc; debug builds check it): `name` and `namespace` are its `metadata.name` and
-    /// `metadata.namespace`.
+    /// `metadata.namespace`, `spec` where the value of `spec` is in `json`.
     pub(crate) fn from_json(
         kind: ObjectKind,
         name: &str,
         namespace: Option<&str>,
         json: String,
+        spec: Range<usize>,
     ) -> Object {
         let o = Object {
             kind,
@@ -186,6 +191,7 @@ impl Object {
             value: OnceLock::new(),
             digest: OnceLock::new(),
             spec_digest: OnceLock::new(),
+            spec: Some(spec),
         };
         #[cfg(debug_assertions)]
         {
@@ -202,6 +208,13 @@ impl Object {
             debug_assert_eq!(
                 v.pointer("/metadata/namespace").and_then(Value::as_str),
                 namespace
+            );
+            debug_assert_eq!(
+                o.spec.clone().and_then(|r| o.json.get(r)),
+                v.get("spec")
+                    .and_then(|s| serde_json::to_string(s).ok())
+                    .as_deref(),
+                "the spec's place in the text"
             );
         }
         o
@@ -249,9 +262,13 @@ impl Object {
     /// A digest of `spec` ([`digest`] of it; of `null` when there is none), computed once: the
     /// same as the digest of the same spec read back from the API server.
     pub fn spec_digest(&self) -> u64 {
-        *self
-            .spec_digest
-            .get_or_init(|| digest(self.body().get("spec").unwrap_or(&Value::Null)))
+        *self.spec_digest.get_or_init(|| {
+            // The canonical text of the spec is in the canonical text of the object: no parse.
+            match self.spec.clone().and_then(|r| self.json.get(r)) {
+                Some(spec) => digest_text(spec),
+                None => digest(self.body().get("spec").unwrap_or(&Value::Null)),
+            }
+        })
     }
 }
 
