@@ -406,6 +406,8 @@ mod tests {
             let live = owned(serde_json::from_str(&text).unwrap());
             assert_eq!(live.spec_digest, o.spec_digest(), "{}", o.name());
             assert!(up_to_date(o, &live), "{}", o.name());
+            // Compared from its text alone: no JSON tree was built for the desired object.
+            assert!(!o.parsed(), "{}", o.name());
         }
     }
 

@@ -500,7 +500,7 @@ fn well_formed(o: &Object, namespace: Option<&str>) -> Result<(), TestCaseError>
     }
     prop_assert!(serde_json::to_string(&o.body()).is_ok());
     if o.kind() == ObjectKind::NetworkPolicy {
-        let typed: Result<NetworkPolicy, _> = serde_json::from_value(o.body().clone());
+        let typed: Result<NetworkPolicy, _> = serde_json::from_value(o.to_value());
         prop_assert!(typed.is_ok(), "{name} is not a NetworkPolicy: {typed:?}");
     }
     Ok(())

@@ -480,8 +480,7 @@ async fn compute(
         };
     }
     let env = ctx.env();
-    let mut objects: Vec<serde_json::Value> =
-        plan.objects.iter().map(|o| o.body().clone()).collect();
+    let mut objects: Vec<serde_json::Value> = plan.objects.iter().map(|o| o.to_value()).collect();
     let (own, _) = crate::plan::app_objects(model, backend, &env);
     objects.extend(
         own.into_iter()

@@ -255,7 +255,7 @@ impl Workload {
                 .allows()
                 .chain(&p.baselines(&cluster, &Default::default()))
             {
-                out.insert((ns.clone(), o.name().to_string()), o.body().clone());
+                out.insert((ns.clone(), o.name().to_string()), o.to_value());
             }
         }
         Ok(out)

@@ -216,7 +216,7 @@ pub fn replay(
         m
     });
 
-    let mut scenario = Scenario::from_values(planned.objects.iter().map(|o| o.body().clone()))?;
+    let mut scenario = Scenario::from_values(planned.objects.iter().map(|o| o.to_value()))?;
     for (ns, labels) in &known.namespaces {
         scenario.add_namespace(ns, labels.clone());
     }

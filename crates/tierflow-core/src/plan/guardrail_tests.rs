@@ -103,7 +103,7 @@ fn planned(backend: Backend, cb_yaml: &str) -> Plan {
 }
 
 fn scenario(p: &Plan) -> Scenario {
-    let objects = p.objects.iter().map(|o| o.body().clone());
+    let objects = p.objects.iter().map(|o| o.to_value());
     Scenario::from_values(world().into_iter().chain(objects)).unwrap()
 }
 

@@ -620,7 +620,7 @@ mod tests {
                 &tier_objects(&model_of(L7_FQDN), Some(&owner()))
                     .objects
                     .iter()
-                    .map(|o| o.body().clone())
+                    .map(|o| o.to_value())
                     .collect::<Vec<_>>(),
             )
             .unwrap()

@@ -533,7 +533,7 @@ mod tests {
                    "metadata": {"namespace": "shop", "name": "a-to-b"},
                    "spec": {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
                             "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}]}]}}),
-            o.body().clone(),
+            o.to_value(),
         ];
         let s = Scenario::from_values(objects).unwrap();
         let p = |n: &str| Endpoint::Pod(s.pods().iter().position(|p| p.name == n).unwrap());

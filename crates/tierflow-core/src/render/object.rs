@@ -195,7 +195,8 @@ impl Object {
         };
         #[cfg(debug_assertions)]
         {
-            let v = o.body();
+            // Parsed apart: the object stays unparsed, as in release builds.
+            let v = &serde_json::from_str::<Value>(&o.json).unwrap_or(Value::Null);
             debug_assert_eq!(
                 serde_json::to_string(v).ok().as_deref(),
                 Some(o.json()),
@@ -234,6 +235,21 @@ impl Object {
     pub fn body(&self) -> &Value {
         self.value
             .get_or_init(|| serde_json::from_str(&self.json).unwrap_or(Value::Null))
+    }
+
+    /// Whether the JSON value has been built (parsed, or given to [`Object::from_value`]): for
+    /// tests that check a path reads only the text.
+    pub fn parsed(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// A copy of the object as a JSON value: the kept value cloned, or parsed from the text
+    /// without keeping it (so the object does not hold its text and a tree both).
+    pub fn to_value(&self) -> Value {
+        match self.value.get() {
+            Some(v) => v.clone(),
+            None => serde_json::from_str(&self.json).unwrap_or(Value::Null),
+        }
     }
 
     /// The object as a JSON value, owned.

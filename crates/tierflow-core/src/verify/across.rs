@@ -339,7 +339,7 @@ impl World {
             self.others
                 .iter()
                 .cloned()
-                .chain(plan.objects.iter().map(|o| o.body().clone())),
+                .chain(plan.objects.iter().map(|o| o.to_value())),
         )?;
         scenario.set_cilium_identity_filter(self.cluster.cilium_identity.clone());
         for (ns, labels) in &self.namespaces {
