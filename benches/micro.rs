@@ -244,14 +244,14 @@ fn sim_objects() -> Vec<Value> {
         }));
         let m = tierflow::validate::app_network("shop", &ns, &app.spec).expect("valid shop");
         for o in tierflow::render::tier_objects(&m, Backend::NetworkPolicy, None, &env).objects {
-            out.push(o.body);
+            out.push(o.into_value());
             policies += 1;
         }
         let b = NamespaceBaseline::merge([&m.baseline]);
         if let Some(o) =
             tierflow::render::namespace_baseline(&ns, &b, Backend::NetworkPolicy, false, &[], &env)
         {
-            out.push(o.body);
+            out.push(o.into_value());
             policies += 1;
         }
     }

@@ -8,7 +8,7 @@ use kube::api::{
 use std::collections::BTreeMap;
 
 use kube::{Api, Client, Resource, ResourceExt};
-use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
@@ -132,95 +132,67 @@ impl Owned {
 
 /// Whether `live` already says everything `desired` says: same spec, our labels and annotations
 /// present with our values, the same owner references (UID and controller flag).
-pub fn up_to_date(desired: &Value, live: &Owned) -> bool {
-    let sub_map = |path: &str, have: &BTreeMap<String, String>| -> bool {
-        desired
-            .pointer(path)
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .all(|(k, v)| {
-                v.as_str()
-                    .is_some_and(|v| have.get(k).map(String::as_str) == Some(v))
-            })
-    };
-    let mut want: Vec<(String, bool)> = desired
-        .pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            (
-                r.get("uid")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-                r.get("controller").and_then(Value::as_bool) == Some(true),
-            )
-        })
-        .collect();
-    want.sort();
-    let mut have: Vec<(String, bool)> = live
-        .owners
-        .iter()
-        .map(|o| (o.uid.clone(), o.controller))
-        .collect();
-    have.sort();
-    digest(desired.get("spec").unwrap_or(&Value::Null)) == live.spec_digest
-        && sub_map("/metadata/labels", &live.labels)
-        && sub_map("/metadata/annotations", &live.annotations)
-        && want == have
+pub fn up_to_date(desired: &Object, live: &Owned) -> bool {
+    desired.spec_digest() == live.spec_digest && metadata_up_to_date(desired, live)
 }
 
-/// A digest of a JSON value that does not depend on the order of object keys (the API server
-/// and the renderers may order them differently). Two values have the same digest when they
-/// are equal (64 bits: a collision is not a practical concern for a few thousand objects).
-/// Digests live only in this process's memory, never in an object. Allocates nothing when the
-/// keys come in order (serde_json's maps keep them sorted).
-pub fn digest(v: &Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    fn feed(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
-        match v {
-            Value::Null => 0u8.hash(h),
-            Value::Bool(b) => (1u8, b).hash(h),
-            // Equal numbers have the same representation in serde_json (non-negative integers
-            // are always unsigned), so hashing it needs no string.
-            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-                (Some(u), _) => (2u8, 0u8, u).hash(h),
-                (None, Some(i)) => (2u8, 1u8, i).hash(h),
-                (None, None) => (2u8, 2u8, n.as_f64().map(f64::to_bits)).hash(h),
-            },
-            Value::String(s) => (3u8, s).hash(h),
-            Value::Array(a) => {
-                (4u8, a.len()).hash(h);
-                for x in a {
-                    feed(x, h);
-                }
-            }
-            Value::Object(m) => {
-                (5u8, m.len()).hash(h);
-                if m.keys().is_sorted() {
-                    for (k, x) in m {
-                        k.hash(h);
-                        feed(x, h);
-                    }
-                } else {
-                    let mut keys: Vec<&String> = m.keys().collect();
-                    keys.sort();
-                    for k in keys {
-                        k.hash(h);
-                        if let Some(x) = m.get(k) {
-                            feed(x, h);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    feed(v, &mut h);
-    h.finish()
+/// What [`up_to_date`] compares of the desired metadata, read from the object's text without
+/// building a JSON tree (everything else is skipped unparsed).
+#[derive(serde::Deserialize)]
+struct Head {
+    #[serde(default)]
+    metadata: Meta,
 }
+
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    owner_references: Vec<Ref>,
+}
+
+#[derive(serde::Deserialize)]
+struct Ref {
+    #[serde(default)]
+    uid: String,
+    #[serde(default)]
+    controller: Option<bool>,
+}
+
+/// The metadata half of [`up_to_date`].
+fn metadata_up_to_date(desired: &Object, live: &Owned) -> bool {
+    // A text that does not read as an object's head (never, for rendered objects) is not up to
+    // date: it gets written, and the API server says what is wrong with it.
+    let Ok(Head { metadata: want }) = serde_json::from_str::<Head>(desired.json()) else {
+        return false;
+    };
+    let sub_map = |want: &BTreeMap<String, String>, have: &BTreeMap<String, String>| {
+        want.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
+    let mut want_owners: Vec<(&str, bool)> = want
+        .owner_references
+        .iter()
+        .map(|r| (r.uid.as_str(), r.controller == Some(true)))
+        .collect();
+    want_owners.sort();
+    let mut have: Vec<(&str, bool)> = live
+        .owners
+        .iter()
+        .map(|o| (o.uid.as_str(), o.controller))
+        .collect();
+    have.sort();
+    sub_map(&want.labels, &live.labels)
+        && sub_map(&want.annotations, &live.annotations)
+        && want_owners == have
+}
+
+/// A digest of a JSON value, the same for the same value whatever the order of its keys: the
+/// digest of its canonical text ([`crate::render::digest`], which rendered objects use too).
+pub use crate::render::digest;
 
 /// The API resource of a kind tierflow writes.
 pub fn api_resource(kind: ObjectKind) -> ApiResource {
@@ -260,13 +232,11 @@ pub async fn apply(
     if name.is_empty() {
         return Err(Error::MissingField("metadata.name"));
     }
-    let api = api(client, desired.kind, desired.namespace());
-    let want = &desired.body;
+    let api = api(client, desired.kind(), desired.namespace());
     let existing = match live {
         Some(l) => l.clone(),
         None => {
-            // Read from the borrowed body: no copy of the JSON tree first.
-            let obj = DynamicObject::deserialize(want)?;
+            let obj: DynamicObject = serde_json::from_str(desired.json())?;
             let pp = PostParams {
                 field_manager: Some(FIELD_MANAGER.to_string()),
                 ..PostParams::default()
@@ -274,7 +244,7 @@ pub async fn apply(
             match api.create(&pp, &obj).await {
                 Ok(created) => return Ok((Applied::Created, created.resource_version())),
                 Err(kube::Error::Api(s)) if s.code == 409 => match api.get_opt(&name).await? {
-                    Some(l) => Owned::of(desired.kind, &l),
+                    Some(l) => Owned::of(desired.kind(), &l),
                     // Deleted in between: the next reconcile creates it.
                     None => return Err(kube::Error::Api(s).into()),
                 },
@@ -284,25 +254,28 @@ pub async fn apply(
     };
     if !existing.ours {
         return Err(Error::Conflict {
-            kind: desired.kind.kind().to_string(),
+            kind: desired.kind().kind().to_string(),
             namespace: existing.namespace.clone().unwrap_or_default(),
             name,
         });
     }
-    if up_to_date(want, &existing) {
+    if up_to_date(desired, &existing) {
         return Ok((Applied::Unchanged, None));
     }
     let pp = PatchParams::apply(FIELD_MANAGER).force();
-    let result: DynamicObject = api.patch(&name, &pp, &Patch::Apply(want)).await?;
+    // The text as it is: kube serialises a `RawValue` verbatim (no JSON tree is built).
+    let patch: &RawValue = serde_json::from_str(desired.json())?;
+    let result: DynamicObject = api.patch(&name, &pp, &Patch::Apply(patch)).await?;
     let mut version = result.resource_version();
-    if !up_to_date(want, &Owned::of(desired.kind, &result)) {
+    if !up_to_date(desired, &Owned::of(desired.kind(), &result)) {
         // Fields of ours are owned by another field manager too, so an apply that omits them
         // cannot remove them: a key added inside our spec with `kubectl edit`, or whatever the
         // create that made the object set (a POST records its fields as an update: an owner
         // reference of an input that no longer wants the object, a rule that went). Replace the
         // spec and the owner references with a PUT, guarded by the resourceVersion just
         // returned, keeping the rest of the live metadata; later applies own every field again.
-        tracing::info!(%name, kind = desired.kind.kind(), "replacing fields another field manager owns");
+        tracing::info!(%name, kind = desired.kind().kind(), "replacing fields another field manager owns");
+        let want = desired.body();
         let mut replacement = result;
         if let Some(spec) = want.get("spec") {
             replacement.data["spec"] = spec.clone();
@@ -317,9 +290,9 @@ pub async fn apply(
         };
         let replaced = api.replace(&name, &pp, &replacement).await?;
         version = replaced.resource_version();
-        if !up_to_date(want, &Owned::of(desired.kind, &replaced)) {
+        if !up_to_date(desired, &Owned::of(desired.kind(), &replaced)) {
             // The API server changes what we send (a schema default we do not set): never loop.
-            tracing::warn!(%name, kind = desired.kind.kind(), "the API server alters this object on every apply; set the defaulted fields in the renderer");
+            tracing::warn!(%name, kind = desired.kind().kind(), "the API server alters this object on every apply; set the defaulted fields in the renderer");
         }
     }
     Ok((Applied::Updated, version))
@@ -359,18 +332,22 @@ mod tests {
         )
     }
 
+    fn object(v: Value) -> Object {
+        Object::from_value(ObjectKind::NetworkPolicy, v)
+    }
+
     #[test]
     fn identical_objects_are_up_to_date_whatever_the_order_of_keys() {
         let d = json!({"metadata": {"name": "a", "labels": {"a": "1"}}, "spec": {"x": 1, "y": [{"p": 1, "q": 2}]}});
         let l = json!({"metadata": {"name": "a", "labels": {"a": "1", "user": "x"}, "resourceVersion": "5"}, "spec": {"y": [{"q": 2, "p": 1}], "x": 1}});
-        assert!(up_to_date(&d, &owned(l)));
+        assert!(up_to_date(&object(d), &owned(l)));
     }
 
     #[test]
     fn edited_spec_or_label_or_owner_or_annotation_is_drift() {
         let d = json!({"metadata": {"name": "a", "labels": {"a": "1"}, "annotations": {"tierflow.dev/inputs": "{}"}, "ownerReferences": [{"apiVersion": "v1", "kind": "K", "name": "o", "uid": "u", "controller": true}]}, "spec": {"x": 1}});
         let same = d.clone();
-        assert!(up_to_date(&d, &owned(same)));
+        assert!(up_to_date(&object(d.clone()), &owned(same)));
         let mut spec = d.clone();
         spec["spec"]["x"] = json!(2);
         let mut label = d.clone();
@@ -380,7 +357,7 @@ mod tests {
         let mut note = d.clone();
         note["metadata"]["annotations"] = json!({"tierflow.dev/inputs": "{\"x\":1}"});
         for drifted in [spec, label, owner, note] {
-            assert!(!up_to_date(&d, &owned(drifted)));
+            assert!(!up_to_date(&object(d.clone()), &owned(drifted)));
         }
     }
 
@@ -396,6 +373,41 @@ mod tests {
             json!({"port": "8080", "endPort": -1, "f": 0.5}),
         ] {
             assert_ne!(digest(&rendered), digest(&other));
+        }
+    }
+
+    #[test]
+    fn a_rendered_object_and_the_same_object_read_back_compare_equal() {
+        let spec: crate::crd::AppNetworkSpec = serde_yaml::from_str(
+            "{dns: {enabled: true}, tiers: [{name: web, selector: {matchLabels: {app: web}}, ports: [{port: 8080}, {port: 9000, endPort: 9100, protocol: UDP}]}, {name: db, selector: {matchExpressions: [{key: app, operator: In, values: [db, db2]}]}, ports: [{name: pg}]}], flows: [{from: {cidr: 0.0.0.0/0, except: [169.254.169.254/32]}, to: {tier: web}}, {from: {tier: web}, to: {tier: db}}, {from: {namespace: monitoring, selector: {matchLabels: {app: prometheus}}}, to: {tier: web}}]}",
+        )
+        .unwrap();
+        let m = crate::validate::app_network("shop", "production", &spec).unwrap();
+        let owner = crate::render::Owner {
+            api_version: "tierflow.dev/v1alpha1".into(),
+            kind: "AppNetwork".into(),
+            name: "shop".into(),
+            uid: "u-1".into(),
+        };
+        let r = crate::render::tier_objects(
+            &m,
+            crate::model::Backend::NetworkPolicy,
+            Some(&owner),
+            &Default::default(),
+        );
+        assert!(!r.objects.is_empty());
+        for o in &r.objects {
+            // What the API server returns: the same fields, keys in its own order, plus its
+            // own metadata.
+            let mut back: Value = serde_json::from_str(o.json()).unwrap();
+            back["metadata"]["resourceVersion"] = json!("7");
+            back["metadata"]["uid"] = json!("x");
+            let text = serde_json::to_string_pretty(&back).unwrap();
+            let live = owned(serde_json::from_str(&text).unwrap());
+            assert_eq!(live.spec_digest, o.spec_digest(), "{}", o.name());
+            assert!(up_to_date(o, &live), "{}", o.name());
+            // Compared from its text alone: no JSON tree was built for the desired object.
+            assert!(!o.parsed(), "{}", o.name());
         }
     }
 

@@ -482,11 +482,11 @@ fn well_formed(o: &Object, namespace: Option<&str>) -> Result<(), TestCaseError>
         is_dns1123_subdomain(name) && name.len() <= 253,
         "object name {name:?} is not a valid name"
     );
-    if o.kind.namespaced() {
+    if o.kind().namespaced() {
         prop_assert_eq!(o.namespace(), namespace);
     }
     let labels = o
-        .body
+        .body()
         .pointer("/metadata/labels")
         .and_then(Value::as_object)
         .cloned()
@@ -498,9 +498,9 @@ fn well_formed(o: &Object, namespace: Option<&str>) -> Result<(), TestCaseError>
             "label {k}={v:?} of {name} is not a valid label value"
         );
     }
-    prop_assert!(serde_json::to_string(&o.body).is_ok());
-    if o.kind == ObjectKind::NetworkPolicy {
-        let typed: Result<NetworkPolicy, _> = serde_json::from_value(o.body.clone());
+    prop_assert!(serde_json::to_string(&o.body()).is_ok());
+    if o.kind() == ObjectKind::NetworkPolicy {
+        let typed: Result<NetworkPolicy, _> = serde_json::from_value(o.to_value());
         prop_assert!(typed.is_ok(), "{name} is not a NetworkPolicy: {typed:?}");
     }
     Ok(())
@@ -685,18 +685,18 @@ fn the_api_server_accepts_every_rendered_object_server_side_dry_run() {
         };
         rt.block_on(async {
             for objects in per_backend.values() {
-                for o in objects.iter().filter(|o| kinds.contains(&o.kind)) {
+                for o in objects.iter().filter(|o| kinds.contains(&o.kind())) {
                     let api: Api<DynamicObject> =
-                        Api::namespaced_with(client.clone(), &namespace, &api_resource(o.kind));
+                        Api::namespaced_with(client.clone(), &namespace, &api_resource(o.kind()));
                     let pp = PatchParams::apply("tierflow-fuzz").force().dry_run();
-                    let r = api.patch(o.name(), &pp, &Patch::Apply(&o.body)).await;
+                    let r = api.patch(o.name(), &pp, &Patch::Apply(&o.body())).await;
                     prop_assert!(
                         r.is_ok(),
                         "the API server refused {} {}: {:?}\n{}",
-                        o.kind.kind(),
+                        o.kind().kind(),
                         o.name(),
                         r.err(),
-                        serde_json::to_string_pretty(&o.body).unwrap_or_default()
+                        serde_json::to_string_pretty(&o.body()).unwrap_or_default()
                     );
                     counts.borrow_mut().1 += 1;
                 }

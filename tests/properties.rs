@@ -533,10 +533,10 @@ mod admission {
     fn check(p: &plan::Plan) -> Result<(), TestCaseError> {
         for o in &p.objects {
             prop_assert!(
-                admit::report(&o.body).is_none(),
+                admit::report(o.body()).is_none(),
                 "{}: {:?}",
                 o.name(),
-                admit::report(&o.body)
+                admit::report(o.body())
             );
         }
         for (_, a) in p.apps() {
@@ -602,7 +602,7 @@ mod import_round_trip {
             cluster_cidrs: assumed_cluster(&[]),
         };
         let (objects, _) = app_objects(model, backend, &env);
-        let objects: Vec<Value> = objects.into_iter().map(|o| o.body).collect();
+        let objects: Vec<Value> = objects.into_iter().map(|o| o.into_value()).collect();
         let options = Options {
             namespaces: vec![NAMESPACE.to_string()],
             cluster_cidrs: Vec::new(),
@@ -625,7 +625,12 @@ mod import_round_trip {
         for app in &imported.apps {
             let m = validate::app_network(&app.name, &app.namespace, &app.spec)
                 .map_err(|e| TestCaseError::fail(format!("imported spec is invalid: {e}")))?;
-            rendered.extend(app_objects(&m, backend, &env).0.into_iter().map(|o| o.body));
+            rendered.extend(
+                app_objects(&m, backend, &env)
+                    .0
+                    .into_iter()
+                    .map(|o| o.into_value()),
+            );
         }
         let held = verify_objects(model, rendered, backend, &[]);
         prop_assert!(

@@ -231,7 +231,7 @@ pub async fn raw_apply(client: &Client, objects: &[Object], concurrency: usize) 
             let api: Api<DynamicObject> =
                 Api::namespaced_with(client.clone(), o.namespace().unwrap_or_default(), &ar);
             let pp = pp.clone();
-            async move { api.patch(o.name(), &pp, &Patch::Apply(&o.body)).await }
+            async move { api.patch(o.name(), &pp, &Patch::Apply(&o.body())).await }
         })
         .buffer_unordered(concurrency)
         .try_for_each(|_| async { Ok(()) })
@@ -299,7 +299,7 @@ pub async fn raw_apply_with_statuses(
                     Item::Object(o) => {
                         let api: Api<DynamicObject> =
                             Api::namespaced_with(client, o.namespace().unwrap_or_default(), &ar);
-                        api.patch(o.name(), &pp, &Patch::Apply(&o.body))
+                        api.patch(o.name(), &pp, &Patch::Apply(&o.body()))
                             .await
                             .map(|_| ())
                     }

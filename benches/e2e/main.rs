@@ -362,11 +362,11 @@ async fn main() {
         .create(&PostParams::default(), &cluster::cluster_baseline())
         .await
         .expect("create ClusterBaseline");
-    let expected: HashMap<Key, Value> = names
+    let expected: HashMap<Key, tierflow::render::Object> = names
         .iter()
         .zip(&apps)
         .flat_map(|(ns, app)| cluster::expected_objects(ns, app, Some(&cb), true, &env))
-        .map(|o| (cluster::key_of(&o), o.body))
+        .map(|o| (cluster::key_of(&o), o))
         .collect();
     rep.objects = expected.len();
     let mut tracker = Tracker::start(&client).await;
@@ -467,7 +467,7 @@ async fn main() {
             if let Some(k) = expected.keys().find(|k| !ok.contains(*k)) {
                 say(format!(
                     "  want {}\n  have {}",
-                    expected[k],
+                    expected[k].json(),
                     tracker.store.get(k).cloned().unwrap_or(Value::Null)
                 ));
             }

@@ -289,7 +289,9 @@ pub fn to_yaml(objects: &[Object]) -> Result<String, CliError> {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&o.body).map_err(|e| CliError::Output(e.to_string()))?);
+        out.push_str(
+            &serde_yaml::to_string(&o.body()).map_err(|e| CliError::Output(e.to_string()))?,
+        );
     }
     Ok(out)
 }
@@ -332,7 +334,7 @@ spec:
             .iter()
             .map(|o| {
                 (
-                    o.kind,
+                    o.kind(),
                     o.name().to_string(),
                     o.namespace().map(str::to_string),
                 )
@@ -393,7 +395,7 @@ spec:
             .collect();
         assert_eq!(names, ["other/tierflow-baseline", "shop/tierflow-baseline"]);
         assert_eq!(
-            out.objects[0].body["spec"]["policyTypes"],
+            out.objects[0].body()["spec"]["policyTypes"],
             serde_json::json!(["Ingress"])
         );
     }
@@ -411,7 +413,7 @@ spec:
             .collect();
         assert_eq!(baselines.len(), 1);
         assert_eq!(
-            baselines[0].body["spec"]["policyTypes"],
+            baselines[0].body()["spec"]["policyTypes"],
             serde_json::json!(["Ingress", "Egress"])
         );
     }

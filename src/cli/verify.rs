@@ -173,7 +173,7 @@ pub fn verify_cluster(input: &Input, options: &RenderOptions) -> Result<ClusterR
     if guarding.iter().all(|g| g.model.guardrails.is_none()) {
         return Ok(report);
     }
-    let objects: Vec<serde_json::Value> = p.objects.iter().map(|o| o.body.clone()).collect();
+    let objects: Vec<serde_json::Value> = p.objects.iter().map(|o| o.to_value()).collect();
     for (_, app) in p.apps() {
         let Some(model) = &app.model else { continue };
         let found = overrides(

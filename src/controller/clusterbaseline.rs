@@ -148,7 +148,7 @@ async fn prune_replaced(ctx: &Context, plan: &ClusterBaselinePlan) -> Result<boo
                 .object
                 .iter()
                 .chain(&plan.guardrails)
-                .any(|w| w.kind == kind && w.name() == obj.name);
+                .any(|w| w.kind() == kind && w.name() == obj.name);
             if !mine || wanted {
                 continue;
             }
@@ -166,7 +166,7 @@ async fn prune_replaced(ctx: &Context, plan: &ClusterBaselinePlan) -> Result<boo
 /// the standard backend its share in the baseline of every namespace it covers.
 fn replacement_in_place(ctx: &Context, plan: &ClusterBaselinePlan) -> bool {
     if let Some(obj) = &plan.object {
-        return ctx.managed.get(obj.kind, None, obj.name()).is_some();
+        return ctx.managed.get(obj.kind(), None, obj.name()).is_some();
     }
     let cluster = ctx.cluster();
     let key = plan::cluster_baseline_key(&plan.name);
@@ -200,7 +200,7 @@ fn coverage(ctx: &Context, plan: &ClusterBaselinePlan, st: &mut ClusterBaselineS
     let cluster_object_in_place = plan
         .object
         .as_ref()
-        .is_none_or(|o| ctx.managed.get(o.kind, None, o.name()).is_some());
+        .is_none_or(|o| ctx.managed.get(o.kind(), None, o.name()).is_some());
     for ns in ctx.namespaces.state() {
         if ns.meta().deletion_timestamp.is_some() {
             continue;

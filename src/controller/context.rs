@@ -115,9 +115,9 @@ impl Context {
     pub async fn apply(&self, object: &Object) -> Result<Applied> {
         let live = self
             .managed
-            .get(object.kind, object.namespace(), object.name());
-        let key = object_key(object.kind, object.namespace(), object.name());
-        let digest = apply::digest(&object.body);
+            .get(object.kind(), object.namespace(), object.name());
+        let key = object_key(object.kind(), object.namespace(), object.name());
+        let digest = object.digest();
         let previous = self.managed.written(&key);
         if let Some(w) = previous.filter(|w| w.digest == digest && !w.gone) {
             let cached = live.as_ref().and_then(|l| l.revision());
@@ -130,7 +130,7 @@ impl Context {
             .map_err(|e| {
                 e.at(
                     "apply",
-                    &describe(object.kind, object.namespace(), object.name()),
+                    &describe(object.kind(), object.namespace(), object.name()),
                 )
             })?;
         if let Some(rv) = version.and_then(|v| v.parse::<u64>().ok()) {
@@ -145,7 +145,7 @@ impl Context {
             if previous.is_some_and(|w| w.digest == digest) {
                 self.metrics
                     .drift_corrections
-                    .with_label_values(&[object.kind.kind()])
+                    .with_label_values(&[object.kind().kind()])
                     .inc();
             }
         }

@@ -236,7 +236,7 @@ async fn prune(
     let wanted: BTreeSet<(ObjectKind, &str)> = plan
         .allows()
         .chain(baselines)
-        .map(|o| (o.kind, o.name()))
+        .map(|o| (o.kind(), o.name()))
         .collect();
     for kind in ctx.managed.kinds().into_iter().filter(|k| k.namespaced()) {
         for obj in ctx.managed.in_namespace(kind, ns) {

@@ -222,8 +222,8 @@ async fn applied(
         .objects
         .iter()
         .map(|o| ObjectRefStatus {
-            api_version: o.kind.api_version().to_string(),
-            kind: o.kind.kind().to_string(),
+            api_version: o.kind().api_version().to_string(),
+            kind: o.kind().kind().to_string(),
             name: o.name().to_string(),
         })
         .collect();
@@ -336,7 +336,7 @@ fn guardrail_overrides(
                 None,
             )
             .ok()??;
-            cluster.serves(object.kind).then(|| (cb.name_any(), m))
+            cluster.serves(object.kind()).then(|| (cb.name_any(), m))
         })
         .collect();
     if in_force.is_empty() {
@@ -479,12 +479,12 @@ async fn compute(
         };
     }
     let env = ctx.env();
-    let mut objects: Vec<serde_json::Value> = plan.objects.iter().map(|o| o.body.clone()).collect();
+    let mut objects: Vec<serde_json::Value> = plan.objects.iter().map(|o| o.to_value()).collect();
     let (own, _) = crate::plan::app_objects(model, backend, &env);
     objects.extend(
         own.into_iter()
             .filter(|o: &Object| o.name() == crate::vocab::BASELINE_NAME)
-            .map(|o| o.body),
+            .map(|o| o.into_value()),
     );
     let with_others: Vec<serde_json::Value> = objects
         .iter()

@@ -255,7 +255,7 @@ impl Workload {
                 .allows()
                 .chain(&p.baselines(&cluster, &Default::default()))
             {
-                out.insert((ns.clone(), o.name().to_string()), o.body.clone());
+                out.insert((ns.clone(), o.name().to_string()), o.to_value());
             }
         }
         Ok(out)
@@ -275,7 +275,11 @@ impl Workload {
                         serde_json::to_value(np).map_err(|e| e.to_string())?,
                     )
                     .map_err(|e| e.to_string())?;
-                    if up_to_date(want, &Owned::of(ObjectKind::NetworkPolicy, &obj)) {
+                    let want = tierflow::render::Object::from_value(
+                        ObjectKind::NetworkPolicy,
+                        want.clone(),
+                    );
+                    if up_to_date(&want, &Owned::of(ObjectKind::NetworkPolicy, &obj)) {
                         current += 1;
                     } else {
                         problems.push(format!("stale or half-written {}/{}", key.0, key.1));

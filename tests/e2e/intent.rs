@@ -290,8 +290,8 @@ async fn rendered_world_and_ipv6_objects_are_accepted_on_every_backend() {
         assert!(!out.objects.is_empty());
         for o in &out.objects {
             let api: Api<DynamicObject> =
-                Api::namespaced_with(client.clone(), &ns.name, &api_resource(o.kind));
-            let mut body: DynamicObject = serde_json::from_value(o.body.clone()).unwrap();
+                Api::namespaced_with(client.clone(), &ns.name, &api_resource(o.kind()));
+            let mut body: DynamicObject = serde_json::from_value(o.to_value()).unwrap();
             body.metadata.name = Some(format!("{}-{}", o.name(), backend.as_str().to_lowercase()));
             let created = api
                 .create(&Default::default(), &body)
@@ -300,7 +300,7 @@ async fn rendered_world_and_ipv6_objects_are_accepted_on_every_backend() {
             // Nothing pruned: the spec reads back as written.
             assert_eq!(
                 created.data["spec"],
-                o.body["spec"],
+                o.body()["spec"],
                 "{backend:?} {}",
                 o.name()
             );

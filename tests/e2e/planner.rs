@@ -46,7 +46,7 @@ flows:
 "#;
 
 async fn live(client: &Client, o: &Object) -> Option<DynamicObject> {
-    let ar = api_resource(o.kind);
+    let ar = api_resource(o.kind());
     let api: Api<DynamicObject> = match o.namespace() {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
         None => Api::all_with(client.clone(), &ar),
@@ -152,14 +152,15 @@ async fn render_prints_exactly_what_the_operator_applies_on_every_backend() {
         assert!(rendered.notes.is_empty(), "{:?}", rendered.notes);
 
         for want in &rendered.objects {
-            let what = format!("{backend}: {:?} {}", want.kind, want.name());
+            let what = format!("{backend}: {:?} {}", want.kind(), want.name());
             let got = eventually(&what, || async {
                 let got = serde_json::to_value(live(&client, want).await?).ok()?;
-                (got.get("spec") == want.body.get("spec") && records(&got) == records(&want.body))
-                    .then_some(got)
+                (got.get("spec") == want.body().get("spec")
+                    && records(&got) == records(want.body()))
+                .then_some(got)
             })
             .await;
-            let (want_labels, got_labels) = (labels(&want.body), labels(&got));
+            let (want_labels, got_labels) = (labels(want.body()), labels(&got));
             assert!(
                 want_labels
                     .iter()
@@ -181,7 +182,7 @@ async fn render_prints_exactly_what_the_operator_applies_on_every_backend() {
                     rendered
                         .objects
                         .iter()
-                        .any(|r| r.kind == kind && r.name() == o.name_any()),
+                        .any(|r| r.kind() == kind && r.name() == o.name_any()),
                     "{backend}: the operator wrote {kind:?} {} that render does not print",
                     o.name_any()
                 );

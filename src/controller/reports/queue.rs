@@ -63,7 +63,7 @@ pub fn objects_digest(app: &AppPlan) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for o in &app.objects {
-        (o.kind.kind(), o.name(), crate::apply::digest(&o.body)).hash(&mut h);
+        (o.kind().kind(), o.name(), o.digest()).hash(&mut h);
     }
     h.finish()
 }

@@ -105,7 +105,7 @@ struct Origin {
 fn origins(objects: &[crate::render::Object]) -> BTreeMap<String, Origin> {
     let mut out = BTreeMap::new();
     for o in objects {
-        let labels = o.body.pointer("/metadata/labels");
+        let labels = o.body().pointer("/metadata/labels");
         let label = |k: &str| {
             labels
                 .and_then(|l| l.get(k))
@@ -216,7 +216,7 @@ pub fn replay(
         m
     });
 
-    let mut scenario = Scenario::from_values(planned.objects.iter().map(|o| o.body.clone()))?;
+    let mut scenario = Scenario::from_values(planned.objects.iter().map(|o| o.to_value()))?;
     for (ns, labels) in &known.namespaces {
         scenario.add_namespace(ns, labels.clone());
     }

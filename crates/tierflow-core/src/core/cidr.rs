@@ -68,6 +68,11 @@ impl Cidr {
         self.0.contains(addr)
     }
 
+    /// The network's address (as written: `10.0.0.0` of `10.0.0.0/8`).
+    pub fn addr(&self) -> IpAddr {
+        self.0.addr()
+    }
+
     /// Prefix length.
     pub fn prefix_len(&self) -> u8 {
         self.0.prefix_len()

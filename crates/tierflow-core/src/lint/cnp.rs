@@ -397,7 +397,7 @@ mod tests {
             &crate::render::Env::default(),
         )
         .unwrap();
-        let findings = lint(&[o.body], false).unwrap();
+        let findings = lint(&[o.into_value()], false).unwrap();
         assert!(
             findings.iter().all(|f| !f.code.starts_with("cnp-")),
             "{findings:?}"

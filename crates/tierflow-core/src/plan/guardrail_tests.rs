@@ -103,7 +103,7 @@ fn planned(backend: Backend, cb_yaml: &str) -> Plan {
 }
 
 fn scenario(p: &Plan) -> Scenario {
-    let objects = p.objects.iter().map(|o| o.body.clone());
+    let objects = p.objects.iter().map(|o| o.to_value());
     Scenario::from_values(world().into_iter().chain(objects)).unwrap()
 }
 
@@ -168,7 +168,7 @@ fn deny_guardrails_hold_against_the_app_on_every_backend_that_can_write_them() {
 #[test]
 fn guardrails_render_in_each_backends_form() {
     let p = planned(Backend::ClusterNetworkPolicy, PLATFORM);
-    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body;
+    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body();
     assert_eq!(g["spec"]["tier"], "Admin");
     assert_eq!(g["spec"]["priority"], 10);
     assert_eq!(g["spec"]["egress"][0]["action"], "Deny");
@@ -179,13 +179,13 @@ fn guardrails_render_in_each_backends_form() {
     assert_eq!(g["spec"]["ingress"][0]["name"], "not-from-tenant-b");
 
     let p = planned(Backend::Calico, PLATFORM);
-    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body;
+    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body();
     assert_eq!(g["kind"], "GlobalNetworkPolicy");
     assert_eq!(g["spec"]["order"], 10);
     assert_eq!(g["spec"]["egress"][0]["action"], "Deny");
 
     let p = planned(Backend::Cilium, PLATFORM);
-    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body;
+    let g = &p.cluster_baselines[0].guardrails.as_ref().unwrap().body();
     assert_eq!(g["kind"], "CiliumClusterwideNetworkPolicy");
     assert!(g["spec"].get("egress").is_none() && g["spec"].get("ingress").is_none());
     assert_eq!(
@@ -225,7 +225,7 @@ fn backends_that_cannot_express_a_guardrail_hold_the_cluster_baseline() {
         // Nothing of it is rendered, and no namespace gets a share of a held baseline it
         // never recorded.
         assert!(cb.object.is_none() && cb.guardrails.is_none(), "{b:?}");
-        let kinds: Vec<ObjectKind> = p.objects.iter().map(|o| o.kind).collect();
+        let kinds: Vec<ObjectKind> = p.objects.iter().map(|o| o.kind()).collect();
         assert!(
             !p.objects
                 .iter()

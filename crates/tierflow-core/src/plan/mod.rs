@@ -457,13 +457,18 @@ fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
 /// (names, ports per rule), so what is left cannot be expressed validly on the backend.
 fn admission_hold<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Option<Hold> {
     objects.into_iter().find_map(|o| {
-        let why = crate::admit::report(&o.body)?;
+        // Only Calico's and Cilium's kinds have admission rules: other objects (the standard
+        // backend's, written as text) are not parsed for nothing.
+        if !matches!(o.kind().group(), "projectcalico.org" | "cilium.io") {
+            return None;
+        }
+        let why = crate::admit::report(o.body())?;
         Some(Hold {
             reason: HoldReason::BackendLimit,
             message: format!(
                 "{} {}: {why}; it cannot be expressed validly on this backend, so nothing is \
                  changed (the policies in place stay)",
-                o.kind.kind(),
+                o.kind().kind(),
                 o.name()
             ),
             invalid: None,
@@ -572,8 +577,8 @@ fn cluster_baseline(
             return plan;
         }
     };
-    if let Some(g) = guardrails.as_ref().filter(|g| !cluster.serves(g.kind)) {
-        plan.hold = Some(unavailable_hold(g.kind, g.name()));
+    if let Some(g) = guardrails.as_ref().filter(|g| !cluster.serves(g.kind())) {
+        plan.hold = Some(unavailable_hold(g.kind(), g.name()));
         hold_cluster_baseline(&mut plan, observed);
         return plan;
     }
@@ -591,14 +596,14 @@ fn cluster_baseline(
         return plan;
     }
     if let Some(o) = &object {
-        if !cluster.serves(o.kind) {
-            plan.hold = Some(unavailable_hold(o.kind, o.name()));
+        if !cluster.serves(o.kind()) {
+            plan.hold = Some(unavailable_hold(o.kind(), o.name()));
             hold_cluster_baseline(&mut plan, observed);
             return plan;
         }
         // Switching from the standard backend: the namespaces keep their share until the new
         // cluster-wide object is in place (create before delete).
-        plan.keep_namespace_share = !observed.cluster_object_exists(o.kind, o.name());
+        plan.keep_namespace_share = !observed.cluster_object_exists(o.kind(), o.name());
     }
     let (key, record) = record_of_cb(cb);
     let records = BTreeMap::from([(key, record.clone())]);
@@ -873,7 +878,7 @@ fn plan_model(
     if let Some(missing) = rendered
         .objects
         .iter()
-        .map(|o| (o.kind, o.name().to_string()))
+        .map(|o| (o.kind(), o.name().to_string()))
         .chain(
             (model.baseline != BaselineWish::default())
                 .then(|| (baseline_kind, crate::vocab::BASELINE_NAME.to_string())),
@@ -1019,18 +1024,21 @@ pub fn baseline_kind(backend: Backend, audit: bool) -> ObjectKind {
     }
 }
 
-fn with_records(mut obj: Object, records: &Records) -> Object {
-    if let Ok(text) = serde_json::to_string(records) {
-        if let Some(meta) = obj.body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
-            let annotations = meta
-                .entry("annotations")
-                .or_insert_with(|| serde_json::json!({}));
-            if let Some(a) = annotations.as_object_mut() {
-                a.insert(INPUTS_ANNOTATION.to_string(), serde_json::Value::from(text));
-            }
+fn with_records(obj: Object, records: &Records) -> Object {
+    let Ok(text) = serde_json::to_string(records) else {
+        return obj;
+    };
+    let kind = obj.kind();
+    let mut body = obj.into_value();
+    if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| serde_json::json!({}));
+        if let Some(a) = annotations.as_object_mut() {
+            a.insert(INPUTS_ANNOTATION.to_string(), serde_json::Value::from(text));
         }
     }
-    obj
+    Object::from_value(kind, body)
 }
 
 /// Everything desired, for the CLI: every namespace of the input.

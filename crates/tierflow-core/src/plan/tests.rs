@@ -80,7 +80,7 @@ impl Observed for Fake {
 /// The records a baseline carries after `plan` applied it.
 fn recorded(objects: &[Object]) -> Records {
     let a = objects[0]
-        .body
+        .body()
         .pointer("/metadata/annotations")
         .and_then(|a| serde_json::from_value(a.clone()).ok())
         .unwrap_or_default();
@@ -88,7 +88,7 @@ fn recorded(objects: &[Object]) -> Records {
 }
 
 fn denies(o: &Object) -> (bool, bool) {
-    let types = o.body["spec"]["policyTypes"]
+    let types = o.body()["spec"]["policyTypes"]
         .as_array()
         .cloned()
         .unwrap_or_default();
@@ -126,7 +126,7 @@ fn a_valid_app_gets_its_tier_objects_and_a_baseline_that_records_its_wish() {
         .is_some_and(|w| w.deny_ingress && w.deny_egress));
     // The owner is on the baseline, as a non-controller reference.
     assert_eq!(
-        baselines[0].body["metadata"]["ownerReferences"][0]["uid"],
+        baselines[0].body()["metadata"]["ownerReferences"][0]["uid"],
         "uid-shop"
     );
 }
@@ -214,8 +214,8 @@ fn audit_is_held_on_backends_without_staged_policies_and_staged_on_calico() {
         } else {
             assert!(p
                 .allows()
-                .all(|o| o.kind == ObjectKind::CalicoStagedNetworkPolicy));
-            assert_eq!(baselines[0].kind, ObjectKind::CalicoStagedNetworkPolicy);
+                .all(|o| o.kind() == ObjectKind::CalicoStagedNetworkPolicy));
+            assert_eq!(baselines[0].kind(), ObjectKind::CalicoStagedNetworkPolicy);
         }
     }
 }
@@ -355,7 +355,7 @@ fn switching_a_cluster_baseline_to_calico_keeps_the_namespace_share_until_the_gl
     // Once the GlobalNetworkPolicy is observed, the namespace drops its share.
     observed
         .cluster_objects
-        .insert((gnp.kind, gnp.name().to_string()));
+        .insert((gnp.kind(), gnp.name().to_string()));
     let plans = cluster_baselines(&[calico], &cluster(), &observed);
     assert!(!plans[0].keep_namespace_share);
     let team = namespace(
@@ -383,7 +383,7 @@ fn the_whole_plan_writes_allows_then_cluster_objects_then_baselines() {
         &cluster(),
         &Nothing,
     );
-    let kinds: Vec<(ObjectKind, &str)> = p.objects.iter().map(|o| (o.kind, o.name())).collect();
+    let kinds: Vec<(ObjectKind, &str)> = p.objects.iter().map(|o| (o.kind(), o.name())).collect();
     assert_eq!(
         kinds,
         [
@@ -401,7 +401,7 @@ fn the_whole_plan_writes_allows_then_cluster_objects_then_baselines() {
 #[test]
 fn records_survive_the_annotation_round_trip() {
     let (_, applied) = plan_one(&[&app(SHOP)], &[cb(CB)], &Nothing);
-    let text = applied[0].body["metadata"]["annotations"][INPUTS_ANNOTATION]
+    let text = applied[0].body()["metadata"]["annotations"][INPUTS_ANNOTATION]
         .as_str()
         .unwrap()
         .to_string();
@@ -448,7 +448,7 @@ fn a_port_range_on_a_server_that_drops_end_port_is_held_on_the_standard_backend_
     let current = ns(&cluster(), None);
     assert!(!current.apps[0].held());
     assert_eq!(
-        current.allows().next().unwrap().body["spec"]["ingress"][0]["ports"][0],
+        current.allows().next().unwrap().body()["spec"]["ingress"][0]["ports"][0],
         serde_json::json!({"port": 30000, "endPort": 32767, "protocol": "UDP"})
     );
     // Without ranges the old server is fine.
@@ -469,7 +469,7 @@ fn a_cluster_baseline_on_cluster_network_policy_is_one_object_and_apps_stay_netw
     let mut cnp_app = app(SHOP);
     cnp_app.spec.backend = crate::crd::BackendSpec::ClusterNetworkPolicy;
     let plan = plan(&[cnp_app], &[cb("{}")], &namespaces, &cluster, &Nothing);
-    let kinds: Vec<ObjectKind> = plan.objects.iter().map(|o| o.kind).collect();
+    let kinds: Vec<ObjectKind> = plan.objects.iter().map(|o| o.kind()).collect();
     // The AppNetwork's allows and baseline are NetworkPolicies; the ClusterBaseline is ONE
     // ClusterNetworkPolicy and no namespace gets a share of it.
     assert_eq!(
@@ -494,9 +494,11 @@ fn a_cluster_baseline_on_cluster_network_policy_is_one_object_and_apps_stay_netw
     assert_eq!(a.backend, Some(Backend::NetworkPolicy));
     let cbp = &plan.cluster_baselines[0];
     assert_eq!(cbp.backend, Some(Backend::ClusterNetworkPolicy));
-    assert!(cbp.object.as_ref().unwrap().body["metadata"]["annotations"]
-        .get(INPUTS_ANNOTATION)
-        .is_some());
+    assert!(
+        cbp.object.as_ref().unwrap().body()["metadata"]["annotations"]
+            .get(INPUTS_ANNOTATION)
+            .is_some()
+    );
 }
 
 #[test]
@@ -549,7 +551,7 @@ fn switching_a_cluster_baseline_to_cluster_network_policy_keeps_the_namespace_sh
 fn admitted(plan: &Plan) -> bool {
     plan.objects
         .iter()
-        .all(|o| crate::admit::report(&o.body).is_none())
+        .all(|o| crate::admit::report(o.body()).is_none())
 }
 
 fn on(backend: Backend) -> Cluster {
@@ -596,7 +598,7 @@ fn more_than_fifty_ports_are_split_over_calico_rules() {
         .iter()
         .find(|o| o.name() == "tierflow-shop-api")
         .unwrap();
-    let ingress = api.body["spec"]["ingress"].as_array().unwrap();
+    let ingress = api.body()["spec"]["ingress"].as_array().unwrap();
     assert_eq!(ingress.len(), 2);
     assert_eq!(
         ingress[0]["destination"]["ports"].as_array().unwrap().len(),

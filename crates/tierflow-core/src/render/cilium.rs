@@ -209,7 +209,7 @@ fn ingress_rule(r: &Rule) -> Option<Value> {
     match &r.peer {
         Endpoint::Pods { namespaces, pods } => Some(rule(
             "fromEndpoints",
-            json!([pod_peer(namespaces, pods.as_ref())]),
+            json!([pod_peer(namespaces, *pods)]),
             to_ports,
         )),
         Endpoint::Cidr { cidr, except } => {
@@ -235,7 +235,7 @@ fn egress_rule(r: &Rule) -> Option<Value> {
     match &r.peer {
         Endpoint::Pods { namespaces, pods } => Some(rule(
             "toEndpoints",
-            json!([pod_peer(namespaces, pods.as_ref())]),
+            json!([pod_peer(namespaces, *pods)]),
             to_ports,
         )),
         Endpoint::Cidr { cidr, except } => {
@@ -326,20 +326,20 @@ pub fn objects(model: &AppModel, policy: &AppPolicy, owner: Option<&Owner>) -> V
             }
             let mut egress = Vec::new();
             if let Some(dns) = &t.dns {
-                push_unique(&mut egress, dns_rules(&dns.target, dns.inspect));
+                push_unique(&mut egress, dns_rules(dns.target, dns.inspect));
             }
             for r in &t.egress {
                 push_unique(&mut egress, egress_rule(r));
             }
             let mut spec = Map::new();
-            spec.insert("endpointSelector".into(), endpoint_selector(&t.selector));
+            spec.insert("endpointSelector".into(), endpoint_selector(t.selector));
             spec.insert("ingress".into(), or_deny_all(ingress));
             spec.insert("egress".into(), or_deny_all(egress));
             object(
                 ObjectKind::CiliumNetworkPolicy,
-                &tier_policy_name(&model.name, &t.name),
+                &tier_policy_name(&model.name, t.name),
                 Some(&model.namespace),
-                tier_labels(&model.name, &t.name),
+                tier_labels(&model.name, t.name),
                 &owners,
                 spec,
             )
@@ -517,7 +517,7 @@ mod tests {
     use crate::validate;
 
     fn rules<'a>(o: &'a Object, dir: &str) -> &'a Vec<Value> {
-        o.body["spec"][dir].as_array().unwrap()
+        o.body()["spec"][dir].as_array().unwrap()
     }
 
     fn cluster_model(yaml: &str) -> ClusterBaselineModel {
@@ -550,20 +550,20 @@ mod tests {
             ]
         );
         for (o, tier) in r.objects.iter().zip(["frontend", "api", "database"]) {
-            assert_eq!(o.kind, ObjectKind::CiliumNetworkPolicy);
-            assert_eq!(o.body["apiVersion"], "cilium.io/v2");
-            assert_eq!(o.body["kind"], "CiliumNetworkPolicy");
+            assert_eq!(o.kind(), ObjectKind::CiliumNetworkPolicy);
+            assert_eq!(o.body()["apiVersion"], "cilium.io/v2");
+            assert_eq!(o.body()["kind"], "CiliumNetworkPolicy");
             assert_eq!(o.namespace(), Some("production"));
             assert_eq!(
-                o.body["metadata"]["labels"],
+                o.body()["metadata"]["labels"],
                 serde_json::to_value(tier_labels("shop", tier)).unwrap()
             );
             assert_eq!(
-                o.body["metadata"]["ownerReferences"],
+                o.body()["metadata"]["ownerReferences"],
                 json!([{"apiVersion": "tierflow.dev/v1alpha1", "kind": "AppNetwork", "name": "shop", "uid": "uid-1", "controller": true}])
             );
             assert_eq!(
-                o.body["spec"]["endpointSelector"],
+                o.body()["spec"]["endpointSelector"],
                 json!({"matchLabels": {"k8s:app": tier}})
             );
             // DNS first, without the proxy (no fqdn flow).
@@ -596,7 +596,7 @@ mod tests {
                         "k8s:io.kubernetes.pod.namespace": "monitoring", "k8s:app": "prometheus"}}],
                    "toPorts": [{"ports": [{"port": "9090", "protocol": "TCP"}]}]})
         );
-        assert!(r.objects[1].body["metadata"]
+        assert!(r.objects[1].body()["metadata"]
             .get("ownerReferences")
             .is_none());
     }
@@ -620,7 +620,7 @@ mod tests {
                 &tier_objects(&model_of(L7_FQDN), Some(&owner()))
                     .objects
                     .iter()
-                    .map(|o| o.body.clone())
+                    .map(|o| o.to_value())
                     .collect::<Vec<_>>(),
             )
             .unwrap()
@@ -633,7 +633,7 @@ mod tests {
             serde_json::to_string(
                 &cluster_baseline("default", &cb, "tierflow-system", None)
                     .unwrap()
-                    .body,
+                    .body(),
             )
             .unwrap()
         };
@@ -680,14 +680,14 @@ mod tests {
         let mut m = model_of("tiers:\n  - {name: batch, selector: {matchLabels: {app: batch}}}\n");
         let r = tier_objects(&m, None);
         // Nothing flows in: `[{}]` (deny all), never `[]` (which would leave ingress open).
-        assert_eq!(r.objects[0].body["spec"]["ingress"], json!([{}]));
+        assert_eq!(r.objects[0].body()["spec"]["ingress"], json!([{}]));
         assert_eq!(
-            r.objects[0].body["spec"]["egress"],
+            r.objects[0].body()["spec"]["egress"],
             json!([dns_rule(false)])
         );
         m.dns = None;
         let r = tier_objects(&m, None);
-        assert_eq!(r.objects[0].body["spec"]["egress"], json!([{}]));
+        assert_eq!(r.objects[0].body()["spec"]["egress"], json!([{}]));
     }
 
     #[test]
@@ -844,19 +844,19 @@ flows:
         let m = model_of(THREE_TIER);
         let nb = NamespaceBaseline::merge([&m.baseline]);
         let b = baseline("production", &nb, &[owner()]).unwrap();
-        assert_eq!(b.kind, ObjectKind::CiliumNetworkPolicy);
+        assert_eq!(b.kind(), ObjectKind::CiliumNetworkPolicy);
         assert_eq!(b.name(), "tierflow-baseline");
         assert_eq!(b.namespace(), Some("production"));
         assert_eq!(
-            b.body["metadata"]["labels"],
+            b.body()["metadata"]["labels"],
             serde_json::to_value(baseline_labels()).unwrap()
         );
         assert_eq!(
-            b.body["metadata"]["ownerReferences"][0]["controller"],
+            b.body()["metadata"]["ownerReferences"][0]["controller"],
             false
         );
         assert_eq!(
-            b.body["spec"],
+            b.body()["spec"],
             json!({"endpointSelector": {}, "ingress": [{}], "egress": [dns_rule(false)]})
         );
 
@@ -864,7 +864,7 @@ flows:
         api.kube_api_server = true;
         let b = baseline("production", &api, &[]).unwrap();
         assert_eq!(
-            b.body["spec"]["egress"][1],
+            b.body()["spec"]["egress"][1],
             json!({"toEntities": ["kube-apiserver"]})
         );
 
@@ -874,7 +874,7 @@ flows:
         };
         let b = baseline("production", &egress_only, &[]).unwrap();
         assert_eq!(
-            b.body["spec"],
+            b.body()["spec"],
             json!({"endpointSelector": {}, "egress": [{}]})
         );
         let ingress_only = NamespaceBaseline {
@@ -883,7 +883,7 @@ flows:
         };
         let b = baseline("production", &ingress_only, &[]).unwrap();
         assert_eq!(
-            b.body["spec"],
+            b.body()["spec"],
             json!({"endpointSelector": {}, "ingress": [{}]})
         );
     }
@@ -903,17 +903,20 @@ flows:
         );
         cb.wish.kube_api_server = true;
         let c = cluster_baseline("default", &cb, "tierflow-system", Some(&owner())).unwrap();
-        assert_eq!(c.kind, ObjectKind::CiliumClusterwideNetworkPolicy);
-        assert_eq!(c.body["kind"], "CiliumClusterwideNetworkPolicy");
+        assert_eq!(c.kind(), ObjectKind::CiliumClusterwideNetworkPolicy);
+        assert_eq!(c.body()["kind"], "CiliumClusterwideNetworkPolicy");
         assert_eq!(c.name(), "tierflow-baseline-default");
         assert_eq!(c.namespace(), None);
         assert_eq!(
-            c.body["metadata"]["labels"],
+            c.body()["metadata"]["labels"],
             serde_json::to_value(cluster_baseline_labels("default")).unwrap()
         );
-        assert_eq!(c.body["metadata"]["ownerReferences"][0]["controller"], true);
         assert_eq!(
-            c.body["spec"]["endpointSelector"],
+            c.body()["metadata"]["ownerReferences"][0]["controller"],
+            true
+        );
+        assert_eq!(
+            c.body()["spec"]["endpointSelector"],
             json!({
                 "matchLabels": {"k8s:io.cilium.k8s.namespace.labels.env": "prod"},
                 "matchExpressions": [
@@ -924,22 +927,22 @@ flows:
                 ]
             })
         );
-        assert_eq!(c.body["spec"]["ingress"], json!([{}]));
+        assert_eq!(c.body()["spec"]["ingress"], json!([{}]));
         assert_eq!(
-            c.body["spec"]["egress"],
+            c.body()["spec"]["egress"],
             json!([dns_rule(false), {"toEntities": ["kube-apiserver"]}])
         );
 
         let all = cluster_model("{includeSystemNamespaces: [kube-system, kube-public, kube-node-lease, tierflow-system], denyIngress: false}");
         let c = cluster_baseline("all", &all, "tierflow-system", None).unwrap();
         assert_eq!(
-            c.body["spec"]["endpointSelector"]["matchExpressions"],
+            c.body()["spec"]["endpointSelector"]["matchExpressions"],
             json!([
                 {"key": "k8s:io.kubernetes.pod.namespace", "operator": "Exists"},
                 {"key": "k8s:io.cilium.k8s.namespace.labels.tierflow.dev/baseline", "operator": "NotIn", "values": ["disabled"]},
             ])
         );
-        assert!(c.body["spec"].get("ingress").is_none());
-        assert_eq!(c.body["spec"]["egress"], json!([dns_rule(false)]));
+        assert!(c.body()["spec"].get("ingress").is_none());
+        assert_eq!(c.body()["spec"]["egress"], json!([dns_rule(false)]));
     }
 }

@@ -317,10 +317,10 @@ mod tests {
             &Env::default(),
         )
         .unwrap();
-        assert_eq!(o.kind, ObjectKind::ClusterNetworkPolicy);
+        assert_eq!(o.kind(), ObjectKind::ClusterNetworkPolicy);
         assert_eq!(o.name(), "tierflow-baseline-default");
         assert_eq!(o.namespace(), None);
-        let spec = &o.body["spec"];
+        let spec = &o.body()["spec"];
         assert_eq!(spec["tier"], "Baseline");
         assert_eq!(spec["priority"], 1000);
         let sel = &spec["subject"]["namespaces"];
@@ -374,9 +374,9 @@ mod tests {
             &Env::default(),
         )
         .unwrap();
-        assert!(o.body["spec"].get("ingress").is_none());
+        assert!(o.body()["spec"].get("ingress").is_none());
         assert_eq!(
-            o.body["spec"]["egress"][0]["to"][1],
+            o.body()["spec"]["egress"][0]["to"][1],
             json!({"networks": ["169.254.20.10/32"]})
         );
     }
@@ -385,13 +385,13 @@ mod tests {
     fn the_api_server_is_its_endpoint_addresses_and_left_out_while_unknown() {
         let m = model("{allowKubeAPIServer: true}");
         let none = cluster_baseline("x", &m, "t", None, &Env::default()).unwrap();
-        assert_eq!(none.body["spec"]["egress"].as_array().unwrap().len(), 2);
+        assert_eq!(none.body()["spec"]["egress"].as_array().unwrap().len(), 2);
         let env = Env {
             api_server: vec![("10.0.0.1".parse().unwrap(), 6443)],
             ..Env::default()
         };
         let o = cluster_baseline("x", &m, "t", None, &env).unwrap();
-        let rule = &o.body["spec"]["egress"][1];
+        let rule = &o.body()["spec"]["egress"][1];
         assert_eq!(rule["to"], json!([{"networks": ["10.0.0.1/32"]}]));
         assert_eq!(
             rule["protocols"],
@@ -480,7 +480,7 @@ mod tests {
             "{namespaceSelector: {matchExpressions: [{key: env, operator: In, values: [a, b]}]}, includeSystemNamespaces: [kube-system]}",
         ] {
             let o = cluster_baseline("default", &model(yaml), "tierflow-system", None, &env).unwrap();
-            out.push(o.body);
+            out.push(o.into_value());
         }
         let g = guardrails(
             "default",
@@ -493,8 +493,8 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(g.body["spec"]["tier"], TIER_ADMIN);
-        out.push(g.body);
+        assert_eq!(g.body()["spec"]["tier"], TIER_ADMIN);
+        out.push(g.into_value());
         out
     }
 
@@ -533,7 +533,7 @@ mod tests {
                    "metadata": {"namespace": "shop", "name": "a-to-b"},
                    "spec": {"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Egress"],
                             "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "b"}}}]}]}}),
-            o.body.clone(),
+            o.to_value(),
         ];
         let s = Scenario::from_values(objects).unwrap();
         let p = |n: &str| Endpoint::Pod(s.pods().iter().position(|p| p.name == n).unwrap());

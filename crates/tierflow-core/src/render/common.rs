@@ -33,10 +33,7 @@ pub(crate) fn object(
     body.insert("kind".into(), Value::from(kind.kind()));
     body.insert("metadata".into(), metadata(name, namespace, labels, owners));
     body.insert("spec".into(), Value::Object(spec));
-    Object {
-        kind,
-        body: Value::Object(body),
-    }
+    Object::from_value(kind, Value::Object(body))
 }
 
 /// The owner reference of an object with one managing owner (none without an owner).

@@ -15,14 +15,14 @@ use super::{Env, Limitation, LimitationKind};
 
 /// A resolved peer of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Endpoint {
+pub enum Endpoint<'a> {
     /// Pods in some namespaces (a tier of the app resolves to its selector in the app's own
     /// namespace): one peer, so the namespace AND pod conditions both apply.
     Pods {
         /// The namespaces.
-        namespaces: NamespaceMatch,
+        namespaces: &'a NamespaceMatch,
         /// The pods in them (`None`: every pod).
-        pods: Option<Selector>,
+        pods: Option<&'a Selector>,
     },
     /// An IP network, minus exceptions.
     Cidr {
@@ -57,9 +57,9 @@ pub enum ApiServer {
 
 /// One rule of a tier's policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Rule {
+pub struct Rule<'a> {
     /// The other end: the source of an ingress rule, the destination of an egress rule.
-    pub peer: Endpoint,
+    pub peer: Endpoint<'a>,
     /// Destination ports. Empty only towards the API server, where it means the API server's
     /// own ports (always given for [`ApiServer::Hosts`]).
     pub ports: Vec<Port>,
@@ -72,9 +72,9 @@ pub struct Rule {
 
 /// DNS egress of a tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Dns {
+pub struct Dns<'a> {
     /// Where DNS lives.
-    pub target: DnsTarget,
+    pub target: &'a DnsTarget,
     /// Whether lookups must pass through the backend's DNS inspection, because an FQDN rule of
     /// this app learns its addresses from the answers.
     pub inspect: bool,
@@ -82,34 +82,34 @@ pub struct Dns {
 
 /// The policy of one tier.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TierPolicy {
+pub struct TierPolicy<'a> {
     /// Index into `AppModel::tiers`.
     pub tier: usize,
     /// The tier's name.
-    pub name: String,
+    pub name: &'a str,
     /// The tier's pods.
-    pub selector: Selector,
+    pub selector: &'a Selector,
     /// What may connect to the tier, in flow order.
-    pub ingress: Vec<Rule>,
+    pub ingress: Vec<Rule<'a>>,
     /// DNS egress, written before the other egress rules (`None` when DNS is disabled).
-    pub dns: Option<Dns>,
+    pub dns: Option<Dns<'a>>,
     /// Where the tier may connect (pods, networks, FQDNs, the API server), in flow order.
-    pub egress: Vec<Rule>,
+    pub egress: Vec<Rule<'a>>,
 }
 
 /// An AppNetwork in the intermediate form, for one backend.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppPolicy {
+pub struct AppPolicy<'a> {
     /// One policy per tier, in spec order.
-    pub tiers: Vec<TierPolicy>,
+    pub tiers: Vec<TierPolicy<'a>>,
     /// What the backend cannot express, in flow order.
     pub limitations: Vec<Limitation>,
 }
 
 /// What one flow becomes once the backend's capabilities are applied.
-struct Resolved {
+struct Resolved<'a> {
     /// The destination (`None`: left out).
-    to: Option<Endpoint>,
+    to: Option<Endpoint<'a>>,
     /// The ports towards it.
     ports: Vec<Port>,
     /// The HTTP rules the backend enforces.
@@ -117,19 +117,16 @@ struct Resolved {
 }
 
 /// Builds the intermediate form of `model` for `backend`.
-pub fn build(model: &AppModel, backend: Backend, env: &Env) -> AppPolicy {
+pub fn build<'a>(model: &'a AppModel, backend: Backend, env: &Env) -> AppPolicy<'a> {
     let caps = backend.capabilities();
     let mut limitations = Vec::new();
-    let resolved: Vec<Resolved> = model
+    let resolved: Vec<Resolved<'a>> = model
         .flows
         .iter()
         .map(|f| resolve(model, backend, caps, env, f, &mut limitations))
         .collect();
     let inspect = caps.fqdn && model.flows.iter().any(|f| matches!(f.to, Peer::Fqdn(_)));
-    let dns = model.dns.as_ref().map(|target| Dns {
-        target: target.clone(),
-        inspect,
-    });
+    let dns = model.dns.as_ref().map(|target| Dns { target, inspect });
     let tiers = model
         .tiers
         .iter()
@@ -151,8 +148,8 @@ pub fn build(model: &AppModel, backend: Backend, env: &Env) -> AppPolicy {
             }
             TierPolicy {
                 tier: t,
-                name: tier.name.clone(),
-                selector: tier.selector.clone(),
+                name: &tier.name,
+                selector: &tier.selector,
                 ingress,
                 dns: dns.clone(),
                 egress,
@@ -164,7 +161,7 @@ pub fn build(model: &AppModel, backend: Backend, env: &Env) -> AppPolicy {
 
 /// The API server as a rule on `ports` (empty: its own ports), as `caps` can name it; `None`
 /// when it cannot be named (no capability, and its addresses are unknown).
-pub fn api_server_rule(caps: Capabilities, ports: &[Port], env: &Env) -> Option<Rule> {
+pub fn api_server_rule(caps: Capabilities, ports: &[Port], env: &Env) -> Option<Rule<'static>> {
     let (server, ports) = api_server(caps, ports, env)?;
     Some(Rule {
         peer: Endpoint::ApiServer(server),
@@ -207,14 +204,14 @@ fn api_server(caps: Capabilities, ports: &[Port], env: &Env) -> Option<(ApiServe
 
 /// Resolves the destination and HTTP rules of one flow for the backend, recording what it
 /// cannot express.
-fn resolve(
-    model: &AppModel,
+fn resolve<'a>(
+    model: &'a AppModel,
     backend: Backend,
     caps: Capabilities,
     env: &Env,
-    f: &Flow,
+    f: &'a Flow,
     limitations: &mut Vec<Limitation>,
-) -> Resolved {
+) -> Resolved<'a> {
     let mut ports = f.ports.clone();
     let to = match &f.to {
         Peer::Fqdn(name) if !caps.fqdn => {
@@ -280,16 +277,19 @@ fn resolve(
     Resolved { to, ports, http }
 }
 
+/// The app's own namespace, for tier peers to point at.
+static OWN: NamespaceMatch = NamespaceMatch::Own;
+
 /// A pod or network peer (`None` for destination-only peers and unknown tiers).
-fn source(model: &AppModel, env: &Env, p: &Peer) -> Option<Endpoint> {
+fn source<'a>(model: &'a AppModel, env: &Env, p: &'a Peer) -> Option<Endpoint<'a>> {
     match p {
         Peer::Tier(i) => model.tiers.get(*i).map(|t| Endpoint::Pods {
-            namespaces: NamespaceMatch::Own,
-            pods: Some(t.selector.clone()),
+            namespaces: &OWN,
+            pods: Some(&t.selector),
         }),
         Peer::Pods { namespaces, pods } => Some(Endpoint::Pods {
-            namespaces: namespaces.clone(),
-            pods: pods.clone(),
+            namespaces,
+            pods: pods.as_ref(),
         }),
         Peer::Cidr { cidr, except } => Some(Endpoint::Cidr {
             cidr: *cidr,
@@ -323,7 +323,13 @@ pub fn world_blocks(cluster: &[Cidr]) -> Vec<(Cidr, Vec<Cidr>)> {
 }
 
 /// Adds a rule, or the flow to an equal rule already there (renders the same either way).
-fn merge(rules: &mut Vec<Rule>, peer: Endpoint, ports: &[Port], http: &[HttpRule], flow: usize) {
+fn merge<'a>(
+    rules: &mut Vec<Rule<'a>>,
+    peer: Endpoint<'a>,
+    ports: &[Port],
+    http: &[HttpRule],
+    flow: usize,
+) {
     if let Some(r) = rules
         .iter_mut()
         .find(|r| r.peer == peer && r.ports == ports && r.http == http)
@@ -362,21 +368,21 @@ mod tests {
         assert!(p.limitations.is_empty());
         assert_eq!(p.tiers.len(), 3);
         let api = &p.tiers[1];
-        assert_eq!((api.tier, api.name.as_str()), (1, "api"));
+        assert_eq!((api.tier, api.name), (1, "api"));
         // From the frontend tier: its selector, in the app's own namespace.
         assert_eq!(
             api.ingress[0].peer,
             Endpoint::Pods {
-                namespaces: NamespaceMatch::Own,
-                pods: Some(m.tiers[0].selector.clone()),
+                namespaces: &NamespaceMatch::Own,
+                pods: Some(&m.tiers[0].selector),
             }
         );
         assert_eq!(api.ingress[0].flows, [0]);
         assert_eq!(
             api.ingress[1].peer,
             Endpoint::Pods {
-                namespaces: NamespaceMatch::Named("monitoring".into()),
-                pods: Some(Selector::labels([("app", "prometheus")])),
+                namespaces: &NamespaceMatch::Named("monitoring".into()),
+                pods: Some(&Selector::labels([("app", "prometheus")])),
             }
         );
         assert_eq!(api.ingress[1].ports, [Port::tcp(9090)]);

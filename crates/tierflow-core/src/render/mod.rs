@@ -11,6 +11,7 @@ pub mod cilium;
 pub mod cnp;
 mod common;
 pub mod ir;
+mod json;
 pub mod networkpolicy;
 mod object;
 pub mod summary;
@@ -23,8 +24,8 @@ pub use crate::vocab::{
 };
 
 pub use object::{
-    baseline_labels, cluster_baseline_labels, metadata, tier_labels, Env, Limitation,
-    LimitationKind, Object, ObjectKind, Owner, Rendered,
+    baseline_labels, cluster_baseline_labels, digest, digest_text, metadata, tier_labels, Env,
+    Limitation, LimitationKind, Object, ObjectKind, Owner, Rendered,
 };
 
 /// Renders the per-tier objects of an AppNetwork for `backend`: builds the intermediate form
@@ -225,7 +226,7 @@ mod port_forms {
             .iter()
             .find(|o| o.name() == "tierflow-shop-media")
             .unwrap();
-        media.body["spec"]["ingress"].clone()
+        media.body()["spec"]["ingress"].clone()
     }
 
     #[test]
@@ -288,7 +289,7 @@ flows:
     #[test]
     fn networkpolicy_world_is_every_address_minus_the_cluster_per_family() {
         let r = tier_objects(&model_of(WORLD), Backend::NetworkPolicy, None, &env(&DUAL));
-        let spec = &r.objects[0].body["spec"];
+        let spec = &r.objects[0].body()["spec"];
         let blocks = json!([
             {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.96.0.0/12", "10.244.0.0/16"]}},
             {"ipBlock": {"cidr": "::/0", "except": ["fd00:10:96::/112", "fd00:10:244::/56"]}}
@@ -302,7 +303,7 @@ flows:
             None,
             &env(&DUAL[..2]),
         );
-        let from = &r.objects[0].body["spec"]["ingress"][0]["from"];
+        let from = &r.objects[0].body()["spec"]["ingress"][0]["from"];
         assert_eq!(from.as_array().unwrap().len(), 1);
         assert_eq!(from[0]["ipBlock"]["cidr"], "0.0.0.0/0");
     }
@@ -310,7 +311,7 @@ flows:
     #[test]
     fn calico_world_is_one_rule_per_family_never_mixing_families() {
         let r = tier_objects(&model_of(WORLD), Backend::Calico, None, &env(&DUAL));
-        let ingress = r.objects[0].body["spec"]["ingress"]
+        let ingress = r.objects[0].body()["spec"]["ingress"]
             .as_array()
             .unwrap()
             .clone();
@@ -323,7 +324,7 @@ flows:
             ingress[1]["source"],
             json!({"nets": ["::/0"], "notNets": ["fd00:10:96::/112", "fd00:10:244::/56"]})
         );
-        for rule in r.objects[0].body["spec"]["egress"].as_array().unwrap() {
+        for rule in r.objects[0].body()["spec"]["egress"].as_array().unwrap() {
             for side in ["source", "destination"] {
                 let nets: Vec<String> = ["nets", "notNets"]
                     .iter()
@@ -343,17 +344,17 @@ flows:
         );
         let np = tier_objects(&m, Backend::NetworkPolicy, None, &Env::default());
         assert_eq!(
-            np.objects[0].body["spec"]["ingress"][0]["from"],
+            np.objects[0].body()["spec"]["ingress"][0]["from"],
             json!([{"ipBlock": {"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48"]}}])
         );
         let calico = tier_objects(&m, Backend::Calico, None, &Env::default());
         assert_eq!(
-            calico.objects[0].body["spec"]["ingress"][0]["source"],
+            calico.objects[0].body()["spec"]["ingress"][0]["source"],
             json!({"nets": ["2001:db8::/32"], "notNets": ["2001:db8:1::/48"]})
         );
         let cilium = tier_objects(&m, Backend::Cilium, None, &Env::default());
         assert_eq!(
-            cilium.objects[0].body["spec"]["ingress"][0]["fromCIDRSet"],
+            cilium.objects[0].body()["spec"]["ingress"][0]["fromCIDRSet"],
             json!([{"cidr": "2001:db8::/32", "except": ["2001:db8:1::/48"]}])
         );
     }
@@ -363,14 +364,14 @@ flows:
         let mut m = model_of(WORLD);
         m.dns.as_mut().unwrap().node_local = Some("fd00::10".parse().unwrap());
         let np = tier_objects(&m, Backend::NetworkPolicy, None, &env(&DUAL));
-        let dns = &np.objects[0].body["spec"]["egress"][0]["to"];
+        let dns = &np.objects[0].body()["spec"]["egress"][0]["to"];
         assert_eq!(dns[1], json!({"ipBlock": {"cidr": "fd00::10/128"}}));
         assert_eq!(
             dns[2]["podSelector"],
             json!({"matchLabels": {"k8s-app": "node-local-dns"}})
         );
         let calico = tier_objects(&m, Backend::Calico, None, &env(&DUAL));
-        let egress = calico.objects[0].body["spec"]["egress"]
+        let egress = calico.objects[0].body()["spec"]["egress"]
             .as_array()
             .unwrap()
             .clone();

@@ -1,21 +1,24 @@
 //! The standard backend: `networking.k8s.io/v1` NetworkPolicy, which every enforcing CNI honours.
+//!
+//! The objects are written straight as JSON text ([`super::json`]): the text the operator
+//! digests and sends, in the shape `serde_json::to_string` gives for the k8s-openapi
+//! `NetworkPolicy` turned into a value (keys sorted; absent optional fields left out), without
+//! building typed structs or a `serde_json::Value` tree first. Rules are de-duplicated by their
+//! text. The typed forms ([`tier_policies`], [`baseline`]) are read back from the same text.
 
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use serde_json::{Map, Value};
 
-use super::common::{controller_refs, object, shared_refs};
-use super::ir::{self, ApiServer, AppPolicy, Endpoint, Rule, TierPolicy};
-use super::{baseline_labels, tier_labels, Env, Object, ObjectKind, Owner, Rendered};
-use crate::core::names::{tier_policy_name, BASELINE_NAME};
+use super::ir::{self, ApiServer, AppPolicy, Endpoint, TierPolicy};
+use super::json::{Items, Json, Members};
+use super::{Env, Object, ObjectKind, Owner, Rendered};
+use crate::core::names::{self, tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
-use crate::vocab::node_local_dns_pods;
-
-// The objects are written straight as JSON (what the applier compares and sends), in the shape
-// `serde_json::to_value` gives the k8s-openapi `NetworkPolicy` (keys sorted; absent optional
-// fields left out), without building and serialising the typed structs first. The typed forms
-// ([`tier_policies`], [`baseline`]) are read back from the same JSON.
+use crate::vocab::{
+    node_local_dns_pods, APP_NETWORK_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE, ROLE_LABEL,
+    ROLE_TIER, TIER_LABEL,
+};
 
 /// The per-tier objects, and what this backend cannot express (the same as
 /// [`super::tier_objects`] on this backend).
@@ -49,7 +52,7 @@ pub fn baseline_object(
 pub use crate::core::names::NAMESPACE_NAME_LABEL;
 
 fn typed(o: Object) -> Option<NetworkPolicy> {
-    serde_json::from_value(o.body).ok()
+    serde_json::from_str(o.json()).ok()
 }
 
 /// One NetworkPolicy per tier: selects the tier, isolates it both ways, allows the declared
@@ -62,49 +65,94 @@ pub fn tier_policies(model: &AppModel, owner: Option<&Owner>) -> Vec<NetworkPoli
         .collect()
 }
 
-/// Appends `rule` unless an equal rule is already there (the first stays in place).
-fn push_unique(rules: &mut Vec<Value>, rule: Value) {
-    if !rules.contains(&rule) {
-        rules.push(rule);
-    }
-}
+/// Room for a typical object's text, so that writing it rarely grows the buffer.
+const TEXT_CAPACITY: usize = 2048;
 
 fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Object {
-    let mut ingress: Vec<Value> = Vec::new();
-    for r in &t.ingress {
-        if let Some(from) = peers(&r.peer) {
-            push_unique(&mut ingress, rule("from", from, &r.ports));
-        }
-    }
-    let mut egress: Vec<Value> = Vec::new();
-    if let Some(dns) = &t.dns {
-        egress.push(dns_rule(&dns.target));
-    }
-    for r in &t.egress {
-        if let Some(e) = egress_rule(r) {
-            push_unique(&mut egress, e);
-        }
-    }
-    let mut spec = Map::new();
-    spec.insert("podSelector".into(), label_selector(&t.selector));
-    spec.insert(
-        "policyTypes".into(),
-        Value::Array(vec!["Ingress".into(), "Egress".into()]),
-    );
-    if !ingress.is_empty() {
-        spec.insert("ingress".into(), Value::Array(ingress));
-    }
-    if !egress.is_empty() {
-        spec.insert("egress".into(), Value::Array(egress));
-    }
-    object(
+    let name = tier_policy_name(&model.name, t.name);
+    let app = names::label_value(&model.name);
+    let mut labels = [
+        (MANAGED_BY, MANAGER),
+        (APP_NETWORK_LABEL, app.as_str()),
+        (TIER_LABEL, t.name),
+        (ROLE_LABEL, ROLE_TIER),
+    ];
+    labels.sort_unstable();
+    let owners = owner.map(|o| (o, true));
+    let mut j = Json::with_capacity(TEXT_CAPACITY);
+    let mut spec_at = 0..0;
+    j.object(|o| {
+        header(o, &name, &model.namespace, &labels, owners.iter().copied());
+        let j = o.key("spec");
+        let start = j.len();
+        j.object(|spec| {
+            spec.non_empty_array("egress", |a| {
+                if let Some(dns) = &t.dns {
+                    a.unique(|j| dns_rule(j, dns.target));
+                }
+                for r in &t.egress {
+                    if let Some(p) = peers(&r.peer) {
+                        a.unique(|j| rule(j, "to", &p, &r.ports));
+                    }
+                }
+            });
+            spec.non_empty_array("ingress", |a| {
+                for r in &t.ingress {
+                    if let Some(p) = peers(&r.peer) {
+                        a.unique(|j| rule(j, "from", &p, &r.ports));
+                    }
+                }
+            });
+            spec.key("podSelector")
+                .object(|o| label_selector(o, t.selector));
+            spec.key("policyTypes").strings(["Ingress", "Egress"]);
+        });
+        spec_at = start..j.len();
+    });
+    Object::from_json(
         ObjectKind::NetworkPolicy,
-        &tier_policy_name(&model.name, &t.name),
+        &name,
         Some(&model.namespace),
-        tier_labels(&model.name, &t.name),
-        &controller_refs(owner),
-        spec,
+        j.finish(),
+        spec_at,
     )
+}
+
+/// `apiVersion`, `kind` and `metadata` of a NetworkPolicy (`labels` sorted by key; owners with
+/// whether each is the controller).
+fn header<'o>(
+    o: &mut Members<'_>,
+    name: &str,
+    namespace: &str,
+    labels: &[(&'static str, &str)],
+    owners: impl ExactSizeIterator<Item = (&'o Owner, bool)>,
+) {
+    let kind = ObjectKind::NetworkPolicy;
+    o.key("apiVersion").string(kind.api_version());
+    o.key("kind").string(kind.kind());
+    o.key("metadata").object(|m| {
+        m.key("labels").object(|l| {
+            for (k, v) in labels {
+                l.key(k).string(v);
+            }
+        });
+        m.key("name").string(name);
+        m.key("namespace").string(namespace);
+        if owners.len() > 0 {
+            m.key("ownerReferences").array(|a| {
+                for (owner, controller) in owners {
+                    // `Owner::reference`, serialised (`blockOwnerDeletion` unset).
+                    a.item().object(|r| {
+                        r.key("apiVersion").string(&owner.api_version);
+                        r.key("controller").bool(controller);
+                        r.key("kind").string(&owner.kind);
+                        r.key("name").string(&owner.name);
+                        r.key("uid").string(&owner.uid);
+                    });
+                }
+            });
+        }
+    });
 }
 
 /// The namespace baseline `tierflow-baseline`: selects every pod, denies per the merged wishes
@@ -122,180 +170,217 @@ fn baseline_with(
     if b.is_empty() {
         return None;
     }
-    let mut types = Vec::new();
-    if b.deny_ingress {
-        types.push(Value::from("Ingress"));
-    }
-    let mut egress = Vec::new();
-    if b.deny_egress {
-        types.push(Value::from("Egress"));
-        egress.extend(b.dns.iter().map(dns_rule));
-        if b.kube_api_server {
-            let caps = Backend::NetworkPolicy.capabilities();
-            if let Some(r) = ir::api_server_rule(caps, &[], env) {
-                egress.extend(egress_rule(&r));
+    let api_server = (b.deny_egress && b.kube_api_server)
+        .then(|| ir::api_server_rule(Backend::NetworkPolicy.capabilities(), &[], env))
+        .flatten();
+    let mut labels = [(MANAGED_BY, MANAGER), (ROLE_LABEL, ROLE_BASELINE)];
+    labels.sort_unstable();
+    let mut j = Json::with_capacity(TEXT_CAPACITY);
+    let mut spec_at = 0..0;
+    j.object(|o| {
+        header(
+            o,
+            BASELINE_NAME,
+            namespace,
+            &labels,
+            owners.iter().map(|o| (o, false)),
+        );
+        let j = o.key("spec");
+        let start = j.len();
+        j.object(|spec| {
+            if b.deny_egress {
+                spec.non_empty_array("egress", |a| {
+                    for dns in &b.dns {
+                        dns_rule(a.item(), dns);
+                    }
+                    if let Some(r) = &api_server {
+                        if let Some(p) = peers(&r.peer) {
+                            rule(a.item(), "to", &p, &r.ports);
+                        }
+                    }
+                });
             }
-        }
-    }
-    let mut spec = Map::new();
-    spec.insert("podSelector".into(), Value::Object(Map::new()));
-    spec.insert("policyTypes".into(), Value::Array(types));
-    if !egress.is_empty() {
-        spec.insert("egress".into(), Value::Array(egress));
-    }
-    Some(object(
+            spec.key("podSelector").object(|_| {});
+            spec.key("policyTypes").array(|a| {
+                if b.deny_ingress {
+                    a.item().string("Ingress");
+                }
+                if b.deny_egress {
+                    a.item().string("Egress");
+                }
+            });
+        });
+        spec_at = start..j.len();
+    });
+    Some(Object::from_json(
         ObjectKind::NetworkPolicy,
         BASELINE_NAME,
         Some(namespace),
-        baseline_labels(),
-        &shared_refs(owners),
-        spec,
+        j.finish(),
+        spec_at,
     ))
 }
 
-/// A rule: its peers under `peers_key` (`from` / `to`) and its ports.
-fn rule(peers_key: &str, peers: Vec<Value>, list: &[Port]) -> Value {
-    let mut m = Map::new();
-    m.insert(peers_key.into(), Value::Array(peers));
-    m.insert("ports".into(), ports(list));
-    Value::Object(m)
+/// The peers of one resolved peer, as NetworkPolicy names them.
+enum Peers<'a> {
+    /// ONE peer for pods (so namespace AND pod conditions both apply).
+    Pods(&'a NamespaceMatch, Option<&'a Selector>),
+    /// One network.
+    Cidr(&'a Cidr, &'a [Cidr]),
+    /// One peer per address (the API server's).
+    Hosts(&'a [Cidr]),
+    /// The world: per family with a known cluster range, all of it minus the cluster's ranges.
+    World(Vec<(Cidr, Vec<Cidr>)>),
 }
 
-/// The egress rule of one resolved rule; `None` when its peer has no NetworkPolicy form (never
-/// an empty peer list, which would allow every destination).
-fn egress_rule(r: &Rule) -> Option<Value> {
-    Some(rule("to", peers(&r.peer)?, &r.ports))
+/// The peers of one resolved peer; `None` for peers NetworkPolicy cannot name (the intermediate
+/// form leaves those out for this backend already), and never an empty list (which would allow
+/// every source or destination).
+fn peers<'a>(p: &'a Endpoint<'_>) -> Option<Peers<'a>> {
+    Some(match p {
+        Endpoint::Pods { namespaces, pods } => Peers::Pods(namespaces, *pods),
+        Endpoint::Cidr { cidr, except } => Peers::Cidr(cidr, except),
+        Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => Peers::Hosts(hosts),
+        Endpoint::World { cluster } => {
+            let blocks = ir::world_blocks(cluster);
+            if blocks.is_empty() {
+                return None;
+            }
+            Peers::World(blocks)
+        }
+        Endpoint::ApiServer(_) | Endpoint::Fqdn(_) => return None,
+    })
 }
 
-fn dns_rule(dns: &DnsTarget) -> Value {
-    let mut peer = Map::new();
-    peer.insert("namespaceSelector".into(), namespace_named(&dns.namespace));
-    peer.insert("podSelector".into(), label_selector(&dns.pods));
-    let mut to = vec![Value::Object(peer)];
-    if let Some(addr) = dns.node_local {
-        // The cache's address (a host-network listener, /32 or /128), and its pods where it
-        // runs as pods behind a local redirect (Cilium's setup, also with this backend).
-        to.push(ip_block(&Cidr::host(addr), &[]));
-        let mut pods = Map::new();
-        pods.insert("namespaceSelector".into(), namespace_named(&dns.namespace));
-        pods.insert("podSelector".into(), label_selector(&node_local_dns_pods()));
-        to.push(Value::Object(pods));
+fn write_peers(a: &mut Items<'_>, p: &Peers<'_>) {
+    match p {
+        Peers::Pods(namespaces, pods) => a.item().object(|m| {
+            match namespaces {
+                NamespaceMatch::Own => {}
+                NamespaceMatch::Named(ns) => m
+                    .key("namespaceSelector")
+                    .object(|o| namespace_named(o, ns)),
+                NamespaceMatch::Selector(s) => {
+                    m.key("namespaceSelector").object(|o| label_selector(o, s))
+                }
+                NamespaceMatch::All => m.key("namespaceSelector").object(|_| {}),
+            }
+            if let Some(pods) = pods {
+                m.key("podSelector").object(|o| label_selector(o, pods));
+            }
+        }),
+        Peers::Cidr(cidr, except) => ip_block(a.item(), cidr, except),
+        Peers::Hosts(hosts) => {
+            for h in *hosts {
+                ip_block(a.item(), h, &[]);
+            }
+        }
+        Peers::World(blocks) => {
+            for (all, except) in blocks {
+                ip_block(a.item(), all, except);
+            }
+        }
     }
-    rule("to", to, &DNS_PORTS)
 }
 
-fn namespace_named(ns: &str) -> Value {
-    let mut labels = Map::new();
-    labels.insert(NAMESPACE_NAME_LABEL.into(), Value::from(ns));
-    let mut m = Map::new();
-    m.insert("matchLabels".into(), Value::Object(labels));
-    Value::Object(m)
+/// A rule: its peers under `peers_key` (`from` / `to`) and its ports.
+fn rule(j: &mut Json, peers_key: &'static str, peers: &Peers<'_>, list: &[Port]) {
+    j.object(|o| {
+        if peers_key < "ports" {
+            o.key(peers_key).array(|a| write_peers(a, peers));
+            o.key("ports").array(|a| ports(a, list));
+        } else {
+            o.key("ports").array(|a| ports(a, list));
+            o.key(peers_key).array(|a| write_peers(a, peers));
+        }
+    });
+}
+
+fn dns_rule(j: &mut Json, dns: &DnsTarget) {
+    let to = |a: &mut Items<'_>| {
+        a.item().object(|m| {
+            m.key("namespaceSelector")
+                .object(|o| namespace_named(o, &dns.namespace));
+            m.key("podSelector")
+                .object(|o| label_selector(o, &dns.pods));
+        });
+        if let Some(addr) = dns.node_local {
+            // The cache's address (a host-network listener, /32 or /128), and its pods where it
+            // runs as pods behind a local redirect (Cilium's setup, also with this backend).
+            ip_block(a.item(), &Cidr::host(addr), &[]);
+            a.item().object(|m| {
+                m.key("namespaceSelector")
+                    .object(|o| namespace_named(o, &dns.namespace));
+                m.key("podSelector")
+                    .object(|o| label_selector(o, &node_local_dns_pods()));
+            });
+        }
+    };
+    j.object(|o| {
+        o.key("ports").array(|a| ports(a, &DNS_PORTS));
+        o.key("to").array(to);
+    });
+}
+
+/// `{matchLabels: {kubernetes.io/metadata.name: ns}}`.
+fn namespace_named(o: &mut Members<'_>, ns: &str) {
+    o.key("matchLabels")
+        .object(|l| l.key(NAMESPACE_NAME_LABEL).string(ns));
 }
 
 /// A label selector as the API writes it (`validate::label_selector`, serialised): empty parts
 /// left out, `values` left out when empty.
-fn label_selector(s: &Selector) -> Value {
-    let mut m = Map::new();
+fn label_selector(o: &mut Members<'_>, s: &Selector) {
     if !s.match_expressions.is_empty() {
-        let exprs = s
-            .match_expressions
-            .iter()
-            .map(|r| {
-                let mut e = Map::new();
-                e.insert("key".into(), Value::from(r.key.as_str()));
-                e.insert("operator".into(), Value::from(r.op.as_str()));
-                if !r.values.is_empty() {
-                    e.insert(
-                        "values".into(),
-                        r.values.iter().map(|v| Value::from(v.as_str())).collect(),
-                    );
-                }
-                Value::Object(e)
-            })
-            .collect();
-        m.insert("matchExpressions".into(), Value::Array(exprs));
+        o.key("matchExpressions").array(|a| {
+            for r in &s.match_expressions {
+                a.item().object(|e| {
+                    e.key("key").string(&r.key);
+                    e.key("operator").string(r.op.as_str());
+                    if !r.values.is_empty() {
+                        e.key("values").strings(r.values.iter().map(String::as_str));
+                    }
+                });
+            }
+        });
     }
     if !s.match_labels.is_empty() {
-        let labels = s
-            .match_labels
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-            .collect();
-        m.insert("matchLabels".into(), Value::Object(labels));
-    }
-    Value::Object(m)
-}
-
-/// The peers of one resolved peer: ONE peer for pods (so namespace AND pod conditions both
-/// apply) and networks, one per address for the API server; `None` for peers NetworkPolicy
-/// cannot name (the intermediate form leaves those out for this backend already).
-fn peers(p: &Endpoint) -> Option<Vec<Value>> {
-    let peer = match p {
-        Endpoint::Pods { namespaces, pods } => {
-            let mut m = Map::new();
-            let namespace_selector = match namespaces {
-                NamespaceMatch::Own => None,
-                NamespaceMatch::Named(ns) => Some(namespace_named(ns)),
-                NamespaceMatch::Selector(s) => Some(label_selector(s)),
-                NamespaceMatch::All => Some(Value::Object(Map::new())),
-            };
-            if let Some(ns) = namespace_selector {
-                m.insert("namespaceSelector".into(), ns);
+        o.key("matchLabels").object(|l| {
+            for (k, v) in &s.match_labels {
+                l.key_text(k).string(v);
             }
-            if let Some(pods) = pods {
-                m.insert("podSelector".into(), label_selector(pods));
-            }
-            Value::Object(m)
-        }
-        Endpoint::Cidr { cidr, except } => ip_block(cidr, except),
-        Endpoint::ApiServer(ApiServer::Hosts(hosts)) if !hosts.is_empty() => {
-            return Some(hosts.iter().map(|h| ip_block(h, &[])).collect());
-        }
-        // Per family with a known cluster range: all of it minus the cluster's ranges.
-        Endpoint::World { cluster } => {
-            let blocks: Vec<Value> = ir::world_blocks(cluster)
-                .iter()
-                .map(|(all, except)| ip_block(all, except))
-                .collect();
-            return (!blocks.is_empty()).then_some(blocks);
-        }
-        Endpoint::ApiServer(_) | Endpoint::Fqdn(_) => return None,
-    };
-    Some(vec![peer])
-}
-
-fn ip_block(cidr: &Cidr, except: &[Cidr]) -> Value {
-    let mut block = Map::new();
-    block.insert("cidr".into(), Value::from(cidr.to_string()));
-    if !except.is_empty() {
-        block.insert(
-            "except".into(),
-            except.iter().map(|e| Value::from(e.to_string())).collect(),
-        );
+        });
     }
-    let mut m = Map::new();
-    m.insert("ipBlock".into(), Value::Object(block));
-    Value::Object(m)
 }
 
-fn ports(list: &[Port]) -> Value {
-    list.iter()
-        .map(|p| {
-            let mut m = Map::new();
+fn ip_block(j: &mut Json, cidr: &Cidr, except: &[Cidr]) {
+    j.object(|o| {
+        o.key("ipBlock").object(|b| {
+            b.key("cidr").cidr(cidr);
+            if !except.is_empty() {
+                b.key("except").array(|a| {
+                    for e in except {
+                        a.item().cidr(e);
+                    }
+                });
+            }
+        });
+    });
+}
+
+fn ports(a: &mut Items<'_>, list: &[Port]) {
+    for p in list {
+        a.item().object(|m| {
             if let Some(end) = p.end() {
-                m.insert("endPort".into(), Value::from(end));
+                m.key("endPort").u64(end.into());
             }
-            m.insert(
-                "port".into(),
-                match p.id {
-                    PortId::Number(n) | PortId::Range(n, _) => Value::from(n),
-                    PortId::Name(n) => Value::from(n.to_string()),
-                },
-            );
-            m.insert("protocol".into(), Value::from(p.protocol.as_str()));
-            Value::Object(m)
-        })
-        .collect()
+            match p.id {
+                PortId::Number(n) | PortId::Range(n, _) => m.key("port").u64(n.into()),
+                PortId::Name(n) => m.key("port").string(n.as_str()),
+            }
+            m.key("protocol").string(p.protocol.as_str());
+        });
+    }
 }
 
 #[cfg(test)]
@@ -414,6 +499,19 @@ mod tests {
         assert_eq!(spec.policy_types.unwrap(), ["Ingress", "Egress"]);
         assert_eq!(spec.egress.unwrap().len(), 1);
         assert_eq!(spec.pod_selector, Some(LabelSelector::default()));
+    }
+
+    #[test]
+    fn the_spec_digest_read_from_the_text_is_the_digest_of_the_parsed_spec() {
+        let m = model();
+        let merged = NamespaceBaseline::merge([&m.baseline]);
+        let mut objects = tier_objects(&m, None, &Env::default()).objects;
+        objects.extend(baseline_object("production", &merged, &[], &Env::default()));
+        assert_eq!(objects.len(), 4);
+        for o in objects {
+            let spec_digest = o.spec_digest();
+            assert_eq!(spec_digest, crate::render::digest(&o.into_value()["spec"]));
+        }
     }
 
     #[test]

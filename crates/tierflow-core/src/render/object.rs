@@ -1,10 +1,13 @@
-//! What rendering produces and is given: objects and their kinds, the labels and metadata
-//! they carry, what a backend could not express, and the cluster facts and owner a renderer
-//! receives. Every backend builds on these; kept apart from the renderers' entry points in
-//! `mod.rs` (which call the backends) so that no backend needs anything from there.
+//! What rendering produces and is given: objects (their kind and the exact, canonical JSON text
+//! that is sent, with its digests) and their kinds, the labels and metadata they carry, what a
+//! backend could not express, and the cluster facts and owner a renderer receives. Every
+//! backend builds on these; kept apart from the renderers' entry points in `mod.rs` (which call
+//! the backends) so that no backend needs anything from there.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::ops::Range;
+use std::sync::OnceLock;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
@@ -129,29 +132,206 @@ impl ObjectKind {
     }
 }
 
-/// A rendered object: its kind and the full body (apiVersion, kind, metadata, spec).
-#[derive(Clone, Debug, PartialEq)]
+/// A rendered object: its kind and the exact JSON text that is sent (apiVersion, kind, metadata,
+/// spec).
+///
+/// The text is canonical: byte for byte what `serde_json::to_string` gives for the same JSON
+/// value (object keys sorted as `BTreeMap` sorts them, serde_json's number and string forms), so
+/// that the text, its digests and a value parsed from it all agree. The standard NetworkPolicy
+/// backend writes the text directly ([`super::networkpolicy`], with `render/json.rs`); the
+/// other backends build a [`Value`] and serialise it ([`Object::from_value`]). The value is
+/// parsed from the text only when someone asks for it ([`Object::body`]), once.
+#[derive(Clone)]
 pub struct Object {
-    /// What it is.
-    pub kind: ObjectKind,
-    /// The object as it will be applied.
-    pub body: Value,
+    kind: ObjectKind,
+    name: Box<str>,
+    namespace: Option<Box<str>>,
+    json: Box<str>,
+    value: OnceLock<Value>,
+    digest: OnceLock<u64>,
+    spec_digest: OnceLock<u64>,
+    /// Where `spec`'s value is in the text, when the writer said so.
+    spec: Option<Range<usize>>,
 }
 
 impl Object {
+    /// An object built as a JSON value; the value is kept, so nothing parses the text again.
+    pub fn from_value(kind: ObjectKind, body: Value) -> Object {
+        let json = serde_json::to_string(&body).unwrap_or_default();
+        let text = |path: &str| body.pointer(path).and_then(Value::as_str).map(Box::from);
+        let name = text("/metadata/name").unwrap_or_default();
+        let namespace = text("/metadata/namespace");
+        Object {
+            kind,
+            name,
+            namespace,
+            json: json.into_boxed_str(),
+            value: OnceLock::from(body),
+            digest: OnceLock::new(),
+            spec_digest: OnceLock::new(),
+            spec: None,
+        }
+    }
+
+    /// An object from its JSON text, which a writer produced in canonical form (see the type's
+    /// doc; debug builds check it): `name` and `namespace` are its `metadata.name` and
+    /// `metadata.namespace`, `spec` where the value of `spec` is in `json`.
+    pub(crate) fn from_json(
+        kind: ObjectKind,
+        name: &str,
+        namespace: Option<&str>,
+        json: String,
+        spec: Range<usize>,
+    ) -> Object {
+        let o = Object {
+            kind,
+            name: name.into(),
+            namespace: namespace.map(Box::from),
+            json: json.into_boxed_str(),
+            value: OnceLock::new(),
+            digest: OnceLock::new(),
+            spec_digest: OnceLock::new(),
+            spec: Some(spec),
+        };
+        #[cfg(debug_assertions)]
+        {
+            // Parsed apart: the object stays unparsed, as in release builds.
+            let v = &serde_json::from_str::<Value>(&o.json).unwrap_or(Value::Null);
+            debug_assert_eq!(
+                serde_json::to_string(v).ok().as_deref(),
+                Some(o.json()),
+                "written JSON is not canonical"
+            );
+            debug_assert_eq!(
+                v.pointer("/metadata/name").and_then(Value::as_str),
+                Some(name)
+            );
+            debug_assert_eq!(
+                v.pointer("/metadata/namespace").and_then(Value::as_str),
+                namespace
+            );
+            debug_assert_eq!(
+                o.spec.clone().and_then(|r| o.json.get(r)),
+                v.get("spec")
+                    .and_then(|s| serde_json::to_string(s).ok())
+                    .as_deref(),
+                "the spec's place in the text"
+            );
+        }
+        o
+    }
+
+    /// What it is.
+    pub fn kind(&self) -> ObjectKind {
+        self.kind
+    }
+
+    /// The object as JSON text, exactly as it is sent (canonical: see the type's doc).
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// The object as a JSON value (parsed from the text on first use, then kept).
+    pub fn body(&self) -> &Value {
+        self.value
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or(Value::Null))
+    }
+
+    /// Whether the JSON value has been built (parsed, or given to [`Object::from_value`]): for
+    /// tests that check a path reads only the text.
+    pub fn parsed(&self) -> bool {
+        self.value.get().is_some()
+    }
+
+    /// A copy of the object as a JSON value: the kept value cloned, or parsed from the text
+    /// without keeping it (so the object does not hold its text and a tree both).
+    pub fn to_value(&self) -> Value {
+        match self.value.get() {
+            Some(v) => v.clone(),
+            None => serde_json::from_str(&self.json).unwrap_or(Value::Null),
+        }
+    }
+
+    /// The object as a JSON value, owned.
+    pub fn into_value(self) -> Value {
+        match self.value.into_inner() {
+            Some(v) => v,
+            None => serde_json::from_str(&self.json).unwrap_or(Value::Null),
+        }
+    }
+
     /// `metadata.name`.
     pub fn name(&self) -> &str {
-        self.body
-            .pointer("/metadata/name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
+        &self.name
     }
 
     /// `metadata.namespace` (`None` for cluster-scoped kinds).
     pub fn namespace(&self) -> Option<&str> {
-        self.body
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
+        self.namespace.as_deref()
+    }
+
+    /// A digest of the whole object ([`digest_text`] of its text), computed once.
+    pub fn digest(&self) -> u64 {
+        *self.digest.get_or_init(|| digest_text(&self.json))
+    }
+
+    /// A digest of `spec` ([`digest`] of it; of `null` when there is none), computed once: the
+    /// same as the digest of the same spec read back from the API server.
+    pub fn spec_digest(&self) -> u64 {
+        *self.spec_digest.get_or_init(|| {
+            // The canonical text of the spec is in the canonical text of the object: no parse.
+            match self.spec.clone().and_then(|r| self.json.get(r)) {
+                Some(spec) => digest_text(spec),
+                None => digest(self.body().get("spec").unwrap_or(&Value::Null)),
+            }
+        })
+    }
+}
+
+/// A digest of JSON text (the bytes as they are).
+pub fn digest_text(json: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write(json.as_bytes());
+    h.finish()
+}
+
+/// A digest of a JSON value: [`digest_text`] of its canonical text (`serde_json::to_string`,
+/// keys sorted), computed without building the text. Two values have the same digest when they
+/// are equal, whatever order their keys came in (the API server and the renderers may order
+/// them differently) and whatever integer type a number had (8080 rendered from a `u16` and
+/// 8080 read back as a `u64` are the same text). 64 bits: a collision is not a practical
+/// concern for a few thousand objects. Digests live only in this process's memory.
+pub fn digest(v: &Value) -> u64 {
+    use std::hash::Hasher;
+    struct Feed(std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for Feed {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut feed = Feed(std::collections::hash_map::DefaultHasher::new());
+    // Writing into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut feed, v);
+    feed.0.finish()
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Object) -> bool {
+        self.kind == other.kind && self.json == other.json
+    }
+}
+
+impl std::fmt::Debug for Object {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Object")
+            .field("kind", &self.kind)
+            .field("json", &self.json)
+            .finish()
     }
 }
 

@@ -540,7 +540,7 @@ fn plan_side(
         }
     }
     Planned {
-        objects: p.objects.into_iter().map(|o| o.body).collect(),
+        objects: p.objects.into_iter().map(|o| o.into_value()).collect(),
         notes,
     }
 }

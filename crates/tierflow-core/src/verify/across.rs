@@ -339,7 +339,7 @@ impl World {
             self.others
                 .iter()
                 .cloned()
-                .chain(plan.objects.iter().map(|o| o.body.clone())),
+                .chain(plan.objects.iter().map(|o| o.to_value())),
         )?;
         scenario.set_cilium_identity_filter(self.cluster.cilium_identity.clone());
         for (ns, labels) in &self.namespaces {
@@ -477,7 +477,7 @@ impl Built {
         }
         let kind = p.kind.rsplit(' ').next().unwrap_or_default();
         let same = |o: &crate::render::Object| {
-            o.name() == p.name && o.namespace() == p.namespace.as_deref() && o.kind.kind() == kind
+            o.name() == p.name && o.namespace() == p.namespace.as_deref() && o.kind().kind() == kind
         };
         let mut out = Vec::new();
         for (ns, app) in self.plan.apps() {
@@ -494,7 +494,7 @@ impl Built {
             // A namespace baseline: the inputs recorded on it.
             if let Some(o) = self.plan.objects.iter().find(|o| same(o)) {
                 let annotations: BTreeMap<String, String> = o
-                    .body
+                    .body()
                     .pointer("/metadata/annotations")
                     .cloned()
                     .and_then(|a| serde_json::from_value(a).ok())

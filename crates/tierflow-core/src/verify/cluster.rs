@@ -78,7 +78,7 @@ pub fn cluster_baselines(
         let s = Scenario::from_values(
             world
                 .into_iter()
-                .chain(plan.objects.iter().map(|o| o.body.clone())),
+                .chain(plan.objects.iter().map(|o| o.to_value())),
         )?;
         let find = |ns: &str, name: &str| {
             s.pods()

@@ -317,7 +317,7 @@ flows:
                 operator_namespace: "tierflow-system",
                 cluster_cidrs: &[],
             },
-            Some(p.objects.iter().map(|o| o.body.clone()).collect()),
+            Some(p.objects.iter().map(|o| o.to_value()).collect()),
         )
         .unwrap()
     }

@@ -25,7 +25,7 @@ pub fn simulation(
     };
     let (objects, limitations) =
         crate::plan::app_objects_with(&enforcing, backend, &reps.env(), &reps.cilium_identity);
-    let sim = reps.simulation(objects.into_iter().map(|o| o.body).collect())?;
+    let sim = reps.simulation(objects.into_iter().map(|o| o.into_value()).collect())?;
     let notes = limitations
         .into_iter()
         .map(|l| format!("{}: {}", l.kind.reason(), l.message))
@@ -491,7 +491,7 @@ mod tests {
     use crate::crd::AppNetworkSpec;
     use crate::plan::app_objects;
     use crate::verify::intent::probe_ports;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn model() -> AppModel {
         let spec: AppNetworkSpec = serde_yaml::from_str(
@@ -511,25 +511,21 @@ mod tests {
     #[test]
     fn namespace_and_pod_conditions_in_two_peers_are_caught() {
         // The classic mistake: two peers (OR) where one (AND) was meant.
-        let (mut objects, _) = app_objects(
+        let (objects, _) = app_objects(
             &model(),
             Backend::NetworkPolicy,
             &crate::render::Env::default(),
         );
+        let mut objects: Vec<Value> = objects.into_iter().map(|o| o.into_value()).collect();
         for o in &mut objects {
-            if o.name() == "tierflow-shop-api" {
-                o.body["spec"]["ingress"][0]["from"] = json!([
+            if o["metadata"]["name"] == "tierflow-shop-api" {
+                o["spec"]["ingress"][0]["from"] = json!([
                     {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
                     {"podSelector": {"matchLabels": {"app": "prometheus"}}},
                 ]);
             }
         }
-        let report = verify_objects(
-            &model(),
-            objects.into_iter().map(|o| o.body).collect(),
-            Backend::NetworkPolicy,
-            &[],
-        );
+        let report = verify_objects(&model(), objects, Backend::NetworkPolicy, &[]);
         let wrong: Vec<String> = report
             .differences
             .iter()
@@ -546,11 +542,11 @@ mod tests {
     fn a_cilium_peer_without_its_namespace_key_is_caught() {
         // Without `k8s:io.kubernetes.pod.namespace` Cilium scopes the peer to the policy's own
         // namespace: prometheus in monitoring can no longer reach the api.
-        let (mut objects, _) =
-            app_objects(&model(), Backend::Cilium, &crate::render::Env::default());
+        let (objects, _) = app_objects(&model(), Backend::Cilium, &crate::render::Env::default());
+        let mut objects: Vec<Value> = objects.into_iter().map(|o| o.into_value()).collect();
         for o in &mut objects {
-            if o.name() == "tierflow-shop-api" {
-                let sel = &mut o.body["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"];
+            if o["metadata"]["name"] == "tierflow-shop-api" {
+                let sel = &mut o["spec"]["ingress"][0]["fromEndpoints"][0]["matchLabels"];
                 assert!(sel
                     .as_object_mut()
                     .unwrap()
@@ -558,12 +554,7 @@ mod tests {
                     .is_some());
             }
         }
-        let report = verify_objects(
-            &model(),
-            objects.into_iter().map(|o| o.body).collect(),
-            Backend::Cilium,
-            &[],
-        );
+        let report = verify_objects(&model(), objects, Backend::Cilium, &[]);
         assert!(
             report
                 .differences
@@ -584,7 +575,7 @@ mod tests {
 
     fn rendered(model: &AppModel, backend: Backend) -> Vec<serde_json::Value> {
         let (objects, _) = app_objects(model, backend, &crate::render::Env::default());
-        objects.into_iter().map(|o| o.body).collect()
+        objects.into_iter().map(|o| o.into_value()).collect()
     }
 
     #[test]

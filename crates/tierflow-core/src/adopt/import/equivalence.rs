@@ -186,7 +186,7 @@ pub fn equivalence(
     let mut rendered = Vec::new();
     for m in &models {
         let (objs, limits) = app_objects(m, backend, &env);
-        rendered.extend(objs.into_iter().map(|o| o.body));
+        rendered.extend(objs.into_iter().map(|o| o.into_value()));
         notes.extend(
             limits
                 .into_iter()
