@@ -212,7 +212,7 @@ fn main() {
         per_object::<AppNetwork>(&app),
     );
     row(
-        "AppNetwork, no managedFields (cached until 2026-12-01)",
+        "AppNetwork, no managedFields (typed; cached until session 5)",
         compact(&app_bare),
         per_object::<AppNetwork>(&app_bare),
     );

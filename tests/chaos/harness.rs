@@ -408,6 +408,8 @@ impl Operator {
             )
             .env("POD_NAME", identity)
             .env("POD_NAMESPACE", "tierflow-system")
+            // A panic's log shows where it happened (tests/chaos/panic.rs reads it).
+            .env("RUST_BACKTRACE", "1")
             .env(
                 "RUST_LOG",
                 opts.rust_log.as_deref().unwrap_or("info,kube=warn"),
