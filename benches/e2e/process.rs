@@ -103,16 +103,7 @@ impl Operator {
 
     /// (VmHWM, VmRSS) in KiB.
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
+        let field = status_fields(self.pid());
         (field("VmHWM:"), field("VmRSS:"))
     }
 
@@ -121,15 +112,7 @@ impl Operator {
     /// and the other anonymous mappings (thread arenas and stacks), from /proc/<pid>/smaps.
     pub fn memory_breakdown(&self) -> serde_json::Value {
         let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| -> u64 {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
+        let field = status_fields(pid);
         let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
         let (mut heap, mut other_anon, mut anon_maps, mut name) = (0u64, 0u64, 0u64, String::new());
         for l in smaps.lines() {
@@ -450,5 +433,18 @@ impl Perf {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A reader of the numeric fields of `/proc/<pid>/status` (`VmRSS:` and the like; 0 when absent).
+fn status_fields(pid: u32) -> impl Fn(&str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    move |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     }
 }
