@@ -18,6 +18,7 @@ mod harness;
 mod kill;
 mod lifecycle;
 mod oversized;
+mod paging;
 mod panic;
 mod recorder;
 mod status_loss;
