@@ -449,11 +449,7 @@ where
         + Sync
         + 'static,
 {
-    let stream = watcher::watcher(api, config)
-        .backoff(WatchBackoff::default())
-        .map_ok(|ev| ev.modify(strip_managed_fields))
-        .reflect(writer);
-    fan_out(stream, on_event)
+    fan_out(stripped(api, config).reflect(writer), on_event)
 }
 
 /// A watch of `K` without a store of kube's (for caches of their own, like [`Apps`]): managed
@@ -467,10 +463,20 @@ pub fn watch_events<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    let stream = watcher::watcher(api, config)
+    fan_out(stripped(api, config), on_event)
+}
+
+/// The events of a watch of `K`, retried with [`WatchBackoff`], managed fields stripped.
+fn stripped<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(api, config)
         .backoff(WatchBackoff::default())
-        .map_ok(|ev| ev.modify(strip_managed_fields));
-    fan_out(stream, on_event)
+        .map_ok(|ev| ev.modify(strip_managed_fields))
 }
 
 /// Managed fields are never compared: keeping them would double the memory of every cache.

@@ -620,6 +620,18 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// How many namespaces exist and are not being deleted: what a start-up pass reconciles.
+pub async fn live_namespaces(client: &Client) -> f64 {
+    Api::<Namespace>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("list namespaces")
+        .items
+        .into_iter()
+        .filter(|n| n.metadata.deletion_timestamp.is_none())
+        .count() as f64
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or `None` after `timeout`.
 pub async fn poll<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where

@@ -106,14 +106,7 @@ async fn caches_fill_from_several_list_pages_at_a_cold_start_and_at_a_restart() 
     op.sigkill();
     let restarted = Instant::now();
     op = Operator::start(&sc, "tierflow", &opts);
-    let namespaces = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("list namespaces")
-        .items
-        .into_iter()
-        .filter(|n| n.metadata.deletion_timestamp.is_none())
-        .count() as f64;
+    let namespaces = harness::live_namespaces(&client).await;
     let m = within(WAIT, "the start-up pass over every namespace", || async {
         let m = op.metrics().await?;
         (m.sum("tierflow_reconcile_total{controller=\"namespace\"") >= namespaces).then_some(m)

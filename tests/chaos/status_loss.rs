@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -454,14 +453,7 @@ async fn metrics(op: &Operator) -> Metrics {
 /// controllers reconcile everything at start; a write that start-up pass makes must be seen
 /// before the objects are compared).
 async fn wait_startup_pass(client: &Client, op: &Operator) {
-    let live = Api::<Namespace>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .expect("list namespaces")
-        .items
-        .into_iter()
-        .filter(|n| n.metadata.deletion_timestamp.is_none())
-        .count() as f64;
+    let live = harness::live_namespaces(client).await;
     within(WAIT, "the start-up pass over every namespace", || async {
         let m = op.metrics().await?;
         (m.sum("tierflow_reconcile_total{controller=\"namespace\"") >= live

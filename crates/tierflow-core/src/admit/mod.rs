@@ -45,16 +45,27 @@ impl Cni {
 pub fn check(obj: &Value) -> Option<(Cni, Vec<Violation>)> {
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-    match (api, kind) {
+    let cni = cni_of(api, kind)?;
+    let violations = match cni {
+        Cni::Calico => calico::check(obj),
+        Cni::Cilium => cilium::check(obj),
+    };
+    Some((cni, violations))
+}
+
+/// The CNI whose admission rules objects of `api_version` + `kind` must follow (`None`: no
+/// rules here, so nothing needs parsing).
+pub fn cni_of(api_version: &str, kind: &str) -> Option<Cni> {
+    match (api_version, kind) {
         (
             "projectcalico.org/v3",
             "NetworkPolicy"
             | "GlobalNetworkPolicy"
             | "StagedNetworkPolicy"
             | "StagedGlobalNetworkPolicy",
-        ) => Some((Cni::Calico, calico::check(obj))),
+        ) => Some(Cni::Calico),
         ("cilium.io/v2", "CiliumNetworkPolicy" | "CiliumClusterwideNetworkPolicy") => {
-            Some((Cni::Cilium, cilium::check(obj)))
+            Some(Cni::Cilium)
         }
         _ => None,
     }

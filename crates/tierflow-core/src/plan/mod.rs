@@ -457,11 +457,9 @@ fn port_range_hold(field: &str, port: crate::core::Port, why: &str) -> Hold {
 /// (names, ports per rule), so what is left cannot be expressed validly on the backend.
 fn admission_hold<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Option<Hold> {
     objects.into_iter().find_map(|o| {
-        // Only Calico's and Cilium's kinds have admission rules: other objects (the standard
-        // backend's, written as text) are not parsed for nothing.
-        if !matches!(o.kind().group(), "projectcalico.org" | "cilium.io") {
-            return None;
-        }
+        // Kinds without admission rules (the standard backend's, written as text) are not
+        // parsed for nothing.
+        crate::admit::cni_of(o.kind().api_version(), o.kind().kind())?;
         let why = crate::admit::report(o.body())?;
         Some(Hold {
             reason: HoldReason::BackendLimit,

@@ -24,8 +24,9 @@ pub use crate::vocab::{
 };
 
 pub use object::{
-    baseline_labels, cluster_baseline_labels, digest, digest_text, metadata, tier_labels, Env,
-    Limitation, LimitationKind, Object, ObjectKind, Owner, Rendered,
+    baseline_labels, cluster_baseline_labels, digest, digest_text, metadata, tier_label_pairs,
+    tier_labels, Env, Limitation, LimitationKind, Object, ObjectKind, Owner, Rendered,
+    BASELINE_LABEL_PAIRS,
 };
 
 /// Renders the per-tier objects of an AppNetwork for `backend`: builds the intermediate form

@@ -10,15 +10,12 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::ir::{self, ApiServer, AppPolicy, Endpoint, TierPolicy};
 use super::json::{Items, Json, Members};
-use super::{Env, Object, ObjectKind, Owner, Rendered};
+use super::{tier_label_pairs, Env, Object, ObjectKind, Owner, Rendered, BASELINE_LABEL_PAIRS};
 use crate::core::names::{self, tier_policy_name, BASELINE_NAME};
 use crate::core::port::DNS_PORTS;
 use crate::core::{Cidr, Port, PortId, Selector};
 use crate::model::{AppModel, Backend, DnsTarget, NamespaceBaseline, NamespaceMatch};
-use crate::vocab::{
-    node_local_dns_pods, APP_NETWORK_LABEL, MANAGED_BY, MANAGER, ROLE_BASELINE, ROLE_LABEL,
-    ROLE_TIER, TIER_LABEL,
-};
+use crate::vocab::node_local_dns_pods;
 
 /// The per-tier objects, and what this backend cannot express (the same as
 /// [`super::tier_objects`] on this backend).
@@ -71,13 +68,7 @@ const TEXT_CAPACITY: usize = 2048;
 fn tier_policy(model: &AppModel, t: &TierPolicy, owner: Option<&Owner>) -> Object {
     let name = tier_policy_name(&model.name, t.name);
     let app = names::label_value(&model.name);
-    let mut labels = [
-        (MANAGED_BY, MANAGER),
-        (APP_NETWORK_LABEL, app.as_str()),
-        (TIER_LABEL, t.name),
-        (ROLE_LABEL, ROLE_TIER),
-    ];
-    labels.sort_unstable();
+    let labels = tier_label_pairs(&app, t.name);
     let owners = owner.map(|o| (o, true));
     let mut j = Json::with_capacity(TEXT_CAPACITY);
     let mut spec_at = 0..0;
@@ -173,8 +164,7 @@ fn baseline_with(
     let api_server = (b.deny_egress && b.kube_api_server)
         .then(|| ir::api_server_rule(Backend::NetworkPolicy.capabilities(), &[], env))
         .flatten();
-    let mut labels = [(MANAGED_BY, MANAGER), (ROLE_LABEL, ROLE_BASELINE)];
-    labels.sort_unstable();
+    let labels = BASELINE_LABEL_PAIRS;
     let mut j = Json::with_capacity(TEXT_CAPACITY);
     let mut spec_at = 0..0;
     j.object(|o| {

@@ -443,20 +443,37 @@ impl Owner {
 
 /// Labels of a per-tier object.
 pub fn tier_labels(app: &str, tier: &str) -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.to_string(), MANAGER.to_string()),
-        (APP_NETWORK_LABEL.to_string(), names::label_value(app)),
-        (TIER_LABEL.to_string(), tier.to_string()),
-        (ROLE_LABEL.to_string(), ROLE_TIER.to_string()),
-    ])
+    let app = names::label_value(app);
+    owned(&tier_label_pairs(&app, tier))
+}
+
+/// [`tier_labels`] as pairs sorted by key, for writers of text; `app_label` is the AppNetwork's
+/// name as a label value ([`names::label_value`]).
+pub fn tier_label_pairs<'a>(app_label: &'a str, tier: &'a str) -> [(&'static str, &'a str); 4] {
+    let mut labels = [
+        (MANAGED_BY, MANAGER),
+        (APP_NETWORK_LABEL, app_label),
+        (TIER_LABEL, tier),
+        (ROLE_LABEL, ROLE_TIER),
+    ];
+    labels.sort_unstable();
+    labels
 }
 
 /// Labels of a namespace baseline.
 pub fn baseline_labels() -> BTreeMap<String, String> {
-    BTreeMap::from([
-        (MANAGED_BY.to_string(), MANAGER.to_string()),
-        (ROLE_LABEL.to_string(), ROLE_BASELINE.to_string()),
-    ])
+    owned(&BASELINE_LABEL_PAIRS)
+}
+
+/// [`baseline_labels`] as pairs sorted by key (in this order), for writers of text.
+pub const BASELINE_LABEL_PAIRS: [(&str, &str); 2] =
+    [(MANAGED_BY, MANAGER), (ROLE_LABEL, ROLE_BASELINE)];
+
+fn owned(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// Labels of a cluster-wide baseline.
