@@ -233,8 +233,7 @@ impl Object {
 
     /// The object as a JSON value (parsed from the text on first use, then kept).
     pub fn body(&self) -> &Value {
-        self.value
-            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or(Value::Null))
+        self.value.get_or_init(|| parse(&self.json))
     }
 
     /// Whether the JSON value has been built (parsed, or given to [`Object::from_value`]): for
@@ -248,7 +247,7 @@ impl Object {
     pub fn to_value(&self) -> Value {
         match self.value.get() {
             Some(v) => v.clone(),
-            None => serde_json::from_str(&self.json).unwrap_or(Value::Null),
+            None => parse(&self.json),
         }
     }
 
@@ -256,7 +255,7 @@ impl Object {
     pub fn into_value(self) -> Value {
         match self.value.into_inner() {
             Some(v) => v,
-            None => serde_json::from_str(&self.json).unwrap_or(Value::Null),
+            None => parse(&self.json),
         }
     }
 
@@ -286,6 +285,11 @@ impl Object {
             }
         })
     }
+}
+
+/// The value of an object's text (which its writer made, so it parses; `null` otherwise).
+fn parse(json: &str) -> Value {
+    serde_json::from_str(json).unwrap_or(Value::Null)
 }
 
 /// A digest of JSON text (the bytes as they are).
